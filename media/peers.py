@@ -1,0 +1,303 @@
+"""A participant's two connections: the publisher connection (the client offers its tracks) and
+the subscriber connection (the server offers what the client receives, renegotiating as tracks
+come and go), after LiveKit's two-connection client model."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+
+from media import aiortc_hooks as hooks
+from media.router import CodecInfo, Publication, PublicationId, RelayCounters, Subscription
+from media.rtp import SequenceRewriter
+from media.tasks import TaskGroup
+
+logger = logging.getLogger(__name__)
+
+ANSWER_TIMEOUT = 15.0
+
+
+class NegotiationError(Exception):
+    """An SDP could not be applied; `code` is the wire error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def make_peer_connection(ice_servers: Sequence[str]) -> RTCPeerConnection:
+    """A peer connection with the configured STUN/TURN servers (none: host candidates only)."""
+    return RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers]))
+
+
+def _codec_info(transceiver: RTCRtpTransceiver) -> CodecInfo:
+    codecs = hooks.media_codecs(transceiver)
+    if not codecs:
+        raise NegotiationError("bad_sdp", f"no usable codec on m-line {transceiver.mid}")
+    codec = codecs[0]
+    return CodecInfo(mime_type=codec.mimeType, clock_rate=codec.clockRate, parameters=dict(codec.parameters))
+
+
+class PublisherPeer:
+    """The connection on which a client publishes; each inbound m-line becomes a Publication."""
+
+    def __init__(
+        self,
+        owner: str,
+        *,
+        counters: RelayCounters,
+        ice_servers: Sequence[str] = (),
+        on_publication: Callable[[Publication], None],
+        on_failed: Callable[[], None] | None = None,
+    ) -> None:
+        self.owner = owner
+        self.pc = make_peer_connection(ice_servers)
+        self.publications: dict[str, Publication] = {}  # by mid
+        self._counters = counters
+        self._on_publication = on_publication
+        self._tasks = TaskGroup(f"pub:{owner}")
+        self._closed = False
+
+        @self.pc.on("connectionstatechange")
+        def _state() -> None:
+            if self.pc.connectionState in ("failed", "closed") and on_failed is not None and not self._closed:
+                on_failed()
+
+    async def answer(self, offer_sdp: str, sources: Mapping[str, str]) -> str:
+        """Apply the client's offer and return the answer; new m-lines become publications."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise NegotiationError("bad_sdp", f"offer rejected: {exc}") from None
+        except Exception as exc:  # aiortc raises its own OperationError/InvalidStateError
+            raise NegotiationError("bad_sdp", f"offer rejected: {exc}") from None
+        for transceiver in self.pc.getTransceivers():
+            transceiver.direction = "recvonly"
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        for transceiver in self.pc.getTransceivers():
+            mid = transceiver.mid
+            if mid is None or mid in self.publications or not hooks.remote_sends(transceiver):
+                continue
+            kind = transceiver.kind
+            source = sources.get(mid) or ("camera" if kind == "video" else "microphone")
+            publication = Publication(
+                owner=self.owner,
+                kind=kind,
+                source=source,
+                codec=_codec_info(transceiver),
+                receiver=transceiver.receiver,
+                counters=self._counters,
+                tasks=self._tasks,
+            )
+            self.publications[mid] = publication
+            self._on_publication(publication)
+        return self.pc.localDescription.sdp
+
+    async def close(self) -> None:
+        """Close every publication and the connection (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for publication in self.publications.values():
+            publication.close()
+        await self._tasks.close()
+        await self.pc.close()
+
+
+@dataclass
+class _Slot:
+    """One transceiver of the subscriber connection with its permanent source and current load."""
+
+    transceiver: RTCRtpTransceiver
+    source: hooks.PermanentSource
+    rewriter: SequenceRewriter
+    publication: Publication | None = None
+    subscription: Subscription | None = None
+
+    def on_feedback(self, kind: str, seqs: list[int]) -> None:
+        if self.subscription is not None:
+            self.subscription.handle_feedback(kind, seqs)
+
+
+SendOffer = Callable[[str, dict[str, str]], Awaitable[None]]
+
+
+class SubscriberPeer:
+    """The connection on which the server sends a client what it subscribes to.
+
+    Transceivers are recycled: removing a track sets its transceiver inactive, adding one reuses
+    a free transceiver of that kind before creating another, so the offer does not grow without
+    bound. Offers go out one at a time; changes made meanwhile are folded into the next offer.
+    """
+
+    def __init__(
+        self,
+        identity: str,
+        *,
+        counters: RelayCounters,
+        send_offer: SendOffer,
+        ice_servers: Sequence[str] = (),
+    ) -> None:
+        self.identity = identity
+        self.pc = make_peer_connection(ice_servers)
+        self.negotiations = 0
+        self._counters = counters
+        self._send_offer = send_offer
+        self._slots: list[_Slot] = []
+        self._wanted: dict[PublicationId, Publication] = {}
+        self._tasks = TaskGroup(f"sub:{identity}")
+        self._dirty = asyncio.Event()
+        self._answer: asyncio.Future[str] | None = None
+        self._closed = False
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._tasks.spawn(self._negotiate_loop(), name="negotiate")
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """Live subscriptions on this connection."""
+        return [slot.subscription for slot in self._slots if slot.subscription is not None]
+
+    @property
+    def transceiver_count(self) -> int:
+        """How many transceivers the connection holds (grows only when all are busy)."""
+        return len(self._slots)
+
+    def subscribe(self, publication: Publication) -> None:
+        """Deliver `publication` to this client (renegotiates)."""
+        if self._closed or publication.closed:
+            return
+        self._wanted[publication.id] = publication
+        self._changed()
+
+    def unsubscribe(self, publication_id: str) -> None:
+        """Stop delivering a publication (renegotiates)."""
+        if self._wanted.pop(PublicationId(publication_id), None) is not None:
+            self._changed()
+
+    def handle_answer(self, sdp: str) -> None:
+        """The client's answer to the outstanding offer."""
+        if self._answer is None or self._answer.done():
+            raise NegotiationError("unexpected_answer", "no subscriber offer is waiting for an answer")
+        self._answer.set_result(sdp)
+
+    async def wait_settled(self, timeout: float) -> None:
+        """Wait until every requested change has been negotiated (for tests and tools)."""
+        await asyncio.wait_for(self._settled.wait(), timeout)
+
+    def _changed(self) -> None:
+        self._settled.clear()
+        self._dirty.set()
+
+    def _apply_wanted(self) -> None:
+        for slot in self._slots:
+            publication = slot.publication
+            if publication is not None and (publication.closed or publication.id not in self._wanted):
+                if slot.subscription is not None:
+                    slot.subscription.close()
+                slot.subscription = None
+                slot.publication = None
+                slot.transceiver.direction = "inactive"
+        placed = {slot.publication.id for slot in self._slots if slot.publication is not None}
+        for publication in list(self._wanted.values()):
+            if publication.closed:
+                del self._wanted[publication.id]
+                continue
+            if publication.id in placed:
+                continue
+            slot = next((s for s in self._slots if s.publication is None and s.transceiver.kind == publication.kind), None)
+            if slot is None:
+                source = hooks.PermanentSource(publication.kind)
+                transceiver = self.pc.addTransceiver(source, direction="sendonly")
+                slot = _Slot(transceiver, source, SequenceRewriter(ts_step=3000 if publication.kind == "video" else 960))
+                hooks.tap_sender(transceiver.sender, slot.on_feedback)
+                self._slots.append(slot)
+            slot.publication = publication
+            slot.transceiver.direction = "sendonly"
+
+    def _bind(self) -> None:
+        for slot in self._slots:
+            publication = slot.publication
+            if publication is None or slot.subscription is not None or publication.closed:
+                continue
+            payload_type = self._payload_type(slot.transceiver, publication.codec)
+            if payload_type is None:
+                logger.warning(
+                    "no common codec subscriber=%s publication=%s codec=%s",
+                    self.identity, publication.id, publication.codec.mime_type,
+                )
+                continue
+            slot.subscription = Subscription(
+                publication,
+                subscriber=self.identity,
+                sender=slot.transceiver.sender,
+                payload_type=payload_type,
+                mid=slot.transceiver.mid,
+                counters=self._counters,
+                rewriter=slot.rewriter,
+            )
+
+    @staticmethod
+    def _payload_type(transceiver: RTCRtpTransceiver, codec: CodecInfo) -> int | None:
+        candidates = [c for c in hooks.media_codecs(transceiver) if c.mimeType.lower() == codec.mime_type.lower()]
+        if codec.name.upper() == "H264":
+            mode = codec.parameters.get("packetization-mode")
+            same_mode = [c for c in candidates if c.parameters.get("packetization-mode") == mode]
+            candidates = same_mode or candidates
+        return candidates[0].payloadType if candidates else None
+
+    async def _negotiate_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            self._apply_wanted()
+            if not self._slots:
+                self._settled.set()
+                continue
+            try:
+                await self._negotiate_once()
+            except (asyncio.TimeoutError, NegotiationError) as exc:
+                # aiortc has no rollback: after a failed round, the next change offers again.
+                logger.warning("subscriber negotiation failed identity=%s error=%s", self.identity, exc)
+            if not self._dirty.is_set():
+                self._settled.set()
+
+    async def _negotiate_once(self) -> None:
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        tracks = {
+            slot.transceiver.mid: slot.publication.id
+            for slot in self._slots
+            if slot.publication is not None and slot.transceiver.mid is not None
+        }
+        self._answer = asyncio.get_running_loop().create_future()
+        self.negotiations += 1
+        await self._send_offer(self.pc.localDescription.sdp, tracks)
+        sdp = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:  # noqa: BLE001 - aiortc raises several types for a bad answer
+            raise NegotiationError("bad_sdp", f"answer rejected: {exc}") from None
+        self._bind()
+
+    async def close(self) -> None:
+        """Close every subscription, the permanent sources and the connection (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for slot in self._slots:
+            if slot.subscription is not None:
+                slot.subscription.close()
+        await self._tasks.close()
+        if self._answer is not None and not self._answer.done():
+            self._answer.cancel()
+        await self.pc.close()
+        for slot in self._slots:
+            slot.source.stop()
+        self._settled.set()

@@ -1,0 +1,99 @@
+"""`RoomRouter`: the media side of one room; owns its publications and peers, closes them all."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from media.peers import PublisherPeer, SendOffer, SubscriberPeer
+from media.router import Publication, PublicationId, RelayCounters
+
+logger = logging.getLogger(__name__)
+
+
+class RoomRouter:
+    """Publications and peer connections of one room. Knows nothing of the room's business."""
+
+    def __init__(self, room_id: str, *, counters: RelayCounters, ice_servers: Sequence[str] = ()) -> None:
+        self.room_id = room_id
+        self.counters = counters
+        self.publications: dict[PublicationId, Publication] = {}
+        self._ice_servers = tuple(ice_servers)
+        self._publishers: dict[str, list[PublisherPeer]] = {}
+        self._subscribers: dict[str, SubscriberPeer] = {}
+        self.closed = False
+
+    @property
+    def peer_count(self) -> int:
+        """How many peer connections the room holds."""
+        return sum(len(p) for p in self._publishers.values()) + len(self._subscribers)
+
+    @property
+    def subscription_count(self) -> int:
+        """How many publication-to-subscriber deliveries are live."""
+        return sum(len(p.subscriptions) for p in self.publications.values())
+
+    def new_publisher(
+        self,
+        identity: str,
+        *,
+        on_publication: Callable[[Publication], None],
+        on_failed: Callable[[], None] | None = None,
+    ) -> PublisherPeer:
+        """A new publisher connection for `identity` (a participant may have several: page, WHIP)."""
+
+        def added(publication: Publication) -> None:
+            self.publications[publication.id] = publication
+            publication.on_close(lambda p: self.publications.pop(p.id, None))
+            on_publication(publication)
+
+        peer = PublisherPeer(
+            identity, counters=self.counters, ice_servers=self._ice_servers, on_publication=added, on_failed=on_failed
+        )
+        self._publishers.setdefault(identity, []).append(peer)
+        return peer
+
+    def new_subscriber(self, identity: str, send_offer: SendOffer) -> SubscriberPeer:
+        """The subscriber connection for `identity`, replacing any earlier one."""
+        peer = SubscriberPeer(identity, counters=self.counters, send_offer=send_offer, ice_servers=self._ice_servers)
+        self._subscribers[identity] = peer
+        return peer
+
+    def subscriber(self, identity: str) -> SubscriberPeer | None:
+        """The live subscriber connection of `identity`, if any."""
+        return self._subscribers.get(identity)
+
+    def subscribers(self) -> list[SubscriberPeer]:
+        """Every live subscriber connection."""
+        return list(self._subscribers.values())
+
+    async def close_publisher(self, identity: str, peer: PublisherPeer) -> None:
+        """Close one publisher connection and its publications."""
+        peers = self._publishers.get(identity, [])
+        if peer in peers:
+            peers.remove(peer)
+            if not peers:
+                del self._publishers[identity]
+        await peer.close()
+
+    async def close_subscriber(self, identity: str, peer: SubscriberPeer) -> None:
+        """Close one subscriber connection (only if it is still the current one for identity)."""
+        if self._subscribers.get(identity) is peer:
+            del self._subscribers[identity]
+        await peer.close()
+
+    async def remove_participant(self, identity: str) -> None:
+        """Close every connection of `identity`."""
+        for peer in self._publishers.pop(identity, []):
+            await peer.close()
+        subscriber = self._subscribers.pop(identity, None)
+        if subscriber is not None:
+            await subscriber.close()
+
+    async def close(self) -> None:
+        """Close every publication and connection of the room (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        for identity in list(self._publishers) + list(self._subscribers):
+            await self.remove_participant(identity)

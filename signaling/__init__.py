@@ -1,0 +1,1 @@
+"""The wire contract between clients and the server: typed messages, parse and validate."""

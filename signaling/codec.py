@@ -1,0 +1,65 @@
+"""One parser for everything that arrives on `/ws`, and one encoder for what leaves."""
+
+from __future__ import annotations
+
+import msgspec
+
+from signaling.messages import ClientMessage, Message, ServerMessage
+
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class ProtocolError(Exception):
+    """A message that cannot be accepted; `code` is the wire error code."""
+
+    def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+class _IdOnly(msgspec.Struct):
+    id: str | None = None
+
+
+_client_decoder = msgspec.json.Decoder(ClientMessage)
+_server_decoder = msgspec.json.Decoder(ServerMessage)
+_id_decoder = msgspec.json.Decoder(_IdOnly)
+_encoder = msgspec.json.Encoder()
+
+
+def _request_id(raw: bytes) -> str | None:
+    try:
+        return _id_decoder.decode(raw).id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _decode(decoder: msgspec.json.Decoder[object], raw: str | bytes) -> object:
+    data = raw.encode() if isinstance(raw, str) else raw
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("too_large", f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        code = "unknown_type" if "`$.type`" in text or "missing required field `type`" in text else "invalid_field"
+        raise ProtocolError(code, text, _request_id(data)) from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError("malformed_json", f"not valid JSON: {exc}") from None
+
+
+def parse_client(raw: str | bytes) -> ClientMessage:
+    """Validate one client message: size, JSON, type, fields and their types, no unknown fields."""
+    return _decode(_client_decoder, raw)  # type: ignore[return-value]
+
+
+def parse_server(raw: str | bytes) -> ServerMessage:
+    """Validate one server message (used by Python clients)."""
+    return _decode(_server_decoder, raw)  # type: ignore[return-value]
+
+
+def encode(message: Message) -> str:
+    """Serialize a message to its JSON text."""
+    return _encoder.encode(message).decode()

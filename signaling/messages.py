@@ -1,0 +1,167 @@
+"""The wire contract of `/ws`: every message as a frozen struct in one tagged union.
+
+Each message carries `type` (the tag) and may carry `id`; a reply to a request carries the
+request's `id`. Unknown fields are refused, so a typo in a client is an error, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="type"):
+    """Base of every wire message."""
+
+    id: str | None = None
+
+
+# --- shared shapes -------------------------------------------------------------------------------
+
+
+class ParticipantInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A participant as other participants see it."""
+
+    identity: str
+    site: str
+    name: str
+    role: str = "participant"
+    state: str = "connected"
+
+
+class PublicationInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One published track as subscribers see it."""
+
+    publication_id: str
+    identity: str
+    kind: Literal["audio", "video"]
+    source: Literal["camera", "microphone", "screen", "rtsp", "whip"]
+    codec: str
+    muted: bool = False
+
+
+# --- client to server ----------------------------------------------------------------------------
+
+
+class Hello(Message, tag="hello", kw_only=True):
+    """First message of a session: protocol version, room, and (for devices) a token."""
+
+    version: int = PROTOCOL_VERSION
+    room: str
+    token: str | None = None
+
+
+class PublishOffer(Message, tag="publish_offer", kw_only=True):
+    """The client's offer on its publisher connection; `sources` names each m-line's source by mid."""
+
+    sdp: str
+    sources: dict[str, str] = {}
+
+
+class SubscribeAnswer(Message, tag="subscribe_answer", kw_only=True):
+    """The client's answer to the server's offer on the subscriber connection."""
+
+    sdp: str
+
+
+class Ping(Message, tag="ping", kw_only=True):
+    """Keep-alive; answered by `pong`."""
+
+
+class Leave(Message, tag="leave", kw_only=True):
+    """The client leaves the room on purpose."""
+
+
+class SetMuted(Message, tag="set_muted", kw_only=True):
+    """The client turned its own camera or microphone off or on."""
+
+    kind: Literal["audio", "video"]
+    muted: bool
+
+
+# --- server to client ----------------------------------------------------------------------------
+
+
+class Welcome(Message, tag="welcome", kw_only=True):
+    """Reply to `hello`: who you are and what the room holds now."""
+
+    version: int = PROTOCOL_VERSION
+    room: str
+    room_name: str
+    you: ParticipantInfo
+    grants: list[str] = []
+    participants: list[ParticipantInfo] = []
+    publications: list[PublicationInfo] = []
+
+
+class PublishAnswer(Message, tag="publish_answer", kw_only=True):
+    """The server's answer on the publisher connection."""
+
+    sdp: str
+
+
+class SubscribeOffer(Message, tag="subscribe_offer", kw_only=True):
+    """The server's (re)offer on the subscriber connection; `tracks` maps mid to publication id."""
+
+    sdp: str
+    tracks: dict[str, str] = {}
+
+
+class ParticipantJoined(Message, tag="participant_joined", kw_only=True):
+    """Someone entered the room."""
+
+    participant: ParticipantInfo
+
+
+class ParticipantLeft(Message, tag="participant_left", kw_only=True):
+    """Someone left the room."""
+
+    identity: str
+
+
+class PublicationAdded(Message, tag="publication_added", kw_only=True):
+    """A new track is available in the room."""
+
+    publication: PublicationInfo
+
+
+class PublicationRemoved(Message, tag="publication_removed", kw_only=True):
+    """A track ended."""
+
+    publication_id: str
+
+
+class PublicationMuted(Message, tag="publication_muted", kw_only=True):
+    """A track was muted or unmuted by its publisher."""
+
+    publication_id: str
+    muted: bool = False
+
+
+class Pong(Message, tag="pong", kw_only=True):
+    """Reply to `ping`."""
+
+
+class Error(Message, tag="error", kw_only=True):
+    """A request failed; the session stays up."""
+
+    code: str
+    message: str
+
+
+ClientMessage = Hello | PublishOffer | SubscribeAnswer | Ping | Leave | SetMuted
+ServerMessage = (
+    Welcome
+    | PublishAnswer
+    | SubscribeOffer
+    | ParticipantJoined
+    | ParticipantLeft
+    | PublicationAdded
+    | PublicationRemoved
+    | PublicationMuted
+    | Pong
+    | Error
+)

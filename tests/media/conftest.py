@@ -1,0 +1,83 @@
+"""Real aiortc peers in memory around the relay: a publishing client and subscribing clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from media.peers import SubscriberPeer
+from media.room import RoomRouter
+from media.router import Publication, RelayCounters
+
+
+class SubscribingClient:
+    """A client's subscriber connection: answers the server's offers, collects remote tracks."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection()
+        self.tracks: dict[str, MediaStreamTrack] = {}
+        self.changed = asyncio.Condition()
+        self.peer: SubscriberPeer | None = None
+        self._lock = asyncio.Lock()
+
+    async def on_offer(self, sdp: str, tracks: dict[str, str]) -> None:
+        """What the server's send_offer calls: answer in the background, like a real client."""
+        asyncio.get_running_loop().create_task(self._answer(sdp, tracks))
+
+    async def _answer(self, sdp: str, tracks: dict[str, str]) -> None:
+        async with self._lock:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.mid in tracks:
+                    self.tracks[tracks[transceiver.mid]] = transceiver.receiver.track
+            assert self.peer is not None
+            self.peer.handle_answer(self.pc.localDescription.sdp)
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait_track(self, publication_id: str, timeout: float = 10) -> MediaStreamTrack:
+        """The remote track carrying `publication_id`, once negotiated."""
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(lambda: publication_id in self.tracks), timeout)
+        return self.tracks[publication_id]
+
+
+async def publish(router: RoomRouter, identity: str, tracks: list[MediaStreamTrack]) -> tuple[RTCPeerConnection, list[Publication]]:
+    """Publish `tracks` from a real aiortc client into the router; returns the client and publications."""
+    client = RTCPeerConnection()
+    for track in tracks:
+        client.addTransceiver(track, direction="sendonly")
+    await client.setLocalDescription(await client.createOffer())
+    publications: list[Publication] = []
+    peer = router.new_publisher(identity, on_publication=publications.append)
+    answer = await peer.answer(client.localDescription.sdp, {})
+    await client.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    return client, publications
+
+
+@pytest.fixture
+async def router() -> AsyncIterator[RoomRouter]:
+    room = RoomRouter("test", counters=RelayCounters())
+    yield room
+    await room.close()
+
+
+@pytest.fixture
+async def make_subscriber(router: RoomRouter) -> AsyncIterator[Callable[[str], SubscribingClient]]:
+    clients: list[SubscribingClient] = []
+
+    def make(identity: str) -> SubscribingClient:
+        client = SubscribingClient()
+        client.peer = router.new_subscriber(identity, client.on_offer)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.pc.close()
