@@ -1,0 +1,27 @@
+# Two commands on a fresh machine: `make run` and `make test` (and `make demo`).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run demo test venv .venv
+
+run: $(STAMP)
+	$(PY) -m server run
+
+demo: $(STAMP)
+	$(PY) -m synthetic.demo
+
+# pytest's exit code 5 (no tests collected) is non-zero, so it fails the make too.
+test: $(STAMP)
+	bash scripts/ensure-redis.sh
+	bash scripts/ensure-chromium.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+venv .venv: $(STAMP)
+
+# Re-installs whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@

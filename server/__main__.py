@@ -1,0 +1,5 @@
+"""Entry point for `python -m server`."""
+
+from server.cli import main
+
+raise SystemExit(main())

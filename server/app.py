@@ -1,0 +1,124 @@
+"""The aiohttp application: build it from configuration, run it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from media.aiortc_hooks import check_hooks
+from media.router import RelayCounters
+from server import metrics, pages, whip
+from server.auth import PasswordVerifier, TokenService
+from server.config import Config
+from server.keys import load_secret
+from server.registry import RoomRegistry
+from server.services import SERVICES, Limits, Services
+from server.session import websocket_handler
+from server.store import Store, open_store
+from server.tls import server_ssl_context
+
+logger = logging.getLogger(__name__)
+
+REFRESH_INTERVAL = 10.0
+
+
+def build_services(config: Config, *, secret: bytes, store: Store | None = None) -> Services:
+    """Everything the handlers share, from configuration (the store is started by the app)."""
+    node_id = os.environ.get("NODE_ID") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+    store = store or open_store(config.server.redis_url, node_id=node_id)
+    counters = RelayCounters()
+    settings = config.server
+    return Services(
+        config=config,
+        store=store,
+        tokens=TokenService(secret),
+        passwords=PasswordVerifier(),
+        rooms=RoomRegistry(config, store, counters),
+        counters=counters,
+        limits=Limits(settings.max_sdp_bytes, settings.max_tracks),
+    )
+
+
+def create_app(services: Services) -> web.Application:
+    """The application with every route; the store starts and stops with it."""
+    check_hooks()
+    app = web.Application(client_max_size=max(services.config.server.max_sdp_bytes * 2, 1024 * 1024))
+    app[SERVICES] = services
+    pages.add_routes(app)
+    metrics.add_routes(app, services)
+    whip.add_routes(app)
+    app.router.add_get("/ws", websocket_handler)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    await services.store.start()
+    await services.rooms.start()
+    refresher = asyncio.get_running_loop().create_task(_refresh(services), name="presence-refresh")
+    yield
+    refresher.cancel()
+    await asyncio.gather(refresher, return_exceptions=True)
+    for session in list(services.sessions):
+        await session.ws.close()
+    if services.http_media is not None:
+        await services.http_media.close()
+    await services.rooms.close()
+    await services.store.close()
+
+
+async def _refresh(services: Services) -> None:
+    while True:
+        await asyncio.sleep(REFRESH_INTERVAL)
+        try:
+            await services.rooms.refresh()
+        except Exception:  # noqa: BLE001 - media keeps flowing while the store is away
+            logger.warning("presence refresh failed; will retry", exc_info=True)
+
+
+def _banner(config: Config, scheme: str) -> str:
+    settings = config.server
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    url = f"{scheme}://{host}:{settings.port}/"
+    lines = [
+        "",
+        f"  {config.city.name_zh} {config.city.name_en} — 视频会商与指挥平台 / video command platform",
+        f"  Open 打开: {url}",
+    ]
+    if not config.server.redis_url:
+        lines.append("  Store 存储: embedded memory store — records live only as long as this process")
+    demo_users = [u.username for u in config.users]
+    if demo_users:
+        lines.append("  Demo logins 演示账号 (password 密码 = 'demo' + user name 用户名):")
+        lines.append("    " + ", ".join(demo_users[:6]) + (" …" if len(demo_users) > 6 else ""))
+        lines.append("    e.g. mayor / demomayor")
+    rooms = ", ".join(f"{r.id}" for r in config.rooms)
+    lines.append(f"  Rooms 会商室: {rooms}")
+    return "\n".join(lines) + "\n"
+
+
+def run_server(config: Config) -> None:
+    """Run the server in the foreground until interrupted."""
+    data_dir = Path(config.server.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = load_secret(data_dir, os.environ)
+    services = build_services(config, secret=secret)
+    ssl_context = server_ssl_context(config.server, data_dir)
+    app = create_app(services)
+    print(_banner(config, "https" if ssl_context else "http"), flush=True)
+    web.run_app(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        ssl_context=ssl_context,
+        print=None,
+        access_log=None,
+    )

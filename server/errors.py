@@ -1,0 +1,69 @@
+"""Errors of the server's own making, each with its wire code and HTTP status, mapped in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from media.peers import NegotiationError
+from server.auth import AuthError, BadCredentials, Forbidden, TokenMissing, WrongRoom
+from signaling.codec import ProtocolError
+
+
+class RequestError(Exception):
+    """A request that cannot be carried out; `code` is the wire error code."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class NotFound(RequestError):
+    """The named room, participant or resource does not exist."""
+
+    status = 404
+
+
+def wire_error(exc: Exception) -> tuple[str, str]:
+    """The (code, message) pair an exception becomes on the wire."""
+    if isinstance(exc, (RequestError, ProtocolError)):
+        return exc.code, exc.message
+    if isinstance(exc, AuthError):
+        return exc.code, str(exc)
+    if isinstance(exc, NegotiationError):
+        return exc.code, str(exc)
+    return "internal", "internal error"
+
+
+def http_status(exc: Exception) -> int:
+    """The HTTP status an exception becomes."""
+    if isinstance(exc, RequestError):
+        return exc.status
+    if isinstance(exc, (TokenMissing, BadCredentials)):
+        return 401
+    if isinstance(exc, (Forbidden, WrongRoom)):
+        return 403
+    if isinstance(exc, AuthError):
+        return 401
+    if isinstance(exc, (ProtocolError, NegotiationError)):
+        return 400
+    return 500
+
+
+def http_error(exc: Exception) -> web.HTTPException:
+    """An aiohttp HTTP exception with a plain-text body naming the error."""
+    code, message = wire_error(exc)
+    status = http_status(exc)
+    return _STATUS[status](text=f"{code}: {message}\n")
+
+
+_STATUS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    409: web.HTTPConflict,
+    500: web.HTTPInternalServerError,
+}

@@ -1,0 +1,64 @@
+"""Prometheus metrics, read from live state at scrape time (no module-level registry)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from server.services import SERVICES, Services
+
+REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+
+
+class ServerCollector(Collector):
+    """Rooms, participants, publications, subscriptions and relay totals of one server."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the current figures."""
+        rooms = list(self._services.rooms.rooms.values())
+        counters = self._services.counters
+        yield GaugeMetricFamily("cp_rooms", "Rooms hosted on this node", value=len(rooms))
+        yield GaugeMetricFamily("cp_participants", "Participants in rooms on this node", value=sum(len(r.participants) for r in rooms))
+        yield GaugeMetricFamily("cp_publications", "Published tracks", value=sum(len(r.router.publications) for r in rooms))
+        yield GaugeMetricFamily("cp_subscriptions", "Publication deliveries to subscribers", value=sum(r.router.subscription_count for r in rooms))
+        yield GaugeMetricFamily("cp_peer_connections", "Open peer connections", value=sum(r.router.peer_count for r in rooms))
+        yield GaugeMetricFamily("cp_ws_sessions", "Open signaling sessions", value=len(self._services.sessions))
+        yield CounterMetricFamily("cp_packets_forwarded", "RTP packets forwarded to subscribers", value=counters.packets_forwarded)
+        yield CounterMetricFamily("cp_bytes_forwarded", "RTP bytes forwarded to subscribers", value=counters.bytes_forwarded)
+        yield CounterMetricFamily("cp_packets_received", "RTP packets received from publishers", value=counters.packets_received)
+        yield CounterMetricFamily("cp_bytes_received", "RTP payload bytes received from publishers", value=counters.bytes_received)
+        yield CounterMetricFamily("cp_keyframe_requests", "PLIs sent to publishers", value=counters.keyframe_requests)
+        yield CounterMetricFamily("cp_retransmissions", "Packets resent to subscribers on NACK", value=counters.retransmissions)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """`GET /metrics` in the Prometheus text format."""
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """`GET /healthz`: 200 when the store answers, 503 otherwise."""
+    services = request.app[SERVICES]
+    try:
+        store_ok = await services.store.ping()
+    except Exception:  # noqa: BLE001 - any store failure is "unhealthy", not a crash
+        store_ok = False
+    status = 200 if store_ok else 503
+    return web.json_response({"status": "ok" if store_ok else "store_unavailable", "store": type(services.store).__name__}, status=status)
+
+
+def add_routes(app: web.Application, services: Services) -> None:
+    """Register `/metrics` and `/healthz` with a registry of this app's own."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(ServerCollector(services))
+    app[REGISTRY] = registry
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)

@@ -1,0 +1,84 @@
+"""The rooms this node hosts: configured ones at start, ad-hoc ones created while running."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from media.router import RelayCounters
+from server.config import Config
+from server.errors import NotFound
+from server.room import Room
+from server.store import PresenceRecord, RoomRecord, Store
+
+logger = logging.getLogger(__name__)
+
+PRESENCE_TTL = 30.0
+
+
+class RoomRegistry:
+    """Rooms by id, their records in the store, and the presence of their participants."""
+
+    def __init__(self, config: Config, store: Store, counters: RelayCounters) -> None:
+        self.config = config
+        self.store = store
+        self.counters = counters
+        self.rooms: dict[str, Room] = {}
+
+    async def start(self) -> None:
+        """Record the configured rooms in the store."""
+        for room in self.config.rooms:
+            await self.store.put_room(
+                RoomRecord(id=room.id, name_zh=room.name_zh, name_en=room.name_en, created_at=time.time(), locked=room.locked)
+            )
+
+    async def get(self, room_id: str) -> Room:
+        """The live room, created on first use from its record; NotFound if no record exists."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            return room
+        record = await self.store.get_room(room_id)
+        if record is None:
+            raise NotFound("unknown_room", f"no room {room_id!r}")
+        await self.store.place_room(room_id, self.store.node_id, ttl=PRESENCE_TTL)
+        room = self.rooms.get(room_id)  # another request may have created it meanwhile
+        if room is None:
+            settings = self.config.server
+            room = Room(
+                room_id,
+                f"{record.name_zh} {record.name_en}",
+                counters=self.counters,
+                ice_servers=tuple(settings.ice_servers),
+                max_tracks=settings.max_tracks,
+            )
+            self.rooms[room_id] = room
+        return room
+
+    async def record_presence(self, room: Room) -> None:
+        """Write or refresh the presence of every participant of `room` in the store."""
+        for participant in list(room.participants.values()):
+            await self.store.set_presence(
+                PresenceRecord(
+                    room=room.id,
+                    identity=participant.id,
+                    site=participant.identity.site,
+                    name=participant.identity.name,
+                    node=self.store.node_id,
+                    session_id=participant.session_id,
+                    joined_at=participant.joined_at,
+                    role=participant.role,
+                ),
+                ttl=PRESENCE_TTL,
+            )
+
+    async def refresh(self) -> None:
+        """Refresh presence and placement of every hosted room (called periodically)."""
+        for room in list(self.rooms.values()):
+            await self.store.place_room(room.id, self.store.node_id, ttl=PRESENCE_TTL)
+            await self.record_presence(room)
+
+    async def close(self) -> None:
+        """Close every room's media."""
+        for room in list(self.rooms.values()):
+            await room.close()
+        self.rooms.clear()

@@ -1,0 +1,55 @@
+"""The application's typed state: everything a handler needs, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from media.router import RelayCounters
+from server.auth import PasswordVerifier, TokenService
+from server.config import Config
+from server.errors import RequestError
+from server.registry import RoomRegistry
+from server.store import Store
+
+if TYPE_CHECKING:
+    from server.session import Session
+    from server.whip import HttpMediaSessions
+
+
+class Limits:
+    """Size limits on what clients send, beyond the wire parser's own."""
+
+    def __init__(self, max_sdp_bytes: int, max_media_lines: int) -> None:
+        self.max_sdp_bytes = max_sdp_bytes
+        self.max_media_lines = max_media_lines
+
+    def check_sdp(self, sdp: str) -> None:
+        """Raise RequestError for an SDP that is too large, has too many m-lines, or is not SDP."""
+        if len(sdp.encode()) > self.max_sdp_bytes:
+            raise RequestError("sdp_too_large", f"SDP exceeds {self.max_sdp_bytes} bytes")
+        if not sdp.startswith("v=0"):
+            raise RequestError("bad_sdp", "not an SDP description (must start with v=0)")
+        media_lines = sdp.count("\nm=")
+        if media_lines > self.max_media_lines:
+            raise RequestError("too_many_tracks", f"SDP has {media_lines} m-lines, at most {self.max_media_lines} allowed")
+
+
+@dataclass
+class Services:
+    """Configuration, store, rooms, auth and counters of one running server."""
+
+    config: Config
+    store: Store
+    tokens: TokenService
+    passwords: PasswordVerifier
+    rooms: RoomRegistry
+    counters: RelayCounters
+    limits: Limits
+    sessions: set[Session] = field(default_factory=set)
+    http_media: HttpMediaSessions | None = None
+
+
+SERVICES = web.AppKey("services", Services)

@@ -1,0 +1,228 @@
+"""One `/ws` session: authenticate, join, then dispatch each message to the room, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import WSMsgType, web
+
+from server.auth import AuthError, Identity, TokenMissing
+from server.errors import RequestError, wire_error
+from server.room import Participant, Room, role_for
+from server.services import Services
+from signaling.codec import ProtocolError, encode, parse_client
+from signaling.messages import (
+    PROTOCOL_VERSION,
+    ClientMessage,
+    Error,
+    Hello,
+    Leave,
+    Ping,
+    Pong,
+    PublishAnswer,
+    PublishOffer,
+    ServerMessage,
+    SetMuted,
+    SubscribeAnswer,
+)
+
+logger = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 10.0
+MAX_BAD_MESSAGES = 10
+RATE_PER_SECOND = 50.0
+RATE_BURST = 200.0
+OUTBOX_LIMIT = 2000
+
+
+class RateLimiter:
+    """A token bucket: `allow()` is False once a client sends faster than the rate for long."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._tokens = burst
+        self._last = time.monotonic()
+
+    def allow(self) -> bool:
+        """Take one token if there is one."""
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class Session:
+    """A client's WebSocket: an outbox drained by one writer task, and the inbound dispatch loop."""
+
+    def __init__(self, ws: web.WebSocketResponse, services: Services, cookie_identity: Identity | None, remote: str) -> None:
+        self.ws = ws
+        self.services = services
+        self.cookie_identity = cookie_identity
+        self.remote = remote
+        self.room: Room | None = None
+        self.participant: Participant | None = None
+        self.bad_messages = 0
+        self._outbox: asyncio.Queue[ServerMessage | None] = asyncio.Queue()
+        self._rate = RateLimiter(RATE_PER_SECOND, RATE_BURST)
+
+    def send(self, message: ServerMessage) -> None:
+        """Queue a message for the client; a client that cannot keep up is disconnected."""
+        if self._outbox.qsize() >= OUTBOX_LIMIT:
+            logger.warning("outbox full, closing session remote=%s", self.remote)
+            self._outbox.put_nowait(None)
+            return
+        self._outbox.put_nowait(message)
+
+    async def _writer(self) -> None:
+        while True:
+            message = await self._outbox.get()
+            if message is None or self.ws.closed:
+                await self.ws.close()
+                return
+            try:
+                await self.ws.send_str(encode(message))
+            except ConnectionError:
+                return
+
+    async def run(self) -> None:
+        """Serve the session until the client leaves or the connection drops."""
+        writer = asyncio.get_running_loop().create_task(self._writer(), name="ws-writer")
+        try:
+            if await self._hello():
+                await self._loop()
+        finally:
+            if self.room is not None and self.participant is not None:
+                await self.room.leave(self.participant)
+                await self.services.store.remove_presence(self.room.id, self.participant.id)
+            self._outbox.put_nowait(None)
+            await asyncio.wait_for(writer, 5)
+
+    async def _receive(self, timeout: float | None = None) -> str | None:
+        msg = await self.ws.receive(timeout=timeout)
+        if msg.type == WSMsgType.TEXT:
+            return str(msg.data)
+        if msg.type == WSMsgType.BINARY:
+            return bytes(msg.data).decode("utf-8", errors="replace")
+        return None
+
+    def _reply_error(self, exc: Exception, request_id: str | None) -> None:
+        code, message = wire_error(exc)
+        self.send(Error(id=request_id, code=code, message=message))
+
+    async def _hello(self) -> bool:
+        try:
+            raw = await self._receive(HELLO_TIMEOUT)
+        except asyncio.TimeoutError:
+            self.send(Error(code="hello_timeout", message="expected hello within 10 s"))
+            return False
+        if raw is None:
+            return False
+        try:
+            message = parse_client(raw)
+            if not isinstance(message, Hello):
+                raise ProtocolError("hello_expected", "the first message must be hello", message.id)
+            await self._join(message)
+            return True
+        except (ProtocolError, AuthError, RequestError) as exc:
+            request_id = exc.request_id if isinstance(exc, ProtocolError) else getattr(message, "id", None)
+            self._reply_error(exc, request_id)
+            logger.info("session refused remote=%s code=%s", self.remote, wire_error(exc)[0])
+            return False
+
+    async def _join(self, hello: Hello) -> None:
+        if hello.version != PROTOCOL_VERSION:
+            raise ProtocolError("unsupported_version", f"protocol version {PROTOCOL_VERSION} expected", hello.id)
+        if hello.token:
+            identity = self.services.tokens.verify_device_token(hello.token)
+        elif self.cookie_identity is not None:
+            identity = self.cookie_identity
+        else:
+            raise TokenMissing("log in or give a device token")
+        identity.check_room(hello.room)
+        room = await self.services.rooms.get(hello.room)
+        participant = Participant(identity=identity, send=self.send, role=role_for(identity))
+        self.room, self.participant = room, participant
+        self.send(room.welcome(participant, hello.id))
+        await room.join(participant)
+        await self.services.rooms.record_presence(room)
+
+    async def _loop(self) -> None:
+        while not self.ws.closed:
+            raw = await self._receive()
+            if raw is None:
+                return
+            if not self._rate.allow():
+                self.send(Error(code="rate_limited", message="too many messages"))
+                self.bad_messages += 1
+            else:
+                await self._dispatch(raw)
+            if self.bad_messages >= MAX_BAD_MESSAGES:
+                self.send(Error(code="too_many_errors", message="disconnected after repeated bad messages"))
+                return
+
+    async def _dispatch(self, raw: str) -> None:
+        request_id: str | None = None
+        try:
+            message = parse_client(raw)
+            request_id = message.id
+            if isinstance(message, Leave):
+                await self.ws.close()
+                return
+            reply = await self._handle(message)
+            if reply is not None:
+                self.send(reply)
+        except (ProtocolError, AuthError, RequestError) as exc:
+            self.bad_messages += 1
+            self._reply_error(exc, exc.request_id if isinstance(exc, ProtocolError) else request_id)
+        except Exception as exc:  # noqa: BLE001 - a failed request must not end the session
+            code, _ = wire_error(exc)
+            if code == "internal":
+                logger.exception("request failed remote=%s", self.remote)
+            self._reply_error(exc, request_id)
+
+    async def _handle(self, message: ClientMessage) -> ServerMessage | None:
+        room, participant = self.room, self.participant
+        assert room is not None and participant is not None
+        if isinstance(message, Ping):
+            return Pong(id=message.id)
+        if isinstance(message, PublishOffer):
+            self.services.limits.check_sdp(message.sdp)
+            answer = await room.publish(participant, message.sdp, dict(message.sources))
+            return PublishAnswer(id=message.id, sdp=answer)
+        if isinstance(message, SubscribeAnswer):
+            self.services.limits.check_sdp(message.sdp)
+            if participant.subscriber is None:
+                raise RequestError("not_subscribed", "this session has no subscriber connection")
+            participant.subscriber.handle_answer(message.sdp)
+            return None
+        if isinstance(message, SetMuted):
+            room.set_muted(participant, message.kind, message.muted)
+            return None
+        if isinstance(message, Hello):
+            raise RequestError("already_joined", "hello was already accepted")
+        raise RequestError("unsupported", f"{type(message).__name__} is not handled")
+
+
+async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
+    """`GET /ws`: a signaling session."""
+    from server.services import SERVICES
+    from server.web_auth import cookie_identity
+
+    services = request.app[SERVICES]
+    # Oversize messages up to 4x the limit get a wire error from the parser; beyond that aiohttp
+    # closes with 1009 (message too big).
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=services.config.server.max_message_bytes * 4)
+    await ws.prepare(request)
+    session = Session(ws, services, cookie_identity(request), request.remote or "?")
+    services.sessions.add(session)
+    try:
+        await session.run()
+    finally:
+        services.sessions.discard(session)
+    return ws

@@ -1,0 +1,171 @@
+"""Records, errors and the `Store` protocol shared by every store implementation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+from msgspec import Struct
+
+__all__ = [
+    "EventIdInvalid",
+    "PresenceRecord",
+    "RecordInvalid",
+    "RoomRecord",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "StoredEvent",
+    "encode_event_data",
+    "event_id_key",
+    "redact_url",
+]
+
+_EVENT_ID = re.compile(r"^(\d+)-(\d+)$")
+
+
+class StoreError(Exception):
+    """Base class of every error a store raises."""
+
+
+class StoreUnavailable(StoreError):
+    """The backing service (Redis) cannot be reached."""
+
+
+class RecordInvalid(StoreError):
+    """A record or event payload cannot be encoded for storage."""
+
+
+class EventIdInvalid(StoreError):
+    """An event id is not of the form `<ms>-<seq>`."""
+
+
+class RoomRecord(Struct, frozen=True):
+    """A room as configured or created at run time."""
+
+    id: str
+    name_zh: str
+    name_en: str
+    created_at: float
+    locked: bool = False
+    configured: bool = True
+
+
+class PresenceRecord(Struct, frozen=True):
+    """One live participant session in a room, on a node."""
+
+    room: str
+    identity: str
+    site: str
+    name: str
+    node: str
+    session_id: str
+    joined_at: float
+    role: str = "participant"
+
+
+class StoredEvent(Struct, frozen=True):
+    """One event of an append-only stream; ids increase within a stream."""
+
+    id: str
+    stream: str
+    at: float
+    actor: str
+    kind: str
+    data: dict[str, object]
+
+
+class Store(Protocol):
+    """State shared by the server: rooms, placement, presence and event logs."""
+
+    node_id: str
+    durable: bool
+
+    async def start(self) -> None:
+        """Connect (if needed); raises `StoreUnavailable` when the backend is unreachable."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+        ...
+
+    async def put_room(self, room: RoomRecord) -> None:
+        """Insert or replace a room."""
+        ...
+
+    async def get_room(self, room_id: str) -> RoomRecord | None:
+        """Return the room or None."""
+        ...
+
+    async def list_rooms(self) -> list[RoomRecord]:
+        """Return every room, sorted by id."""
+        ...
+
+    async def delete_room(self, room_id: str) -> None:
+        """Delete a room and its placement; a missing room is not an error."""
+        ...
+
+    async def place_room(self, room_id: str, node_id: str, ttl: float) -> str:
+        """Claim the room for node_id if unplaced, expired or already ours (refreshing it); return the owner."""
+        ...
+
+    async def set_presence(self, presence: PresenceRecord, ttl: float) -> None:
+        """Insert or refresh a presence; it expires after ttl seconds unless refreshed."""
+        ...
+
+    async def remove_presence(self, room: str, identity: str) -> None:
+        """Remove a presence; a missing one is not an error."""
+        ...
+
+    async def list_presence(self, room: str) -> list[PresenceRecord]:
+        """Return the live presences of a room, sorted by joined_at."""
+        ...
+
+    async def append_event(
+        self, stream: str, *, actor: str, kind: str, data: Mapping[str, object]
+    ) -> StoredEvent:
+        """Append an event; returns only once the store holds it."""
+        ...
+
+    async def read_events(
+        self, stream: str, *, after: str | None = None, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """Return up to limit events strictly after the given id, oldest first."""
+        ...
+
+    async def ping(self) -> bool:
+        """Return whether the backend answers."""
+        ...
+
+
+def event_id_key(event_id: str) -> tuple[int, int]:
+    """Return a sortable key for an event id (`"<ms>-<seq>"`), as Redis orders stream ids."""
+    match = _EVENT_ID.match(event_id)
+    if match is None:
+        raise EventIdInvalid(f"event id {event_id!r} is not of the form <ms>-<seq>")
+    return int(match.group(1)), int(match.group(2))
+
+
+def encode_event_data(data: Mapping[str, object]) -> bytes:
+    """Encode an event payload as JSON, raising `RecordInvalid` for what JSON cannot hold."""
+    try:
+        return msgspec.json.encode(dict(data))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise RecordInvalid(f"event data cannot be stored: {exc}") from exc
+
+
+def redact_url(url: str) -> str:
+    """Return the URL without any password, safe to log or show."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))

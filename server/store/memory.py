@@ -1,0 +1,146 @@
+"""MemoryStore: the embedded default; one process, nothing to install, nothing kept."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import msgspec
+
+from .base import (
+    PresenceRecord,
+    RoomRecord,
+    StoredEvent,
+    encode_event_data,
+    event_id_key,
+)
+
+__all__ = ["MemoryStore"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Stream:
+    """One event stream: its events and their sort keys, kept side by side for bisect."""
+
+    events: list[StoredEvent] = field(default_factory=list)
+    keys: list[tuple[int, int]] = field(default_factory=list)
+
+
+class MemoryStore:
+    """In-process store; expiry follows the injected clock."""
+
+    durable = False
+
+    def __init__(self, *, node_id: str, clock: Callable[[], float] = time.time) -> None:
+        """Create an empty store for node_id, reading time from clock."""
+        self.node_id = node_id
+        self._clock = clock
+        self._rooms: dict[str, RoomRecord] = {}
+        # Values carry the clock time at which they stop being live.
+        self._placements: dict[str, tuple[str, float]] = {}
+        self._presence: dict[str, dict[str, tuple[PresenceRecord, float]]] = {}
+        self._streams: dict[str, _Stream] = {}
+
+    async def start(self) -> None:
+        """Say that nothing outlives this process."""
+        log.warning(
+            "store=memory node=%s records live only as long as this process; "
+            "set REDIS_URL for a durable, multi-node store",
+            self.node_id,
+        )
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    async def put_room(self, room: RoomRecord) -> None:
+        """Insert or replace a room."""
+        self._rooms[room.id] = room
+
+    async def get_room(self, room_id: str) -> RoomRecord | None:
+        """Return the room or None."""
+        return self._rooms.get(room_id)
+
+    async def list_rooms(self) -> list[RoomRecord]:
+        """Return every room, sorted by id."""
+        return [self._rooms[key] for key in sorted(self._rooms)]
+
+    async def delete_room(self, room_id: str) -> None:
+        """Delete a room and its placement."""
+        self._rooms.pop(room_id, None)
+        self._placements.pop(room_id, None)
+
+    async def place_room(self, room_id: str, node_id: str, ttl: float) -> str:
+        """Claim the room for node_id if unplaced, expired or already ours; return the owner."""
+        now = self._clock()
+        owner, expires_at = self._placements.get(room_id, (node_id, now))
+        if expires_at <= now or owner == node_id:
+            self._placements[room_id] = (node_id, now + ttl)
+            return node_id
+        return owner
+
+    async def set_presence(self, presence: PresenceRecord, ttl: float) -> None:
+        """Insert or refresh a presence until now + ttl."""
+        room = self._presence.setdefault(presence.room, {})
+        room[presence.identity] = (presence, self._clock() + ttl)
+
+    async def remove_presence(self, room: str, identity: str) -> None:
+        """Remove a presence if present."""
+        entries = self._presence.get(room)
+        if entries is not None:
+            entries.pop(identity, None)
+            if not entries:
+                del self._presence[room]
+
+    async def list_presence(self, room: str) -> list[PresenceRecord]:
+        """Return live presences sorted by joined_at, dropping expired ones."""
+        entries = self._presence.get(room)
+        if not entries:
+            return []
+        now = self._clock()
+        for identity in [i for i, (_, expires_at) in entries.items() if expires_at <= now]:
+            del entries[identity]
+        live = [presence for presence, _ in entries.values()]
+        return sorted(live, key=lambda p: (p.joined_at, p.identity))
+
+    async def append_event(
+        self, stream: str, *, actor: str, kind: str, data: Mapping[str, object]
+    ) -> StoredEvent:
+        """Append an event with an id of the same form and order as a Redis stream id."""
+        # A JSON round trip gives the caller the same copy semantics (and the same
+        # refusals) as Redis, and keeps later mutation of `data` out of the log.
+        payload = msgspec.json.decode(encode_event_data(data), type=dict[str, object])
+        now = self._clock()
+        events = self._streams.setdefault(stream, _Stream())
+        ms = int(now * 1000)
+        if events.keys and ms <= events.keys[-1][0]:
+            key = (events.keys[-1][0], events.keys[-1][1] + 1)
+        else:
+            key = (ms, 0)
+        event = StoredEvent(
+            id=f"{key[0]}-{key[1]}", stream=stream, at=now, actor=actor, kind=kind, data=payload
+        )
+        events.events.append(event)
+        events.keys.append(key)
+        return event
+
+    async def read_events(
+        self, stream: str, *, after: str | None = None, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """Return up to limit events strictly after the given id, oldest first."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        start_key = event_id_key(after) if after is not None else None
+        events = self._streams.get(stream)
+        if events is None:
+            return []
+        start = 0 if start_key is None else bisect.bisect_right(events.keys, start_key)
+        return events.events[start : start + limit]
+
+    async def ping(self) -> bool:
+        """Always answers."""
+        return True

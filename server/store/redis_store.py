@@ -1,0 +1,254 @@
+"""RedisStore: durable, multi-node state in Redis (records as msgspec JSON, events in Streams)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+
+import msgspec
+import redis.asyncio as aioredis
+import redis.exceptions
+from msgspec import Struct
+
+from .base import (
+    PresenceRecord,
+    RoomRecord,
+    StoredEvent,
+    StoreError,
+    StoreUnavailable,
+    encode_event_data,
+    event_id_key,
+    redact_url,
+)
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger(__name__)
+
+# Placement is a hash {node, expires_at}; a claim succeeds when there is none, it has
+# expired by the caller's clock, or it is already the caller's (which refreshes it).
+_PLACE = """
+local owner = redis.call('HGET', KEYS[1], 'node')
+local expires_at = tonumber(redis.call('HGET', KEYS[1], 'expires_at') or '0')
+if (not owner) or expires_at <= tonumber(ARGV[2]) or owner == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'node', ARGV[1], 'expires_at', ARGV[3])
+  return ARGV[1]
+end
+return owner
+"""
+
+# Presence: KEYS[1] a sorted set identity -> expiry (by the caller's clock), KEYS[2] a
+# hash identity -> record. Expired entries are dropped here, at read time, atomically so
+# that a concurrent refresh is never half-deleted.
+_LIST_PRESENCE = """
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, identity in ipairs(dead) do
+  redis.call('HDEL', KEYS[2], identity)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local out = {}
+for _, identity in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
+  local record = redis.call('HGET', KEYS[2], identity)
+  if record then
+    table.insert(out, record)
+  end
+end
+return out
+"""
+
+_EVENT_FIELD = b"e"
+
+
+def _text(value: object) -> str:
+    """Return a Redis reply (bytes with decode_responses off) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _EventBody(Struct, frozen=True):
+    """What a stream entry holds; its id and stream come from Redis."""
+
+    at: float
+    actor: str
+    kind: str
+    data: dict[str, object]
+
+
+class RedisStore:
+    """Store backed by Redis; expiry scores come from the injected clock and are filtered at read."""
+
+    durable = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        node_id: str,
+        clock: Callable[[], float] = time.time,
+        key_prefix: str = "cp:",
+        max_connections: int = 32,
+        connect_timeout: float = 2.0,
+        command_timeout: float = 5.0,
+    ) -> None:
+        """Prepare a client for url (no connection is made until used); keys start with key_prefix."""
+        self.node_id = node_id
+        self.key_prefix = key_prefix
+        self.safe_url = redact_url(url)
+        self._clock = clock
+        self._closed = False
+        try:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=command_timeout,
+                socket_connect_timeout=connect_timeout,
+                socket_timeout=command_timeout,
+            )
+        except ValueError as exc:
+            raise StoreError(f"invalid Redis URL {self.safe_url}: {exc}") from exc
+        self._redis = aioredis.Redis.from_pool(pool)
+        self._place = self._redis.register_script(_PLACE)
+        self._list_presence = self._redis.register_script(_LIST_PRESENCE)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Translate redis-py exceptions into store exceptions that name the (redacted) URL."""
+        try:
+            yield
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"cannot reach Redis at {self.safe_url}: {exc}") from exc
+        except redis.exceptions.RedisError as exc:
+            raise StoreError(f"Redis at {self.safe_url} failed: {exc}") from exc
+
+    def _key(self, kind: str, name: str = "") -> str:
+        """Return the full key for a kind of data (and the room or stream it belongs to)."""
+        return f"{self.key_prefix}{kind}:{name}" if name else f"{self.key_prefix}{kind}"
+
+    async def start(self) -> None:
+        """Check that Redis answers; raises `StoreUnavailable` otherwise."""
+        with self._errors():
+            await self._redis.ping()
+        log.info("store=redis node=%s url=%s prefix=%s", self.node_id, self.safe_url, self.key_prefix)
+
+    async def close(self) -> None:
+        """Close the connection pool; idempotent."""
+        if not self._closed:
+            self._closed = True
+            await self._redis.aclose()
+
+    async def put_room(self, room: RoomRecord) -> None:
+        """Insert or replace a room."""
+        with self._errors():
+            await self._redis.hset(self._key("rooms"), room.id, msgspec.json.encode(room))
+
+    async def get_room(self, room_id: str) -> RoomRecord | None:
+        """Return the room or None."""
+        with self._errors():
+            raw = await self._redis.hget(self._key("rooms"), room_id)
+        return None if raw is None else msgspec.json.decode(raw, type=RoomRecord)
+
+    async def list_rooms(self) -> list[RoomRecord]:
+        """Return every room, sorted by id."""
+        with self._errors():
+            raw = await self._redis.hvals(self._key("rooms"))
+        rooms = [msgspec.json.decode(item, type=RoomRecord) for item in raw]
+        return sorted(rooms, key=lambda room: room.id)
+
+    async def delete_room(self, room_id: str) -> None:
+        """Delete a room and its placement."""
+        with self._errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hdel(self._key("rooms"), room_id)
+                pipe.delete(self._key("placement", room_id))
+                await pipe.execute()
+
+    async def place_room(self, room_id: str, node_id: str, ttl: float) -> str:
+        """Claim the room for node_id if unplaced, expired or already ours; return the owner."""
+        now = self._clock()
+        with self._errors():
+            owner = await self._place(
+                keys=[self._key("placement", room_id)], args=[node_id, repr(now), repr(now + ttl)]
+            )
+        return _text(owner)
+
+    async def set_presence(self, presence: PresenceRecord, ttl: float) -> None:
+        """Insert or refresh a presence until now + ttl (by this store's clock)."""
+        expires_at = self._clock() + ttl
+        with self._errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(self._key("presence-exp", presence.room), {presence.identity: expires_at})
+                pipe.hset(
+                    self._key("presence-rec", presence.room),
+                    presence.identity,
+                    msgspec.json.encode(presence),
+                )
+                await pipe.execute()
+
+    async def remove_presence(self, room: str, identity: str) -> None:
+        """Remove a presence if present."""
+        with self._errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(self._key("presence-exp", room), identity)
+                pipe.hdel(self._key("presence-rec", room), identity)
+                await pipe.execute()
+
+    async def list_presence(self, room: str) -> list[PresenceRecord]:
+        """Return live presences sorted by joined_at, dropping expired ones."""
+        keys = [self._key("presence-exp", room), self._key("presence-rec", room)]
+        with self._errors():
+            raw = await self._list_presence(keys=keys, args=[repr(self._clock())])
+        live = [msgspec.json.decode(item, type=PresenceRecord) for item in raw]
+        return sorted(live, key=lambda p: (p.joined_at, p.identity))
+
+    async def append_event(
+        self, stream: str, *, actor: str, kind: str, data: Mapping[str, object]
+    ) -> StoredEvent:
+        """XADD the event; returns once Redis has acknowledged it."""
+        payload = encode_event_data(data)
+        at = self._clock()
+        body = _EventBody(at=at, actor=actor, kind=kind, data=msgspec.json.decode(payload))
+        with self._errors():
+            raw_id = await self._redis.xadd(
+                self._key("events", stream), {_EVENT_FIELD: msgspec.json.encode(body)}
+            )
+        return StoredEvent(id=_text(raw_id), stream=stream, at=at, actor=actor, kind=kind, data=body.data)
+
+    async def read_events(
+        self, stream: str, *, after: str | None = None, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """XRANGE from just after the given id, oldest first."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        start = "-"
+        if after is not None:
+            event_id_key(after)  # refuse a malformed id here, as MemoryStore does
+            start = f"({after}"
+        with self._errors():
+            entries = await self._redis.xrange(
+                self._key("events", stream), min=start, max="+", count=limit
+            )
+        events: list[StoredEvent] = []
+        for raw_id, fields in entries or []:
+            if fields is None:  # an entry deleted under us; our streams are never trimmed
+                continue
+            body = msgspec.json.decode(fields[_EVENT_FIELD], type=_EventBody)
+            events.append(
+                StoredEvent(
+                    id=_text(raw_id),
+                    stream=stream,
+                    at=body.at,
+                    actor=body.actor,
+                    kind=body.kind,
+                    data=body.data,
+                )
+            )
+        return events
+
+    async def ping(self) -> bool:
+        """Return whether Redis answers."""
+        try:
+            with self._errors():
+                return bool(await self._redis.ping())
+        except StoreError:
+            return False

@@ -1,0 +1,50 @@
+"""An in-process server over the demo configuration, and device tokens for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from server.app import build_services, create_app
+from server.config import DEFAULT_CONFIG_PATH, Config, load_config
+from server.services import Services
+from server.store import MemoryStore
+
+SECRET = b"test-secret-" + b"0" * 40
+
+
+@dataclass
+class Platform:
+    """A running server: its base URL, its live state, and a token minter."""
+
+    url: str
+    services: Services
+
+    def token(
+        self,
+        identity: str,
+        *,
+        site: str = "jiangbei",
+        room: str = "consultation",
+        grants: Iterable[str] = ("publish", "subscribe"),
+        ttl: int = 600,
+    ) -> str:
+        """A device token signed with the server's secret."""
+        return self.services.tokens.issue_device_token(identity=identity, site=site, room=room, grants=grants, ttl=ttl)
+
+
+@pytest.fixture
+def demo_config() -> Config:
+    """The demo configuration, untouched by the environment."""
+    return load_config(DEFAULT_CONFIG_PATH, env={})
+
+
+@pytest.fixture
+async def platform(aiohttp_server: Callable[..., TestServer], demo_config: Config) -> Platform:
+    """The whole server in this process on an ephemeral port, with the embedded store."""
+    services = build_services(demo_config, secret=SECRET, store=MemoryStore(node_id="test"))
+    server = await aiohttp_server(create_app(services))
+    return Platform(url=str(server.make_url("")).rstrip("/"), services=services)

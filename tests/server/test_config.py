@@ -1,0 +1,251 @@
+"""Configuration loading: the demo city, and errors that name the file and the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import argon2
+import pytest
+
+from server.config import DEFAULT_CONFIG_PATH, ConfigError, UnknownSite, load_config
+
+MINIMAL = """
+[city]
+name_zh = "测试市"
+name_en = "Test City"
+
+[[sites]]
+id = "office"
+name_zh = "应急管理局"
+name_en = "Emergency Bureau"
+kind = "office"
+
+[[sites]]
+id = "county-a"
+name_zh = "甲县"
+name_en = "County A"
+kind = "county"
+parent = "office"
+
+[[rooms]]
+id = "consultation"
+name_zh = "会商室"
+name_en = "Consultation"
+sites = ["office", "county-a"]
+"""
+
+USER = """
+[[users]]
+username = "{username}"
+password_hash = "{password_hash}"
+display_name = "Someone"
+site = "{site}"
+grants = ["publish"]
+rooms = {rooms}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    """Write a config file and return its path."""
+    path = tmp_path / "city.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def user(username: str = "alice", site: str = "office", rooms: str = "[]", password_hash: str = "$argon2id$x") -> str:
+    """A [[users]] entry."""
+    return USER.format(username=username, site=site, rooms=rooms, password_hash=password_hash)
+
+
+def site(site_id: str, parent: str | None, kind: str = "county") -> str:
+    """A [[sites]] entry."""
+    parent_line = f'parent = "{parent}"' if parent else ""
+    return f'\n[[sites]]\nid = "{site_id}"\nname_zh = "某地"\nname_en = "Somewhere"\nkind = "{kind}"\n{parent_line}\n'
+
+
+def error_for(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
+    """Load a config expected to be bad and return the error message."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=env or {})
+    message = str(info.value)
+    assert message.startswith(str(path) + ": ")
+    return message
+
+
+def test_minimal_config_loads_with_server_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), env={})
+    assert config.server.host == "127.0.0.1"
+    assert config.server.port == 8080
+    assert config.city.timezone == "Asia/Shanghai"
+    assert config.room("consultation") is not None
+    assert config.users == ()
+
+
+def test_unknown_field_is_named_with_its_path(tmp_path: Path) -> None:
+    text = MINIMAL.replace('sites = ["office", "county-a"]', 'sites = ["office"]\ncolour = "red"')
+    message = error_for(tmp_path, text)
+    assert "unknown field `colour`" in message
+    assert "$.rooms[0]" in message
+
+
+def test_unknown_parent_is_named_with_its_index(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + site("county-b", "x"))
+    assert "sites[2].parent: unknown site 'x'" in message
+
+
+def test_duplicate_site_id_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + site("county-a", "office"))
+    assert "sites[2].id: duplicate site 'county-a'" in message
+
+
+def test_duplicate_username_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + user("alice") + user("alice"))
+    assert "users[1].username: duplicate user 'alice'" in message
+
+
+def test_cycle_in_the_site_tree_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL + site("loop-a", "loop-b") + site("loop-b", "loop-a")
+    message = error_for(tmp_path, text)
+    assert "sites[2].parent: cycle" in message
+    assert "sites[3].parent: cycle" in message
+
+
+def test_site_that_is_its_own_parent_is_a_cycle(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + site("selfish", "selfish"))
+    assert "sites[2].parent: cycle" in message
+
+
+def test_room_naming_an_unknown_site_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL.replace('"county-a"]', '"county-z"]'))
+    assert "rooms[0].sites[1]: unknown site 'county-z'" in message
+
+
+def test_user_with_unknown_site_or_room_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + user(site="nowhere", rooms='["attic"]'))
+    assert "users[0].site: unknown site 'nowhere'" in message
+    assert "users[0].rooms[0]: unknown room 'attic'" in message
+
+
+def test_plain_text_password_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + user(password_hash="hunter2"))
+    assert "users[0].password_hash: not an argon2 hash" in message
+
+
+def test_unknown_grant_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + user().replace('["publish"]', '["publish", "launch"]'))
+    assert "$.users[0].grants[1]" in message
+
+
+def test_unknown_site_kind_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + site("county-b", "office", kind="province"))
+    assert "$.sites[2].kind" in message
+
+
+def test_ids_must_be_lowercase_slugs(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + site("County B", "office"))
+    assert "$.sites[2].id" in message
+
+
+def test_tls_cert_without_key_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + '\n[server]\ntls_cert = "cert.pem"\n')
+    assert "server.tls_cert: tls_cert and tls_key must be given together" in message
+
+
+def test_port_out_of_range_in_the_file_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + "\n[server]\nport = 70000\n")
+    assert "$.server.port" in message
+
+
+def test_unknown_timezone_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL.replace('name_en = "Test City"', 'name_en = "T"\ntimezone = "Mars/Olympus"'))
+    assert "city.timezone: unknown time zone 'Mars/Olympus'" in message
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + "\n[[rooms]\n")
+    assert "invalid TOML" in message
+
+
+def test_missing_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="absent.toml: file not found"):
+        load_config(tmp_path / "absent.toml", env={})
+
+
+def test_environment_overrides_server_settings(tmp_path: Path) -> None:
+    env = {"PORT": "9443", "HOST": "0.0.0.0", "REDIS_URL": "redis://cache:6379/0", "DATA_DIR": "/srv/data"}
+    config = load_config(write(tmp_path, MINIMAL + "\n[server]\nport = 8000\n"), env=env)
+    assert config.server.port == 9443
+    assert config.server.host == "0.0.0.0"
+    assert config.server.redis_url == "redis://cache:6379/0"
+    assert config.server.data_dir == "/srv/data"
+
+
+@pytest.mark.parametrize("port", ["eighty", "0", "65536"])
+def test_bad_port_in_the_environment_names_port(tmp_path: Path, port: str) -> None:
+    message = error_for(tmp_path, MINIMAL, env={"PORT": port})
+    assert "PORT" in message
+
+
+def test_demo_config_is_the_default_and_loads(tmp_path: Path) -> None:
+    assert DEFAULT_CONFIG_PATH.is_file()
+    config = load_config(DEFAULT_CONFIG_PATH, env={})
+    kinds = [s.kind for s in config.sites]
+    assert kinds.count("county") == 11
+    assert kinds.count("mobile") == 4
+    assert kinds.count("office") == 1
+    linkage = {s.id for s in config.sites if s.kind == "linkage"}
+    assert {"police110", "fire119", "ambulance120", "traffic122"} <= linkage
+    assert config.room("consultation") is not None
+    assert config.room("command") is not None
+    assert (config.server.host, config.server.port, config.server.data_dir) == ("127.0.0.1", 8080, "var")
+
+
+def test_demo_consultation_room_gathers_counties_mobiles_and_linkage_units() -> None:
+    config = load_config(DEFAULT_CONFIG_PATH, env={})
+    room = config.room("consultation")
+    assert room is not None
+    wanted = {s.id for s in config.sites if s.kind in ("county", "mobile", "linkage", "office", "command_centre")}
+    assert wanted <= set(room.sites)
+
+
+def test_demo_users_have_the_documented_passwords() -> None:
+    config = load_config(DEFAULT_CONFIG_PATH, env={})
+    mayor = config.user("mayor")
+    assert mayor is not None
+    assert set(mayor.grants) == {"publish", "subscribe", "moderate", "issue"}
+    assert argon2.PasswordHasher().verify(mayor.password_hash, "demomayor")
+    assert [u.username for u in config.users if u.username.startswith("county")] == [
+        f"county{i:02d}" for i in range(1, 12)
+    ]
+    chief = config.user("chief")
+    assert chief is not None and "admin" in chief.grants
+
+
+def test_subtree_holds_the_site_and_all_its_descendants() -> None:
+    config = load_config(DEFAULT_CONFIG_PATH, env={})
+    county3 = [s for s in config.sites if s.kind == "county"][2]
+    below = config.subtree(county3.id)
+    assert below[0] == county3
+    assert {s.kind for s in below[1:]} >= {"township"}
+    assert all(config.site(s.parent or "").id in {x.id for x in below} for s in below[1:])
+    whole_city = config.subtree("office")
+    assert len(whole_city) == len(config.sites)
+
+
+def test_children_are_the_direct_descendants_only() -> None:
+    config = load_config(DEFAULT_CONFIG_PATH, env={})
+    children = config.children("command_centre")
+    assert children and all(s.parent == "command_centre" for s in children)
+    assert config.children("police110") == []
+
+
+def test_lookups_of_unknown_ids_return_none_or_raise_lookup_error() -> None:
+    config = load_config(DEFAULT_CONFIG_PATH, env={})
+    assert config.find_site("atlantis") is None
+    assert config.room("attic") is None
+    assert config.user("nobody") is None
+    with pytest.raises(UnknownSite):
+        config.site("atlantis")
+    with pytest.raises(LookupError):
+        config.subtree("atlantis")

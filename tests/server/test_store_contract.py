@@ -1,0 +1,433 @@
+"""One contract, two stores: every test runs over MemoryStore and over a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+
+from server.store import (
+    EventIdInvalid,
+    MemoryStore,
+    PresenceRecord,
+    RecordInvalid,
+    RedisStore,
+    RoomRecord,
+    Store,
+    StoreUnavailable,
+    event_id_key,
+    open_store,
+    redact_url,
+)
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+async def _delete_keys(url: str, prefix: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def store(
+    request: pytest.FixtureRequest, clock: FakeClock, redis_url: str
+) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        memory = MemoryStore(node_id="node-a", clock=clock)
+        await memory.start()
+        yield memory
+        await memory.close()
+        return
+    prefix = f"test:{uuid.uuid4().hex}:"
+    redis_store = RedisStore(redis_url, node_id="node-a", clock=clock, key_prefix=prefix)
+    unreachable = ""
+    try:
+        await redis_store.start()
+    except StoreUnavailable as exc:
+        unreachable = str(exc)
+    if unreachable:
+        await redis_store.close()
+        pytest.fail(f"{unreachable}; run scripts/ensure-redis.sh (or set REDIS_URL)", pytrace=False)
+    try:
+        yield redis_store
+    finally:
+        await redis_store.close()
+        await _delete_keys(redis_url, prefix)
+
+
+def room(room_id: str, **changes: object) -> RoomRecord:
+    record = RoomRecord(
+        id=room_id, name_zh=f"会商室{room_id}", name_en=f"Room {room_id}", created_at=1_700_000_000.5
+    )
+    return msgspec.structs.replace(record, **changes)
+
+
+def presence(identity: str, joined_at: float, room_id: str = "mayor") -> PresenceRecord:
+    return PresenceRecord(
+        room=room_id,
+        identity=identity,
+        site=f"site-{identity}",
+        name=f"值班员 {identity}",
+        node="node-a",
+        session_id=f"sess-{identity}",
+        joined_at=joined_at,
+    )
+
+
+# Rooms
+
+
+async def test_a_room_that_was_put_is_returned_by_get_room(store: Store) -> None:
+    record = room("mayor", locked=True, configured=False)
+    await store.put_room(record)
+    assert await store.get_room("mayor") == record
+
+
+async def test_get_room_of_an_unknown_id_returns_none(store: Store) -> None:
+    assert await store.get_room("nowhere") is None
+
+
+async def test_putting_a_room_again_replaces_it(store: Store) -> None:
+    await store.put_room(room("mayor"))
+    await store.put_room(room("mayor", name_en="Mayor's room", locked=True))
+    assert await store.get_room("mayor") == room("mayor", name_en="Mayor's room", locked=True)
+    assert len(await store.list_rooms()) == 1
+
+
+async def test_rooms_are_listed_sorted_by_id(store: Store) -> None:
+    for room_id in ["c", "a", "b10", "b2"]:
+        await store.put_room(room(room_id))
+    assert [r.id for r in await store.list_rooms()] == ["a", "b10", "b2", "c"]
+
+
+async def test_no_rooms_lists_as_empty(store: Store) -> None:
+    assert await store.list_rooms() == []
+
+
+async def test_a_deleted_room_is_gone_and_deleting_again_is_harmless(store: Store) -> None:
+    await store.put_room(room("a"))
+    await store.put_room(room("b"))
+    await store.delete_room("a")
+    await store.delete_room("a")
+    assert await store.get_room("a") is None
+    assert [r.id for r in await store.list_rooms()] == ["b"]
+
+
+# Placement
+
+
+async def test_the_first_node_to_place_a_room_owns_it(store: Store) -> None:
+    assert await store.place_room("mayor", "node-a", ttl=10) == "node-a"
+    assert await store.place_room("mayor", "node-b", ttl=10) == "node-a"
+
+
+async def test_another_node_takes_a_room_over_once_the_claim_expires(
+    store: Store, clock: FakeClock
+) -> None:
+    await store.place_room("mayor", "node-a", ttl=10)
+    clock.advance(9.9)
+    assert await store.place_room("mayor", "node-b", ttl=10) == "node-a"
+    clock.advance(0.1)
+    assert await store.place_room("mayor", "node-b", ttl=10) == "node-b"
+    assert await store.place_room("mayor", "node-a", ttl=10) == "node-b"
+
+
+async def test_the_owner_keeps_its_room_by_placing_it_again(
+    store: Store, clock: FakeClock
+) -> None:
+    await store.place_room("mayor", "node-a", ttl=10)
+    clock.advance(8)
+    assert await store.place_room("mayor", "node-a", ttl=10) == "node-a"
+    clock.advance(8)
+    assert await store.place_room("mayor", "node-b", ttl=10) == "node-a"
+
+
+async def test_rooms_are_placed_independently(store: Store) -> None:
+    assert await store.place_room("r1", "node-a", ttl=10) == "node-a"
+    assert await store.place_room("r2", "node-b", ttl=10) == "node-b"
+
+
+async def test_deleting_a_room_releases_its_placement(store: Store) -> None:
+    await store.put_room(room("mayor"))
+    await store.place_room("mayor", "node-a", ttl=10)
+    await store.delete_room("mayor")
+    assert await store.place_room("mayor", "node-b", ttl=10) == "node-b"
+
+
+# Presence
+
+
+async def test_presences_are_listed_by_join_time(store: Store) -> None:
+    await store.set_presence(presence("late", joined_at=30.0), ttl=10)
+    await store.set_presence(presence("early", joined_at=10.0), ttl=10)
+    await store.set_presence(presence("middle", joined_at=20.0), ttl=10)
+    assert [p.identity for p in await store.list_presence("mayor")] == ["early", "middle", "late"]
+
+
+async def test_a_presence_is_returned_as_it_was_set(store: Store) -> None:
+    record = PresenceRecord(
+        room="mayor",
+        identity="u1",
+        site="county-3",
+        name="张三",
+        node="node-b",
+        session_id="s-9",
+        joined_at=12.5,
+        role="moderator",
+    )
+    await store.set_presence(record, ttl=10)
+    assert await store.list_presence("mayor") == [record]
+
+
+async def test_setting_a_presence_again_replaces_it(store: Store) -> None:
+    await store.set_presence(presence("u1", joined_at=1.0), ttl=10)
+    moved = msgspec.structs.replace(presence("u1", joined_at=1.0), node="node-b")
+    await store.set_presence(moved, ttl=10)
+    assert await store.list_presence("mayor") == [moved]
+
+
+async def test_a_removed_presence_is_no_longer_listed(store: Store) -> None:
+    await store.set_presence(presence("u1", joined_at=1.0), ttl=10)
+    await store.set_presence(presence("u2", joined_at=2.0), ttl=10)
+    await store.remove_presence("mayor", "u1")
+    await store.remove_presence("mayor", "u1")
+    await store.remove_presence("empty-room", "nobody")
+    assert [p.identity for p in await store.list_presence("mayor")] == ["u2"]
+
+
+async def test_presences_of_different_rooms_are_kept_apart(store: Store) -> None:
+    await store.set_presence(presence("u1", joined_at=1.0, room_id="r1"), ttl=10)
+    await store.set_presence(presence("u2", joined_at=1.0, room_id="r2"), ttl=10)
+    assert [p.identity for p in await store.list_presence("r1")] == ["u1"]
+    assert [p.identity for p in await store.list_presence("r2")] == ["u2"]
+    assert await store.list_presence("r3") == []
+
+
+async def test_a_presence_expires_when_the_clock_passes_its_ttl(
+    store: Store, clock: FakeClock
+) -> None:
+    await store.set_presence(presence("short", joined_at=1.0), ttl=5)
+    await store.set_presence(presence("long", joined_at=2.0), ttl=30)
+    clock.advance(4.9)
+    assert [p.identity for p in await store.list_presence("mayor")] == ["short", "long"]
+    clock.advance(0.1)
+    assert [p.identity for p in await store.list_presence("mayor")] == ["long"]
+    clock.advance(25)
+    assert await store.list_presence("mayor") == []
+
+
+async def test_refreshing_a_presence_keeps_it_alive(store: Store, clock: FakeClock) -> None:
+    await store.set_presence(presence("u1", joined_at=1.0), ttl=5)
+    clock.advance(4)
+    await store.set_presence(presence("u1", joined_at=1.0), ttl=5)
+    clock.advance(4)
+    assert [p.identity for p in await store.list_presence("mayor")] == ["u1"]
+
+
+async def test_an_expired_presence_comes_back_when_set_again(
+    store: Store, clock: FakeClock
+) -> None:
+    await store.set_presence(presence("u1", joined_at=1.0), ttl=5)
+    clock.advance(6)
+    assert await store.list_presence("mayor") == []
+    await store.set_presence(presence("u1", joined_at=7.0), ttl=5)
+    assert [p.joined_at for p in await store.list_presence("mayor")] == [7.0]
+
+
+# Events
+
+
+async def test_an_appended_event_carries_who_what_and_when(
+    store: Store, clock: FakeClock
+) -> None:
+    event = await store.append_event(
+        "directives", actor="centre:li", kind="directive.issued", data={"to": ["a", "b"], "n": 1}
+    )
+    assert event.stream == "directives"
+    assert event.actor == "centre:li"
+    assert event.kind == "directive.issued"
+    assert event.at == clock.now
+    assert event.data == {"to": ["a", "b"], "n": 1}
+    assert await store.read_events("directives") == [event]
+
+
+async def test_events_are_read_back_in_the_order_they_were_appended(store: Store) -> None:
+    appended = [
+        await store.append_event("log", actor="a", kind="k", data={"i": i}) for i in range(20)
+    ]
+    read = await store.read_events("log")
+    assert read == appended
+    keys = [event_id_key(e.id) for e in read]
+    assert keys == sorted(set(keys))
+
+
+async def test_event_ids_increase_even_when_the_clock_stands_still(store: Store) -> None:
+    events = [await store.append_event("log", actor="a", kind="k", data={}) for _ in range(5)]
+    keys = [event_id_key(e.id) for e in events]
+    assert keys == sorted(set(keys))
+
+
+async def test_reading_after_an_id_resumes_strictly_after_it(store: Store) -> None:
+    events = [await store.append_event("log", actor="a", kind="k", data={"i": i}) for i in range(6)]
+    assert await store.read_events("log", after=events[2].id) == events[3:]
+    assert await store.read_events("log", after=events[-1].id) == []
+    later = await store.append_event("log", actor="a", kind="k", data={"i": 6})
+    assert await store.read_events("log", after=events[-1].id) == [later]
+
+
+async def test_reading_pages_through_a_stream_with_limit_and_after(store: Store) -> None:
+    events = [await store.append_event("log", actor="a", kind="k", data={"i": i}) for i in range(7)]
+    pages: list[list[str]] = []
+    after: str | None = None
+    while page := await store.read_events("log", after=after, limit=3):
+        pages.append([e.id for e in page])
+        after = page[-1].id
+    assert pages == [[e.id for e in events[i : i + 3]] for i in (0, 3, 6)]
+
+
+async def test_reading_after_an_id_older_than_the_stream_returns_everything(store: Store) -> None:
+    events = [await store.append_event("log", actor="a", kind="k", data={}) for _ in range(3)]
+    assert await store.read_events("log", after="0-0") == events
+
+
+async def test_an_unknown_stream_reads_as_empty(store: Store) -> None:
+    assert await store.read_events("never-written") == []
+    assert await store.read_events("never-written", after="5-0") == []
+
+
+async def test_streams_are_kept_apart(store: Store) -> None:
+    a = await store.append_event("a", actor="x", kind="k", data={})
+    b = await store.append_event("b", actor="x", kind="k", data={})
+    assert await store.read_events("a") == [a]
+    assert await store.read_events("b") == [b]
+
+
+async def test_a_malformed_resume_id_is_refused(store: Store) -> None:
+    with pytest.raises(EventIdInvalid):
+        await store.read_events("log", after="not-an-id")
+
+
+async def test_a_limit_below_one_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError):
+        await store.read_events("log", limit=0)
+
+
+async def test_event_data_that_json_cannot_hold_is_refused(store: Store) -> None:
+    with pytest.raises(RecordInvalid):
+        await store.append_event("log", actor="a", kind="k", data={"when": object()})
+    assert await store.read_events("log") == []
+
+
+async def test_changing_the_data_after_appending_does_not_change_the_log(store: Store) -> None:
+    data: dict[str, object] = {"sites": ["a"]}
+    await store.append_event("log", actor="a", kind="k", data=data)
+    data["sites"] = ["a", "b"]
+    assert [e.data for e in await store.read_events("log")] == [{"sites": ["a"]}]
+
+
+async def test_concurrent_appends_get_distinct_ids_in_one_order(store: Store) -> None:
+    appended = await asyncio.gather(
+        *(store.append_event("busy", actor="a", kind="k", data={"i": i}) for i in range(200))
+    )
+    read = await store.read_events("busy")
+    assert len({e.id for e in appended}) == 200
+    assert {e.id for e in read} == {e.id for e in appended}
+    keys = [event_id_key(e.id) for e in read]
+    assert keys == sorted(keys)
+    assert sorted(e.data["i"] for e in read) == list(range(200))  # type: ignore[type-var]
+
+
+# The store itself
+
+
+async def test_a_store_answers_ping_and_names_its_node(store: Store) -> None:
+    assert await store.ping() is True
+    assert store.node_id == "node-a"
+    assert store.durable is isinstance(store, RedisStore)
+
+
+async def test_closing_a_store_twice_is_harmless(store: Store) -> None:
+    await store.close()
+    await store.close()
+
+
+# Beyond the contract: choosing a store and failing clearly
+
+
+async def test_an_unreachable_redis_is_reported_with_its_url_but_not_its_password() -> None:
+    unreachable = RedisStore(
+        "redis://ops:s3cret-pw@127.0.0.1:1/0", node_id="n", connect_timeout=0.5
+    )
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            await unreachable.start()
+        assert await unreachable.ping() is False
+    finally:
+        await unreachable.close()
+    assert "redis://ops@127.0.0.1:1/0" in str(caught.value)
+    assert "s3cret-pw" not in str(caught.value)
+
+
+async def test_the_memory_store_warns_at_start_that_records_die_with_the_process(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="server.store.memory"):
+        await MemoryStore(node_id="n").start()
+    assert any("only as long as this process" in r.getMessage() for r in caplog.records)
+
+
+async def test_open_store_chooses_redis_only_when_a_url_is_given(redis_url: str) -> None:
+    memory = open_store(None, node_id="n")
+    also_memory = open_store("", node_id="n")
+    remote = open_store(redis_url, node_id="n")
+    try:
+        assert isinstance(memory, MemoryStore) and memory.durable is False
+        assert isinstance(also_memory, MemoryStore)
+        assert isinstance(remote, RedisStore) and remote.durable is True
+        assert remote.node_id == "n"
+    finally:
+        await remote.close()
+
+
+def test_event_ids_compare_by_number_not_by_text() -> None:
+    assert event_id_key("9-5") < event_id_key("10-0") < event_id_key("10-1")
+    with pytest.raises(EventIdInvalid):
+        event_id_key("10")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:pw@host:6379/1", "redis://host:6379/1"),
+        ("rediss://user:pw@[::1]:6380/0?x=1", "rediss://user@[::1]:6380/0?x=1"),
+    ],
+)
+def test_a_redacted_url_keeps_everything_but_the_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
