@@ -226,7 +226,7 @@ class SubscriberPeer:
             publication = slot.publication
             if publication is None or slot.subscription is not None or publication.closed:
                 continue
-            payload_type = self._payload_type(slot.transceiver, publication.codec)
+            payload_type = self.payload_type(slot.transceiver, publication.codec)
             if payload_type is None:
                 logger.warning(
                     "no common codec subscriber=%s publication=%s codec=%s",
@@ -244,7 +244,8 @@ class SubscriberPeer:
             )
 
     @staticmethod
-    def _payload_type(transceiver: RTCRtpTransceiver, codec: CodecInfo) -> int | None:
+    def payload_type(transceiver: RTCRtpTransceiver, codec: CodecInfo) -> int | None:
+        """The payload type the transceiver negotiated for `codec`, or None."""
         candidates = [c for c in hooks.media_codecs(transceiver) if c.mimeType.lower() == codec.mime_type.lower()]
         if codec.name.upper() == "H264":
             mode = codec.parameters.get("packetization-mode")

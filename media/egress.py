@@ -1,0 +1,77 @@
+"""`EgressPeer`: a player's offer answered with existing publications (WHEP), no renegotiation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from aiortc import RTCSessionDescription
+
+from media import aiortc_hooks as hooks
+from media.peers import NegotiationError, SubscriberPeer, make_peer_connection
+from media.router import Publication, RelayCounters, Subscription
+
+logger = logging.getLogger(__name__)
+
+
+class EgressPeer:
+    """One player's connection receiving a fixed set of publications (one per m-line kind)."""
+
+    def __init__(self, identity: str, *, counters: RelayCounters, ice_servers: Sequence[str] = ()) -> None:
+        self.identity = identity
+        self.pc = make_peer_connection(ice_servers)
+        self.subscriptions: list[Subscription] = []
+        self._sources: list[hooks.PermanentSource] = []
+        self._counters = counters
+        self._closed = False
+
+    async def answer(self, offer_sdp: str, publications: Sequence[Publication]) -> str:
+        """Answer the player's offer, sending each publication on an m-line of its kind."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except Exception as exc:  # noqa: BLE001 - aiortc raises several types for a bad offer
+            raise NegotiationError("bad_sdp", f"offer rejected: {exc}") from None
+        remaining = list(publications)
+        bound: list[tuple[Publication, object]] = []
+        for transceiver in self.pc.getTransceivers():
+            publication = next((p for p in remaining if p.kind == transceiver.kind), None)
+            if publication is None:
+                transceiver.direction = "inactive"
+                continue
+            remaining.remove(publication)
+            source = hooks.PermanentSource(transceiver.kind)
+            self._sources.append(source)
+            transceiver.sender.replaceTrack(source)
+            transceiver.direction = "sendonly"
+            bound.append((publication, transceiver))
+        if not bound:
+            raise NegotiationError("nothing_to_play", "the offer has no m-line for the participant's tracks")
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        for publication, transceiver in bound:
+            payload_type = SubscriberPeer.payload_type(transceiver, publication.codec)  # type: ignore[arg-type]
+            if payload_type is None:
+                continue
+            subscription = Subscription(
+                publication,
+                subscriber=self.identity,
+                sender=transceiver.sender,  # type: ignore[attr-defined]
+                payload_type=payload_type,
+                mid=transceiver.mid,  # type: ignore[attr-defined]
+                counters=self._counters,
+            )
+            hooks.tap_sender(transceiver.sender, subscription.handle_feedback)  # type: ignore[attr-defined]
+            self.subscriptions.append(subscription)
+        if not self.subscriptions:
+            raise NegotiationError("no_common_codec", "the player supports none of the tracks' codecs")
+        return self.pc.localDescription.sdp
+
+    async def close(self) -> None:
+        """Close the subscriptions and the connection (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for subscription in self.subscriptions:
+            subscription.close()
+        await self.pc.close()
+        for source in self._sources:
+            source.stop()

@@ -1,0 +1,1 @@
+"""Synthetic participants: test-pattern media sources and a Python room client that speaks /ws."""
