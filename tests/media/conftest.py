@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtpPacket
+
+from media import aiortc_hooks as hooks
 
 from media.peers import SubscriberPeer
 from media.room import RoomRouter
@@ -17,9 +20,13 @@ from media.router import Publication, RelayCounters
 class SubscribingClient:
     """A client's subscriber connection: answers the server's offers, collects remote tracks."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, lean: bool = False) -> None:
         self.pc = RTCPeerConnection()
         self.tracks: dict[str, MediaStreamTrack] = {}
+        self.lean = lean
+        self.packets: dict[str, list[RtpPacket]] = {}
+        self._tapped: set[int] = set()
+        self.arrived = asyncio.Event()
         self.changed = asyncio.Condition()
         self.peer: SubscriberPeer | None = None
         self._lock = asyncio.Lock()
@@ -31,6 +38,8 @@ class SubscribingClient:
     async def _answer(self, sdp: str, tracks: dict[str, str]) -> None:
         async with self._lock:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            if self.lean:
+                self._tap(tracks)
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
             for transceiver in self.pc.getTransceivers():
@@ -40,6 +49,31 @@ class SubscribingClient:
             self.peer.handle_answer(self.pc.localDescription.sdp)
         async with self.changed:
             self.changed.notify_all()
+
+    def _tap(self, tracks: dict[str, str]) -> None:
+        # A lean client counts packets at the transport and never decodes, like the load tool.
+        for transceiver in self.pc.getTransceivers():
+            receiver = transceiver.receiver
+            if id(receiver) in self._tapped or transceiver.mid not in tracks:
+                continue
+            self._tapped.add(id(receiver))
+            received = self.packets.setdefault(tracks[transceiver.mid], [])
+
+            def on_packet(packet: RtpPacket, arrival_ms: int, received: list[RtpPacket] = received) -> None:
+                received.append(packet)
+                self.arrived.set()
+
+            hooks.tap_receiver(receiver, on_packet)
+
+    async def wait_packets(self, enough: Callable[[], bool], timeout: float = 20) -> None:
+        """Wait until `enough()` holds, re-checking on every packet that arrives."""
+
+        async def wait() -> None:
+            while not enough():
+                self.arrived.clear()
+                await self.arrived.wait()
+
+        await asyncio.wait_for(wait(), timeout)
 
     async def wait_track(self, publication_id: str, timeout: float = 10) -> MediaStreamTrack:
         """The remote track carrying `publication_id`, once negotiated."""
@@ -69,11 +103,11 @@ async def router() -> AsyncIterator[RoomRouter]:
 
 
 @pytest.fixture
-async def make_subscriber(router: RoomRouter) -> AsyncIterator[Callable[[str], SubscribingClient]]:
+async def make_subscriber(router: RoomRouter) -> AsyncIterator[Callable[..., SubscribingClient]]:
     clients: list[SubscribingClient] = []
 
-    def make(identity: str) -> SubscribingClient:
-        client = SubscribingClient()
+    def make(identity: str, lean: bool = False) -> SubscribingClient:
+        client = SubscribingClient(lean=lean)
         client.peer = router.new_subscriber(identity, client.on_offer)
         clients.append(client)
         return client
