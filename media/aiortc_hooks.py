@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiortc
+from aiortc import RTCPeerConnection
 from aiortc import clock
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -257,3 +258,30 @@ def media_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
 def remote_sends(transceiver: RTCRtpTransceiver) -> bool:
     """True when the remote offer sends media on this transceiver (we may receive)."""
     return transceiver._offerDirection in ("recvonly", "sendrecv")
+
+
+async def close_peer_connection(pc: RTCPeerConnection) -> None:
+    """Close a peer connection so that no ICE consent task outlives it.
+
+    aioice races here: when a connection is closed while its connectivity checks are running,
+    `connect()` may resume after `close()` and start consent checks that nothing ever stops,
+    keeping a task and a socket alive per connection. Before closing, replace the consent loop of
+    each of its ICE connections with one that ends at once, and cancel any that already runs.
+    """
+    connections = []
+    for transceiver in pc.getTransceivers():
+        connection = getattr(transceiver.receiver.transport.transport, "_connection", None)
+        if connection is not None and connection not in connections:
+            connections.append(connection)
+
+    async def no_consent() -> None:
+        return None
+
+    for connection in connections:
+        connection.query_consent = no_consent
+    await pc.close()
+    for connection in connections:
+        task = getattr(connection, "_query_consent_task", None)
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

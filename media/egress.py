@@ -72,6 +72,6 @@ class EgressPeer:
         self._closed = True
         for subscription in self.subscriptions:
             subscription.close()
-        await self.pc.close()
+        await hooks.close_peer_connection(self.pc)
         for source in self._sources:
             source.stop()

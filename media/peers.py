@@ -107,7 +107,7 @@ class PublisherPeer:
         for publication in self.publications.values():
             publication.close()
         await self._tasks.close()
-        await self.pc.close()
+        await hooks.close_peer_connection(self.pc)
 
 
 @dataclass
@@ -298,7 +298,7 @@ class SubscriberPeer:
         await self._tasks.close()
         if self._answer is not None and not self._answer.done():
             self._answer.cancel()
-        await self.pc.close()
+        await hooks.close_peer_connection(self.pc)
         for slot in self._slots:
             slot.source.stop()
         self._settled.set()

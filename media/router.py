@@ -200,14 +200,17 @@ class Subscription:
         """Rewrite one publisher packet for this subscriber and send it."""
         if self.paused or self.closed:
             return
-        if self.waiting_keyframe:
-            if not keyframe:
-                return
-            self.waiting_keyframe = False
         transport = self._sender.transport
         if transport.state != "connected":
             self.waiting_keyframe = self.publication.kind == "video"
             return
+        if self.waiting_keyframe:
+            if not keyframe:
+                # Keep asking (throttled per publication): the keyframe asked for at subscribe
+                # time may have passed before this subscriber's transport was up.
+                self.publication.request_keyframe()
+                return
+            self.waiting_keyframe = False
         seq, ts = self._rewriter.rewrite(packet.sequence_number, packet.timestamp)
         original = (packet.ssrc, packet.payload_type, packet.sequence_number, packet.timestamp, packet.extensions.mid)
         packet.ssrc = self._sender._ssrc

@@ -71,6 +71,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await session.ws.close()
     if services.http_media is not None:
         await services.http_media.close()
+    await services.background.close()
     await services.rooms.close()
     await services.store.close()
 

@@ -131,17 +131,18 @@ class Room:
 
     async def leave(self, participant: Participant, *, announce: bool = True) -> None:
         """Remove a participant and close its connections (only if it is still the current session)."""
-        if self.participants.get(participant.id) is participant:
+        current = self.participants.get(participant.id) is participant
+        if current:
             del self.participants[participant.id]
+            if announce:
+                self.broadcast(ParticipantLeft(identity=participant.id))
+                logger.info("left room=%s identity=%s", self.id, participant.id)
         for peer in participant.publishers:
             await self.router.close_publisher(participant.id, peer)
         participant.publishers.clear()
         if participant.subscriber is not None:
             await self.router.close_subscriber(participant.id, participant.subscriber)
             participant.subscriber = None
-        if announce and participant.id not in self.participants:
-            self.broadcast(ParticipantLeft(identity=participant.id))
-            logger.info("left room=%s identity=%s", self.id, participant.id)
 
     async def publish(self, participant: Participant, sdp: str, sources: dict[str, str]) -> str:
         """Apply a publisher offer from `participant`; returns the answer."""

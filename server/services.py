@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from media.router import RelayCounters
+from media.tasks import TaskGroup
 from server.auth import PasswordVerifier, TokenService
 from server.config import Config
 from server.errors import RequestError
@@ -26,14 +27,15 @@ class Limits:
         self.max_sdp_bytes = max_sdp_bytes
         self.max_media_lines = max_media_lines
 
-    def check_sdp(self, sdp: str) -> None:
-        """Raise RequestError for an SDP that is too large, has too many m-lines, or is not SDP."""
+    def check_sdp(self, sdp: str, *, offer: bool = True) -> None:
+        """Raise RequestError for an SDP that is too large or is not SDP; an offer may not carry
+        more m-lines than the track limit (answers mirror the server's own offers)."""
         if len(sdp.encode()) > self.max_sdp_bytes:
             raise RequestError("sdp_too_large", f"SDP exceeds {self.max_sdp_bytes} bytes")
         if not sdp.startswith("v=0"):
             raise RequestError("bad_sdp", "not an SDP description (must start with v=0)")
         media_lines = sdp.count("\nm=")
-        if media_lines > self.max_media_lines:
+        if offer and media_lines > self.max_media_lines:
             raise RequestError("too_many_tracks", f"SDP has {media_lines} m-lines, at most {self.max_media_lines} allowed")
 
 
@@ -50,6 +52,7 @@ class Services:
     limits: Limits
     sessions: set[Session] = field(default_factory=set)
     http_media: HttpMediaSessions | None = None
+    background: TaskGroup = field(default_factory=lambda: TaskGroup("server"))
 
 
 SERVICES = web.AppKey("services", Services)

@@ -97,11 +97,21 @@ class Session:
             if await self._hello():
                 await self._loop()
         finally:
-            if self.room is not None and self.participant is not None:
-                await self.room.leave(self.participant)
-                await self.services.store.remove_presence(self.room.id, self.participant.id)
-            self._outbox.put_nowait(None)
+            # aiohttp cancels the handler when the client goes away: the cleanup must still run
+            # to its end, or the others never hear that this participant left.
+            cleanup = self.services.background.spawn(self._cleanup(writer), name="session-cleanup")
+            if cleanup is not None:
+                await asyncio.shield(cleanup)
+
+    async def _cleanup(self, writer: asyncio.Task[None]) -> None:
+        if self.room is not None and self.participant is not None:
+            await self.room.leave(self.participant)
+            await self.services.store.remove_presence(self.room.id, self.participant.id)
+        self._outbox.put_nowait(None)
+        try:
             await asyncio.wait_for(writer, 5)
+        except asyncio.TimeoutError:
+            logger.warning("ws writer did not finish remote=%s", self.remote)
 
     async def _receive(self, timeout: float | None = None) -> str | None:
         msg = await self.ws.receive(timeout=timeout)
@@ -196,7 +206,7 @@ class Session:
             answer = await room.publish(participant, message.sdp, dict(message.sources))
             return PublishAnswer(id=message.id, sdp=answer)
         if isinstance(message, SubscribeAnswer):
-            self.services.limits.check_sdp(message.sdp)
+            self.services.limits.check_sdp(message.sdp, offer=False)
             if participant.subscriber is None:
                 raise RequestError("not_subscribed", "this session has no subscriber connection")
             participant.subscriber.handle_answer(message.sdp)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -14,6 +13,7 @@ from server.keys import SecretError
 from synthetic.demo import (
     MediaSettings,
     add_common_arguments,
+    configure_logging,
     install_stop_signals,
     load_demo_config,
     run_sites,
@@ -37,11 +37,11 @@ async def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the synthetic sites."""
     parser = argparse.ArgumentParser(prog="python -m synthetic", description=__doc__)
-    parser.add_argument("--url", default="http://127.0.0.1:8080", help="server base URL (default http://127.0.0.1:8080)")
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="server base URL (default %(default)s)")
     parser.add_argument("--insecure", action="store_true", help="accept a self-signed TLS certificate")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(os.environ)
     try:
         return asyncio.run(_run(args, os.environ))
     except (ValueError, ConfigError, SecretError) as exc:

@@ -15,6 +15,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTran
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.frame import Frame
 
+from media.aiortc_hooks import close_peer_connection
 from signaling.codec import ProtocolError, encode, parse_server
 from signaling.messages import (
     ClientMessage,
@@ -228,7 +229,7 @@ class RoomClient:
         await self._tasks.close()
         for pc in (self._publisher, self._subscriber):
             if pc is not None:
-                await pc.close()
+                await close_peer_connection(pc)
         if self._session is not None:
             await self._session.close()
         await self._end_session("closed")

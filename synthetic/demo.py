@@ -27,7 +27,7 @@ from server.keys import SecretError, load_secret
 from synthetic.client import ClientError, RoomClient
 from synthetic.pattern import TestPatternTrack, ToneTrack, find_cjk_font
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("synthetic.demo")  # not "__main__" under `python -m synthetic.demo`
 
 DEFAULT_ROOM = "consultation"
 MAX_DEFAULT_SITES = 8  # each site costs one VP8 and one Opus encode; the demo machine has 2 cores
@@ -76,7 +76,12 @@ def token_minter(config: Config, room_id: str, env: Mapping[str, str]) -> Callab
 
     def mint(site: Site) -> str:
         return service.issue_device_token(
-            identity=site.id, site=site.id, room=room_id, grants=["publish"], ttl=TOKEN_TTL, name=site.name_en
+            identity=site.id,
+            site=site.id,
+            room=room_id,
+            grants=["publish"],
+            ttl=TOKEN_TTL,
+            name=site.name_zh or site.name_en,
         )
 
     return mint
@@ -262,6 +267,11 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+def configure_logging(env: Mapping[str, str]) -> None:
+    """Log to stderr at $LOG_LEVEL (default INFO)."""
+    logging.basicConfig(level=env.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """Parse "WIDTHxHEIGHT"."""
     try:
@@ -276,7 +286,9 @@ def parse_size(text: str) -> tuple[int, int]:
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `python -m synthetic` and `python -m synthetic.demo`."""
     parser.add_argument("--room", default=DEFAULT_ROOM, help=f"room id (default {DEFAULT_ROOM})")
-    parser.add_argument("--sites", default="", help="comma-separated site ids (default: the room's counties and mobiles, at most 8)")
+    parser.add_argument(
+        "--sites", default="", help="comma-separated site ids (default: the room's counties and mobiles, at most 8)"
+    )
     parser.add_argument("--config", type=Path, help=f"configuration file (default: $CONFIG or {DEFAULT_CONFIG_PATH})")
     parser.add_argument("--size", type=parse_size, default=(320, 180), help="camera size WxH (default 320x180)")
     parser.add_argument("--fps", type=float, default=10.0, help="camera frame rate (default 10)")
@@ -329,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m synthetic.demo", description=__doc__)
     add_common_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(os.environ)
     try:
         return asyncio.run(run_demo(args, os.environ))
     except (ValueError, ConfigError, SecretError) as exc:

@@ -170,7 +170,8 @@ class TestPatternTrack(MediaStreamTrack):
     async def recv(self) -> av.VideoFrame:
         """The next frame, paced at `fps`."""
         pts, time_base = await self.next_timestamp()
-        frame: av.VideoFrame = av.VideoFrame.from_image(self.render(pts / VIDEO_CLOCK_RATE))  # type: ignore[no-untyped-call]
+        image = self.render(pts / VIDEO_CLOCK_RATE)
+        frame: av.VideoFrame = av.VideoFrame.from_image(image)  # type: ignore[no-untyped-call]
         frame.pts = pts
         frame.time_base = time_base
         return frame
