@@ -1,0 +1,184 @@
+"""Real Chromium pages exchanging camera and microphone through the server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO, Server
+
+pytestmark = pytest.mark.browser
+
+JOIN_TIMEOUT_MS = 20_000
+MEDIA_TIMEOUT_MS = 20_000
+POLL_MS = 100
+
+# Predicates run in the page; each takes [identity, ...] and may be async (Playwright awaits it).
+VIDEO_STAT = """async ([identity, field, above]) => {
+  const r = window.__room;
+  if (!r || !r.subscriber) return false;
+  const s = (await r.inboundVideoStats()).find((x) => x.identity === identity);
+  return !!s && s[field] > above;
+}"""
+AUDIO_STAT = """async ([identity, field, above]) => {
+  const r = window.__room;
+  if (!r || !r.subscriber) return false;
+  const s = (await r.inboundAudioStats()).find((x) => x.identity === identity);
+  return !!s && s[field] > above;
+}"""
+
+
+def _me(page: object) -> str:
+    page.wait_for_function("() => window.__room && window.__room.state === 'connected'", timeout=JOIN_TIMEOUT_MS)  # type: ignore[attr-defined]
+    return str(page.evaluate("() => window.__room.me.identity"))  # type: ignore[attr-defined]
+
+
+def _stat(page: object, kind: str, identity: str, field: str) -> float:
+    fn = "inboundVideoStats" if kind == "video" else "inboundAudioStats"
+    return float(page.evaluate(  # type: ignore[attr-defined]
+        f"async (id) => ((await window.__room.{fn}()).find((x) => x.identity === id) || {{}})[{field!r}] || 0",
+        identity,
+    ))
+
+
+def _wait_stat_above(page: object, kind: str, identity: str, field: str, above: float, timeout: int) -> None:
+    predicate = VIDEO_STAT if kind == "video" else AUDIO_STAT
+    page.wait_for_function(predicate, arg=[identity, field, above], polling=POLL_MS, timeout=timeout)  # type: ignore[attr-defined]
+
+
+_DIAGNOSE_JS = """async (id) => {
+  const r = window.__room; const v = r.view.videoFor(id);
+  return {state: r.state, tiles: r.tiles(), video: await r.inboundVideoStats(),
+    element: v && {w: v.videoWidth, readyState: v.readyState,
+      tracks: v.srcObject && v.srcObject.getTracks().map((t) => [t.kind, t.readyState, t.muted ? "muted" : "unmuted"])},
+    mids: [...r.midToPublication],
+    transceivers: r.subscriber && r.subscriber.getTransceivers().map((t) => [t.mid, t.currentDirection, t.receiver.track.muted])};
+}"""
+
+
+def _diagnose(page: object, identity: str) -> object:
+    """What the page knows about `identity`'s media, printed when a wait fails."""
+    return page.evaluate(_DIAGNOSE_JS, identity)  # type: ignore[attr-defined]
+
+
+def assert_receives_video(page: object, identity: str) -> None:
+    """`page` decodes `identity`'s camera: frames keep coming and the picture is not flat."""
+    try:
+        _wait_stat_above(page, "video", identity, "framesDecoded", 0, MEDIA_TIMEOUT_MS)
+    except Exception:
+        print("diagnosis:", _diagnose(page, identity))
+        raise
+    first = _stat(page, "video", identity, "framesDecoded")
+    _wait_stat_above(page, "video", identity, "framesDecoded", first + 10, 10_000)
+    try:
+        page.wait_for_function(  # type: ignore[attr-defined]
+            "(id) => { const t = window.__room.tiles().find((x) => x.identity === id); return !!t && t.hasVideo; }",
+            arg=identity, polling=POLL_MS, timeout=10_000,
+        )
+    except Exception:
+        print("diagnosis:", _diagnose(page, identity))
+        raise
+    sample = page.evaluate("(id) => window.__room.sampleTile(id)", identity)  # type: ignore[attr-defined]
+    assert sample["mean"] > 10, f"picture of {identity} is black: {sample}"
+    assert sample["variance"] > 50, f"picture of {identity} is uniform: {sample}"
+
+
+def assert_receives_audio(page: object, identity: str) -> None:
+    """`page` receives `identity`'s microphone: packets and energy keep rising."""
+    _wait_stat_above(page, "audio", identity, "packetsReceived", 0, MEDIA_TIMEOUT_MS)
+    packets = _stat(page, "audio", identity, "packetsReceived")
+    energy = _stat(page, "audio", identity, "totalAudioEnergy")
+    _wait_stat_above(page, "audio", identity, "packetsReceived", packets + 10, 10_000)
+    _wait_stat_above(page, "audio", identity, "totalAudioEnergy", energy, 10_000)
+
+
+def test_two_sites_see_and_hear_each_other(server: Server, open_page: Callable[..., object]) -> None:
+    a = open_page(server.room_url(server.device_token("e2e-linjiang", "linjiang", name="临江县终端")))
+    b = open_page(server.room_url(server.device_token("e2e-qingshan", "qingshan", name="青山县终端")))
+    id_a, id_b = _me(a), _me(b)
+
+    assert_receives_video(a, id_b)
+    assert_receives_video(b, id_a)
+    assert_receives_audio(a, id_b)
+    assert_receives_audio(b, id_a)
+
+
+def test_late_joiner_gets_everyone_within_two_seconds(server: Server, open_page: Callable[..., object]) -> None:
+    a = open_page(server.room_url(server.device_token("e2e-jiangbei", "jiangbei")))
+    b = open_page(server.room_url(server.device_token("e2e-jiangnan", "jiangnan")))
+    id_a, id_b = _me(a), _me(b)
+    assert_receives_video(a, id_b)
+    assert_receives_video(b, id_a)
+
+    c = open_page(server.room_url(server.device_token("e2e-mobile01", "mobile01")))
+    _me(c)
+    c.wait_for_function(  # type: ignore[attr-defined]
+        "() => window.__room.subscriberConnectedAt !== null", polling=20, timeout=JOIN_TIMEOUT_MS,
+    )
+    both = """async ([a, b]) => {
+      const s = await window.__room.inboundVideoStats();
+      const ok = (id) => s.some((x) => x.identity === id && x.framesDecoded > 0);
+      return ok(a) && ok(b);
+    }"""
+    c.wait_for_function(both, arg=[id_a, id_b], polling=50, timeout=2_000)  # type: ignore[attr-defined]
+    elapsed = c.evaluate("() => performance.now() - window.__room.subscriberConnectedAt")  # type: ignore[attr-defined]
+    assert elapsed <= 2_000, f"late joiner waited {elapsed:.0f} ms for video"
+
+
+def test_login_then_enter_the_room(server: Server, open_page: Callable[..., object]) -> None:
+    page = open_page(f"{server.base_url}/login")
+    assert page.locator("input[name=username]").is_visible()  # type: ignore[attr-defined]
+    page.fill("input[name=username]", "mayor")  # type: ignore[attr-defined]
+    page.fill("input[name=password]", "demomayor")  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_url(f"{server.base_url}/", timeout=10_000)  # type: ignore[attr-defined]
+    page.click("[data-room=consultation] a.enter-room")  # type: ignore[attr-defined]
+    page.wait_for_url(f"{server.base_url}/rooms/consultation", timeout=10_000)  # type: ignore[attr-defined]
+    page.click("#join-btn")  # type: ignore[attr-defined]
+    assert _me(page) == "mayor"
+    page.wait_for_function("() => window.__room.publisher !== null", timeout=JOIN_TIMEOUT_MS)  # type: ignore[attr-defined]
+
+
+def test_screenshots(server: Server, open_page: Callable[..., object]) -> None:
+    """Save what people see (login, rooms, a room with two sites, the field page on a phone)."""
+    out = REPO / "screenshots"
+    out.mkdir(exist_ok=True)
+    viewport = {"width": 1440, "height": 900}
+
+    login = open_page(f"{server.base_url}/login", viewport=viewport)
+    login.screenshot(path=str(out / "login.png"))  # type: ignore[attr-defined]
+    login.fill("input[name=username]", "mayor")  # type: ignore[attr-defined]
+    login.fill("input[name=password]", "demomayor")  # type: ignore[attr-defined]
+    login.click("button[type=submit]")  # type: ignore[attr-defined]
+    login.wait_for_url(f"{server.base_url}/", timeout=10_000)  # type: ignore[attr-defined]
+    login.screenshot(path=str(out / "index.png"))  # type: ignore[attr-defined]
+
+    site = open_page(server.room_url(server.device_token("shot-linjiang", "linjiang", name="临江县值班员")))
+    id_site = _me(site)
+    login.goto(f"{server.base_url}/rooms/consultation")  # type: ignore[attr-defined]
+    login.screenshot(path=str(out / "room-join.png"))  # type: ignore[attr-defined]
+    login.click("#join-btn")  # type: ignore[attr-defined]
+    _me(login)
+    assert_receives_video(login, id_site)
+    login.wait_for_function(  # type: ignore[attr-defined]
+        "() => [...document.querySelectorAll('.tile-quality .qtext')].every((q) => q.textContent.includes('fps'))",
+        timeout=10_000,
+    )
+    login.screenshot(path=str(out / "room.png"))  # type: ignore[attr-defined]
+    login.click(f".tile[data-identity='{id_site}']")  # type: ignore[attr-defined]
+    login.screenshot(path=str(out / "room-spotlight.png"))  # type: ignore[attr-defined]
+
+    phone = open_page(
+        server.room_url(server.device_token("shot-mobile01", "mobile01", name="临江县移动平台"), page="field"),
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
+    )
+    _me(phone)
+    phone.wait_for_function("() => window.__room.publisher && window.__room.publisher.connectionState === 'connected'",  # type: ignore[attr-defined]
+                            timeout=JOIN_TIMEOUT_MS)
+    assert_receives_video(phone, id_site)
+    phone.wait_for_function("() => document.getElementById('uplink-text').textContent.includes('fps')",  # type: ignore[attr-defined]
+                            timeout=10_000)
+    phone.screenshot(path=str(out / "field.png"))  # type: ignore[attr-defined]
+    assert Path(out / "field.png").stat().st_size > 0

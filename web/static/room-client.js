@@ -1,0 +1,616 @@
+// The browser side of the `/ws` contract (signaling/messages.py): one session, one subscriber
+// connection (the server offers), an optional publisher connection (we offer), and reconnect.
+//
+// The client owns the model (participants, publications, which receiver carries which publication);
+// a view (room-view.js) listens to its events and draws tiles. Tests reach it as `window.__room`.
+
+const PING_INTERVAL_MS = 10_000;
+const PONG_TIMEOUT_MS = 25_000;       // a 4G link can hang without closing the socket
+const ICE_GATHER_CAP_MS = 2_000;      // the server does not trickle: send whatever we have by then
+const BACKOFF_MIN_MS = 1_000;
+const BACKOFF_MAX_MS = 15_000;
+const DISCONNECTED_GRACE_MS = 5_000;  // ICE "disconnected" often heals by itself; "failed" never does
+
+export const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } };
+
+/** Wait until ICE gathering is complete, or until `capMs` has passed. */
+function iceGatheringDone(pc, capMs = ICE_GATHER_CAP_MS) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    const timer = setTimeout(done, capMs);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+/** Put VP8 first and H264 next on a video transceiver, where the browser lets us. */
+function preferVp8(transceiver) {
+  if (typeof transceiver.setCodecPreferences !== "function") return;
+  const caps = (RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities("video")) || null;
+  if (!caps) return;
+  const rank = (c) => {
+    const m = c.mimeType.toLowerCase();
+    if (m === "video/vp8") return 0;
+    if (m === "video/h264") return 1;
+    return 2;
+  };
+  const codecs = [...caps.codecs].sort((a, b) => rank(a) - rank(b));
+  try {
+    transceiver.setCodecPreferences(codecs);
+  } catch (err) {
+    console.warn("setCodecPreferences refused", err);
+  }
+}
+
+function rtcConfig(iceServers) {
+  const urls = (iceServers || []).filter(Boolean);
+  return { iceServers: urls.length ? [{ urls }] : [], bundlePolicy: "max-bundle" };
+}
+
+/** One participant as the client knows it. */
+class Participant {
+  constructor(info) {
+    this.info = info;                 // {identity, site, name, role, state}
+    this.videoTrack = null;           // the receiver track currently carrying its camera
+    this.audioTracks = [];
+  }
+}
+
+export class RoomClient extends EventTarget {
+  /**
+   * @param {object} opts  {room, token, iceServers, me, publish: "auto"|false, facingMode}
+   */
+  constructor(opts) {
+    super();
+    this.room = opts.room;
+    this.token = opts.token ?? null;
+    this.iceServers = opts.iceServers || [];
+    this.facingMode = opts.facingMode || "user";
+    this.publishMode = opts.publish ?? "auto";
+    this.me = opts.me || null;           // from the page; replaced by welcome.you
+    this.grants = [];
+    this.roomName = "";
+    this.state = "connecting";
+    this.lastError = null;
+
+    this.participants = new Map();       // identity -> Participant (not ourselves)
+    this.publications = new Map();       // publication_id -> PublicationInfo
+    this.midToPublication = new Map();   // subscriber mid -> publication_id (latest offer)
+
+    this.ws = null;
+    this.subscriber = null;
+    this.publisher = null;
+    this.localStream = null;
+    this.cameraMuted = false;
+    this.micMuted = false;
+    this.subscriberConnectedAt = null;
+
+    this.view = null;                    // set by the page: {videoFor(identity)}
+    this._generation = 0;                // bumps on every (re)connect; stale callbacks check it
+    this._offerChain = Promise.resolve();
+    this._nextId = 2;
+    this._pending = new Map();           // request id -> {resolve, reject}
+    this._timers = new Set();
+    this._attempt = 0;
+    this._closed = false;
+    this._lastPong = 0;
+    this._reconnectTimer = null;
+    this._disconnectTimer = null;
+  }
+
+  // --- lifecycle ---------------------------------------------------------------------------------
+
+  /** Connect (and keep reconnecting until close()). */
+  start() {
+    this._closed = false;
+    this._connect();
+  }
+
+  /** Leave on purpose: tell the server, stop media, never reconnect. */
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    this._send({ type: "leave" });
+    this._teardown();
+    if (this.localStream) this.localStream.getTracks().forEach((t) => t.stop());
+    this.localStream = null;
+  }
+
+  _setState(state, detail = {}) {
+    this.state = state;
+    this._emit("state", { state, ...detail });
+  }
+
+  _emit(name, detail) {
+    this.dispatchEvent(new CustomEvent(name, { detail }));
+  }
+
+  _teardown() {
+    this._generation += 1;
+    clearTimeout(this._disconnectTimer);
+    for (const t of this._timers) clearInterval(t);
+    this._timers.clear();
+    for (const { reject } of this._pending.values()) reject(new Error("session ended"));
+    this._pending.clear();
+    if (this.ws) {
+      this.ws.onopen = this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;
+      try { this.ws.close(); } catch { /* already closed */ }
+    }
+    this.ws = null;
+    for (const pc of [this.subscriber, this.publisher]) {
+      if (pc) { try { pc.close(); } catch { /* already closed */ } }
+    }
+    this.subscriber = null;
+    this.publisher = null;
+    this.subscriberConnectedAt = null;
+    this.midToPublication.clear();
+    this._offerChain = Promise.resolve();
+    // the old receivers are gone with their connection: tiles must not hold ended tracks
+    for (const p of this.participants.values()) { p.videoTrack = null; p.audioTracks = []; }
+  }
+
+  _scheduleReconnect(reason) {
+    if (this._closed) return;
+    this._teardown();
+    this._setState("reconnecting", { reason });
+    clearTimeout(this._reconnectTimer);
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this._attempt);
+    const delay = base / 2 + Math.random() * (base / 2);
+    this._attempt += 1;
+    console.info(`reconnect in ${Math.round(delay)} ms: ${reason}`);
+    this._reconnectTimer = setTimeout(() => this._connect(), delay);
+  }
+
+  _connect() {
+    if (this._closed) return;
+    this._teardown();
+    const gen = this._generation;
+    if (this.state !== "reconnecting") this._setState("connecting");
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    this.ws = ws;
+    ws.onopen = () => {
+      if (gen !== this._generation) return;
+      this._send({ type: "hello", id: "1", version: 1, room: this.room, token: this.token });
+    };
+    ws.onmessage = (ev) => {
+      if (gen !== this._generation) return;
+      let msg;
+      try { msg = JSON.parse(ev.data); } catch { return; }
+      this._dispatch(msg, gen).catch((err) => {
+        console.error("message handling failed", msg.type, err);
+        this._toast(`处理 ${msg.type} 失败 Failed to handle ${msg.type}: ${err.message || err}`);
+      });
+    };
+    ws.onclose = (ev) => {
+      if (gen !== this._generation) return;
+      this._scheduleReconnect(`websocket closed (${ev.code})`);
+    };
+    ws.onerror = () => { /* onclose follows */ };
+  }
+
+  _send(msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(msg));
+      return true;
+    }
+    return false;
+  }
+
+  /** Send a request and resolve with the reply carrying the same id. */
+  _request(msg) {
+    const id = String(this._nextId++);
+    return new Promise((resolve, reject) => {
+      this._pending.set(id, { resolve, reject });
+      if (!this._send({ ...msg, id })) {
+        this._pending.delete(id);
+        reject(new Error("not connected"));
+      }
+    });
+  }
+
+  _toast(text, level = "error") {
+    this._emit("toast", { text, level });
+  }
+
+  // --- server messages ---------------------------------------------------------------------------
+
+  async _dispatch(msg, gen) {
+    const pending = msg.id != null && msg.id !== "1" ? this._pending.get(msg.id) : null;
+    switch (msg.type) {
+      case "welcome":
+        return this._onWelcome(msg, gen);
+      case "subscribe_offer":
+        this._offerChain = this._offerChain
+          .then(() => this._onSubscribeOffer(msg, gen))
+          .catch((err) => {
+            console.error("subscribe offer failed", err);
+            this._toast(`订阅协商失败 Subscribe negotiation failed: ${err.message || err}`);
+          });
+        return undefined;
+      case "publish_answer":
+        if (pending) { this._pending.delete(msg.id); pending.resolve(msg); }
+        return undefined;
+      case "participant_joined":
+        this._upsertParticipant(msg.participant);
+        this._emit("participants", {});
+        return undefined;
+      case "participant_left":
+        this._removeParticipant(msg.identity);
+        return undefined;
+      case "publication_added":
+        this.publications.set(msg.publication.publication_id, msg.publication);
+        this._ensureParticipantFor(msg.publication);
+        this._emit("participants", {});
+        return undefined;
+      case "publication_removed":
+        this.publications.delete(msg.publication_id);
+        this._attachTracks();
+        return undefined;
+      case "publication_muted": {
+        const pub = this.publications.get(msg.publication_id);
+        if (pub) this.publications.set(msg.publication_id, { ...pub, muted: !!msg.muted });
+        this._emit("participants", {});
+        return undefined;
+      }
+      case "pong":
+        this._lastPong = Date.now();
+        return undefined;
+      case "error":
+        return this._onError(msg);
+      default:
+        console.warn("unknown server message", msg.type);
+        return undefined;
+    }
+  }
+
+  _onError(msg) {
+    const text = `${msg.message || msg.code} (${msg.code})`;
+    this.lastError = msg;
+    if (msg.id === "1" && this.state !== "connected") {
+      // hello refused: the banner says why; keep retrying (the server may be restarting)
+      this._emit("join-error", msg);
+      this._toast(`无法加入 Cannot join: ${text}`);
+      this._scheduleReconnect(`hello refused: ${msg.code}`);
+      return;
+    }
+    const pending = msg.id != null ? this._pending.get(msg.id) : null;
+    if (pending) {
+      this._pending.delete(msg.id);
+      pending.reject(new Error(text));
+    }
+    this._toast(`服务器错误 Server error: ${text}`);
+  }
+
+  async _onWelcome(msg, gen) {
+    this.me = { ...(this.me || {}), ...msg.you };
+    this.grants = msg.grants || [];
+    this.roomName = msg.room_name || "";
+    this.participants.clear();
+    this.publications.clear();
+    for (const p of msg.participants || []) this._upsertParticipant(p);
+    for (const pub of msg.publications || []) {
+      this.publications.set(pub.publication_id, pub);
+      this._ensureParticipantFor(pub);
+    }
+    this._attempt = 0;
+    this._lastPong = Date.now();
+    this._startPing(gen);
+    this._createSubscriber(gen);
+    this._setState("connected");
+    this._emit("participants", {});
+    if (this.canPublish()) {
+      try {
+        await this._publish(gen);
+      } catch (err) {
+        if (gen !== this._generation) return;
+        console.error("publish failed", err);
+        this._toast(`无法发布摄像头/麦克风 Cannot publish camera/microphone: ${err.message || err}`);
+      }
+    }
+  }
+
+  _startPing(gen) {
+    const timer = setInterval(() => {
+      if (gen !== this._generation) return;
+      if (Date.now() - this._lastPong > PONG_TIMEOUT_MS) {
+        this._scheduleReconnect("no pong");
+        return;
+      }
+      this._send({ type: "ping" });
+    }, PING_INTERVAL_MS);
+    this._timers.add(timer);
+  }
+
+  _upsertParticipant(info) {
+    if (!info || (this.me && info.identity === this.me.identity)) return;
+    const existing = this.participants.get(info.identity);
+    if (existing) existing.info = info;
+    else this.participants.set(info.identity, new Participant(info));
+  }
+
+  _ensureParticipantFor(pub) {
+    if (this.me && pub.identity === this.me.identity) return;
+    if (!this.participants.has(pub.identity)) {
+      this._upsertParticipant({ identity: pub.identity, site: "", name: pub.identity });
+    }
+  }
+
+  _removeParticipant(identity) {
+    this.participants.delete(identity);
+    for (const [id, pub] of this.publications) if (pub.identity === identity) this.publications.delete(id);
+    this._emit("participants", {});
+  }
+
+  // --- subscriber connection ---------------------------------------------------------------------
+
+  _createSubscriber(gen) {
+    const pc = new RTCPeerConnection(rtcConfig(this.iceServers));
+    this.subscriber = pc;
+    pc.addEventListener("connectionstatechange", () => {
+      if (gen !== this._generation) return;
+      const s = pc.connectionState;
+      this._emit("subscriber-state", { state: s });
+      clearTimeout(this._disconnectTimer);
+      if (s === "connected" && this.subscriberConnectedAt === null) {
+        this.subscriberConnectedAt = performance.now();
+      } else if (s === "failed") {
+        this._scheduleReconnect("subscriber connection failed");
+      } else if (s === "disconnected") {
+        this._disconnectTimer = setTimeout(() => {
+          if (gen === this._generation && pc.connectionState !== "connected") {
+            this._scheduleReconnect("subscriber connection lost");
+          }
+        }, DISCONNECTED_GRACE_MS);
+      }
+    });
+    // Tracks are attached from the transceivers after each offer; ontrack only nudges the view.
+    pc.addEventListener("track", () => { if (gen === this._generation) this._attachTracks(); });
+  }
+
+  async _onSubscribeOffer(msg, gen) {
+    const pc = this.subscriber;
+    if (!pc || gen !== this._generation) return;
+    await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    await iceGatheringDone(pc);
+    if (gen !== this._generation) return;
+    this._send({ type: "subscribe_answer", sdp: pc.localDescription.sdp });
+    this.midToPublication = new Map(Object.entries(msg.tracks || {}));
+    this._attachTracks();
+  }
+
+  /** Recompute which receiver track belongs to which participant, from the transceivers. */
+  _attachTracks() {
+    for (const p of this.participants.values()) { p.videoTrack = null; p.audioTracks = []; }
+    const pc = this.subscriber;
+    if (pc) {
+      for (const t of pc.getTransceivers()) {
+        if (t.mid == null || !this.midToPublication.has(t.mid)) continue;
+        if (t.currentDirection === "inactive" || t.currentDirection === "stopped") continue;
+        const pub = this.publications.get(this.midToPublication.get(t.mid));
+        const track = t.receiver.track;
+        if (!pub || !track) continue;
+        this._ensureParticipantFor(pub);
+        const p = this.participants.get(pub.identity);
+        if (!p) continue;
+        if (track.kind === "video") {
+          if (!p.videoTrack || pub.source === "camera") p.videoTrack = track;
+        } else {
+          p.audioTracks.push(track);
+        }
+      }
+    }
+    this._emit("participants", {});
+  }
+
+  /** Publication ids of one participant, in the order they were announced. */
+  publicationsOf(identity) {
+    return [...this.publications.values()].filter((p) => p.identity === identity);
+  }
+
+  // --- publisher connection ----------------------------------------------------------------------
+
+  canPublish() {
+    return this.publishMode !== false && this.grants.includes("publish");
+  }
+
+  async _getLocalMedia() {
+    const live = this.localStream && this.localStream.getTracks().every((t) => t.readyState === "live");
+    if (live) return this.localStream;
+    if (this.localStream) this.localStream.getTracks().forEach((t) => t.stop());
+    const video = { ...VIDEO_CONSTRAINTS, facingMode: { ideal: this.facingMode } };
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video, audio: true });
+    } catch (err) {
+      // A kit without a microphone (or a camera) should still publish what it has.
+      console.warn("camera+microphone unavailable, trying each alone", err);
+      const tracks = [];
+      for (const c of [{ video }, { audio: true }]) {
+        try { tracks.push(...(await navigator.mediaDevices.getUserMedia(c)).getTracks()); } catch { /* none */ }
+      }
+      if (!tracks.length) throw err;
+      stream = new MediaStream(tracks);
+    }
+    this.localStream = stream;
+    this._applyMuteToTracks();
+    this._emit("local-stream", { stream });
+    return stream;
+  }
+
+  async _publish(gen) {
+    const stream = await this._getLocalMedia();
+    if (gen !== this._generation) return;
+    const pc = new RTCPeerConnection(rtcConfig(this.iceServers));
+    this.publisher = pc;
+    pc.addEventListener("connectionstatechange", () => {
+      if (gen !== this._generation) return;
+      this._emit("publisher-state", { state: pc.connectionState });
+      if (pc.connectionState === "failed") this._scheduleReconnect("publisher connection failed");
+    });
+    const entries = [];
+    for (const track of stream.getTracks()) {
+      const t = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      if (track.kind === "video") preferVp8(t);
+      entries.push([t, track.kind === "video" ? "camera" : "microphone"]);
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGatheringDone(pc);
+    if (gen !== this._generation) return;
+    const sources = Object.fromEntries(entries.filter(([t]) => t.mid != null).map(([t, s]) => [t.mid, s]));
+    const answer = await this._request({ type: "publish_offer", sdp: pc.localDescription.sdp, sources });
+    if (gen !== this._generation) return;
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    if (this.cameraMuted) this._send({ type: "set_muted", kind: "video", muted: true });
+    if (this.micMuted) this._send({ type: "set_muted", kind: "audio", muted: true });
+    this._emit("published", {});
+  }
+
+  _applyMuteToTracks() {
+    if (!this.localStream) return;
+    for (const t of this.localStream.getVideoTracks()) t.enabled = !this.cameraMuted;
+    for (const t of this.localStream.getAudioTracks()) t.enabled = !this.micMuted;
+  }
+
+  /** Turn our camera ("video") or microphone ("audio") off or on. */
+  setMuted(kind, muted) {
+    if (kind === "video") this.cameraMuted = muted; else this.micMuted = muted;
+    this._applyMuteToTracks();
+    if (this.publisher) this._send({ type: "set_muted", kind, muted });
+    this._emit("local-mute", { kind, muted });
+  }
+
+  /** Swap between the front and the rear camera without renegotiating. */
+  async switchCamera() {
+    if (!this.localStream) return;
+    this.facingMode = this.facingMode === "environment" ? "user" : "environment";
+    const fresh = await navigator.mediaDevices.getUserMedia({
+      video: { ...VIDEO_CONSTRAINTS, facingMode: { exact: this.facingMode } },
+    });
+    const track = fresh.getVideoTracks()[0];
+    track.enabled = !this.cameraMuted;
+    const old = this.localStream.getVideoTracks()[0];
+    if (this.publisher) {
+      const sender = this.publisher.getSenders().find((s) => s.track && s.track.kind === "video");
+      if (sender) await sender.replaceTrack(track);
+    }
+    if (old) { this.localStream.removeTrack(old); old.stop(); }
+    this.localStream.addTrack(track);
+    this._emit("local-stream", { stream: this.localStream });
+  }
+
+  // --- test and view hooks -----------------------------------------------------------------------
+
+  /** One summary per remote participant: {identity, publication_ids, hasVideo}. */
+  tiles() {
+    return [...this.participants.values()].map((p) => {
+      const video = this.view ? this.view.videoFor(p.info.identity) : null;
+      const hasVideo = !!(p.videoTrack && p.videoTrack.readyState === "live" && video && video.videoWidth > 0);
+      return {
+        identity: p.info.identity,
+        publication_ids: this.publicationsOf(p.info.identity).map((x) => x.publication_id),
+        hasVideo,
+      };
+    });
+  }
+
+  async _inboundStats(kind) {
+    const pc = this.subscriber;
+    if (!pc) return [];
+    const out = [];
+    for (const t of pc.getTransceivers()) {
+      if (t.mid == null || !this.midToPublication.has(t.mid)) continue;
+      if (!t.receiver.track || t.receiver.track.kind !== kind) continue;
+      const publication_id = this.midToPublication.get(t.mid);
+      const pub = this.publications.get(publication_id);
+      const report = await t.receiver.getStats();
+      let inbound = null;
+      report.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === kind) inbound = s; });
+      out.push({ publication_id, identity: pub ? pub.identity : null, stats: inbound || {} });
+    }
+    return out;
+  }
+
+  /** Inbound video per publication: decoded frames, fps, losses. */
+  async inboundVideoStats() {
+    return (await this._inboundStats("video")).map(({ publication_id, identity, stats }) => ({
+      publication_id, identity,
+      framesDecoded: stats.framesDecoded || 0,
+      framesPerSecond: stats.framesPerSecond || 0,
+      packetsLost: stats.packetsLost || 0,
+      packetsReceived: stats.packetsReceived || 0,
+    }));
+  }
+
+  /** Inbound audio per publication: energy and packets. */
+  async inboundAudioStats() {
+    return (await this._inboundStats("audio")).map(({ publication_id, identity, stats }) => ({
+      publication_id, identity,
+      totalAudioEnergy: stats.totalAudioEnergy || 0,
+      packetsReceived: stats.packetsReceived || 0,
+      packetsLost: stats.packetsLost || 0,
+    }));
+  }
+
+  /** Round-trip time to the server on the subscriber connection, in ms (or null). */
+  async subscriberRtt() {
+    if (!this.subscriber) return null;
+    const report = await this.subscriber.getStats();
+    let rtt = null;
+    report.forEach((s) => {
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && s.currentRoundTripTime != null) {
+        rtt = s.currentRoundTripTime * 1000;
+      }
+    });
+    return rtt;
+  }
+
+  /** Uplink figures of our own camera: {fps, lossPct, rttMs, kbps-ish bytesSent}. */
+  async outboundVideoStats() {
+    if (!this.publisher) return null;
+    const report = await this.publisher.getStats();
+    const out = { framesPerSecond: null, bytesSent: 0, packetsSent: 0, rttMs: null, fractionLost: null, packetsLost: 0 };
+    report.forEach((s) => {
+      if (s.type === "outbound-rtp" && s.kind === "video") {
+        out.framesPerSecond = s.framesPerSecond ?? null;
+        out.bytesSent = s.bytesSent || 0;
+        out.packetsSent = s.packetsSent || 0;
+      } else if (s.type === "remote-inbound-rtp" && s.kind === "video") {
+        if (s.roundTripTime != null) out.rttMs = s.roundTripTime * 1000;
+        out.fractionLost = s.fractionLost ?? null;
+        out.packetsLost = s.packetsLost || 0;
+      } else if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && out.rttMs == null
+                 && s.currentRoundTripTime != null) {
+        out.rttMs = s.currentRoundTripTime * 1000;
+      }
+    });
+    return out;
+  }
+
+  /** Draw a participant's tile video into a canvas: {mean, variance} of the grey levels. */
+  sampleTile(identity) {
+    const video = this.view ? this.view.videoFor(identity) : null;
+    if (!video || !video.videoWidth) return { mean: 0, variance: 0, width: 0, height: 0 };
+    const w = 64;
+    const h = Math.max(1, Math.round((w * video.videoHeight) / video.videoWidth));
+    const canvas = document.createElement("canvas");
+    canvas.width = w; canvas.height = h;
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(video, 0, 0, w, h);
+    const px = ctx.getImageData(0, 0, w, h).data;
+    let sum = 0; let sq = 0; const n = w * h;
+    for (let i = 0; i < px.length; i += 4) {
+      const g = 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
+      sum += g; sq += g * g;
+    }
+    const mean = sum / n;
+    return { mean, variance: sq / n - mean * mean, width: video.videoWidth, height: video.videoHeight };
+  }
+}

@@ -1,0 +1,432 @@
+// Draws a RoomClient: one tile per participant (video, site name zh/en, state badge, quality),
+// spotlight on click, hidden <audio> per participant, the connection banner, toasts.
+
+const STATS_INTERVAL_MS = 2_000;
+
+const STATE_TEXT = {
+  connecting: ["正在连接…", "Connecting…"],
+  connected: ["已连接", "Connected"],
+  reconnecting: ["连接中断，正在重连…", "Reconnecting…"],
+};
+
+/** Build an element with a class and optional bilingual text. */
+function el(tag, className, zh, en) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (zh !== undefined) setBilingual(node, zh, en);
+  return node;
+}
+
+export function setBilingual(node, zh, en) {
+  node.replaceChildren();
+  const a = document.createElement("span"); a.className = "zh"; a.textContent = zh;
+  node.append(a);
+  if (en) {
+    const b = document.createElement("span"); b.className = "en"; b.textContent = en;
+    node.append(" ", b);
+  }
+}
+
+/** Show a short, non-blocking message at the bottom of the screen. */
+export function toast(text, level = "error", ms = 6_000) {
+  const box = document.getElementById("toasts");
+  if (!box) return;
+  const t = el("div", `toast toast-${level}`);
+  t.textContent = text;
+  box.append(t);
+  while (box.children.length > 4) box.firstElementChild.remove();
+  setTimeout(() => t.remove(), ms);
+}
+
+/** Site label {zh, en} for a participant, from the page's `sites` table. */
+function siteLabel(sites, info) {
+  const site = info && info.site && sites ? sites[info.site] : null;
+  if (site) return { zh: site.name_zh, en: site.name_en };
+  const name = (info && (info.name || info.identity)) || "?";
+  return { zh: name, en: info && info.site ? info.site : "" };
+}
+
+function qualityLevel(q) {
+  if (!q) return "unknown";
+  if (q.stalled || q.lossPct >= 10 || (q.rttMs != null && q.rttMs > 800)) return "poor";
+  if (q.lossPct >= 2 || (q.fps != null && q.fps < 12) || (q.rttMs != null && q.rttMs > 300)) return "fair";
+  return "good";
+}
+
+function qualityText(q) {
+  if (!q) return "—";
+  const fps = q.fps == null ? "—" : Math.round(q.fps);
+  const loss = q.lossPct == null ? "—" : q.lossPct.toFixed(1);
+  const rtt = q.rttMs == null ? "—" : Math.round(q.rttMs);
+  return `${fps} fps · 丢包 ${loss}% · ${rtt} ms`;
+}
+
+class Tile {
+  constructor(identity, { local = false, mirror = false } = {}) {
+    this.identity = identity;
+    this.local = local;
+    this.root = el("div", "tile");
+    this.root.dataset.identity = identity;
+    this.root.tabIndex = 0;
+    this.root.setAttribute("role", "button");
+    this.video = document.createElement("video");
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    this.video.muted = true; // sound goes through the participant's <audio>, so video always autoplays
+    if (mirror) this.video.classList.add("mirror");
+    this.placeholder = el("div", "tile-placeholder", "无视频", "No video");
+    this.label = el("div", "tile-label");
+    this.badge = el("div", "tile-badge");
+    this.quality = el("div", "tile-quality");
+    this.qualityBars = el("span", "bars");
+    for (let i = 0; i < 3; i += 1) this.qualityBars.append(el("i"));
+    this.qualityText = el("span", "qtext");
+    this.quality.append(this.qualityBars, this.qualityText);
+    this.micOff = el("div", "tile-micoff", "静音", "Muted");
+    this.micOff.hidden = true;
+    const top = el("div", "tile-top");
+    top.append(this.badge, this.quality);
+    this.root.append(this.video, this.placeholder, top, this.micOff, this.label);
+    this.audio = null;
+    this.stats = null;      // previous raw counters, for deltas
+    this.q = null;          // last computed quality
+    this.videoTrack = null;
+  }
+
+  setLabel(zh, en, extra) {
+    setBilingual(this.label, zh, en);
+    if (extra) {
+      const me = el("span", "tile-you", extra.zh, extra.en);
+      this.label.prepend(me);
+    }
+  }
+
+  setBadge(kind, zh, en) {
+    this.badge.dataset.kind = kind;
+    setBilingual(this.badge, zh, en);
+  }
+
+  setVideoTrack(track) {
+    if (track === this.videoTrack) return;
+    this.videoTrack = track;
+    this.stats = null;
+    this.video.srcObject = track ? new MediaStream([track]) : null;
+    if (track) this.video.play().catch(() => { /* muted video: only fails when detached */ });
+  }
+
+  setAudioTracks(tracks, onBlocked) {
+    const current = this.audio && this.audio.srcObject ? this.audio.srcObject.getAudioTracks() : [];
+    const same = current.length === tracks.length && current.every((t) => tracks.includes(t));
+    if (same) return;
+    if (!tracks.length) {
+      if (this.audio) { this.audio.srcObject = null; this.audio.remove(); this.audio = null; }
+      return;
+    }
+    if (!this.audio) {
+      this.audio = document.createElement("audio");
+      this.audio.autoplay = true;
+      this.audio.hidden = true;
+      this.audio.dataset.identity = this.identity;
+      this.root.append(this.audio);
+    }
+    this.audio.srcObject = new MediaStream(tracks);
+    this.audio.play().catch((err) => { if (err && err.name === "NotAllowedError") onBlocked(); });
+  }
+}
+
+export class RoomView {
+  /**
+   * @param {RoomClient} client
+   * @param {object} opts {wall: Element, sites, localTile: bool, mirrorLocal: bool, spotlight: bool}
+   */
+  constructor(client, opts) {
+    this.client = client;
+    this.wall = opts.wall;
+    this.sites = opts.sites || {};
+    this.spotlightEnabled = opts.spotlight !== false;
+    this.showLocalTile = !!opts.localTile;
+    this.mirrorLocal = opts.mirrorLocal !== false;
+    this.localVideo = opts.localVideo || null;   // a page's own preview element, if not a tile
+    this._uplinkPrev = null;
+    this.onSpotlight = opts.onSpotlight || (() => {});
+    this.baseLayout = this.wall.dataset.layout || "grid";
+    this.tiles = new Map();      // identity -> Tile (remote)
+    this.localTile = null;
+    this.spotlit = null;
+    this.soundBlocked = false;
+    client.view = this;
+
+    client.addEventListener("participants", () => this.render());
+    client.addEventListener("state", (e) => this.showState(e.detail.state, e.detail));
+    client.addEventListener("toast", (e) => toast(e.detail.text, e.detail.level));
+    client.addEventListener("join-error", (e) => this.showJoinError(e.detail));
+    client.addEventListener("local-stream", (e) => this.setLocalStream(e.detail.stream));
+    client.addEventListener("local-mute", () => this.render());
+
+    const soundBtn = document.getElementById("enable-sound");
+    if (soundBtn) soundBtn.addEventListener("click", () => this.enableSound());
+    this.wall.addEventListener("click", (e) => {
+      const tile = e.target.closest(".tile");
+      if (tile && this.spotlightEnabled) this.toggleSpotlight(tile.dataset.identity);
+    });
+    this.wall.addEventListener("keydown", (e) => {
+      const tile = e.target.closest(".tile");
+      if (tile && (e.key === "Enter" || e.key === " ") && this.spotlightEnabled) {
+        e.preventDefault();
+        this.toggleSpotlight(tile.dataset.identity);
+      }
+    });
+    window.addEventListener("resize", () => this.layout());
+    this._statsTimer = setInterval(() => this.updateQuality().catch(() => {}), STATS_INTERVAL_MS);
+    this.showState(client.state, {});
+  }
+
+  /** The <video> showing a participant (ourselves included), for tests and snapshots. */
+  videoFor(identity) {
+    if (this.client.me && identity === this.client.me.identity) {
+      if (this.localTile) return this.localTile.video;
+      if (this.localVideo) return this.localVideo;
+    }
+    const tile = this.tiles.get(identity);
+    return tile ? tile.video : null;
+  }
+
+  setLocalStream(stream) {
+    if (!this.showLocalTile) return;
+    if (!this.localTile) {
+      const id = (this.client.me && this.client.me.identity) || "__local";
+      this.localTile = new Tile(id, { local: true, mirror: this.mirrorLocal });
+      this.localTile.root.classList.add("tile-local");
+    }
+    this.localTile.video.srcObject = stream;
+    this.localTile.video.play().catch(() => {});
+    this.render();
+  }
+
+  toggleSpotlight(identity) {
+    this.spotlit = this.spotlit === identity ? null : identity;
+    this.render();
+    this.onSpotlight(this.spotlit);
+  }
+
+  enableSound() {
+    this.soundBlocked = false;
+    const btn = document.getElementById("enable-sound");
+    if (btn) btn.hidden = true;
+    for (const tile of this.tiles.values()) {
+      if (tile.audio) tile.audio.play().catch(() => this._soundBlocked());
+    }
+  }
+
+  _soundBlocked() {
+    this.soundBlocked = true;
+    const btn = document.getElementById("enable-sound");
+    if (btn) btn.hidden = false;
+  }
+
+  showState(state, detail) {
+    const banner = document.getElementById("conn-banner");
+    const [zh, en] = STATE_TEXT[state] || STATE_TEXT.connecting;
+    if (banner) {
+      banner.dataset.state = state;
+      setBilingual(document.getElementById("conn-text"), zh, en);
+    }
+    const pill = document.getElementById("conn-pill");
+    if (pill) {
+      pill.dataset.state = state;
+      const short = { connecting: "连接中 Connecting", connected: "已连接 Connected", reconnecting: "重连中 Reconnecting" };
+      pill.querySelector(".pill-text").textContent = short[state] || state;
+    }
+    document.body.dataset.conn = state;
+    if (detail && detail.reason) console.info("state", state, detail.reason);
+    this.render();
+  }
+
+  showJoinError(err) {
+    const text = document.getElementById("conn-text");
+    if (text) setBilingual(text, `无法加入：${err.message || err.code}`, "Cannot join, retrying…");
+  }
+
+  /** Bring the DOM in line with the client's model. */
+  render() {
+    const client = this.client;
+    const seen = new Set();
+    for (const p of client.participants.values()) {
+      const id = p.info.identity;
+      seen.add(id);
+      let tile = this.tiles.get(id);
+      if (!tile) {
+        tile = new Tile(id);
+        this.tiles.set(id, tile);
+        // the first frame (or a new size) changes what the badge should say
+        tile.video.addEventListener("resize", () => {
+          const q = this.client.participants.get(id);
+          if (q) this._renderRemoteBadge(tile, q);
+        });
+      }
+      const label = siteLabel(this.sites, p.info);
+      tile.setLabel(label.zh, label.en);
+      tile.setVideoTrack(p.videoTrack);
+      tile.setAudioTracks(p.audioTracks, () => this._soundBlocked());
+      this._renderRemoteBadge(tile, p);
+    }
+    for (const [id, tile] of this.tiles) {
+      if (!seen.has(id)) {
+        tile.setVideoTrack(null);
+        tile.setAudioTracks([], () => {});
+        tile.root.remove();
+        this.tiles.delete(id);
+      }
+    }
+    if (this.spotlit && !this.tiles.has(this.spotlit) && !(this.localTile && this.localTile.identity === this.spotlit)) {
+      this.spotlit = null;
+      this.onSpotlight(null);
+    }
+    if (this.localTile) this._renderLocal();
+
+    const order = [];
+    if (this.localTile) order.push(this.localTile);
+    order.push(...[...this.tiles.values()].sort((a, b) => a.label.textContent.localeCompare(b.label.textContent, "zh")));
+    for (const tile of order) {
+      tile.root.classList.toggle("spotlit", tile.identity === this.spotlit);
+      if (tile.root.parentNode !== this.wall) this.wall.append(tile.root);
+    }
+    // keep DOM order stable but sorted, without re-appending (which would restart videos) when unchanged
+    const current = [...this.wall.querySelectorAll(":scope > .tile")];
+    if (current.some((node, i) => node !== order[i].root)) order.forEach((t) => this.wall.append(t.root));
+
+    const empty = document.getElementById("wall-empty");
+    if (empty) empty.hidden = this.tiles.size > 0;
+    this.wall.dataset.layout = this.spotlit ? "spotlight" : this.baseLayout;
+    const count = document.getElementById("participant-count");
+    if (count) count.textContent = String(this.tiles.size + (this.client.me ? 1 : 0));
+    this.layout();
+  }
+
+  _renderRemoteBadge(tile, p) {
+    const pubs = this.client.publicationsOf(p.info.identity);
+    const video = pubs.find((x) => x.kind === "video");
+    const audio = pubs.find((x) => x.kind === "audio");
+    tile.micOff.hidden = !(audio && audio.muted);
+    const hasPicture = !!(p.videoTrack && !(video && video.muted));
+    tile.placeholder.hidden = hasPicture;
+    tile.video.hidden = !hasPicture;
+    if (this.client.state === "reconnecting") {
+      tile.setBadge("warn", "重连中", "Reconnecting");
+    } else if (p.info.state && p.info.state !== "connected") {
+      tile.setBadge("warn", "重连中", "Reconnecting");
+    } else if (!video) {
+      tile.setBadge("idle", "未发布视频", "No video");
+      setBilingual(tile.placeholder, "未发布视频", "No video");
+    } else if (video.muted) {
+      tile.setBadge("idle", "摄像头已关", "Camera off");
+      setBilingual(tile.placeholder, "摄像头已关闭", "Camera off");
+    } else if (!p.videoTrack || tile.video.videoWidth === 0) {
+      tile.setBadge("warn", "等待画面", "Waiting");
+      setBilingual(tile.placeholder, "等待画面…", "Waiting for video…");
+      tile.placeholder.hidden = false;
+    } else if (tile.q && tile.q.stalled) {
+      tile.setBadge("bad", "画面中断", "Stalled");
+    } else {
+      tile.setBadge("ok", "在线", "Live");
+    }
+  }
+
+  _renderLocal() {
+    const tile = this.localTile;
+    const me = this.client.me || {};
+    const label = siteLabel(this.sites, me);
+    tile.setLabel(label.zh, label.en, { zh: "本机", en: "You" });
+    const camOff = this.client.cameraMuted;
+    tile.placeholder.hidden = !camOff;
+    tile.video.hidden = camOff;
+    setBilingual(tile.placeholder, "摄像头已关闭", "Camera off");
+    tile.micOff.hidden = !this.client.micMuted;
+    if (!this.client.publisher) tile.setBadge("warn", "未发布", "Not live");
+    else if (camOff) tile.setBadge("idle", "摄像头已关", "Camera off");
+    else tile.setBadge("ok", "发布中", "Sending");
+  }
+
+  /** Size the grid so every tile is as large as the wall allows at 16:9. */
+  layout() {
+    const wall = this.wall;
+    if (wall.dataset.layout !== "grid") return;
+    const n = wall.querySelectorAll(":scope > .tile").length || 1;
+    const W = wall.clientWidth; const H = wall.clientHeight;
+    let best = { cols: 1, size: 0 };
+    for (let cols = 1; cols <= n; cols += 1) {
+      const rows = Math.ceil(n / cols);
+      const w = Math.min(W / cols, ((H / rows) * 16) / 9);
+      if (w > best.size) best = { cols, size: w };
+    }
+    wall.style.setProperty("--cols", String(best.cols));
+    wall.style.setProperty("--rows", String(Math.ceil(n / best.cols)));
+  }
+
+  /** Inbound fps, loss % and RTT per tile, from getStats every couple of seconds. */
+  async updateQuality() {
+    const client = this.client;
+    if (!client.subscriber) return;
+    const [video, audio, rttMs] = await Promise.all([
+      client.inboundVideoStats(), client.inboundAudioStats(), client.subscriberRtt(),
+    ]);
+    const now = performance.now();
+    const byIdentity = new Map();
+    for (const s of [...video, ...audio]) {
+      if (!s.identity) continue;
+      const acc = byIdentity.get(s.identity) || { received: 0, lost: 0, frames: 0, fps: null };
+      acc.received += s.packetsReceived || 0;
+      acc.lost += s.packetsLost || 0;
+      if ("framesDecoded" in s) { acc.frames += s.framesDecoded; acc.fps = s.framesPerSecond; }
+      byIdentity.set(s.identity, acc);
+    }
+    for (const [identity, tile] of this.tiles) {
+      const acc = byIdentity.get(identity);
+      if (!acc) { tile.q = null; this._paintQuality(tile); continue; }
+      const prev = tile.stats;
+      tile.stats = { ...acc, at: now };
+      if (!prev) continue;
+      const dRecv = acc.received - prev.received;
+      const dLost = Math.max(0, acc.lost - prev.lost);
+      const dt = (now - prev.at) / 1000;
+      const fps = tile.videoTrack ? (acc.frames - prev.frames) / dt : null;
+      const pub = client.publicationsOf(identity).find((x) => x.kind === "video");
+      tile.q = {
+        fps,
+        lossPct: dRecv + dLost > 0 ? (100 * dLost) / (dRecv + dLost) : 0,
+        rttMs,
+        stalled: !!(tile.videoTrack && pub && !pub.muted && fps !== null && fps < 0.5),
+      };
+      this._paintQuality(tile);
+      const p = client.participants.get(identity);
+      if (p) this._renderRemoteBadge(tile, p);
+    }
+    if (client.publisher) this._paintLocalQuality(await client.outboundVideoStats(), now);
+  }
+
+  _paintQuality(tile) {
+    const level = qualityLevel(tile.q);
+    tile.quality.dataset.level = level;
+    tile.qualityText.textContent = qualityText(tile.q);
+    tile.quality.title = "帧率 · 丢包 · 往返时延  fps · packet loss · round-trip time";
+  }
+
+  _paintLocalQuality(up, now) {
+    if (!up) return;
+    const prev = this._uplinkPrev;
+    this._uplinkPrev = { ...up, at: now };
+    const lossPct = up.fractionLost != null ? up.fractionLost * 100 : 0;
+    const q = { fps: up.framesPerSecond, lossPct, rttMs: up.rttMs, stalled: false };
+    if (prev && up.packetsSent === prev.packetsSent && !this.client.cameraMuted) q.stalled = true;
+    if (this.localTile) { this.localTile.q = q; this._paintQuality(this.localTile); }
+    this._emitUplink(q);
+  }
+
+  _emitUplink(q) {
+    this.client.dispatchEvent(new CustomEvent("uplink", { detail: { ...q, level: qualityLevel(q), text: qualityText(q) } }));
+  }
+
+  destroy() {
+    clearInterval(this._statsTimer);
+  }
+}
