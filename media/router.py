@@ -7,6 +7,7 @@ Nothing here decodes or encodes: packets are forwarded with only their header re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -56,6 +57,15 @@ class CodecInfo:
         return self.mime_type.split("/", 1)[-1]
 
 
+@dataclass(frozen=True)
+class CachedKeyframe:
+    """The RTP payloads of one complete keyframe, as received, and when it completed."""
+
+    codec: CodecInfo
+    payloads: tuple[bytes, ...]
+    at: float
+
+
 class Publication:
     """One inbound track (camera, microphone, WHIP ...) and the subscriptions it feeds."""
 
@@ -77,7 +87,12 @@ class Publication:
         self.source = source
         self.codec = codec
         self.muted = False
+        # Server-enforced: while True nothing of this publication reaches any subscriber,
+        # whatever its client keeps sending (a chair's mute or camera stop).
+        self.blocked = False
         self.closed = False
+        self.audio_level: int | None = None  # -dBov of the last packet (RFC 6464), 127 = silence
+        self.on_audio_level: Callable[[Publication, int, int], None] | None = None
         self.media_ssrc: int | None = None
         self.last_packet_at: float | None = None
         self.last_keyframe_at: float | None = None
@@ -90,6 +105,12 @@ class Publication:
         self._last_keyframe_request = -KEYFRAME_REQUEST_INTERVAL
         self._keyframe_pending = False
         self._on_close: list[Callable[[Publication], None]] = []
+        # The latest complete keyframe's payloads, kept for snapshots (decoded off the relay path).
+        self.keyframe: CachedKeyframe | None = None
+        self._keyframe_parts: list[bytes] | None = None
+        self._keyframe_ts = 0
+        self._keyframe_next_seq = 0
+        self._keyframe_waiters: list[asyncio.Future[CachedKeyframe]] = []
         hooks.tap_receiver(receiver, self._on_packet)
 
     @property
@@ -146,16 +167,59 @@ class Publication:
         keyframe = self.kind == "video" and is_keyframe_start(self.codec.name, packet.payload)
         if keyframe:
             self.last_keyframe_at = self.last_packet_at
+        if self.kind == "video":
+            self._collect_keyframe(packet, keyframe)
         if first and self.kind == "video" and self._subscriptions:
             self.request_keyframe()
         for subscription in list(self._subscriptions.values()):
             subscription.forward(packet, keyframe)
+
+    def _collect_keyframe(self, packet: RtpPacket, starts: bool) -> None:
+        if starts and (self._keyframe_parts is None or packet.timestamp != self._keyframe_ts):
+            self._keyframe_parts = []
+            self._keyframe_ts = packet.timestamp
+            self._keyframe_next_seq = packet.sequence_number
+        parts = self._keyframe_parts
+        if parts is None:
+            return
+        if packet.timestamp != self._keyframe_ts or packet.sequence_number != self._keyframe_next_seq:
+            self._keyframe_parts = None  # a gap: this keyframe cannot be decoded, wait for the next
+            return
+        parts.append(packet.payload)
+        self._keyframe_next_seq = (packet.sequence_number + 1) & 0xFFFF
+        if packet.marker:
+            self.keyframe = CachedKeyframe(self.codec, tuple(parts), self._clock())
+            self._keyframe_parts = None
+            waiters, self._keyframe_waiters = self._keyframe_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(self.keyframe)
+
+    def block(self, blocked: bool) -> None:
+        """Stop (or resume) forwarding to every subscriber; resuming waits for a keyframe."""
+        if self.blocked == blocked:
+            return
+        self.blocked = blocked
+        if not blocked and self.kind == "video":
+            for subscription in self._subscriptions.values():
+                subscription.waiting_keyframe = True
+            self.request_keyframe()
+
+    def next_keyframe(self) -> asyncio.Future[CachedKeyframe]:
+        """A future for the next complete keyframe (asks the publisher for one)."""
+        waiter: asyncio.Future[CachedKeyframe] = asyncio.get_running_loop().create_future()
+        self._keyframe_waiters.append(waiter)
+        self.request_keyframe()
+        return waiter
 
     def close(self) -> None:
         """End this publication and every subscription to it (idempotent)."""
         if self.closed:
             return
         self.closed = True
+        for waiter in self._keyframe_waiters:
+            if not waiter.done():
+                waiter.cancel()
         for subscription in list(self._subscriptions.values()):
             subscription.close()
         for callback in self._on_close:

@@ -19,6 +19,7 @@ from server.auth import PasswordVerifier, TokenService
 from server.config import Config
 from server.keys import load_secret
 from server.registry import RoomRegistry
+from server.scheduler import Clock, Scheduler, SystemClock
 from server.services import SERVICES, Limits, Services
 from server.session import websocket_handler
 from server.store import Store, open_store
@@ -29,7 +30,9 @@ logger = logging.getLogger(__name__)
 REFRESH_INTERVAL = 10.0
 
 
-def build_services(config: Config, *, secret: bytes, store: Store | None = None) -> Services:
+def build_services(
+    config: Config, *, secret: bytes, store: Store | None = None, clock: Clock | None = None
+) -> Services:
     """Everything the handlers share, from configuration (the store is started by the app)."""
     node_id = os.environ.get("NODE_ID") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
     store = store or open_store(config.server.redis_url, node_id=node_id)
@@ -43,6 +46,7 @@ def build_services(config: Config, *, secret: bytes, store: Store | None = None)
         rooms=RoomRegistry(config, store, counters),
         counters=counters,
         limits=Limits(settings.max_sdp_bytes, settings.max_tracks),
+        scheduler=Scheduler(clock or SystemClock()),
     )
 
 
@@ -63,6 +67,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await services.store.start()
     await services.rooms.start()
+    services.scheduler.start()
     refresher = asyncio.get_running_loop().create_task(_refresh(services), name="presence-refresh")
     yield
     refresher.cancel()
@@ -71,6 +76,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await session.ws.close()
     if services.http_media is not None:
         await services.http_media.close()
+    await services.scheduler.close()
     await services.background.close()
     await services.rooms.close()
     await services.store.close()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -13,11 +14,17 @@ from server.auth import PasswordVerifier, TokenService
 from server.config import Config
 from server.errors import RequestError
 from server.registry import RoomRegistry
+from server.scheduler import Scheduler, SystemClock
 from server.store import Store
 
 if TYPE_CHECKING:
     from server.session import Session
     from server.whip import HttpMediaSessions
+
+# A handler for one client message type beyond the room's own: gets the session (its verified
+# participant, room, address) and the message; returns the reply or None. Feature modules
+# register theirs in `Services.handlers` from create_app, the one dispatch point.
+Handler = Callable[["Session", Any], Awaitable[Any]]
 
 
 class Limits:
@@ -52,6 +59,8 @@ class Services:
     limits: Limits
     sessions: set[Session] = field(default_factory=set)
     http_media: HttpMediaSessions | None = None
+    handlers: dict[type, Handler] = field(default_factory=dict)
+    scheduler: Scheduler = field(default_factory=lambda: Scheduler(SystemClock()))
     background: TaskGroup = field(default_factory=lambda: TaskGroup("server"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 
 from aiohttp import WSMsgType, web
 
@@ -68,6 +69,7 @@ class Session:
         self.room: Room | None = None
         self.participant: Participant | None = None
         self.bad_messages = 0
+        self.id = uuid.uuid4().hex[:12]
         self._outbox: asyncio.Queue[ServerMessage | None] = asyncio.Queue()
         self._rate = RateLimiter(RATE_PER_SECOND, RATE_BURST)
 
@@ -216,7 +218,10 @@ class Session:
             return None
         if isinstance(message, Hello):
             raise RequestError("already_joined", "hello was already accepted")
-        raise RequestError("unsupported", f"{type(message).__name__} is not handled")
+        handler = self.services.handlers.get(type(message))
+        if handler is None:
+            raise RequestError("unsupported", f"{type(message).__name__} is not handled")
+        return await handler(self, message)
 
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:

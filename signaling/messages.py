@@ -10,13 +10,7 @@ from typing import Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 1
-
-
-class Message(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="type"):
-    """Base of every wire message."""
-
-    id: str | None = None
+from signaling.base import PROTOCOL_VERSION, Message
 
 
 # --- shared shapes -------------------------------------------------------------------------------
