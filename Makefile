@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run demo test venv .venv
 
 run: $(STAMP)
-	$(PY) -m server run
+	$(PY) -m server run $(RUN_ARGS)
 
 demo: $(STAMP)
 	$(PY) -m synthetic.demo

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,36 @@ class Limits:
             raise RequestError("too_many_tracks", f"SDP has {media_lines} m-lines, at most {self.max_media_lines} allowed")
 
 
+class SessionSet:
+    """The open signaling sessions; `wait_empty()` lets shutdown and tests wait for them to end."""
+
+    def __init__(self) -> None:
+        self._sessions: set[Session] = set()
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._sessions))
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def add(self, session: Session) -> None:
+        """A session opened."""
+        self._sessions.add(session)
+        self._empty.clear()
+
+    def discard(self, session: Session) -> None:
+        """A session ended (its cleanup is complete)."""
+        self._sessions.discard(session)
+        if not self._sessions:
+            self._empty.set()
+
+    async def wait_empty(self, timeout: float) -> None:
+        """Wait until no session is open."""
+        await asyncio.wait_for(self._empty.wait(), timeout)
+
+
 @dataclass
 class Services:
     """Configuration, store, rooms, auth and counters of one running server."""
@@ -57,7 +88,7 @@ class Services:
     rooms: RoomRegistry
     counters: RelayCounters
     limits: Limits
-    sessions: set[Session] = field(default_factory=set)
+    sessions: SessionSet = field(default_factory=SessionSet)
     http_media: HttpMediaSessions | None = None
     handlers: dict[type, Handler] = field(default_factory=dict)
     scheduler: Scheduler = field(default_factory=lambda: Scheduler(SystemClock()))
