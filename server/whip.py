@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -19,6 +21,7 @@ from server.web_auth import bearer_identity
 logger = logging.getLogger(__name__)
 
 SDP_TYPE = "application/sdp"
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -100,19 +103,25 @@ async def whip_post(request: web.Request) -> web.Response:
     return web.Response(status=201, text=answer, content_type=SDP_TYPE, headers={"Location": location})
 
 
-async def whip_delete(request: web.Request) -> web.Response:
-    """`DELETE /whip/{room}/{resource}`: the encoder stops."""
-    services = request.app[SERVICES]
+def _owned_resource(request: web.Request, table: dict[str, _R], owner: Callable[[_R], str], room: Callable[[_R], str]) -> _R:
+    """Pop the resource named in the path if the bearer owns it; raises the HTTP error otherwise."""
     try:
         identity = bearer_identity(request)
-        item = _sessions(services).ingest.get(request.match_info["resource"])
-        if item is None or item.room.id != request.match_info["room"]:
-            raise NotFound("unknown_resource", "no such WHIP session")
-        if item.participant.id != identity.identity:
+        key = request.match_info["resource"]
+        item = table.get(key)
+        if item is None or room(item) != request.match_info["room"]:
+            raise NotFound("unknown_resource", "no such session")
+        if owner(item) != identity.identity:
             raise RequestError("forbidden", "the session belongs to another identity")
     except (AuthError, RequestError) as exc:
         raise http_error(exc) from None
-    del _sessions(services).ingest[request.match_info["resource"]]
+    return table.pop(key)
+
+
+async def whip_delete(request: web.Request) -> web.Response:
+    """`DELETE /whip/{room}/{resource}`: the encoder stops."""
+    services = request.app[SERVICES]
+    item = _owned_resource(request, _sessions(services).ingest, lambda i: i.participant.id, lambda i: i.room.id)
     await item.room.leave(item.participant)
     await services.store.remove_presence(item.room.id, item.participant.id)
     return web.Response(status=200)
@@ -150,17 +159,7 @@ async def whep_post(request: web.Request) -> web.Response:
 
 async def whep_delete(request: web.Request) -> web.Response:
     """`DELETE /whep/{room}/{identity}/{resource}`: the player stops."""
-    services = request.app[SERVICES]
-    try:
-        identity = bearer_identity(request)
-        item = _sessions(services).egress.get(request.match_info["resource"])
-        if item is None or item.room.id != request.match_info["room"]:
-            raise NotFound("unknown_resource", "no such WHEP session")
-        if item.identity.identity != identity.identity:
-            raise RequestError("forbidden", "the session belongs to another identity")
-    except (AuthError, RequestError) as exc:
-        raise http_error(exc) from None
-    del _sessions(services).egress[request.match_info["resource"]]
+    item = _owned_resource(request, _sessions(request.app[SERVICES]).egress, lambda i: i.identity.identity, lambda i: i.room.id)
     await item.peer.close()
     return web.Response(status=200)
 

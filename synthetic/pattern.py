@@ -125,7 +125,7 @@ class TestPatternTrack(MediaStreamTrack):
             draw.line((x, self._band_top, x, self.height - 1), fill=(level, level, level))
         lines = [line for line in (name_zh, name_en) if line]
         margin = max(4, self.height // 40)
-        y = margin
+        y = self.height // 5  # below the badges a video tile lays over the picture's top edge
         for line in lines:
             left, top, right, bottom = draw.textbbox((0, 0), line, font=self._label_font)
             box = (margin, y, margin + right - left + 2 * margin, y + bottom - top + 2 * margin)
