@@ -1,8 +1,10 @@
 """Every hook into aiortc's internals, in one place.
 
 aiortc decodes every received frame and encodes per sender. The relay needs neither: it takes
-RTP packets as the publisher's receiver parses them and writes rewritten packets straight into
-the subscriber's DTLS transport. The names touched here are private to aiortc, so aiortc is
+RTP packets as the publisher's receiver parses them (SRTP, RTX, NACK generation and REMB stay
+aiortc's) and sends rewritten packets itself (`RtpOut`: the subscriber transport's SRTP session,
+then one datagram on the ICE pair's socket), while aiortc's senders keep sending the RTCP
+sender reports whose counters and NTP/RTP mapping the relay keeps true. The names touched here are private to aiortc, so aiortc is
 pinned exactly and `check_hooks()` (run by a test) fails loudly when they move.
 """
 
@@ -10,14 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiortc
+from aioice.ice import Connection as IceConnection
+from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection
 from aiortc import clock
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
@@ -31,11 +37,15 @@ from aiortc.rtp import (
     HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
+    RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
+    unpack_remb_fci,
     unwrap_rtx,
 )
 from aiortc.codecs import is_rtx
+
+from media.packets import ExtensionLayout
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +53,7 @@ AIORTC_VERSION = "1.16.0"
 
 PacketHandler = Callable[[RtpPacket, int], None]
 FeedbackHandler = Callable[[str, list[int]], None]
+ReportHandler = Callable[[int, int, int], None]  # ssrc, ntp timestamp, rtp timestamp
 
 # Private names this module relies on; check_hooks() verifies each.
 _RECEIVER_ATTRS = (
@@ -59,7 +70,10 @@ _SENDER_ATTRS = (
     "_RTCRtpSender__rtp_timestamp",
     "_RTCRtpSender__packet_count",
     "_RTCRtpSender__octet_count",
+    "_RTCRtpSender__rtx_payload_type",
+    "_rtx_ssrc",
 )
+_EXTENSION_IDS = "_HeaderExtensionsMap__ids"
 
 
 class HookMismatch(RuntimeError):
@@ -77,6 +91,10 @@ def check_hooks() -> None:
         (RTCRtpReceiver, "_send_rtcp"),
         (RTCRtpSender, "_handle_rtcp_packet"),
         (RTCDtlsTransport, "_send_rtp"),
+        (RTCRtpReceiver, "_handle_rtcp_packet"),
+        (RTCRtpSender, "_send_keyframe"),
+        (StunProtocol, "send_data"),
+        (StunProtocol, "datagram_received"),
     ):
         if not callable(getattr(cls, method, None)):
             raise HookMismatch(f"{cls.__name__}.{method} is gone")
@@ -84,6 +102,16 @@ def check_hooks() -> None:
         RTCDtlsTransport.__init__.__code__.co_names
     ):
         raise HookMismatch("RTCDtlsTransport._rtp_header_extensions_map is gone")
+    for cls, names in (
+        (RTCDtlsTransport.__init__, ("_tx_srtp", "_rx_srtp", "_state", "_rtp_header_extensions_map")),
+        (IceConnection.__init__, ("_nominated",)),
+        (RTCRtpSender.__init__, ("_rtx_ssrc", "_RTCRtpSender__rtx_payload_type", "_RTCRtpSender__ntp_timestamp")),
+    ):
+        missing = [n for n in names if n not in cls.__code__.co_names]
+        if missing:
+            raise HookMismatch(f"{cls.__qualname__} no longer sets {missing}")
+    if not hasattr(DtlsState, "CONNECTED") or not hasattr(aiortc.rtp.HeaderExtensionsMap(), _EXTENSION_IDS):
+        raise HookMismatch("DTLS State.CONNECTED or HeaderExtensionsMap ids are gone")
 
 
 def check_instance_hooks(receiver: RTCRtpReceiver | None, sender: RTCRtpSender | None) -> None:
@@ -94,6 +122,13 @@ def check_instance_hooks(receiver: RTCRtpReceiver | None, sender: RTCRtpSender |
         for name in names:
             if not hasattr(obj, name):
                 raise HookMismatch(f"{type(obj).__name__} has no {name}")
+    if sender is not None:
+        dtls = sender.transport
+        connection = getattr(dtls.transport, "_connection", None)
+        if getattr(dtls, "_tx_srtp", None) is None or not isinstance(getattr(connection, "_nominated", None), dict):
+            raise HookMismatch("a connected sender's transport has no SRTP session or nominated ICE pair")
+        if not hasattr(sender_extensions_map(sender), _EXTENSION_IDS):
+            raise HookMismatch("HeaderExtensionsMap has no ids")
 
 
 class PermanentSource(MediaStreamTrack):
@@ -120,17 +155,17 @@ class PermanentSource(MediaStreamTrack):
         super().stop()
 
 
-def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
+def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler, *, repair: bool = True) -> None:
     """Route a receiver's RTP to `on_packet` instead of its jitter buffer and decoder.
 
     Statistics (for receiver reports), RTX unwrapping, NACK generation and REMB stay as
-    aiortc does them; depacketizing and decoding are skipped.
+    aiortc does them; depacketizing and decoding are skipped. `repair=False` sends no NACKs.
     """
     codecs: dict[int, object] = getattr(receiver, "_RTCRtpReceiver__codecs")
     streams: dict[int, StreamStatistics] = getattr(receiver, "_RTCRtpReceiver__remote_streams")
     rtx_ssrc: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc")
     active: dict[int, object] = getattr(receiver, "_RTCRtpReceiver__active_ssrc")
-    nack_generator = getattr(receiver, "_RTCRtpReceiver__nack_generator")
+    nack_generator = getattr(receiver, "_RTCRtpReceiver__nack_generator") if repair else None
     estimator = getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
 
     async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
@@ -189,7 +224,11 @@ def tap_sender(sender: RTCRtpSender, on_feedback: FeedbackHandler) -> None:
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_FIR, RTCP_PSFB_PLI):
                 on_feedback("pli", [])
             elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-                return
+                try:
+                    bitrate, _ssrcs = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    return
+                on_feedback("remb", [bitrate])
             else:
                 await original(packet)
         except Exception:  # noqa: BLE001 - runs inside aiortc's receive loop
@@ -206,17 +245,6 @@ def sender_extensions_map(sender: RTCRtpSender) -> HeaderExtensionsMap:
 def receiver_extensions_map(receiver: RTCRtpReceiver) -> HeaderExtensionsMap:
     """The header extension ids negotiated on the receiver's transport."""
     return receiver.transport._rtp_header_extensions_map  # type: ignore[no-any-return]
-
-
-def send_rtp_now(sender: RTCRtpSender, data: bytes) -> bool:
-    """Protect and send one serialized RTP packet on the sender's transport, without a task.
-
-    aiortc's `_send_rtp` is a coroutine that, on a direct ICE pair, never suspends (SRTP protect
-    then a datagram write), so it is driven inline: the relay path needs no task per packet.
-    Where it does suspend (a TURN relay), it is resumed when the awaited future completes.
-    Returns False when the transport is not connected.
-    """
-    return _drive(sender.transport._send_rtp(data))
 
 
 def _drive(coro: Coroutine[Any, Any, None]) -> bool:
@@ -237,12 +265,186 @@ def _drive(coro: Coroutine[Any, Any, None]) -> bool:
     return True
 
 
-def note_sent(sender: RTCRtpSender, rtp_timestamp: int, payload_bytes: int) -> None:
-    """Keep the sender's report counters true, so its RTCP SR maps NTP to RTP time correctly."""
-    sender._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()  # type: ignore[attr-defined]
+def set_report_mapping(sender: RTCRtpSender, ntp_timestamp: int, rtp_timestamp: int) -> None:
+    """Set the NTP/RTP pair the sender's next RTCP sender report carries."""
+    sender._RTCRtpSender__ntp_timestamp = ntp_timestamp  # type: ignore[attr-defined]
     sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
-    sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+
+
+def count_sent(sender: RTCRtpSender, packets: int, payload_bytes: int) -> None:
+    """Add to the packet and octet counts the sender's RTCP sender reports carry."""
+    sender._RTCRtpSender__packet_count += packets  # type: ignore[attr-defined]
     sender._RTCRtpSender__octet_count += payload_bytes  # type: ignore[attr-defined]
+
+
+def extension_layout(sender: RTCRtpSender) -> ExtensionLayout:
+    """The header extension ids (mid, abs-send-time, audio level) negotiated on the sender's transport."""
+    ids = getattr(sender_extensions_map(sender), _EXTENSION_IDS)
+    return ExtensionLayout(mid=ids.mid or 0, abs_send_time=ids.abs_send_time or 0, audio_level=ids.audio_level or 0)
+
+
+def sender_rtx(sender: RTCRtpSender) -> tuple[int, int] | None:
+    """(RTX payload type, RTX SSRC) when the subscriber negotiated RTX on this sender, else None."""
+    payload_type = getattr(sender, "_RTCRtpSender__rtx_payload_type")
+    return None if payload_type is None else (payload_type, sender._rtx_ssrc)
+
+
+def tap_sender_reports(receiver: RTCRtpReceiver, on_report: ReportHandler) -> None:
+    """Call `on_report(ssrc, ntp, rtp)` for every RTCP sender report the publisher sends."""
+    original = receiver._handle_rtcp_packet
+
+    async def handle(packet: AnyRtcpPacket) -> None:
+        try:
+            if isinstance(packet, RtcpSrPacket):
+                on_report(packet.ssrc, packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
+        except Exception:  # noqa: BLE001 - runs inside aiortc's receive loop
+            logger.exception("sender report tap failed")
+        await original(packet)
+
+    receiver._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Also call `callback` when the remote side asks this (client) sender for a keyframe."""
+    original = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        original()
+        callback()
+
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+
+class RtpOut:
+    """Sends serialized RTP on one sender's transport: SRTP protect, then one datagram, inline.
+
+    The hot path of the relay. On a direct UDP ICE pair it protects with the transport's own
+    SRTP session and writes to the pair's socket; otherwise (TURN) it goes through aiortc.
+    The transport's own byte/packet totals do not see these packets; the sender's reports do.
+    """
+
+    __slots__ = ("_dtls", "_connection", "_pair", "_protect", "_sendto", "_addr", "failures")
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self._dtls = sender.transport
+        self._connection = getattr(self._dtls.transport, "_connection", None)
+        self._pair: object | None = None
+        self._protect: Callable[[bytes], bytes] | None = None
+        self._sendto: Callable[[bytes, Any], None] | None = None
+        self._addr: Any = None
+        self.failures = 0
+
+    @property
+    def connected(self) -> bool:
+        """True while the DTLS transport is connected (SRTP keys exist)."""
+        return self._dtls._state is DtlsState.CONNECTED
+
+    def send(self, data: bytes) -> bool:
+        """Protect and send one plaintext RTP packet; False when not connected or not sent."""
+        if self._dtls._state is not DtlsState.CONNECTED:
+            self._pair = None
+            return False
+        pair = self._connection._nominated.get(1) if self._connection is not None else None
+        if pair is None or pair is not self._pair:
+            if not self._resolve(pair):
+                return _drive(self._dtls._send_rtp(data))
+        try:
+            self._sendto(self._protect(data), self._addr)  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - a send failure must not reach the publisher's receive loop
+            # libsrtp refuses to protect a sequence number twice (replay protection): counted, logged once.
+            self.failures += 1
+            if self.failures == 1:
+                logger.warning("rtp send failed error=%s", exc)
+            return False
+        return True
+
+    def _resolve(self, pair: Any) -> bool:
+        self._pair = None
+        if pair is None or type(pair.protocol).send_data is not StunProtocol.send_data:
+            return False
+        transport = pair.protocol.transport
+        if transport is None or self._dtls._tx_srtp is None:
+            return False
+        self._protect = self._dtls._tx_srtp.protect
+        self._sendto = transport.sendto
+        self._addr = pair.remote_addr
+        self._pair = pair
+        return True
+
+
+def tap_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None], *, receive_buffer: int = 0) -> None:
+    """Hand every SRTP (not SRTCP) datagram a connection receives to `on_rtp`, undecrypted.
+
+    For lean load clients: RTP headers are plaintext under SRTP, so packets and frames can be
+    counted from them without decrypting, reassembling or decoding. STUN, DTLS and RTCP still go
+    to aiortc. Call after the connection is established. `receive_buffer` enlarges the socket's
+    receive buffer (bytes, capped by the kernel's rmem_max) so a busy load tool drops less.
+    """
+    for transceiver in pc.getTransceivers():
+        connection = getattr(transceiver.receiver.transport.transport, "_connection", None)
+        for pair in getattr(connection, "_nominated", {}).values():
+            protocol = pair.protocol
+            if getattr(protocol, "_lean_tapped", False):
+                continue
+            original = protocol.datagram_received
+
+            def received(data: bytes, addr: Any, _original: Callable[[bytes, Any], None] = original) -> None:
+                if 127 < data[0] < 192 and not 191 < data[1] < 224:
+                    on_rtp(data)
+                else:
+                    _original(data, addr)
+
+            protocol.datagram_received = received
+            protocol._lean_tapped = True
+            sock = protocol.transport.get_extra_info("socket") if protocol.transport is not None else None
+            if receive_buffer and sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+
+
+def rtx_payload_types(pc: RTCPeerConnection) -> set[int]:
+    """Payload types of RTX negotiated on any transceiver of `pc`."""
+    return {codec.payloadType for t in pc.getTransceivers() for codec in t._codecs if is_rtx(codec)}
+
+
+def inject_send_loss(pc: RTCPeerConnection, fraction: float, rng: Callable[[], float]) -> None:
+    """Drop `fraction` of the RTP (never RTCP) packets `pc` sends, retransmissions included.
+
+    For tests and load tools: loss at the sending client, where no netem is available.
+    """
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.sender.transport
+        if getattr(dtls, "_loss_injected", False):
+            continue
+        original = dtls._send_rtp
+
+        async def send(data: bytes, _original: Callable[[bytes], Coroutine[Any, Any, None]] = original) -> None:
+            if 191 < data[1] < 224 or rng() >= fraction:
+                await _original(data)
+
+        dtls._send_rtp = send
+        dtls._loss_injected = True
+
+
+def rtx_ssrc_map(pc: RTCPeerConnection) -> dict[int, int]:
+    """RTX SSRC -> media SSRC for every receiver of `pc`, as the remote description announced."""
+    mapping: dict[int, int] = {}
+    for transceiver in pc.getTransceivers():
+        mapping.update(getattr(transceiver.receiver, "_RTCRtpReceiver__rtx_ssrc"))
+    return mapping
+
+
+def unprotect_rtp(pc: RTCPeerConnection, data: bytes) -> bytes | None:
+    """Decrypt one SRTP packet received on `pc`'s (bundled) transport, or None if it fails."""
+    dtls = pc.getTransceivers()[0].receiver.transport
+    try:
+        return dtls._rx_srtp.unprotect(data)  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - pylibsrtp raises its own error types
+        return None
+
+
+def send_rtcp(pc: RTCPeerConnection, data: bytes) -> bool:
+    """Protect and send one serialized RTCP packet on `pc`'s (bundled) transport."""
+    return _drive(pc.getTransceivers()[0].receiver.transport._send_rtp(data))
 
 
 def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:

@@ -20,6 +20,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from media import aiortc_hooks as hooks
+from media.packets import DelayHistogram, Inbound, SentHistory, has_extensions, ntp_now, rtp_packet, rtx_packet
 from media.rtp import SequenceRewriter, is_keyframe_start
 from media.tasks import TaskGroup
 
@@ -29,6 +30,9 @@ PublicationId = NewType("PublicationId", str)
 
 KEYFRAME_REQUEST_INTERVAL = 0.5
 HISTORY_SIZE = 512
+# A subscriber that starts within this long after a keyframe gets the frames since, at once.
+GOP_REPLAY_AGE = 0.5
+GOP_REPLAY_PACKETS = 256
 
 
 @dataclass
@@ -41,6 +45,8 @@ class RelayCounters:
     bytes_received: int = 0
     keyframe_requests: int = 0
     retransmissions: int = 0
+    # Per publisher packet: arrival at the relay to its send to the last subscriber of the fan-out.
+    forward_delay: DelayHistogram = field(default_factory=DelayHistogram)
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,17 @@ class Publication:
         self._keyframe_ts = 0
         self._keyframe_next_seq = 0
         self._keyframe_waiters: list[asyncio.Future[CachedKeyframe]] = []
+        # The packets since the latest keyframe, while it is fresh: a late joiner starts at once.
+        self._gop: list[Inbound] = []
+        self._gop_started = 0.0
+        # The publisher's latest RTCP sender report for its media SSRC: NTP, RTP, our wall clock then.
+        self.sender_report: tuple[int, int, float] | None = None
         hooks.tap_receiver(receiver, self._on_packet)
+        hooks.tap_sender_reports(receiver, self._on_sender_report)
+
+    def set_upstream_repair(self, enabled: bool) -> None:
+        """NACK the publisher for lost packets (the default), or not (to measure what repair is worth)."""
+        hooks.tap_receiver(self._receiver, self._on_packet, repair=enabled)
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -157,22 +173,54 @@ class Publication:
         self._counters.keyframe_requests += 1
         self._tasks.spawn(hooks.request_keyframe(self._receiver, self.media_ssrc), name="pli")
 
+    def _on_sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
+        if ssrc == self.media_ssrc:
+            self.sender_report = (ntp, rtp, time.time())
+
     def _on_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         first = self.media_ssrc is None
         self.media_ssrc = packet.ssrc
         self.packets += 1
-        self.last_packet_at = self._clock()
-        self._counters.packets_received += 1
-        self._counters.bytes_received += len(packet.payload)
-        keyframe = self.kind == "video" and is_keyframe_start(self.codec.name, packet.payload)
-        if keyframe:
-            self.last_keyframe_at = self.last_packet_at
-        if self.kind == "video":
+        now = self.last_packet_at = self._clock()
+        counters = self._counters
+        counters.packets_received += 1
+        counters.bytes_received += len(packet.payload)
+        video = self.kind == "video"
+        keyframe = video and is_keyframe_start(self.codec.name, packet.payload)
+        audio_level = packet.extensions.audio_level
+        inbound = Inbound(
+            sequence_number=packet.sequence_number,
+            timestamp=packet.timestamp,
+            marker=packet.marker,
+            payload=packet.payload,
+            keyframe=keyframe,
+            audio_level=audio_level,
+        )
+        if video:
+            if keyframe:
+                self.last_keyframe_at = now
             self._collect_keyframe(packet, keyframe)
-        if first and self.kind == "video" and self._subscriptions:
-            self.request_keyframe()
+            if not self.blocked:  # what was sent while blocked must never be replayed
+                self._keep_gop(inbound, now)
+            if first and self._subscriptions:
+                self.request_keyframe()
+        elif audio_level is not None:
+            self.audio_level = audio_level[1]
+            if self.on_audio_level is not None:
+                self.on_audio_level(self, audio_level[1], arrival_time_ms)
+        if self.blocked or not self._subscriptions:
+            return
+        sent = octets = 0
         for subscription in list(self._subscriptions.values()):
-            subscription.forward(packet, keyframe)
+            size = subscription.forward(inbound)
+            if size:
+                sent += 1
+                octets += size
+        inbound.tails.clear()  # histories keep the packet, not a tail per subscriber
+        if sent:
+            counters.packets_forwarded += sent
+            counters.bytes_forwarded += octets
+            counters.forward_delay.observe(time.perf_counter() - inbound.arrival)  # one per packet: cheap
 
     def _collect_keyframe(self, packet: RtpPacket, starts: bool) -> None:
         if starts and (self._keyframe_parts is None or packet.timestamp != self._keyframe_ts):
@@ -195,14 +243,40 @@ class Publication:
                 if not waiter.done():
                     waiter.set_result(self.keyframe)
 
+    def _keep_gop(self, inbound: Inbound, now: float) -> None:
+        if inbound.keyframe and (not self._gop or self._gop[0].timestamp != inbound.timestamp):
+            self._gop = [inbound]
+            self._gop_started = now
+        elif self._gop:
+            if now - self._gop_started < GOP_REPLAY_AGE and len(self._gop) < GOP_REPLAY_PACKETS:
+                self._gop.append(inbound)
+            else:
+                self._gop = []
+
+    def replay_to(self, subscription: Subscription) -> bool:
+        """Send a starting subscriber the packets since a fresh keyframe; False if there is none."""
+        gop = self._gop
+        if not gop or self._clock() - self._gop_started >= GOP_REPLAY_AGE or self.blocked:
+            return False
+        for inbound in list(gop):
+            size = subscription.send(inbound)
+            inbound.tails.clear()
+            if size:
+                self._counters.packets_forwarded += 1
+                self._counters.bytes_forwarded += size
+        return True
+
     def block(self, blocked: bool) -> None:
         """Stop (or resume) forwarding to every subscriber; resuming waits for a keyframe."""
         if self.blocked == blocked:
             return
         self.blocked = blocked
-        if not blocked and self.kind == "video":
+        self._gop = []
+        if not blocked:
             for subscription in self._subscriptions.values():
-                subscription.waiting_keyframe = True
+                subscription.waiting_keyframe = self.kind == "video"
+                subscription.rebase()
+        if not blocked and self.kind == "video":
             self.request_keyframe()
 
     def next_keyframe(self) -> asyncio.Future[CachedKeyframe]:
@@ -246,71 +320,118 @@ class Subscription:
         self.subscriber = subscriber
         self.paused = False
         self.closed = False
+        self.repair = True  # answer NACKs (tests turn it off to show what repair is worth)
         self.waiting_keyframe = publication.kind == "video"
         self.packets_sent = 0
+        self.remb_bitrate: int | None = None
+        self._video = publication.kind == "video"
         self._sender = sender
+        self._ssrc: int = sender._ssrc
+        self._out = hooks.RtpOut(sender)
         self._payload_type = payload_type
         self._mid = mid
+        self._layout = hooks.extension_layout(sender)
+        self._extended = has_extensions(self._layout, mid)
+        self._rtx: tuple[int, int] | None = None
+        self._rtx_seq = 0
         self._counters = counters
         if rewriter is None:
-            rewriter = SequenceRewriter()
+            rewriter = SequenceRewriter(ts_step=3000 if self._video else 960)
         else:
             rewriter.rebase()
         self._rewriter = rewriter
-        self._history: list[tuple[int, bytes] | None] = [None] * HISTORY_SIZE
+        self._history = SentHistory(HISTORY_SIZE)
         publication.add_subscription(self)
 
-    def forward(self, packet: RtpPacket, keyframe: bool) -> None:
-        """Rewrite one publisher packet for this subscriber and send it."""
+    def forward(self, inbound: Inbound) -> int:
+        """Rewrite one publisher packet for this subscriber and send it; the bytes sent, or 0."""
         if self.paused or self.closed:
-            return
-        transport = self._sender.transport
-        if transport.state != "connected":
-            self.waiting_keyframe = self.publication.kind == "video"
-            return
-        if self.waiting_keyframe:
-            if not keyframe:
-                # Keep asking (throttled per publication): the keyframe asked for at subscribe
-                # time may have passed before this subscriber's transport was up.
-                self.publication.request_keyframe()
-                return
-            self.waiting_keyframe = False
-        seq, ts = self._rewriter.rewrite(packet.sequence_number, packet.timestamp)
-        original = (packet.ssrc, packet.payload_type, packet.sequence_number, packet.timestamp, packet.extensions.mid)
-        packet.ssrc = self._sender._ssrc
-        packet.payload_type = self._payload_type
-        packet.sequence_number = seq
-        packet.timestamp = ts
-        packet.extensions.mid = self._mid
-        try:
-            data = packet.serialize(hooks.sender_extensions_map(self._sender))
-        finally:
-            (packet.ssrc, packet.payload_type, packet.sequence_number, packet.timestamp, packet.extensions.mid) = original
-        self._history[seq % HISTORY_SIZE] = (seq, data)
-        self._send(data, ts, len(packet.payload))
+            return 0
+        if self.waiting_keyframe and not self._start(inbound):
+            return 0
+        return self.send(inbound)
 
-    def _send(self, data: bytes, ts: int, payload_bytes: int) -> None:
-        if not hooks.send_rtp_now(self._sender, data):
-            return
+    def _start(self, inbound: Inbound) -> bool:
+        if not self._out.connected:
+            return False
+        # Negotiated state is read when sending starts: the sender is configured by then.
+        self._layout = hooks.extension_layout(self._sender)
+        self._extended = has_extensions(self._layout, self._mid)
+        self._rtx = hooks.sender_rtx(self._sender)
+        self._rewriter.rebase()  # whatever was skipped while waiting is no gap to the subscriber
+        if not inbound.keyframe:
+            if self.publication.replay_to(self):
+                self.waiting_keyframe = False
+                return True
+            # Keep asking (throttled per publication): the keyframe asked for at subscribe
+            # time may have passed before this subscriber's transport was up.
+            self.publication.request_keyframe()
+            return False
+        self.waiting_keyframe = False
+        return True
+
+    def send(self, inbound: Inbound) -> int:
+        """Send one packet now (no keyframe gating); the bytes sent, or 0."""
+        seq, ts = self._rewriter.rewrite(inbound.sequence_number, inbound.timestamp)
+        data = rtp_packet(
+            self._payload_type, inbound.marker, seq, ts, self._ssrc, inbound.tail(self._layout, self._mid), self._extended
+        )
+        if not self._out.send(data):
+            if not self._out.connected:
+                self.waiting_keyframe = self._video
+            return 0
+        self._history.add(seq, ts, inbound)
         self.packets_sent += 1
-        self._counters.packets_forwarded += 1
-        self._counters.bytes_forwarded += len(data)
-        hooks.note_sent(self._sender, ts, payload_bytes)
+        hooks.count_sent(self._sender, 1, len(inbound.payload))
+        if inbound.marker:  # once per frame: what the next sender report says
+            self._update_report(ts)
+        return len(data)
+
+    def _update_report(self, ts: int) -> None:
+        report = self.publication.sender_report
+        if report is None:  # until the publisher reports, map our clock to what we forward
+            hooks.set_report_mapping(self._sender, ntp_now(), ts)
+            return
+        # The publisher's own NTP/RTP mapping, carried forward to now in its clock domain,
+        # so that its audio and video stay in sync for the subscriber (lip sync).
+        ntp, rtp, at = report
+        elapsed = time.time() - at
+        rtp_now = self._rewriter.output_timestamp(rtp) + int(elapsed * self.publication.codec.clock_rate)
+        hooks.set_report_mapping(self._sender, ntp + int(elapsed * 4294967296), rtp_now & 0xFFFFFFFF)
+
+    def rebase(self) -> None:
+        """Continue the output sequence after a gap in what is forwarded (resume, source change)."""
+        self._rewriter.rebase()
 
     def handle_feedback(self, kind: str, seqs: list[int]) -> None:
         """A subscriber's RTCP feedback: PLI/FIR goes upstream (throttled), NACKs are answered."""
         if kind == "pli":
             self.publication.request_keyframe()
+        elif kind == "remb":
+            self.remb_bitrate = seqs[0] if seqs else None
+        elif kind == "nack" and self.repair and not self.closed:
+            for seq in seqs:
+                self._resend(seq)
+
+    def _resend(self, seq: int) -> None:
+        entry = self._history.get(seq)
+        if entry is None:
             return
-        for seq in seqs:
-            entry = self._history[seq % HISTORY_SIZE]
-            if entry is not None and entry[0] == seq:
-                self._counters.retransmissions += 1
-                hooks.send_rtp_now(self._sender, entry[1])
+        _seq, ts, inbound = entry
+        tail = inbound.build_tail(self._layout, self._mid)
+        if self._rtx is not None:
+            rtx_pt, rtx_ssrc = self._rtx
+            data = rtx_packet(rtx_pt, self._rtx_seq, rtx_ssrc, seq, inbound.marker, ts, tail, self._extended)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        else:
+            data = rtp_packet(self._payload_type, inbound.marker, seq, ts, self._ssrc, tail, self._extended)
+        if self._out.send(data):
+            self._counters.retransmissions += 1
 
     def close(self) -> None:
         """Stop delivering (idempotent); the sender stays for reuse by its transceiver."""
         if self.closed:
             return
         self.closed = True
+        self._history.clear()
         self.publication.remove_subscription(self)

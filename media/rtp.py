@@ -101,6 +101,10 @@ class SequenceRewriter:
             self._last_ts = out_ts
         return out_seq, out_ts
 
+    def output_timestamp(self, ts: int) -> int:
+        """The output timestamp for an input timestamp of the current source."""
+        return (ts + self._ts_offset) & 0xFFFFFFFF
+
     def input_seq(self, out_seq: int) -> int:
         """The input sequence number that produced `out_seq` (for answering NACKs)."""
         return (out_seq - self._seq_offset) & 0xFFFF

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from server.services import SERVICES, Services
@@ -36,6 +36,15 @@ class ServerCollector(Collector):
         yield CounterMetricFamily("cp_bytes_received", "RTP payload bytes received from publishers", value=counters.bytes_received)
         yield CounterMetricFamily("cp_keyframe_requests", "PLIs sent to publishers", value=counters.keyframe_requests)
         yield CounterMetricFamily("cp_retransmissions", "Packets resent to subscribers on NACK", value=counters.retransmissions)
+        delay = counters.forward_delay
+        cumulative, buckets = 0, []
+        for bound, count in zip((*delay.BOUNDS, float("inf")), delay.counts):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        yield HistogramMetricFamily(
+            "cp_forward_delay_seconds", "Relay delay per publisher packet, arrival to send to its last subscriber",
+            buckets=buckets, sum_value=delay.total,
+        )
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -63,3 +63,15 @@ async def test_live_receivers_and_senders_carry_the_private_state_the_relay_uses
     hooks.check_instance_hooks(client.getReceivers()[0], subscriber.peer.pc.getSenders()[0])
     hooks.check_instance_hooks(subscriber.pc.getReceivers()[0], client.getSenders()[0])
     await client.close()
+
+
+def test_the_hook_check_fails_loudly_when_a_hooked_internal_moves(monkeypatch) -> None:
+    from aioice.ice import StunProtocol
+
+    monkeypatch.delattr(StunProtocol, "send_data")
+    try:
+        hooks.check_hooks()
+    except hooks.HookMismatch as exc:
+        assert "send_data" in str(exc)
+    else:
+        raise AssertionError("check_hooks() accepted a missing StunProtocol.send_data")

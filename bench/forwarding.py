@@ -1,0 +1,130 @@
+"""The forwarding benchmark: the project's relay against aiortc's MediaRelay under the same load,
+then the relay alone at 200 streams (delay) and at the city scenario, 16 x 30 = 480 streams.
+
+Each scenario starts a fresh server process (`bench.server`) and a load process (`bench.load`),
+so the server's CPU is measured alone from /proc; the load tool reports its own CPU beside it.
+
+    .venv/bin/python -m bench.forwarding            # all scenarios, ~4 minutes
+    .venv/bin/python -m bench.forwarding --quick    # shorter runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+COLUMNS = (
+    ("server_cpu_ms_per_stream_s", "server ms CPU/stream-s"),
+    ("server_cpu_percent", "server CPU %"),
+    ("load_cpu_percent", "load tool CPU %"),
+    ("delivered_ratio", "frames delivered/sent"),
+    ("delay_p50_ms", "delay p50 ms"),
+    ("delay_p99_ms", "delay p99 ms"),
+    ("first_frame_p50_ms", "first frame p50 ms"),
+    ("first_frame_max_ms", "first frame max ms"),
+    ("server_kb_per_subscription", "server KB/subscription"),
+    ("streams_below_99", "streams < 99% frames"),
+    ("server_retransmissions", "server RTX sent"),
+    ("nacks_sent", "NACKs sent"),
+    ("retransmissions_received", "RTX received"),
+)
+
+
+def free_port() -> int:
+    """An unused TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_scenario(mode: str, publishers: int, subscribers: int, seconds: float, warmup: float) -> dict[str, Any]:
+    """One server process, one load process; the load's JSON figures."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "bench.server", "--mode", mode, "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/stats", timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"benchmark server ({mode}) did not start") from None
+                time.sleep(0.2)
+        publishing = subprocess.Popen(
+            [sys.executable, "-m", "bench.load", "--role", "publish", "--url", url, "--publishers", str(publishers)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            started = json.loads(publishing.stdout.readline())  # type: ignore[union-attr]
+            load = subprocess.run(
+                [sys.executable, "-m", "bench.load", "--url", url, "--publishers", str(publishers),
+                 "--subscribers", str(subscribers), "--seconds", str(seconds), "--warmup", str(warmup),
+                 "--publications", ",".join(started["publications"]), "--load-pids", str(started["pid"])],
+                capture_output=True, text=True, timeout=600,
+            )
+            publishing.stdin.close()  # type: ignore[union-attr]
+            ended = json.loads(publishing.stdout.readline() or "{}")  # type: ignore[union-attr]
+            publishing.wait(30)
+        finally:
+            if publishing.poll() is None:
+                publishing.kill()
+        if load.returncode != 0:
+            raise RuntimeError(f"load tool failed: {load.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(load.stdout.strip().splitlines()[-1])
+        result["mode"] = mode
+        result["keyframe_requests_at_publishers"] = ended.get("keyframe_requests")
+        return result
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    """The figures, one column per scenario."""
+    names = [f"{r['mode']} {r['publishers']}x{r['subscribers']}={r['streams']}" for r in results]
+    width = max(len(n) for n in names) + 2
+    print(f"{'':26}" + "".join(n.rjust(width) for n in names))
+    for key, label in COLUMNS:
+        cells = ["-" if r.get(key) is None else str(r[key]) for r in results]
+        print(f"{label:26}" + "".join(c.rjust(width) for c in cells))
+
+
+def main() -> None:
+    """Run the scenarios and print the table and the MediaRelay ratio."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="10 s measurements instead of 20 s")
+    parser.add_argument("--compare", default="2x4", help="publishers x subscribers for the relay/MediaRelay comparison")
+    parser.add_argument("--skip", default="", help="comma-separated scenarios to skip: compare,200,480")
+    args = parser.parse_args()
+    seconds = 10 if args.quick else 20
+    skip = set(filter(None, args.skip.split(",")))
+    results: list[dict[str, Any]] = []
+    if "compare" not in skip:
+        p, s = (int(x) for x in args.compare.split("x"))
+        relay = run_scenario("relay", p, s, seconds, 4)
+        naive = run_scenario("mediarelay", p, s, seconds, 4)
+        results += [relay, naive]
+    if "200" not in skip:
+        results.append(run_scenario("relay", 8, 25, seconds, 5))
+    if "480" not in skip:
+        results.append(run_scenario("relay", 16, 30, seconds, 5))
+    print_table(results)
+    if "compare" not in skip:
+        ratio = naive["server_cpu_ms_per_stream_s"] / max(relay["server_cpu_ms_per_stream_s"], 1e-9)
+        print(f"\nMediaRelay / relay server CPU per forwarded stream-second at {args.compare}: {ratio:.1f}x")
+    print("\n" + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""The load tool: N publishers of a pre-encoded 640x360 VP8 loop, M lean subscribers of all of
+them, against a benchmark server (`bench.server`) in another process. Prints one JSON object.
+
+Subscribers count packets and complete frames from plaintext RTP headers at the socket
+(`hooks.tap_datagrams`), NACK gaps, and decrypt only retransmissions: no jitter buffer,
+no depacketizing, no decoding.
+
+Two processes, so that subscribers setting up never starve the publishers' pacing:
+
+    python -m bench.load --role publish --publishers 4          # prints {"pid", "publications"}
+    python -m bench.load --publishers 4 --subscribers 8 --publications ID,ID,... --load-pids PID
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from typing import Any
+
+import aiohttp
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
+
+from media import aiortc_hooks as hooks
+from media.packets import DelayHistogram
+from synthetic.encoded import encode_video_loop
+from synthetic.load import KeyframeLoopTrack, LeanCounter
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST JSON, return JSON."""
+    async with session.post(url, json=body) as response:
+        response.raise_for_status()
+        return await response.json()  # type: ignore[no-any-return]
+
+
+async def start_publisher(session: aiohttp.ClientSession, url: str, name: str, packets: list[bytes]) -> tuple[RTCPeerConnection, KeyframeLoopTrack, list[str]]:
+    """One VP8 publisher whose loop restarts at its keyframe on PLI."""
+    pc = RTCPeerConnection()
+    track = KeyframeLoopTrack(packets)
+    transceiver = pc.addTransceiver(track, direction="sendonly")
+    transceiver.setCodecPreferences(
+        [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/VP8", "video/rtx")]
+    )
+    hooks.on_keyframe_request(transceiver.sender, track.restart)
+    await pc.setLocalDescription(await pc.createOffer())
+    reply = await post(session, f"{url}/publish", {"name": name, "sdp": pc.localDescription.sdp})
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+    return pc, track, reply["publications"]
+
+
+class LeanSubscriber:
+    """One subscriber connection receiving every publication, counting at the socket."""
+
+    def __init__(self, name: str, loss: float = 0.0) -> None:
+        self.name = name
+        self.loss = loss
+        self._random = random.Random(name)
+        self._tapped = False
+        self.pc = RTCPeerConnection()
+        self.counter: LeanCounter | None = None
+        self.answered_at = 0.0
+        self.nacks = 0
+
+    async def start(self, session: aiohttp.ClientSession, url: str, publications: list[str]) -> None:
+        """Ask for an offer, answer it, tap the socket once ICE connects."""
+        offer = await post(session, f"{url}/subscribe", {"name": self.name, "publications": publications})
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            # Nothing decodes; the first packet through aiortc's path installs the socket tap.
+            hooks.tap_receiver(transceiver.receiver, lambda packet, arrival: self._tap(), repair=False)
+        self.counter = LeanCounter(
+            rtx_payload_types=hooks.rtx_payload_types(self.pc),
+            on_gap=self._nack,
+            unwrap=lambda d: hooks.unprotect_rtp(self.pc, d),
+            rtx_map=lambda: hooks.rtx_ssrc_map(self.pc),
+        )
+
+        @self.pc.on("iceconnectionstatechange")
+        def tap() -> None:
+            if self.pc.iceConnectionState in ("completed", "connected"):
+                self._tap()
+
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self.answered_at = time.monotonic()
+        await post(session, f"{url}/answer", {"name": self.name, "sdp": self.pc.localDescription.sdp})
+
+    def _tap(self) -> None:
+        if not self._tapped and self.counter is not None:
+            self._tapped = True
+            hooks.tap_datagrams(self.pc, self._on_datagram, receive_buffer=4 << 20)
+
+    def _on_datagram(self, data: bytes) -> None:
+        if self.loss and self._random.random() < self.loss:
+            return  # injected loss, to show NACK/RTX at work
+        self.counter.on_datagram(data)  # type: ignore[union-attr]
+
+    def _nack(self, ssrc: int, seqs: list[int]) -> None:
+        # One NACK per run of sequence numbers that does not wrap (aiortc packs ascending lists).
+        runs: list[list[int]] = [[]]
+        for seq in seqs:
+            if runs[-1] and seq < runs[-1][-1]:
+                runs.append([])
+            runs[-1].append(seq)
+        for run in runs:
+            self.nacks += 1
+            hooks.send_rtcp(self.pc, bytes(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=ssrc, lost=run)))
+
+
+async def publish(args: argparse.Namespace) -> None:
+    """Publisher role: start the publishers, print their publication ids, run until stdin closes."""
+    packets = encode_video_loop("VP8", width=640, height=360, fps=30, seconds=2, bitrate=1_000_000)
+    async with aiohttp.ClientSession() as session:
+        publishers = [await start_publisher(session, args.url, f"pub{i}", packets) for i in range(args.publishers)]
+    print(json.dumps({"pid": os.getpid(), "publications": [p for _pc, _t, ids in publishers for p in ids]}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    print(json.dumps({"keyframe_requests": sum(track.keyframe_requests for _pc, track, _ids in publishers)}), flush=True)
+    for pc, _track, _ids in publishers:
+        await pc.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Subscriber role: subscribe to every publication, measure, report."""
+    publication_ids = args.publications.split(",")
+    others = [int(p) for p in args.load_pids.split(",") if p]  # the publisher process(es): load tool CPU too
+    async with aiohttp.ClientSession() as session:
+        server = await (await session.get(f"{args.url}/stats")).json()
+        pid = server["pid"]
+        await asyncio.sleep(2)
+        rss_before = rss_bytes(pid)
+        subscribers = [LeanSubscriber(f"sub{j}", args.loss) for j in range(args.subscribers)]
+        for subscriber in subscribers:  # one after another, like seats filling a room
+            await subscriber.start(session, args.url, publication_ids)
+        await asyncio.sleep(args.warmup)
+        rss_after = rss_bytes(pid)
+        stats_before = await (await session.get(f"{args.url}/stats")).json()
+        own = [os.getpid(), *others]
+        server_cpu0, own_cpu0, t0 = cpu_seconds(pid), sum(map(cpu_seconds, own)), time.monotonic()
+        await asyncio.sleep(args.seconds)
+        server_cpu1, own_cpu1, t1 = cpu_seconds(pid), sum(map(cpu_seconds, own)), time.monotonic()
+        stats_after = await (await session.get(f"{args.url}/stats")).json()
+        for subscriber in subscribers:
+            await subscriber.pc.close()
+    streams = args.publishers * args.subscribers
+    elapsed = t1 - t0
+    complete = expected = 0
+    first_frames: list[float] = []
+    retransmitted = nacks = 0
+    for subscriber in subscribers:
+        assert subscriber.counter is not None
+        subscriber.counter.finish()
+        retransmitted += subscriber.counter.retransmissions
+        nacks += subscriber.nacks
+        for stream in subscriber.counter.streams.values():
+            complete += stream.frames_complete
+            expected += stream.frames_expected
+            if stream.first_at is not None:
+                first_frames.append(stream.first_at - subscriber.answered_at)
+    ratios = sorted(
+        stream.frames_complete / stream.frames_expected
+        for s in subscribers if s.counter is not None
+        for stream in s.counter.streams.values() if stream.frames_expected
+    )
+    received_streams = sum(len(s.counter.streams) for s in subscribers if s.counter is not None)
+    histogram = DelayHistogram()
+    if "delay_counts" in stats_after:
+        histogram.counts = [a - b for a, b in zip(stats_after["delay_counts"], stats_before["delay_counts"])]
+        histogram.count = sum(histogram.counts)
+    return {
+        "publishers": args.publishers,
+        "subscribers": args.subscribers,
+        "streams": streams,
+        "streams_receiving": received_streams,
+        "seconds": round(elapsed, 1),
+        "server_cpu_ms_per_stream_s": round((server_cpu1 - server_cpu0) * 1000 / (streams * elapsed), 3),
+        "server_cpu_percent": round((server_cpu1 - server_cpu0) * 100 / elapsed, 1),
+        "load_cpu_ms_per_stream_s": round((own_cpu1 - own_cpu0) * 1000 / (streams * elapsed), 3),
+        "load_cpu_percent": round((own_cpu1 - own_cpu0) * 100 / elapsed, 1),
+        "frames_delivered": complete,
+        "frames_sent": expected,
+        "delivered_ratio": round(complete / expected, 5) if expected else 0.0,
+        "delay_p50_ms": round(histogram.quantile(0.5) * 1000, 3) if histogram.count else None,
+        "delay_p99_ms": round(histogram.quantile(0.99) * 1000, 3) if histogram.count else None,
+        "first_frame_p50_ms": round(statistics.median(first_frames) * 1000, 1) if first_frames else None,
+        "first_frame_max_ms": round(max(first_frames) * 1000, 1) if first_frames else None,
+        "server_rss_mb": round(rss_after / 1e6, 1),
+        "server_kb_per_subscription": round((rss_after - rss_before) / 1024 / max(1, streams), 1),
+        "worst_stream_ratios": [round(r, 3) for r in ratios[:5]],
+        "streams_below_99": sum(1 for r in ratios if r < 0.99),
+        "server_retransmissions": stats_after.get("retransmissions", 0) - stats_before.get("retransmissions", 0),
+        "server_keyframe_requests": stats_after.get("keyframe_requests", 0) - stats_before.get("keyframe_requests", 0),
+        "nacks_sent": nacks,
+        "retransmissions_received": retransmitted,
+    }
+
+
+def main() -> None:
+    """Run one load and print its figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:8701")
+    parser.add_argument("--publishers", type=int, default=4)
+    parser.add_argument("--subscribers", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=4)
+    parser.add_argument("--loss", type=float, default=0.0, help="drop this fraction of received RTP in the load tool")
+    parser.add_argument("--role", choices=("publish", "subscribe"), default="subscribe")
+    parser.add_argument("--publications", default="", help="subscribe role: comma-separated publication ids")
+    parser.add_argument("--load-pids", default="", help="subscribe role: the publisher process ids, for the load CPU")
+    args = parser.parse_args()
+    if args.role == "publish":
+        asyncio.run(publish(args))
+    else:
+        print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()

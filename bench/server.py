@@ -1,0 +1,170 @@
+"""The server under benchmark, in its own process: the project's relay (`relay`) or aiortc's
+`MediaRelay` (`mediarelay`: decode once, encode per subscriber), behind the same tiny HTTP
+signaling, so that the load tool drives both alike.
+
+    python -m bench.server --mode relay --port 8701
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from typing import Any
+
+from aiohttp import web
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+
+from media import aiortc_hooks as hooks
+from media.room import RoomRouter
+from media.router import Publication, RelayCounters
+
+logger = logging.getLogger(__name__)
+
+
+class RelayBackend:
+    """The project's packet relay: a RoomRouter with server-offered subscriber connections."""
+
+    def __init__(self) -> None:
+        self.counters = RelayCounters()
+        self.router = RoomRouter("bench", counters=self.counters)
+        self._offers: dict[str, asyncio.Future[tuple[str, dict[str, str]]]] = {}
+
+    async def publish(self, name: str, sdp: str) -> dict[str, Any]:
+        """Answer a publisher's offer; returns the answer and its publication ids."""
+        publications: list[Publication] = []
+        peer = self.router.new_publisher(name, on_publication=publications.append)
+        answer = await peer.answer(sdp, {})
+        return {"sdp": answer, "publications": [p.id for p in publications]}
+
+    async def subscribe(self, name: str, publication_ids: list[str]) -> dict[str, Any]:
+        """Open a subscriber connection delivering the given publications; returns the offer."""
+        future: asyncio.Future[tuple[str, dict[str, str]]] = asyncio.get_running_loop().create_future()
+        self._offers[name] = future
+
+        async def send_offer(sdp: str, tracks: dict[str, str]) -> None:
+            pending = self._offers.get(name)
+            if pending is not None and not pending.done():
+                pending.set_result((sdp, tracks))
+
+        peer = self.router.new_subscriber(name, send_offer)
+        for publication_id in publication_ids:
+            peer.subscribe(self.router.publications[publication_id])  # type: ignore[index]
+        sdp, tracks = await asyncio.wait_for(future, 30)
+        return {"sdp": sdp, "tracks": tracks}
+
+    async def answer(self, name: str, sdp: str) -> None:
+        """The subscriber's answer."""
+        peer = self.router.subscriber(name)
+        assert peer is not None
+        peer.handle_answer(sdp)
+        await peer.wait_settled(30)
+
+    def stats(self) -> dict[str, Any]:
+        """Relay totals and the forwarding-delay histogram."""
+        c = self.counters
+        subscriptions = [s for p in self.router.publications.values() for s in p.subscriptions]
+        return {
+            "subscriptions_waiting": sum(s.waiting_keyframe for s in subscriptions),
+            "send_failures": sum(s._out.failures for s in subscriptions),
+            "publication_packets": sorted(p.packets for p in self.router.publications.values()),
+            "subscription_packets": sorted(s.packets_sent for s in subscriptions)[:: max(1, len(subscriptions) // 10)],
+            "subscriptions": self.router.subscription_count,
+            "packets_forwarded": c.packets_forwarded,
+            "packets_received": c.packets_received,
+            "retransmissions": c.retransmissions,
+            "keyframe_requests": c.keyframe_requests,
+            "delay_counts": list(c.forward_delay.counts),
+            "delay_count": c.forward_delay.count,
+        }
+
+
+class MediaRelayBackend:
+    """The naive forwarder: aiortc's MediaRelay, decoding each publication once, encoding per subscriber."""
+
+    def __init__(self) -> None:
+        self.relay = MediaRelay()
+        self.tracks: dict[str, MediaStreamTrack] = {}
+        self.pcs: dict[str, RTCPeerConnection] = {}
+        self._count = 0
+
+    async def publish(self, name: str, sdp: str) -> dict[str, Any]:
+        """Answer a publisher's offer; the received track becomes a publication."""
+        pc = RTCPeerConnection()
+        self.pcs[name] = pc
+        ids: list[str] = []
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._count += 1
+            publication_id = f"p{self._count}"
+            self.tracks[publication_id] = track
+            ids.append(publication_id)
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        return {"sdp": pc.localDescription.sdp, "publications": ids}
+
+    async def subscribe(self, name: str, publication_ids: list[str]) -> dict[str, Any]:
+        """Offer the subscriber one relayed (re-encoded) track per publication."""
+        pc = RTCPeerConnection()
+        self.pcs[name] = pc
+        for publication_id in publication_ids:
+            pc.addTransceiver(self.relay.subscribe(self.tracks[publication_id]), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        tracks = {t.mid: pid for t, pid in zip(pc.getTransceivers(), publication_ids)}
+        return {"sdp": pc.localDescription.sdp, "tracks": tracks}
+
+    async def answer(self, name: str, sdp: str) -> None:
+        """The subscriber's answer."""
+        await self.pcs[name].setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    def stats(self) -> dict[str, Any]:
+        """No relay counters: the naive forwarder has none."""
+        return {"subscriptions": sum(len(pc.getSenders()) for name, pc in self.pcs.items() if name.startswith("sub"))}
+
+
+def make_app(backend: RelayBackend | MediaRelayBackend) -> web.Application:
+    """The benchmark signaling: /publish, /subscribe, /answer, /stats."""
+    app = web.Application()
+
+    async def publish(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response(await backend.publish(body["name"], body["sdp"]))
+
+    async def subscribe(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response(await backend.subscribe(body["name"], body["publications"]))
+
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.json()
+        await backend.answer(body["name"], body["sdp"])
+        return web.json_response({"ok": True})
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({"pid": os.getpid(), **backend.stats()})
+
+    app.router.add_post("/publish", publish)
+    app.router.add_post("/subscribe", subscribe)
+    app.router.add_post("/answer", answer)
+    app.router.add_get("/stats", stats)
+    return app
+
+
+def main() -> None:
+    """Serve until killed."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=("relay", "mediarelay"), default="relay")
+    parser.add_argument("--port", type=int, default=8701)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    hooks.check_hooks()
+    backend = RelayBackend() if args.mode == "relay" else MediaRelayBackend()
+    web.run_app(make_app(backend), host="127.0.0.1", port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Loss repair both ways: with 10 % of packets dropped at the sending side, NACK/RTX keeps at
+least 90 % of frames decodable at the subscriber; without repair, fewer frames make it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+
+from media import aiortc_hooks as hooks
+from media.room import RoomRouter
+from media.router import Publication, Subscription
+from synthetic.encoded import encode_video_loop
+from synthetic.load import KeyframeLoopTrack
+
+LOSS = 0.10
+WINDOW = 3.0
+
+
+class LossyOut:
+    """Wraps a subscription's sender path and drops a fraction of what it sends (the server is the sending side)."""
+
+    def __init__(self, out: hooks.RtpOut, rng: random.Random) -> None:
+        self._out = out
+        self._rng = rng
+
+    @property
+    def connected(self) -> bool:
+        return self._out.connected
+
+    def send(self, data: bytes) -> bool:
+        if self._rng.random() < LOSS:
+            return True  # "sent", and lost on the way
+        return self._out.send(data)
+
+
+async def _publish(router: RoomRouter, track: KeyframeLoopTrack) -> tuple[RTCPeerConnection, Publication]:
+    client = RTCPeerConnection()
+    transceiver = client.addTransceiver(track, direction="sendonly")
+    transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/VP8", "video/rtx")])
+    hooks.on_keyframe_request(transceiver.sender, track.restart)
+    await client.setLocalDescription(await client.createOffer())
+    publications: list[Publication] = []
+    peer = router.new_publisher("field-unit", on_publication=publications.append)
+    answer = await peer.answer(client.localDescription.sdp, {})
+    await client.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    return client, publications[0]
+
+
+async def _decoded_ratio(track: KeyframeLoopTrack, remote) -> float:
+    """Frames the subscriber decodes over a window, over frames the publisher sent in it."""
+    await asyncio.wait_for(remote.recv(), 10)  # the first keyframe
+    decoded = 0
+    sent_before = track.sent
+    deadline = time.monotonic() + WINDOW
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            await asyncio.wait_for(remote.recv(), left)
+        except asyncio.TimeoutError:
+            break
+        decoded += 1
+    return decoded / (track.sent - sent_before)
+
+
+@pytest.mark.parametrize("direction", ["publisher to server", "server to subscriber"])
+@pytest.mark.parametrize("repair", [True, False], ids=["with NACK/RTX", "without repair"])
+async def test_ten_percent_loss_is_repaired_by_nack_and_rtx(router: RoomRouter, make_subscriber, direction: str, repair: bool) -> None:
+    rng = random.Random(6)
+    track = KeyframeLoopTrack(encode_video_loop("VP8", width=640, height=360, seconds=2, bitrate=1_000_000))
+    client, video = await _publish(router, track)
+    if direction == "publisher to server":
+        hooks.inject_send_loss(client, LOSS, rng.random)
+        video.set_upstream_repair(repair)
+    subscriber = make_subscriber("mayor")
+    subscriber.peer.subscribe(video)
+    remote = await subscriber.wait_track(video.id)
+    if direction == "server to subscriber":
+        await subscriber.peer.wait_settled(10)
+        subscription: Subscription = video.subscriptions[0]
+        subscription._out = LossyOut(subscription._out, rng)
+        subscription.repair = repair
+
+    ratio = await _decoded_ratio(track, remote)
+
+    if repair:
+        assert ratio >= 0.9, f"{ratio:.1%} of frames decoded with repair"
+        assert router.counters.retransmissions > 0 or direction == "publisher to server"
+    else:
+        assert ratio < 0.9, f"{ratio:.1%} of frames decoded without repair: the loss did not bite"
+    await client.close()

@@ -1,0 +1,68 @@
+"""Lip sync: the sender reports a subscriber gets map NTP to RTP time monotonically, at each
+stream's clock rate, and consistently between a publisher's audio and video."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiortc.rtp import RtpPacket
+
+from media import aiortc_hooks as hooks
+from media.room import RoomRouter
+from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop
+from synthetic.load import KeyframeLoopTrack
+from tests.media.conftest import publish
+
+NTP_UNIT = 2**32
+
+
+async def test_subscriber_sender_reports_keep_audio_and_video_in_sync(router: RoomRouter, make_subscriber) -> None:
+    video_track = KeyframeLoopTrack(encode_video_loop("VP8", width=320, height=180, seconds=1))
+    client, publications = await publish(router, "county01", [video_track, audio_loop_track(encode_opus_loop(seconds=1))])
+    video = next(p for p in publications if p.kind == "video")
+    audio = next(p for p in publications if p.kind == "audio")
+    subscriber = make_subscriber("mayor", lean=True)
+    for publication in publications:
+        subscriber.peer.subscribe(publication)
+    await subscriber.wait_track(video.id)
+    await subscriber.wait_track(audio.id)
+
+    reports: dict[int, list[tuple[int, int]]] = {}
+    latest: dict[int, tuple[float, int]] = {}  # ssrc -> (arrival, rtp timestamp) of the newest packet
+    got_reports = asyncio.Event()
+    for receiver in subscriber.pc.getReceivers():
+        hooks.tap_sender_reports(receiver, lambda ssrc, ntp, rtp: (reports.setdefault(ssrc, []).append((ntp, rtp)), got_reports.set()))
+
+    def on_packet(packet: RtpPacket, arrival_ms: int) -> None:
+        latest[packet.ssrc] = (time.time(), packet.timestamp)
+
+    for receiver in subscriber.pc.getReceivers():
+        hooks.tap_receiver(receiver, on_packet)
+
+    async def enough() -> None:
+        while len(reports) < 2 or min(len(r) for r in reports.values()) < 3:
+            got_reports.clear()
+            await got_reports.wait()
+
+    await asyncio.wait_for(enough(), 15)
+    # Each stream: NTP and RTP advance together at the stream's clock rate.
+    rates = {}
+    for ssrc, pairs in reports.items():
+        (ntp0, rtp0), (ntp1, rtp1) = pairs[-2], pairs[-1]
+        assert ntp1 > ntp0, "NTP time runs forward"
+        seconds = (ntp1 - ntp0) / NTP_UNIT
+        rates[ssrc] = ((rtp1 - rtp0) & 0xFFFFFFFF) / seconds
+    assert sorted(round(rate / 1000) for rate in rates.values()) == [48, 90], rates
+    # Both streams: the media that arrives together maps to the same wall-clock time (lip sync).
+    capture = {}
+    for ssrc, pairs in reports.items():
+        ntp, rtp = pairs[-1]
+        clock_rate = 90000 if rates[ssrc] > 70000 else 48000
+        arrival, timestamp = latest[ssrc]
+        offset = ((timestamp - rtp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        capture[ssrc] = (ntp / NTP_UNIT + offset / clock_rate, arrival)
+    (cap_a, arr_a), (cap_b, arr_b) = capture.values()
+    skew = (cap_a - cap_b) - (arr_a - arr_b)
+    assert abs(skew) < 0.08, f"audio/video sender reports disagree by {skew * 1000:.0f} ms"
+    await client.close()
