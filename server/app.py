@@ -14,9 +14,11 @@ from aiohttp import web
 
 from media.aiortc_hooks import check_hooks
 from media.router import RelayCounters
-from server import metrics, pages, whip
+from server import metrics, pages, rollcall, whip
+from server import command
 from server.auth import PasswordVerifier, TokenService
 from server.config import Config
+from server.control import install as control
 from server.keys import load_secret
 from server.registry import RoomRegistry
 from server.scheduler import Clock, Scheduler, SystemClock
@@ -59,7 +61,10 @@ def create_app(services: Services) -> web.Application:
     metrics.add_routes(app, services)
     whip.add_routes(app)
     app.router.add_get("/ws", websocket_handler)
+    control.install(app, services)
     app.cleanup_ctx.append(_lifecycle)
+    rollcall.install(app, services)  # after _lifecycle: it resumes roll-calls from the started store
+    command.install(app, services)  # after _lifecycle: it folds the command log from the started store
     return app
 
 

@@ -72,6 +72,33 @@ class UserConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rooms: tuple[str, ...] = ()
 
 
+class SiteGroup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A saved group of sites to call or address together (e.g. the eleven counties)."""
+
+    id: Id
+    name_zh: str
+    name_en: str
+    sites: tuple[str, ...]
+
+
+class RollCallSchedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A roll-call that starts by itself on a cron rule, in the city's (or the given) time zone."""
+
+    id: Id
+    name_zh: str
+    name_en: str
+    cron: str
+    sites: tuple[str, ...] = ()
+    group: str | None = None
+    subtree: str | None = None
+    mode: Literal["sequence", "all"] = "sequence"
+    window: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    grace: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 15.0
+    timezone: str | None = None
+    room: str | None = None
+    enabled: bool = True
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How the server listens and the limits it enforces."""
 
@@ -98,6 +125,12 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     sites: tuple[Site, ...]
     rooms: tuple[RoomConfig, ...]
     users: tuple[UserConfig, ...] = ()
+    groups: tuple[SiteGroup, ...] = ()
+    rollcall_schedules: tuple[RollCallSchedule, ...] = ()
+
+    def group(self, group_id: str) -> SiteGroup | None:
+        """Return the saved site group with this id, or None."""
+        return next((g for g in self.groups if g.id == group_id), None)
 
     def site(self, site_id: str) -> Site:
         """Return the site with this id, or raise UnknownSite."""
@@ -204,6 +237,14 @@ def _cross_check(config: Config) -> list[str]:
                 problems.append(f"users[{i}].rooms[{j}]: unknown room {rid!r}")
         if not user.password_hash.startswith("$argon2"):
             problems.append(f"users[{i}].password_hash: not an argon2 hash (use `python -m server hash-password`)")
+    for i, group in enumerate(config.groups):
+        for j, sid in enumerate(group.sites):
+            if sid not in site_ids:
+                problems.append(f"groups[{i}].sites[{j}]: unknown site {sid!r}")
+    problems += _duplicates("groups", [g.id for g in config.groups], "group")
+    problems += _duplicates("rollcall_schedules", [r.id for r in config.rollcall_schedules], "schedule")
+    for i, schedule in enumerate(config.rollcall_schedules):
+        problems += schedule_problems(config, schedule, f"rollcall_schedules[{i}]")
     server = config.server
     if (server.tls_cert is None) != (server.tls_key is None):
         problems.append("server.tls_cert: tls_cert and tls_key must be given together")
@@ -213,6 +254,33 @@ def _cross_check(config: Config) -> list[str]:
         zoneinfo.ZoneInfo(config.city.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         problems.append(f"city.timezone: unknown time zone {config.city.timezone!r}")
+    return problems
+
+
+def schedule_problems(config: Config, schedule: RollCallSchedule, key: str) -> list[str]:
+    """Every problem of one roll-call schedule (from the file or the UI), each naming its key."""
+    from croniter import croniter
+
+    problems: list[str] = []
+    if not croniter.is_valid(schedule.cron) or len(schedule.cron.split()) != 5:
+        problems.append(f"{key}.cron: not a 5-field cron rule: {schedule.cron!r}")
+    chosen = [name for name, value in (("sites", schedule.sites), ("group", schedule.group), ("subtree", schedule.subtree)) if value]
+    if len(chosen) != 1:
+        problems.append(f"{key}: give exactly one of sites, group or subtree (got {', '.join(chosen) or 'none'})")
+    for j, sid in enumerate(schedule.sites):
+        if config.find_site(sid) is None:
+            problems.append(f"{key}.sites[{j}]: unknown site {sid!r}")
+    if schedule.group and config.group(schedule.group) is None:
+        problems.append(f"{key}.group: unknown group {schedule.group!r}")
+    if schedule.subtree and config.find_site(schedule.subtree) is None:
+        problems.append(f"{key}.subtree: unknown site {schedule.subtree!r}")
+    if schedule.room and config.room(schedule.room) is None:
+        problems.append(f"{key}.room: unknown room {schedule.room!r}")
+    if schedule.timezone:
+        try:
+            zoneinfo.ZoneInfo(schedule.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            problems.append(f"{key}.timezone: unknown time zone {schedule.timezone!r}")
     return problems
 
 

@@ -145,6 +145,11 @@ async def field_page(request: web.Request) -> web.Response:
     return _render(request, "field.html", **await _room_context(request))
 
 
+async def wall_page(request: web.Request) -> web.Response:
+    """`GET /wall/{room}`: a video wall display (observer): video and names only, full screen."""
+    return _render(request, "wall.html", **await _room_context(request))
+
+
 def add_routes(app: web.Application) -> None:
     """Register the page routes and the static files."""
     app[TEMPLATES] = make_templates()
@@ -154,4 +159,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/logout", logout)
     app.router.add_get("/rooms/{room}", room_page)
     app.router.add_get("/field/{room}", field_page)
+    app.router.add_get("/wall/{room}", wall_page)
     app.router.add_static("/static/", WEB_DIR / "static")

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from media.peers import PublisherPeer, SubscriberPeer
 from media.room import RoomRouter
@@ -42,6 +43,7 @@ class Participant:
     joined_at: float = field(default_factory=time.time)
     publishers: list[PublisherPeer] = field(default_factory=list)
     subscriber: SubscriberPeer | None = None
+    disconnect: Callable[[], None] | None = None  # ends the session (a removed participant, an ended room)
 
     @property
     def id(self) -> str:
@@ -74,6 +76,25 @@ def role_for(identity: Identity) -> str:
     return "participant"
 
 
+class RoomHooks(Protocol):
+    """What the room's control (server/control/room_control.py) is told; it may refuse a join or an unmute."""
+
+    def admit(self, participant: Participant) -> None:
+        """Raise RequestError to refuse a newcomer; set its role."""
+
+    def joined(self, participant: Participant) -> None:
+        """A participant is in."""
+
+    def left(self, participant: Participant, *, replaced: bool) -> None:
+        """A participant left (or its new session replaced it)."""
+
+    def publication_added(self, publication: Publication) -> None:
+        """A new track, before anyone subscribes to it."""
+
+    def check_self_unmute(self, participant: Participant, kind: str) -> None:
+        """Raise RequestError if a server mute forbids the participant to unmute itself."""
+
+
 class Room:
     """One room: its participants and their media router; every participant sees every track."""
 
@@ -91,6 +112,7 @@ class Room:
         self.router = RoomRouter(room_id, counters=counters, ice_servers=ice_servers)
         self.participants: dict[str, Participant] = {}
         self.max_tracks = max_tracks
+        self.control: RoomHooks | None = None
 
     def welcome(self, participant: Participant, request_id: str | None) -> Welcome:
         """The room as the newcomer sees it."""
@@ -106,6 +128,8 @@ class Room:
 
     async def join(self, participant: Participant) -> Participant | None:
         """Add a participant; an earlier session of the same identity is replaced and returned."""
+        if self.control is not None:
+            self.control.admit(participant)
         previous = self.participants.get(participant.id)
         if previous is not None:
             await self.leave(previous, announce=False)
@@ -117,6 +141,8 @@ class Room:
                     participant.subscriber.subscribe(publication)
         if previous is None:
             self.broadcast(ParticipantJoined(participant=participant.info()), skip=participant.id)
+        if self.control is not None:
+            self.control.joined(participant)
         logger.info("joined room=%s identity=%s session=%s", self.id, participant.id, participant.session_id)
         return previous
 
@@ -137,6 +163,8 @@ class Room:
             if announce:
                 self.broadcast(ParticipantLeft(identity=participant.id))
                 logger.info("left room=%s identity=%s", self.id, participant.id)
+            if self.control is not None:
+                self.control.left(participant, replaced=not announce)
         for peer in participant.publishers:
             await self.router.close_publisher(participant.id, peer)
         participant.publishers.clear()
@@ -159,6 +187,8 @@ class Room:
         return await peer.answer(sdp, sources)
 
     def _on_publication(self, publication: Publication) -> None:
+        if self.control is not None:
+            self.control.publication_added(publication)  # a muted site's new track is blocked before anyone gets it
         publication.on_close(self._on_publication_closed)
         for other in self.participants.values():
             if other.id != publication.owner and other.subscriber is not None:
@@ -172,7 +202,9 @@ class Room:
         self.broadcast(PublicationRemoved(publication_id=publication.id))
 
     def set_muted(self, participant: Participant, kind: str, muted: bool) -> None:
-        """The publisher turned its own camera or microphone off or on."""
+        """The publisher turned its own camera or microphone off or on (unless the chair's mute forbids it)."""
+        if not muted and self.control is not None:
+            self.control.check_self_unmute(participant, kind)
         for publication in list(self.router.publications.values()):
             if publication.owner == participant.id and publication.kind == kind and publication.muted != muted:
                 publication.muted = muted

@@ -10,6 +10,7 @@ import uuid
 from aiohttp import WSMsgType, web
 
 from server.auth import AuthError, Identity, TokenMissing
+from server.control.install import control_for
 from server.errors import RequestError, wire_error
 from server.room import Participant, Room, role_for
 from server.services import Services
@@ -159,6 +160,8 @@ class Session:
         identity.check_room(hello.room)
         room = await self.services.rooms.get(hello.room)
         participant = Participant(identity=identity, send=self.send, role=role_for(identity))
+        participant.disconnect = lambda: self._outbox.put_nowait(None)
+        (await control_for(self.services, room)).admit(participant)  # a locked room refuses before welcome
         self.room, self.participant = room, participant
         self.send(room.welcome(participant, hello.id))
         await room.join(participant)

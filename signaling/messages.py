@@ -146,7 +146,21 @@ class Error(Message, tag="error", kw_only=True):
     message: str
 
 
-ClientMessage = Hello | PublishOffer | SubscribeAnswer | Ping | Leave | SetMuted
+from signaling import control as _control  # noqa: E402 - the room-control messages join the unions
+from signaling import rollcall as _rollcall  # noqa: E402 - the roll-call messages join the unions
+from signaling import command as _command  # noqa: E402 - the command-channel messages join the unions
+
+ClientMessage = (
+    Hello | PublishOffer | SubscribeAnswer | Ping | Leave | SetMuted
+    | _control.Spotlight | _control.MuteParticipant | _control.AllowSelfUnmute | _control.MuteAll
+    | _control.RemoveParticipant | _control.LockRoom | _control.EndRoom | _control.RaiseHand
+    | _control.GrantFloor | _control.HandOverChair | _control.SetLayout | _control.RoomHistory
+    | _rollcall.RollCallStart | _rollcall.RollCallAnswer | _rollcall.RollCallExcuse | _rollcall.RollCallClose
+    | _rollcall.RollCallSync
+    | _command.CommandSubscribe | _command.DirectiveIssue | _command.DirectiveUpdate | _command.DirectiveCancel
+    | _command.DirectiveRead | _command.DirectiveAcknowledge | _command.DirectiveFeedback | _command.ReportFile
+    | _command.IncidentClose
+)
 ServerMessage = (
     Welcome
     | PublishAnswer
@@ -158,4 +172,10 @@ ServerMessage = (
     | PublicationMuted
     | Pong
     | Error
+    | _control.ControlAck | _control.ControlState | _control.ActiveSpeaker | _control.ControlNotice
+    | _control.RoomEnded | _control.YouWereRemoved | _control.RoomHistoryEvents
+    | _rollcall.RollCallStarted | _rollcall.RollCallCall | _rollcall.RollCallCallEnded
+    | _rollcall.RollCallAnswerResult | _rollcall.RollCallSpotlight | _rollcall.RollCallUpdate
+    | _rollcall.RollCallEscalation
+    | _command.CommandOk | _command.CommandEvent | _command.CommandSynced
 )

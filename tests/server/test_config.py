@@ -249,3 +249,35 @@ def test_lookups_of_unknown_ids_return_none_or_raise_lookup_error() -> None:
         config.site("atlantis")
     with pytest.raises(LookupError):
         config.subtree("atlantis")
+
+
+GROUP = '\n[[groups]]\nid = "{id}"\nname_zh = "组"\nname_en = "Group"\nsites = {sites}\n'
+SCHEDULE = '\n[[rollcall_schedules]]\nid = "duty"\nname_zh = "值班点名"\nname_en = "Duty check"\ncron = "{cron}"\n{target}\n{extra}\n'
+
+
+def test_groups_and_rollcall_schedules_load(tmp_path: Path) -> None:
+    text = MINIMAL + GROUP.format(id="counties", sites='["county-a"]') + SCHEDULE.format(
+        cron="30 17 * * *", target='group = "counties"', extra='window = 20\nroom = "consultation"')
+    config = load_config(write(tmp_path, text), env={})
+    assert config.group("counties").sites == ("county-a",)
+    assert config.rollcall_schedules[0].window == 20 and config.rollcall_schedules[0].mode == "sequence"
+
+
+def test_a_group_naming_an_unknown_site_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + GROUP.format(id="g", sites='["nowhere"]'))
+    assert "groups[0].sites[0]: unknown site 'nowhere'" in message
+
+
+def test_a_schedule_with_a_bad_cron_rule_unknown_group_and_room_names_each_key(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + SCHEDULE.format(
+        cron="99 17 * * *", target='group = "missing"', extra='room = "attic"\ntimezone = "Mars/Base"'))
+    for key in ("rollcall_schedules[0].cron", "rollcall_schedules[0].group: unknown group 'missing'",
+                "rollcall_schedules[0].room: unknown room 'attic'", "rollcall_schedules[0].timezone"):
+        assert key in message
+
+
+def test_a_schedule_must_name_exactly_one_target_and_no_unknown_field(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL + SCHEDULE.format(cron="30 17 * * *", target='sites = ["county-a"]\nsubtree = "office"', extra=""))
+    assert "rollcall_schedules[0]: give exactly one of sites, group or subtree" in message
+    message = error_for(tmp_path, MINIMAL + SCHEDULE.format(cron="30 17 * * *", target='sites = ["county-a"]', extra="windw = 3"))
+    assert "windw" in message

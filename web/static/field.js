@@ -1,5 +1,9 @@
 // The field unit on a phone: rear camera, own preview large, connection state unmistakable.
 import { startPage } from "./page.js";
+import { initControl } from "./control.js";
+import { initRollCall } from "./rollcall.js";
+import { startInbox } from "./inbox.js";
+import { pageData } from "./page.js";
 import { setBilingual } from "./room-view.js";
 
 const localVideo = document.getElementById("local-video");
@@ -18,7 +22,10 @@ const STATUS = {
   reconnecting: ["断线重连中", "Reconnecting"],
 };
 
-const { client } = startPage({ facingMode: "environment", localVideo, onState: paintStatus });
+const { client, view } = startPage({ facingMode: "environment", localVideo, onState: paintStatus });
+initRollCall(client, view);
+initControl(client, view);
+startInbox(client, pageData());
 
 function paintStatus() {
   let state = client.state;

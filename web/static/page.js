@@ -64,8 +64,9 @@ export function startPage(opts = {}) {
   if (opts.onState) client.addEventListener("state", (e) => opts.onState(e.detail.state));
 
   if (data.token) {
-    // Device links (wall screens, unattended kits): nobody is there to click.
-    client.start();
+    // Device links (wall screens, unattended kits): nobody is there to click. Start after the
+    // caller has wired its own listeners (inbox, roll-call, status), which run before any event.
+    queueMicrotask(() => client.start());
   } else {
     const gate = document.getElementById("join-gate");
     const btn = document.getElementById("join-btn");

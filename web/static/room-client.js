@@ -202,6 +202,11 @@ export class RoomClient extends EventTarget {
     return false;
   }
 
+  /** Send a request (any client message) and resolve with the reply carrying the same id. */
+  request(msg) {
+    return this._request(msg);
+  }
+
   /** Send a request and resolve with the reply carrying the same id. */
   _request(msg) {
     const id = String(this._nextId++);
@@ -264,7 +269,10 @@ export class RoomClient extends EventTarget {
       case "error":
         return this._onError(msg);
       default:
-        console.warn("unknown server message", msg.type);
+        // Feature messages (room control, command channel, roll-call): a reply resolves its
+        // request; every one is passed on as a "message" event for the page's modules.
+        if (pending) { this._pending.delete(msg.id); pending.resolve(msg); }
+        this._emit("message", msg);
         return undefined;
     }
   }
@@ -282,8 +290,11 @@ export class RoomClient extends EventTarget {
     const pending = msg.id != null ? this._pending.get(msg.id) : null;
     if (pending) {
       this._pending.delete(msg.id);
-      pending.reject(new Error(text));
+      const err = new Error(text);
+      err.code = msg.code;
+      pending.reject(err);
     }
+    this._emit("server-error", msg);
     this._toast(`服务器错误 Server error: ${text}`);
   }
 
@@ -546,6 +557,7 @@ export class RoomClient extends EventTarget {
       framesPerSecond: stats.framesPerSecond || 0,
       packetsLost: stats.packetsLost || 0,
       packetsReceived: stats.packetsReceived || 0,
+      bytesReceived: stats.bytesReceived || 0,
     }));
   }
 
@@ -556,6 +568,7 @@ export class RoomClient extends EventTarget {
       totalAudioEnergy: stats.totalAudioEnergy || 0,
       packetsReceived: stats.packetsReceived || 0,
       packetsLost: stats.packetsLost || 0,
+      bytesReceived: stats.bytesReceived || 0,
     }));
   }
 

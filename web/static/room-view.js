@@ -58,8 +58,12 @@ function qualityText(q) {
   const fps = q.fps == null ? "—" : Math.round(q.fps);
   const loss = q.lossPct == null ? "—" : q.lossPct.toFixed(1);
   const rtt = q.rttMs == null ? "—" : Math.round(q.rttMs);
-  return `${fps} fps · 丢包 ${loss}% · ${rtt} ms`;
+  const rate = q.kbps == null ? "" : `${q.kbps >= 1000 ? (q.kbps / 1000).toFixed(1) + " Mbps" : Math.round(q.kbps) + " kbps"} · `;
+  return `${rate}${fps} fps · 丢包 ${loss}% · ${rtt} ms`;
 }
+
+/** Tiles a fixed wall layout shows at most. */
+const FIXED_LAYOUTS = { "2x2": 4, "3x3": 9, "4x4": 16 };
 
 class Tile {
   constructor(identity, { local = false, mirror = false } = {}) {
@@ -152,7 +156,12 @@ export class RoomView {
     this.baseLayout = this.wall.dataset.layout || "grid";
     this.tiles = new Map();      // identity -> Tile (remote)
     this.localTile = null;
-    this.spotlit = null;
+    this.spotlit = null;         // the tile on the main screen now (computed in render)
+    this.pinned = null;          // this screen's own choice, over the room's
+    this.roomView = { spotlight: null, layout: null, followSpeaker: false, speaker: null };
+    this.followRoomLayout = !!opts.followRoomLayout;   // walls take the chair's layout
+    this.onlyVideo = !!opts.onlyVideo;                 // walls show only sites that send video
+    this.decorators = [];        // (tile, identity) => void, e.g. the room control's badges
     this.soundBlocked = false;
     client.view = this;
 
@@ -203,10 +212,42 @@ export class RoomView {
     this.render();
   }
 
+  /** Pin a tile on this screen only (click again to unpin and follow the room). */
   toggleSpotlight(identity) {
-    this.spotlit = this.spotlit === identity ? null : identity;
+    if (this.spotlit === identity) {
+      // unpin back to the room's choice, or (when the room's choice is this tile) to the grid
+      this.pinned = this.pinned === identity && this.roomView.spotlight !== identity ? null : "__grid";
+    } else {
+      this.pinned = identity;
+    }
     this.render();
-    this.onSpotlight(this.spotlit);
+    this.onSpotlight(this.pinned && this.pinned !== "__grid" ? this.pinned : null);
+  }
+
+  /** The room's control state: the chair's spotlight and layout, follow-speaker, the active speaker. */
+  setRoomView(patch) {
+    const changed = "spotlight" in patch && patch.spotlight !== this.roomView.spotlight;
+    Object.assign(this.roomView, patch);
+    if (changed && this.pinned === "__grid") this.pinned = null;  // a new room spotlight shows again
+    this.render();
+  }
+
+  _present(identity) {
+    return !!identity && (this.tiles.has(identity) || !!(this.localTile && this.localTile.identity === identity));
+  }
+
+  _mainTile(layout) {
+    if (this.pinned === "__grid") return null;
+    if (this._present(this.pinned)) return this.pinned;
+    const room = this.roomView;
+    if (this._present(room.spotlight)) return room.spotlight;
+    if (room.followSpeaker && this._present(room.speaker)) return room.speaker;
+    if (layout === "spotlight") {
+      if (this._present(room.speaker)) return room.speaker;
+      const first = [...this.tiles.keys()][0];
+      return first || null;
+    }
+    return null;
   }
 
   enableSound() {
@@ -278,26 +319,45 @@ export class RoomView {
         this.tiles.delete(id);
       }
     }
-    if (this.spotlit && !this.tiles.has(this.spotlit) && !(this.localTile && this.localTile.identity === this.spotlit)) {
-      this.spotlit = null;
+    if (this.pinned && this.pinned !== "__grid" && !this._present(this.pinned)) {
+      this.pinned = null;
       this.onSpotlight(null);
     }
+    const roomLayout = this.followRoomLayout && this.roomView.layout ? this.roomView.layout : this.baseLayout;
+    this.spotlit = this._mainTile(roomLayout);
     if (this.localTile) this._renderLocal();
 
     const order = [];
     if (this.localTile) order.push(this.localTile);
     order.push(...[...this.tiles.values()].sort((a, b) => a.label.textContent.localeCompare(b.label.textContent, "zh")));
-    for (const tile of order) {
+    const sendsVideo = (t) => this.client.publicationsOf(t.identity).some((x) => x.kind === "video");
+    const without = this.onlyVideo ? order.filter((t) => !sendsVideo(t)) : [];
+    if (without.length) order.splice(0, order.length, ...order.filter(sendsVideo));
+    const cap = FIXED_LAYOUTS[roomLayout] || 0;
+    if (cap) {
+      // a fixed wall grid shows the main tile and the speaker first, then the rest by name
+      const rank = (t) => (t.identity === this.spotlit ? 0 : t.identity === this.roomView.speaker ? 1 : 2);
+      order.sort((a, b) => rank(a) - rank(b));
+    }
+    order.forEach((tile, i) => {
       tile.root.classList.toggle("spotlit", tile.identity === this.spotlit);
+      tile.root.classList.toggle("speaking", tile.identity === this.roomView.speaker);
+      tile.root.hidden = cap > 0 && i >= cap;
+      for (const decorate of this.decorators) decorate(tile, tile.identity);
+      if (tile.root.parentNode !== this.wall) this.wall.append(tile.root);
+    });
+    // keep DOM order stable but sorted, without re-appending (which would restart videos) when unchanged
+    for (const tile of without) {
+      tile.root.hidden = true;
       if (tile.root.parentNode !== this.wall) this.wall.append(tile.root);
     }
-    // keep DOM order stable but sorted, without re-appending (which would restart videos) when unchanged
+    const domOrder = order.concat(without);
     const current = [...this.wall.querySelectorAll(":scope > .tile")];
-    if (current.some((node, i) => node !== order[i].root)) order.forEach((t) => this.wall.append(t.root));
+    if (current.some((node, i) => node !== domOrder[i].root)) domOrder.forEach((t) => this.wall.append(t.root));
 
     const empty = document.getElementById("wall-empty");
-    if (empty) empty.hidden = this.tiles.size > 0;
-    this.wall.dataset.layout = this.spotlit ? "spotlight" : this.baseLayout;
+    if (empty) empty.hidden = order.length - (this.localTile ? 1 : 0) > 0;
+    this.wall.dataset.layout = cap ? roomLayout : this.spotlit ? "spotlight" : roomLayout === "spotlight" ? "grid" : roomLayout;
     const count = document.getElementById("participant-count");
     if (count) count.textContent = String(this.tiles.size + (this.client.me ? 1 : 0));
     this.layout();
@@ -351,7 +411,7 @@ export class RoomView {
   layout() {
     const wall = this.wall;
     if (wall.dataset.layout !== "grid") return;
-    const n = wall.querySelectorAll(":scope > .tile").length || 1;
+    const n = wall.querySelectorAll(":scope > .tile:not([hidden])").length || 1;
     const W = wall.clientWidth; const H = wall.clientHeight;
     let best = { cols: 1, size: 0 };
     for (let cols = 1; cols <= n; cols += 1) {
@@ -374,8 +434,9 @@ export class RoomView {
     const byIdentity = new Map();
     for (const s of [...video, ...audio]) {
       if (!s.identity) continue;
-      const acc = byIdentity.get(s.identity) || { received: 0, lost: 0, frames: 0, fps: null };
+      const acc = byIdentity.get(s.identity) || { received: 0, lost: 0, frames: 0, fps: null, bytes: 0 };
       acc.received += s.packetsReceived || 0;
+      acc.bytes += s.bytesReceived || 0;
       acc.lost += s.packetsLost || 0;
       if ("framesDecoded" in s) { acc.frames += s.framesDecoded; acc.fps = s.framesPerSecond; }
       byIdentity.set(s.identity, acc);
@@ -392,6 +453,7 @@ export class RoomView {
       const fps = tile.videoTrack ? (acc.frames - prev.frames) / dt : null;
       const pub = client.publicationsOf(identity).find((x) => x.kind === "video");
       tile.q = {
+        kbps: dt > 0 ? (8 * Math.max(0, acc.bytes - prev.bytes)) / dt / 1000 : null,
         fps,
         lossPct: dRecv + dLost > 0 ? (100 * dLost) / (dRecv + dLost) : 0,
         rttMs,
@@ -408,7 +470,7 @@ export class RoomView {
     const level = qualityLevel(tile.q);
     tile.quality.dataset.level = level;
     tile.qualityText.textContent = qualityText(tile.q);
-    tile.quality.title = "帧率 · 丢包 · 往返时延  fps · packet loss · round-trip time";
+    tile.quality.title = "码率 · 帧率 · 丢包 · 往返时延  bitrate · fps · packet loss · round-trip time";
   }
 
   _paintLocalQuality(up, now) {
@@ -416,7 +478,9 @@ export class RoomView {
     const prev = this._uplinkPrev;
     this._uplinkPrev = { ...up, at: now };
     const lossPct = up.fractionLost != null ? up.fractionLost * 100 : 0;
-    const q = { fps: up.framesPerSecond, lossPct, rttMs: up.rttMs, stalled: false };
+    const dt = prev ? (now - prev.at) / 1000 : 0;
+    const kbps = prev && dt > 0 ? (8 * Math.max(0, up.bytesSent - prev.bytesSent)) / dt / 1000 : null;
+    const q = { kbps, fps: up.framesPerSecond, lossPct, rttMs: up.rttMs, stalled: false };
     if (prev && up.packetsSent === prev.packetsSent && !this.client.cameraMuted) q.stalled = true;
     if (this.localTile) { this.localTile.q = q; this._paintQuality(this.localTile); }
     this._emitUplink(q);

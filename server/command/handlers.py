@@ -1,0 +1,231 @@
+"""The command channel's `/ws` handlers: each turns one client message into one stored event.
+
+Who acts is the session's verified identity; a site answers only for itself; only the "issue"
+grant issues, updates or cancels. Every refusal is a wire error and is itself logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from server.command.domain import AlreadyDone, IllegalTransition
+from server.command.photos import PhotoStore
+from server.command.service import Caller, CommandService, new_id
+from server.command.views import Viewer
+from server.errors import RequestError
+from server.services import Services
+from server.store import EventIdInvalid
+from signaling.command import (
+    CommandOk,
+    CommandSubscribe,
+    CommandSynced,
+    DirectiveAcknowledge,
+    DirectiveCancel,
+    DirectiveFeedback,
+    DirectiveIssue,
+    DirectiveRead,
+    DirectiveUpdate,
+    IncidentClose,
+    ReportFile,
+)
+
+if TYPE_CHECKING:
+    from server.session import Session
+
+MAX_TITLE: Final[int] = 200
+MAX_TEXT: Final[int] = 10_000
+MAX_RECIPIENTS: Final[int] = 20_000
+
+
+def caller_of(session: Any) -> Caller:
+    """The verified caller behind a session (room `/ws` or console socket)."""
+    participant = session.participant
+    if participant is None:
+        raise RequestError("not_joined", "join first")
+    return Caller(participant.identity, session.id, session.remote)
+
+
+class CommandHandlers:
+    """The handlers, bound to one command service and photo store."""
+
+    def __init__(self, service: CommandService, photos: PhotoStore) -> None:
+        self.service = service
+        self.photos = photos
+        self.children: dict[str, list[str]] = {}
+        for site, parent in service.parent_of.items():
+            if parent is not None:
+                self.children.setdefault(parent, []).append(site)
+
+    def register(self, services: Services) -> None:
+        """Put every handler in the one dispatch table."""
+        services.handlers.update({
+            CommandSubscribe: self.subscribe,
+            DirectiveIssue: self.issue,
+            DirectiveUpdate: self.update,
+            DirectiveCancel: self.cancel,
+            DirectiveRead: self.read,
+            DirectiveAcknowledge: self.acknowledge,
+            DirectiveFeedback: self.feedback,
+            ReportFile: self.file_report,
+            IncidentClose: self.close_incident,
+        })
+
+    async def _record(self, caller: Caller, action: str, kind: str, data: Mapping[str, object]) -> str:
+        try:
+            event = await self.service.record(caller, kind, data)
+        except IllegalTransition as exc:
+            raise await self.service.refuse(caller, action, exc.code, exc.message) from None
+        return event.id
+
+    async def _require_issue(self, caller: Caller, action: str) -> None:
+        if not caller.identity.can("issue"):
+            raise await self.service.refuse(caller, action, "forbidden", f"{caller.identity.identity!r} lacks grant 'issue'")
+
+    async def _own_site(self, caller: Caller, action: str, site: str | None) -> str:
+        if site is not None and site != caller.identity.site:
+            raise await self.service.refuse(
+                caller, action, "not_your_site", f"{caller.identity.identity!r} answers for site {caller.identity.site!r}, not {site!r}")
+        return caller.identity.site
+
+    async def _checked_text(self, caller: Caller, action: str, field: str, value: str, limit: int) -> None:
+        if len(value) > limit:
+            raise await self.service.refuse(caller, action, "too_long", f"{field} exceeds {limit} characters")
+
+    async def _photo(self, caller: Caller, action: str, photo: str | None) -> None:
+        if photo is not None and self.photos.path(photo) is None:
+            raise await self.service.refuse(caller, action, "unknown_photo", f"no uploaded photo {photo!r}")
+
+    def resolve(self, sites: list[str], subtrees: list[str]) -> tuple[list[str], list[str]]:
+        """(recipient sites in order without repeats, unknown site ids)."""
+        known = self.service.parent_of
+        unknown = [s for s in [*sites, *subtrees] if s not in known]
+        out: dict[str, None] = dict.fromkeys(s for s in sites if s in known)
+        for root in subtrees:
+            stack = [root] if root in known else []
+            while stack:
+                current = stack.pop()
+                out[current] = None
+                stack.extend(reversed(self.children.get(current, [])))
+        return list(out), unknown
+
+    async def issue(self, session: Session, msg: DirectiveIssue) -> CommandOk:
+        """`directive_issue`: store the directive, push it to the recipients' live sessions."""
+        caller = caller_of(session)
+        await self._require_issue(caller, "issue")
+        await self._checked_text(caller, "issue", "title", msg.title, MAX_TITLE)
+        await self._checked_text(caller, "issue", "body", msg.body, MAX_TEXT)
+        recipients, unknown = self.resolve(msg.sites, msg.subtrees)
+        if unknown:
+            raise await self.service.refuse(caller, "issue", "unknown_site", f"unknown sites: {', '.join(sorted(set(unknown))[:20])}")
+        if not recipients:
+            raise await self.service.refuse(caller, "issue", "no_recipients", "a directive needs at least one recipient site")
+        if len(recipients) > MAX_RECIPIENTS:
+            raise await self.service.refuse(caller, "issue", "too_many_recipients", f"at most {MAX_RECIPIENTS} recipients")
+        directive_id = new_id("d")
+        event_id = await self._record(caller, "issue", "issued", {
+            "directive_id": directive_id, "cls": msg.cls, "title": msg.title, "body": msg.body,
+            "recipients": recipients, "ack_by": msg.ack_by, "feedback_by": msg.feedback_by,
+        })
+        return CommandOk(id=msg.id, event_id=event_id, directive_id=directive_id)
+
+    async def update(self, session: Session, msg: DirectiveUpdate) -> CommandOk:
+        """`directive_update`: the issuer changes text or deadlines, with a reason."""
+        caller = caller_of(session)
+        await self._require_issue(caller, "update")
+        data: dict[str, object] = {"directive_id": msg.directive_id, "reason": msg.reason}
+        for key in ("title", "body", "ack_by", "feedback_by"):
+            value = getattr(msg, key)
+            if value is not None:
+                data[key] = value
+        await self._checked_text(caller, "update", "title", msg.title or "", MAX_TITLE)
+        await self._checked_text(caller, "update", "body", msg.body or "", MAX_TEXT)
+        event_id = await self._record(caller, "update", "updated", data)
+        return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
+
+    async def cancel(self, session: Session, msg: DirectiveCancel) -> CommandOk:
+        """`directive_cancel`: the issuer withdraws a directive, with a reason."""
+        caller = caller_of(session)
+        await self._require_issue(caller, "cancel")
+        event_id = await self._record(caller, "cancel", "cancelled", {"directive_id": msg.directive_id, "reason": msg.reason})
+        return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
+
+    async def read(self, session: Session, msg: DirectiveRead) -> CommandOk:
+        """`directive_read`: the caller's site read it (a repeat is a no-op)."""
+        caller = caller_of(session)
+        site = await self._own_site(caller, "read", msg.site)
+        try:
+            event = await self.service.record(caller, "read", {"directive_id": msg.directive_id, "site": site})
+        except AlreadyDone:
+            return CommandOk(id=msg.id, directive_id=msg.directive_id)
+        except IllegalTransition as exc:
+            raise await self.service.refuse(caller, "read", exc.code, exc.message) from None
+        return CommandOk(id=msg.id, event_id=event.id, directive_id=msg.directive_id)
+
+    async def acknowledge(self, session: Session, msg: DirectiveAcknowledge) -> CommandOk:
+        """`directive_acknowledge`: the caller's site acknowledges."""
+        caller = caller_of(session)
+        site = await self._own_site(caller, "acknowledge", msg.site)
+        event_id = await self._record(caller, "acknowledge", "acknowledged", {"directive_id": msg.directive_id, "site": site})
+        return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
+
+    async def feedback(self, session: Session, msg: DirectiveFeedback) -> CommandOk:
+        """`directive_feedback`: the caller's site reports back (text, photo, done or not)."""
+        caller = caller_of(session)
+        site = await self._own_site(caller, "feedback", msg.site)
+        await self._checked_text(caller, "feedback", "text", msg.text, MAX_TEXT)
+        await self._photo(caller, "feedback", msg.photo)
+        event_id = await self._record(caller, "feedback", "feedback", {
+            "directive_id": msg.directive_id, "site": site, "text": msg.text, "photo": msg.photo, "final": msg.final,
+        })
+        return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
+
+    async def file_report(self, session: Session, msg: ReportFile) -> CommandOk:
+        """`report_file`: an initial report opens an incident; a follow-up adds to one."""
+        caller = caller_of(session)
+        await self._checked_text(caller, "report", "summary", msg.summary, MAX_TEXT)
+        await self._checked_text(caller, "report", "place", msg.place, MAX_TITLE)
+        await self._photo(caller, "report", msg.photo)
+        site = caller.identity.site
+        data: dict[str, object] = {
+            "summary": msg.summary, "photo": msg.photo, "site": site,
+            "casualties": {"dead": msg.casualties.dead, "injured": msg.casualties.injured, "missing": msg.casualties.missing},
+        }
+        if msg.incident_id is None:
+            incident_id = new_id("i")
+            data.update(incident_id=incident_id, report_kind="initial", occurred_at=msg.occurred_at,
+                        place=msg.place, type=msg.incident_type, chain=self.service.ancestors(site))
+        else:
+            incident_id = msg.incident_id
+            data.update(incident_id=incident_id, report_kind="followup")
+        event_id = await self._record(caller, "report", "report_filed", data)
+        return CommandOk(id=msg.id, event_id=event_id, incident_id=incident_id)
+
+    async def close_incident(self, session: Session, msg: IncidentClose) -> CommandOk:
+        """`incident_close`: the filing site or a level above closes an incident."""
+        caller = caller_of(session)
+        event_id = await self._record(caller, "close", "incident_closed", {"incident_id": msg.incident_id, "site": caller.identity.site})
+        return CommandOk(id=msg.id, event_id=event_id, incident_id=msg.incident_id)
+
+    async def subscribe(self, session: Any, msg: CommandSubscribe) -> CommandSynced:
+        """`command_subscribe`: live updates from now on, and everything after `after` that concerns us."""
+        caller = caller_of(session)
+        listener = getattr(session, "listener", None) or self.service.listeners.session(session)
+        viewer: Viewer = listener.viewer
+        service = self.service
+        replayed = 0
+        try:
+            async for event in service.read_after(msg.after):
+                target_id = event.text("directive_id") or event.text("incident_id")
+                changed = service.ledger.directives.get(target_id) or service.board.incidents.get(target_id)
+                message = None if changed is None else service.message_for(event, changed, viewer)
+                if message is not None:
+                    listener.send(message)
+                    replayed += 1
+        except EventIdInvalid as exc:
+            raise await service.refuse(caller, "subscribe", "bad_event_id", str(exc)) from None
+        for d in list(service.ledger.directives.values()):
+            r = d.recipients.get(viewer.site)
+            if r is not None and r.delivered_at is None and d.status == "active":
+                await service.mark_delivered(d.id, [viewer.site])
+        return CommandSynced(id=msg.id, last_event_id=service.last_event_id, replayed=replayed)

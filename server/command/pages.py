@@ -1,0 +1,200 @@
+"""Command pages: the console, a directive's detail and printable view, the incident board, photos."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from aiohttp import web
+
+from server.auth import AuthError, Identity
+from server.command.domain import CLASS_NAMES, Directive
+from server.command.reports import INCIDENT_TYPES
+from server.command.views import Viewer, event_info, may_see_directive
+from server.errors import http_error
+from server.pages import _me, _render, _sites
+from server.services import SERVICES
+from server.web_auth import bearer_identity, page_identity
+
+STAGE_NAMES = {
+    "sent": ("已发送", "Sent"), "delivered": ("已送达", "Delivered"), "read": ("已读", "Read"),
+    "acknowledged": ("已签收", "Acknowledged"), "feedback": ("已反馈", "Feedback"), "done": ("已完成", "Done"),
+}
+EVENT_NAMES = {
+    "issued": ("下达", "Issued"), "updated": ("更新", "Updated"), "cancelled": ("撤销", "Cancelled"),
+    "delivered": ("送达", "Delivered"), "read": ("已读", "Read"), "acknowledged": ("签收", "Acknowledged"),
+    "feedback": ("反馈", "Feedback"), "overdue": ("逾期", "Overdue"),
+    "report_filed": ("报送", "Report filed"), "incident_closed": ("结案", "Closed"),
+}
+
+
+def request_identity(request: web.Request) -> Identity | None:
+    """The caller of an HTTP request: a bearer token, a `?token=` device token, or the session cookie."""
+    if request.headers.get("Authorization"):
+        return bearer_identity(request)
+    return page_identity(request)[0]
+
+
+def _identity_or_login(request: web.Request) -> Identity:
+    try:
+        identity = request_identity(request)
+    except AuthError as exc:
+        raise http_error(exc) from None
+    if identity is None:
+        raise web.HTTPSeeOther(f"/login?next={request.path}")
+    return identity
+
+
+def time_formatter(tz_name: str):  # type: ignore[no-untyped-def]
+    """A Jinja filter: epoch seconds as local `YYYY-MM-DD HH:MM:SS` (or — for none)."""
+    tz = zoneinfo.ZoneInfo(tz_name)
+
+    def fmt(value: float | None) -> str:
+        return "—" if value is None else dt.datetime.fromtimestamp(value, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    return fmt
+
+
+def _common(request: web.Request, identity: Identity) -> dict[str, Any]:
+    services = request.app[SERVICES]
+    return {
+        "me": _me(identity), "sites": _sites(services), "fmt": time_formatter(services.config.city.timezone),
+        "class_names": CLASS_NAMES, "stage_names": STAGE_NAMES, "event_names": EVENT_NAMES,
+        "incident_types": INCIDENT_TYPES,
+    }
+
+
+def _tree(request: web.Request) -> list[dict[str, Any]]:
+    return [{"id": s.id, "name_zh": s.name_zh, "name_en": s.name_en, "kind": s.kind, "parent": s.parent}
+            for s in request.app[SERVICES].config.sites]
+
+
+async def console_page(request: web.Request) -> web.Response:
+    """`GET /command`: compose, recipient tree, live matrix (grant "issue" only)."""
+    identity = _identity_or_login(request)
+    if not identity.can("issue"):
+        raise web.HTTPForbidden(text="forbidden: the command console needs the 'issue' grant\n")
+    token = request.query.get("token")
+    ctx = _common(request, identity)
+    page_data = {"me": ctx["me"], "tree": _tree(request), "token": token, "classes": CLASS_NAMES,
+                 "stages": STAGE_NAMES, "tz": request.app[SERVICES].config.city.timezone}
+    return _render(request, "console.html", page_data=page_data, **ctx)
+
+
+def visible_directive(request: web.Request, identity: Identity) -> tuple[Directive, list[str]]:
+    """The directive named in the path and the recipients the caller may see; 404 when none."""
+    from server.command import COMMAND
+
+    service = request.app[COMMAND].service
+    d = service.ledger.directives.get(request.match_info["directive"])
+    sites = None if d is None else may_see_directive(d, Viewer(identity.identity, identity.site), service.parent_of)
+    if d is None or sites is None:
+        raise web.HTTPNotFound(text="unknown_directive: no such directive visible to you\n")
+    return d, sites
+
+
+def _detail_context(request: web.Request) -> dict[str, Any]:
+    from server.command import COMMAND
+
+    identity = _identity_or_login(request)
+    d, sites = visible_directive(request, identity)
+    service = request.app[COMMAND].service
+    shown = set(sites)
+    timeline = []
+    for event in service.timeline.get(d.id, []):
+        info = event_info(event)
+        if event.kind in ("issued", "updated", "cancelled") or info.site in shown or shown & set(info.data.get("sites", [])):
+            timeline.append(info)
+    recipients = [d.recipients[s] for s in sites]
+    token = request.query.get("token")
+    return {**_common(request, identity), "d": d, "recipients": recipients, "timeline": timeline,
+            "is_issuer": d.issuer == identity.identity, "token_qs": f"?token={token}" if token else ""}
+
+
+async def directive_page(request: web.Request) -> web.Response:
+    """`GET /command/directives/{directive}`: header, recipients and the full timeline."""
+    return _render(request, "directive.html", printable=False, **_detail_context(request))
+
+
+async def directive_print(request: web.Request) -> web.Response:
+    """`GET /command/directives/{directive}/print`: the same, laid out for paper."""
+    return _render(request, "directive.html", printable=True, **_detail_context(request))
+
+
+async def incidents_page(request: web.Request) -> web.Response:
+    """`GET /command/incidents`: the incident board of the caller's level, and the report form."""
+    from server.command import COMMAND
+
+    identity = _identity_or_login(request)
+    service = request.app[COMMAND].service
+    ctx = _common(request, identity)
+    page_data = {"me": ctx["me"], "token": request.query.get("token"), "types": INCIDENT_TYPES,
+                 "sites": ctx["sites"], "tz": request.app[SERVICES].config.city.timezone}
+    return _render(request, "incidents.html", page_data=page_data,
+                   late_by_site=service.board.late_by_site, **ctx)
+
+
+async def upload_photo(request: web.Request) -> web.Response:
+    """`POST /command/photos`: the raw JPEG/PNG body (or multipart field `photo`); returns its name."""
+    from server.command import COMMAND
+
+    try:
+        identity = request_identity(request)
+    except AuthError as exc:
+        raise http_error(exc) from None
+    if identity is None:
+        raise web.HTTPUnauthorized(text="unauthenticated: log in or give a device token\n")
+    photos = request.app[COMMAND].photos
+    limit = photos.max_bytes
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length,
+                                            text=f"photo_too_large: at most {limit} bytes\n")
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        part = await reader.next()
+        while part is not None and getattr(part, "name", None) != "photo":
+            part = await reader.next()
+        if part is None:
+            raise web.HTTPBadRequest(text="no_photo: send the image as the multipart field 'photo'\n")
+        data = await part.read(decode=False)  # type: ignore[union-attr]
+    else:
+        data = await request.content.read(limit + 1)
+    try:
+        name = await asyncio.get_running_loop().run_in_executor(None, photos.save, bytes(data))
+    except Exception as exc:  # noqa: BLE001 - PhotoRejected (400) or a disk problem (500)
+        raise http_error(exc) from None
+    return web.json_response({"photo": name, "url": f"/command/photos/{name}"}, status=201)
+
+
+async def photo_file(request: web.Request) -> web.StreamResponse:
+    """`GET /command/photos/{name}`: a stored photo, for anyone who may see what references it."""
+    from server.command import COMMAND
+
+    identity = _identity_or_login(request)
+    command = request.app[COMMAND]
+    name = request.match_info["name"]
+    path = command.photos.path(name)
+    owner = command.service.photos.get(name)
+    service = command.service
+    viewer = Viewer(identity.identity, identity.site)
+    allowed = False
+    if owner in service.ledger.directives:
+        allowed = may_see_directive(service.ledger.directives[owner], viewer, service.parent_of) is not None
+    elif owner in service.board.incidents:
+        incident = service.board.incidents[owner]
+        allowed = identity.site == incident.site or identity.site in incident.chain
+    if path is None or not allowed:
+        raise web.HTTPNotFound(text="unknown_photo: no such photo visible to you\n")
+    return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the command pages."""
+    app.router.add_get("/command", console_page)
+    app.router.add_get("/command/incidents", incidents_page)
+    app.router.add_get("/command/directives/{directive}", directive_page)
+    app.router.add_get("/command/directives/{directive}/print", directive_print)
+    app.router.add_post("/command/photos", upload_photo)
+    app.router.add_get("/command/photos/{name}", photo_file)

@@ -1,0 +1,271 @@
+"""The command channel's running state: append events through the store, fold them, push them live.
+
+Every change is one event in the store's `command` stream (who from the verified identity, when,
+from which session and address). The state in memory is only ever the fold of that stream, so a
+restarted server reads the stream again and is where it was. A change is confirmed to a client
+only after the store holds its event; refusals go to the `command-refusals` stream and the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from server.auth import Identity
+from server.command.domain import Directive, Event, IllegalTransition, Ledger, overdue_now, validate
+from server.command.listeners import Listeners
+from server.command.reports import Board, Incident, apply_report
+from server.command.views import (
+    Viewer,
+    directive_concerns,
+    directive_message,
+    event_info,
+    incident_concerns,
+    incident_info,
+    is_directive_event,
+)
+from server.errors import RequestError
+from server.scheduler import Timer
+from server.services import Services
+from server.store import StoredEvent, StoreError
+from signaling.command import CommandEvent
+
+logger = logging.getLogger(__name__)
+
+STREAM = "command"
+REFUSALS = "command-refusals"
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A verified identity and the session it speaks through."""
+
+    identity: Identity
+    session_id: str
+    remote: str
+
+    @property
+    def viewer(self) -> Viewer:
+        """What this caller may see."""
+        return Viewer(self.identity.identity, self.identity.site, self.identity.can("issue"))
+
+
+class CommandService:
+    """Directives and incident reports of one server: the folded log, deadlines and live pushes."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.store = services.store
+        self.clock = services.scheduler.clock
+        self.parent_of: dict[str, str | None] = {s.id: s.parent for s in services.config.sites}
+        self.ledger = Ledger()
+        self.board = Board()
+        self.timeline: dict[str, list[Event]] = {}
+        self.photos: dict[str, str] = {}  # photo name -> directive or incident id referencing it
+        self.last_event_id: str | None = None
+        self.listeners = Listeners(services)
+        self._timers: dict[tuple[str, str], Timer] = {}
+        self._inflight: set[tuple[str, str, str]] = set()
+
+    # --- start-up ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Fold the whole stored log, then arm every deadline."""
+        count = 0
+        async for event in self.read_after(None):
+            self._fold(event)
+            count += 1
+        for directive in self.ledger.directives.values():
+            self._arm(directive)
+        skipped = self.ledger.skipped + self.board.skipped
+        logger.info("command log loaded events=%d directives=%d incidents=%d skipped=%d",
+                    count, len(self.ledger.directives), len(self.board.incidents), len(skipped))
+
+    async def read_after(self, after: str | None):  # type: ignore[no-untyped-def]
+        """Every stored command event after `after`, oldest first (an async iterator)."""
+        while True:
+            page = await self.store.read_events(STREAM, after=after, limit=PAGE)
+            for stored in page:
+                yield _event(stored)
+            if len(page) < PAGE:
+                return
+            after = page[-1].id
+
+    def ancestors(self, site: str) -> list[str]:
+        """The chain above a site: its parent, the parent's parent, and so on."""
+        chain: list[str] = []
+        current = self.parent_of.get(site)
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = self.parent_of.get(current)
+        return chain
+
+    # --- recording -----------------------------------------------------------------------------
+
+    def check(self, caller: Caller | None, kind: str, data: Mapping[str, object]) -> None:
+        """Raise IllegalTransition unless the event would be accepted now."""
+        probe = Event("0-0", kind, caller.identity.identity if caller else "system", {**data, "t": self.clock.now()})
+        if is_directive_event(kind):
+            validate(self.ledger.directives, probe)
+        else:
+            apply_report(self.board.incidents, probe)
+
+    async def record(self, caller: Caller | None, kind: str, data: Mapping[str, object]) -> Event:
+        """Validate, append (returns once stored), fold and push one event; IllegalTransition if refused."""
+        self.check(caller, kind, data)
+        key = (kind, str(data.get("directive_id") or data.get("incident_id") or ""), str(data.get("site", "")))
+        if key in self._inflight and kind not in ("delivered", "updated"):
+            raise IllegalTransition("in_progress", f"the same {kind} is already being stored")
+        self._inflight.add(key)
+        try:
+            full: dict[str, object] = {**data, "t": self.clock.now()}
+            if caller is not None:
+                full.setdefault("site", caller.identity.site)
+                full["session"], full["remote"] = caller.session_id, caller.remote
+            stored = await self.store.append_event(
+                STREAM, actor=caller.identity.identity if caller else "system", kind=kind, data=full
+            )
+        finally:
+            self._inflight.discard(key)
+        event = _event(stored)
+        changed = self._fold(event)
+        if changed is None:
+            logger.error("stored event did not fold id=%s kind=%s", event.id, kind)
+        else:
+            self._push(event, changed)
+        return event
+
+    async def refuse(self, caller: Caller, action: str, code: str, message: str) -> RequestError:
+        """Log a refusal (to the log and the refusals stream) and return the error to raise."""
+        logger.info("command refused action=%s code=%s identity=%s site=%s session=%s remote=%s",
+                    action, code, caller.identity.identity, caller.identity.site, caller.session_id, caller.remote)
+        try:
+            await self.store.append_event(
+                REFUSALS, actor=caller.identity.identity, kind="refused",
+                data={"action": action, "code": code, "message": message, "site": caller.identity.site,
+                      "session": caller.session_id, "remote": caller.remote, "t": self.clock.now()},
+            )
+        except StoreError:
+            logger.warning("refusal not stored action=%s code=%s", action, code)
+        return RequestError(code, message)
+
+    def _fold(self, event: Event) -> Directive | Incident | None:
+        self.last_event_id = event.id
+        changed: Directive | Incident | None
+        if is_directive_event(event.kind):
+            changed = self.ledger.fold(event)
+        else:
+            changed = self.board.fold(event)
+        if changed is not None:
+            self.timeline.setdefault(changed.id, []).append(event)
+            photo = event.data.get("photo")
+            if isinstance(photo, str):
+                self.photos[photo] = changed.id
+            if isinstance(changed, Directive) and event.kind in ("issued", "updated", "cancelled"):
+                self._arm(changed)
+        return changed
+
+    # --- live pushes ---------------------------------------------------------------------------
+
+    def message_for(self, event: Event, changed: Directive | Incident, viewer: Viewer,
+                    delivered: frozenset[str] | None = None) -> CommandEvent | None:
+        """The push for one event as `viewer` may see it, or None when it does not concern them."""
+        if isinstance(changed, Directive):
+            sites = directive_concerns(changed, event, viewer, self.parent_of, delivered)
+            return None if sites is None else directive_message(changed, event, sites)
+        if not incident_concerns(changed, viewer):
+            return None
+        return CommandEvent(event=event_info(event), incident=incident_info(changed),
+                            late_by_site=dict(self.board.late_by_site))
+
+    def _push(self, event: Event, changed: Directive | Incident) -> None:
+        if isinstance(changed, Directive):
+            sites: set[str] = {changed.issuer_site}
+            if event.kind in ("issued", "updated", "cancelled"):
+                self.listeners.adopt_sessions(changed.recipients)
+                sites.update(changed.recipients)
+            else:
+                site = event.text("site")
+                sites.add(site)
+                parent = self.parent_of.get(site)
+                if event.kind == "overdue" and parent:
+                    sites.add(parent)
+                if event.kind == "delivered":
+                    sites.update(s for s in event.data.get("sites", []) if isinstance(s, str))  # type: ignore[union-attr]
+            targets = self.listeners.for_sites(sites) | self.listeners.for_identity(changed.issuer)
+        else:
+            targets = self.listeners.for_sites({changed.site, *changed.chain})
+        reached: set[str] = set()
+        delivered = None
+        if event.kind == "delivered":
+            delivered = frozenset(s for s in event.data.get("sites", []) if isinstance(s, str))  # type: ignore[union-attr]
+        shared: dict[str, CommandEvent] = {}  # recipients of the same site get the same message
+        for listener in targets:
+            viewer = listener.viewer
+            if viewer.identity != getattr(changed, "issuer", None) and viewer.site in shared:
+                listener.send(shared[viewer.site])
+                reached.add(viewer.site)
+                continue
+            message = self.message_for(event, changed, viewer, delivered)
+            if message is not None and viewer.identity != getattr(changed, "issuer", None):
+                shared[viewer.site] = message
+            if message is not None:
+                listener.send(message)
+                reached.add(listener.viewer.site)
+        if isinstance(changed, Directive) and event.kind == "issued":
+            handed = sorted(s for s in reached if s in changed.recipients)
+            if handed:
+                self.services.background.spawn(self.mark_delivered(changed.id, handed), name="delivered")
+
+    async def mark_delivered(self, directive_id: str, sites: list[str]) -> None:
+        """Record that live sessions of `sites` were handed the directive."""
+        d = self.ledger.directives.get(directive_id)
+        if d is None:
+            return
+        fresh = [s for s in sites if s in d.recipients and d.recipients[s].delivered_at is None]
+        if fresh:
+            await self.record(None, "delivered", {"directive_id": directive_id, "sites": fresh, "site": ""})
+
+    # --- deadlines -----------------------------------------------------------------------------
+
+    def _arm(self, d: Directive) -> None:
+        for which, deadline in (("ack_by", d.ack_by), ("feedback_by", d.feedback_by)):
+            old = self._timers.pop((d.id, which), None)
+            if old is not None:
+                old.cancel()
+            if deadline is not None and d.status == "active":
+                self._timers[(d.id, which)] = self.services.scheduler.at(
+                    deadline, lambda d_id=d.id: self.check_deadlines(d_id), name=f"directive:{d.id}:{which}"
+                )
+
+    async def check_deadlines(self, directive_id: str) -> int:
+        """Mark every passed, unmet obligation of a directive overdue (escalating it); returns how many."""
+        d = self.ledger.directives.get(directive_id)
+        if d is None:
+            return 0
+        marked = 0
+        for site, obligation in overdue_now(d, self.clock.now()):
+            parent = self.parent_of.get(site)
+            try:
+                await self.record(None, "overdue", {
+                    "directive_id": directive_id, "site": site, "obligation": obligation,
+                    "notify": [d.issuer, parent] if parent else [d.issuer],
+                })
+                marked += 1
+            except IllegalTransition:
+                continue  # met meanwhile
+        if marked:
+            logger.warning("directive overdue id=%s marked=%d", directive_id, marked)
+        return marked
+
+
+def _event(stored: StoredEvent) -> Event:
+    return Event(stored.id, stored.kind, stored.actor, dict(stored.data))
+
+
+def new_id(prefix: str) -> str:
+    """A fresh directive or incident id."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"

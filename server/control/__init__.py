@@ -1,0 +1,1 @@
+"""Control of a consultation room: roles, permissions, spotlight, mute, floor, lock, speaker, layouts."""

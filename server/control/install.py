@@ -1,0 +1,102 @@
+"""Wire the room control into the server: one RoomControl per room, and a handler per control message."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from server.control.room_control import RoomControl, control_stream
+from server.errors import RequestError
+from server.room import Participant, Room
+from server.services import Services
+from signaling.control import (
+    AllowSelfUnmute,
+    ControlAck,
+    ControlEventInfo,
+    EndRoom,
+    GrantFloor,
+    HandOverChair,
+    LockRoom,
+    MuteAll,
+    MuteParticipant,
+    RaiseHand,
+    RemoveParticipant,
+    RoomHistory,
+    RoomHistoryEvents,
+    SetLayout,
+    Spotlight,
+)
+
+if TYPE_CHECKING:
+    from server.session import Session
+
+MAX_HISTORY = 500
+
+
+async def control_for(services: Services, room: Room) -> RoomControl:
+    """The room's control, created on first use with the room's configured host site and lock."""
+    if isinstance(room.control, RoomControl):
+        return room.control
+    record = await services.store.get_room(room.id)
+    configured = next((r for r in services.config.rooms if r.id == room.id), None)
+    if not isinstance(room.control, RoomControl):  # another session may have created it meanwhile
+        room.control = RoomControl(
+            room,
+            store=services.store,
+            spawn=lambda coro: services.background.spawn(coro, name="control-log"),
+            host_site=configured.sites[0] if configured is not None and configured.sites else None,
+            locked=record.locked if record is not None else False,
+        )
+    assert isinstance(room.control, RoomControl)
+    return room.control
+
+
+def _caller(session: Session) -> tuple[Room, Participant]:
+    if session.room is None or session.participant is None:
+        raise RequestError("not_joined", "say hello first")
+    return session.room, session.participant
+
+
+Act = Callable[[RoomControl, Participant, Any], Awaitable[str]]
+
+
+def _handler(services: Services, action: str, act: Act) -> Callable[[Session, Any], Awaitable[ControlAck]]:
+    async def handle(session: Session, message: Any) -> ControlAck:
+        room, participant = _caller(session)
+        control = await control_for(services, room)
+        event_id = await act(control, participant, message)
+        return ControlAck(id=message.id, action=action, event_id=event_id)
+
+    return handle
+
+
+def install(app: web.Application, services: Services) -> None:
+    """Register the control messages' handlers (the wall page's route lives in server/pages.py)."""
+    table: dict[type, tuple[str, Act]] = {
+        Spotlight: ("spotlight", lambda c, p, m: c.set_spotlight(p, m.identity)),
+        MuteParticipant: ("mute", lambda c, p, m: c.mute(p, m.identity, m.kind, m.muted, m.allow_self_unmute)),
+        AllowSelfUnmute: ("allow_self_unmute", lambda c, p, m: c.allow_self_unmute(p, m.identity, m.kind, m.allowed)),
+        MuteAll: ("mute_all", lambda c, p, m: c.mute_all(p, m.allow_self_unmute)),
+        RemoveParticipant: ("remove", lambda c, p, m: c.remove(p, m.identity, m.reason[:200])),
+        LockRoom: ("lock", lambda c, p, m: c.lock(p, m.locked)),
+        EndRoom: ("end", lambda c, p, m: c.end(p)),
+        RaiseHand: ("raise_hand", lambda c, p, m: c.raise_hand(p, m.raised)),
+        GrantFloor: ("grant_floor", lambda c, p, m: c.grant_floor(p, m.identity)),
+        HandOverChair: ("hand_over", lambda c, p, m: c.hand_over(p, m.identity)),
+        SetLayout: ("layout", lambda c, p, m: c.set_layout(p, m.layout, m.follow_speaker)),
+    }
+    for message_type, (action, act) in table.items():
+        services.handlers[message_type] = _handler(services, action, act)
+
+    async def history(session: Session, message: RoomHistory) -> RoomHistoryEvents:
+        room, _ = _caller(session)
+        limit = max(1, min(message.limit, MAX_HISTORY))
+        events = await services.store.read_events(control_stream(room.id), after=message.after, limit=limit)
+        return RoomHistoryEvents(
+            id=message.id,
+            events=[ControlEventInfo(id=e.id, at=e.at, actor=e.actor, action=e.kind, data=dict(e.data)) for e in events],
+        )
+
+    services.handlers[RoomHistory] = history

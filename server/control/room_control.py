@@ -1,0 +1,375 @@
+"""A room's control state and the chair's actions on it, enforced by the server and logged in the store.
+
+Every action is checked against the actor's role (server/control/permissions.py), applied to the
+media at once (a mute blocks the publication at the router, whatever the client sends), appended
+to the room's control log `room:{id}:control` (who, what, whom, when), and the new state is sent
+to everyone in the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from media.router import Publication
+from server.control.permissions import check_target, require
+from server.control.roles import Role, base_role, can_hold_chair, claims_chair
+from server.control.speaker import DominantSpeaker, SpeakerSettings
+from server.errors import RequestError
+from server.room import Participant, Room
+from server.store import Store
+from signaling.control import (
+    ActiveSpeaker,
+    ControlNotice,
+    ControlState,
+    HandInfo,
+    MuteInfo,
+    RoomEnded,
+    YouWereRemoved,
+)
+
+logger = logging.getLogger(__name__)
+
+Spawn = Callable[[Coroutine[Any, Any, Any]], object]
+
+
+def control_stream(room_id: str) -> str:
+    """The store stream holding a room's control log."""
+    return f"room:{room_id}:control"
+
+
+@dataclass(frozen=True)
+class MuteRecord:
+    """A server mute on one identity's microphone or camera."""
+
+    by: str
+    by_name: str
+    at: float
+    self_unmute: bool
+
+
+class RoomControl:
+    """Roles, spotlight, mutes, hands, lock, layout and active speaker of one room."""
+
+    def __init__(
+        self,
+        room: Room,
+        *,
+        store: Store,
+        spawn: Spawn,
+        host_site: str | None = None,
+        locked: bool = False,
+        clock: Callable[[], float] = time.time,
+        speaker_settings: SpeakerSettings | None = None,
+    ) -> None:
+        self.room = room
+        self.store = store
+        self.host_site = host_site
+        self.configured_lock = locked
+        self.locked = locked
+        self.chair: str | None = None
+        self.spotlight: str | None = None
+        self.layout = "grid"
+        self.follow_speaker = False
+        self.hands: dict[str, HandInfo] = {}
+        self.mutes: dict[tuple[str, str], MuteRecord] = {}
+        self.members: set[str] = set()
+        self.removed: set[str] = set()
+        self.speaker = DominantSpeaker(speaker_settings)
+        self._spawn = spawn
+        self._clock = clock
+
+    # --- hooks the room calls ----------------------------------------------------------------------
+
+    @property
+    def chair_present(self) -> bool:
+        """Whether the chair is in the room now."""
+        return self.chair is not None and self.chair in self.room.participants
+
+    def admit(self, participant: Participant) -> None:
+        """Refuse a newcomer to a locked room (or one removed from it); give it its role."""
+        identity = participant.identity
+        moderator = identity.can("moderate")
+        if participant.id in self.removed and not moderator:
+            self._log_refused_join(participant, "removed")
+            raise RequestError("removed_from_room", "您已被移出会商室 You were removed from this room")
+        if self.locked and participant.id not in self.members and not moderator:
+            self._log_refused_join(participant, "locked")
+            raise RequestError("room_locked", "会商室已锁定 The room is locked: ask the chair to let you in")
+        if self.chair == participant.id:
+            participant.role = "chair"
+            return
+        participant.role = base_role(identity.grants)
+        chair = self.room.participants.get(self.chair) if self.chair else None
+        chair_is_host = chair is not None and chair.identity.site == self.host_site
+        if claims_chair(identity.grants, identity.site, host_site=self.host_site,
+                        chair_present=chair is not None, chair_is_host=chair_is_host):
+            if chair is not None:
+                chair.role = base_role(chair.identity.grants)
+            self.chair = participant.id
+            participant.role = "chair"
+
+    def joined(self, participant: Participant) -> None:
+        """A participant is in: remember it as a member, tell everyone the roles."""
+        self.members.add(participant.id)
+        self.broadcast_state()
+
+    def left(self, participant: Participant, *, replaced: bool) -> None:
+        """A participant left (or was replaced by its own new session)."""
+        if replaced:
+            return
+        self.speaker.remove(participant.id)
+        self.hands.pop(participant.id, None)
+        self.broadcast_state()
+
+    def publication_added(self, publication: Publication) -> None:
+        """A new track: block it at once if its owner is muted; listen to its audio levels."""
+        if (publication.owner, publication.kind) in self.mutes:
+            publication.block(True)
+        if publication.kind == "audio":
+            publication.on_audio_level = self._on_audio_level
+
+    def check_self_unmute(self, participant: Participant, kind: str) -> None:
+        """A participant unmutes itself: allowed only if no server mute forbids it."""
+        record = self.mutes.get((participant.id, kind))
+        if record is None:
+            return
+        if not record.self_unmute:
+            logger.info("self-unmute refused room=%s identity=%s kind=%s by=%s", self.room.id, participant.id, kind, record.by)
+            raise RequestError(
+                "unmute_refused",
+                f"{record.by_name} 已将您静音，请举手申请发言 You were muted by {record.by_name}: raise your hand to speak",
+            )
+        self._set_mute(participant.id, kind, None)
+        self._spawn(self._record(participant.id, "self_unmuted", {"target": participant.id, "kind": kind}))
+        self.broadcast_state()
+
+    # --- the state on the wire ---------------------------------------------------------------------
+
+    def state(self) -> ControlState:
+        """The whole control state as clients see it."""
+        return ControlState(
+            chair=self.chair,
+            spotlight=self.spotlight,
+            layout=self.layout,  # type: ignore[arg-type]
+            follow_speaker=self.follow_speaker,
+            locked=self.locked,
+            active_speaker=self.speaker.current,
+            roles={p.id: p.role for p in self.room.participants.values()},
+            hands=list(self.hands.values()),
+            mutes=[
+                MuteInfo(identity=identity, kind=kind, by=r.by, by_name=r.by_name, at=r.at, self_unmute=r.self_unmute)  # type: ignore[arg-type]
+                for (identity, kind), r in self.mutes.items()
+            ],
+        )
+
+    def broadcast_state(self) -> None:
+        """Send the control state to everyone in the room."""
+        self.room.broadcast(self.state())
+
+    def send_state(self, participant: Participant) -> None:
+        """Send the control state to one participant."""
+        if participant.send is not None:
+            participant.send(self.state())
+
+    # --- actions -----------------------------------------------------------------------------------
+
+    async def authorize(self, actor: Participant, action: str, target: str | None = None) -> None:
+        """Raise (and log the refusal) unless `actor` may do `action` to `target`."""
+        try:
+            require(actor.role, action, who=actor.id, chair_present=self.chair_present)  # type: ignore[arg-type]
+            if target is not None:
+                present = self.room.participants.get(target)
+                target_role: Role | None = present.role if present is not None else None  # type: ignore[assignment]
+                if target_role is None and any(i == target for i, _ in self.mutes):
+                    target_role = "participant"  # a muted site that dropped out can still be unmuted
+                check_target(actor.role, action, actor=actor.id, target=target, target_role=target_role)  # type: ignore[arg-type]
+        except RequestError as exc:
+            logger.warning(
+                "control refused room=%s actor=%s role=%s action=%s target=%s code=%s",
+                self.room.id, actor.id, actor.role, action, target, exc.code,
+            )
+            await self._record(actor.id, "refused", {"action": action, "target": target, "code": exc.code})
+            raise
+
+    async def set_spotlight(self, actor: Participant, identity: str | None) -> str:
+        """Put `identity` on every main screen (None: back to the grid)."""
+        await self.authorize(actor, "spotlight")
+        if identity is not None and identity not in self.room.participants:
+            raise RequestError("unknown_participant", f"{identity!r} is not in this room")
+        self.spotlight = identity
+        return await self._done(actor, "spotlight", identity)
+
+    async def mute(self, actor: Participant, identity: str, kind: str, muted: bool, allow_self_unmute: bool) -> str:
+        """Mute or unmute a participant's microphone or camera at the server."""
+        await self.authorize(actor, "mute" if muted else "unmute", identity)
+        record = MuteRecord(actor.id, actor.identity.name, self._clock(), allow_self_unmute) if muted else None
+        self._set_mute(identity, kind, record)
+        self._notify(actor, "muted" if muted else "unmuted", identity, kind)
+        return await self._done(actor, "mute" if muted else "unmute", identity, kind=kind, allow_self_unmute=allow_self_unmute)
+
+    async def allow_self_unmute(self, actor: Participant, identity: str, kind: str, allowed: bool) -> str:
+        """Allow or refuse a muted participant to unmute itself."""
+        await self.authorize(actor, "allow_self_unmute", identity)
+        record = self.mutes.get((identity, kind))
+        if record is None:
+            raise RequestError("not_muted", f"{identity!r} is not muted")
+        self.mutes[(identity, kind)] = MuteRecord(record.by, record.by_name, record.at, allowed)
+        return await self._done(actor, "allow_self_unmute", identity, kind=kind, allowed=allowed)
+
+    async def mute_all(self, actor: Participant, allow_self_unmute: bool) -> str:
+        """Mute every microphone but the chair's (and the actor's own)."""
+        await self.authorize(actor, "mute_all")
+        record = MuteRecord(actor.id, actor.identity.name, self._clock(), allow_self_unmute)
+        muted = []
+        for participant in list(self.room.participants.values()):
+            if participant.id in (self.chair, actor.id) or participant.role == "observer":
+                continue
+            self._set_mute(participant.id, "audio", record)
+            muted.append(participant.id)
+        self._notify(actor, "muted_all", None, "audio")
+        return await self._done(actor, "mute_all", None, muted=muted, allow_self_unmute=allow_self_unmute)
+
+    async def remove(self, actor: Participant, identity: str, reason: str) -> str:
+        """Send a participant out; it cannot come back (without "moderate") until the room ends."""
+        await self.authorize(actor, "remove", identity)
+        target = self.room.participants[identity]
+        self.removed.add(identity)
+        self.members.discard(identity)
+        self.hands.pop(identity, None)
+        if self.spotlight == identity:
+            self.spotlight = None
+        event_id = await self._record(actor.id, "remove", {"target": identity, "reason": reason})
+        if target.send is not None:
+            target.send(YouWereRemoved(by=actor.id, by_name=actor.identity.name, reason=reason))
+        await self._disconnect(target)
+        self._notify(actor, "removed", identity, None)
+        self.broadcast_state()
+        return event_id
+
+    async def lock(self, actor: Participant, locked: bool) -> str:
+        """Lock or unlock the room; who is in stays in and may come back after a network drop."""
+        await self.authorize(actor, "lock")
+        self.locked = locked
+        self.members.update(self.room.participants)
+        record = await self.store.get_room(self.room.id)
+        if record is not None and record.locked != locked:
+            await self.store.put_room(msgspec.structs.replace(record, locked=locked))
+        return await self._done(actor, "lock" if locked else "unlock", None)
+
+    async def end(self, actor: Participant) -> str:
+        """End the consultation for everyone: all sessions close, the control state starts afresh."""
+        await self.authorize(actor, "end")
+        event_id = await self._record(actor.id, "end", {"participants": sorted(self.room.participants)})
+        ended = RoomEnded(by=actor.id, by_name=actor.identity.name)
+        for participant in list(self.room.participants.values()):
+            if participant.send is not None:
+                participant.send(ended)
+            if participant is actor and participant.disconnect is not None:
+                # after this request's acknowledgement, which the session queues when we return
+                asyncio.get_running_loop().call_soon(participant.disconnect)
+            else:
+                await self._disconnect(participant)
+        for key in list(self.mutes):
+            self._set_mute(key[0], key[1], None)
+        self.spotlight, self.chair, self.layout, self.follow_speaker = None, None, "grid", False
+        self.hands.clear()
+        self.members.clear()
+        self.removed.clear()
+        self.locked = self.configured_lock
+        return event_id
+
+    async def raise_hand(self, actor: Participant, raised: bool) -> str:
+        """Ask for the floor, or withdraw the request."""
+        await self.authorize(actor, "raise_hand")
+        if raised and actor.id not in self.hands:
+            self.hands[actor.id] = HandInfo(identity=actor.id, name=actor.identity.name, site=actor.identity.site, raised_at=self._clock())
+        elif not raised:
+            self.hands.pop(actor.id, None)
+        return await self._done(actor, "raise_hand" if raised else "lower_hand", None)
+
+    async def grant_floor(self, actor: Participant, identity: str) -> str:
+        """Give the floor: the hand goes down and the microphone opens."""
+        await self.authorize(actor, "grant_floor", identity)
+        self.hands.pop(identity, None)
+        self._set_mute(identity, "audio", None)
+        self._notify(actor, "floor_granted", identity, "audio")
+        return await self._done(actor, "grant_floor", identity)
+
+    async def hand_over(self, actor: Participant, identity: str) -> str:
+        """Make `identity` the chair; the old chair keeps the role its grants give."""
+        await self.authorize(actor, "hand_over")
+        target = self.room.participants.get(identity)
+        if target is None:
+            raise RequestError("unknown_participant", f"{identity!r} is not in this room")
+        if not can_hold_chair(target.role):  # type: ignore[arg-type]
+            raise RequestError("invalid_target", f"{identity!r} only watches and cannot take the chair")
+        old = self.room.participants.get(self.chair) if self.chair else None
+        if old is not None:
+            old.role = base_role(old.identity.grants)
+        self.chair = identity
+        target.role = "chair"
+        self._notify(actor, "chair_handed_over", identity, None)
+        return await self._done(actor, "hand_over", identity, previous=old.id if old else None)
+
+    async def set_layout(self, actor: Participant, layout: str, follow_speaker: bool | None) -> str:
+        """Set the walls' layout, and whether they follow the active speaker."""
+        await self.authorize(actor, "layout")
+        self.layout = layout
+        if follow_speaker is not None:
+            self.follow_speaker = follow_speaker
+        return await self._done(actor, "layout", None, layout=layout, follow_speaker=self.follow_speaker)
+
+    # --- inside ----------------------------------------------------------------------------------
+
+    def _set_mute(self, identity: str, kind: str, record: MuteRecord | None) -> None:
+        if record is None:
+            self.mutes.pop((identity, kind), None)
+        else:
+            self.mutes[(identity, kind)] = record
+            if kind == "audio":
+                self.speaker.remove(identity)
+        for publication in list(self.room.router.publications.values()):
+            if publication.owner == identity and publication.kind == kind:
+                publication.block(record is not None)
+        logger.info("server mute room=%s identity=%s kind=%s muted=%s", self.room.id, identity, kind, record is not None)
+
+    def _on_audio_level(self, publication: Publication, level: int, arrival_ms: int) -> None:
+        # Runs for every audio packet inside aiortc's receive loop: cheap, and it must never raise.
+        try:
+            if publication.blocked or publication.muted:
+                return
+            changed = self.speaker.add(publication.owner, level, time.monotonic() * 1000)
+            if changed is not None:
+                self.room.broadcast(ActiveSpeaker(identity=changed))
+        except Exception:  # noqa: BLE001
+            logger.exception("audio level handling failed room=%s", self.room.id)
+
+    def _notify(self, actor: Participant, action: str, target: str | None, kind: str | None) -> None:
+        self.room.broadcast(ControlNotice(action=action, actor=actor.id, actor_name=actor.identity.name, target=target, kind=kind))
+
+    async def _done(self, actor: Participant, action: str, target: str | None, **data: object) -> str:
+        event_id = await self._record(actor.id, action, {"target": target, **data})
+        self.broadcast_state()
+        return event_id
+
+    async def _record(self, actor: str, action: str, data: dict[str, object]) -> str:
+        event = await self.store.append_event(control_stream(self.room.id), actor=actor, kind=action, data=data)
+        logger.info("control room=%s actor=%s action=%s target=%s event=%s", self.room.id, actor, action, data.get("target"), event.id)
+        return event.id
+
+    def _log_refused_join(self, participant: Participant, why: str) -> None:
+        logger.warning("join refused room=%s identity=%s why=%s", self.room.id, participant.id, why)
+        self._spawn(self._record(participant.id, "join_refused", {"target": participant.id, "why": why}))
+
+    async def _disconnect(self, participant: Participant) -> None:
+        if participant.disconnect is not None:
+            participant.disconnect()
+        else:
+            await self.room.leave(participant)

@@ -1,0 +1,5 @@
+"""Video roll-call (视频点名): call sites, each answers on camera, evidence kept, also on a schedule."""
+
+from server.rollcall.handlers import install
+
+__all__ = ["install"]

@@ -1,0 +1,94 @@
+"""Scheduled roll-calls: the configured schedules overlaid by edits kept in the log, armed on the scheduler."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from server.config import RollCallSchedule, schedule_problems
+from server.errors import NotFound, RequestError
+from server.rollcall.schedule import next_fire, resolve_sites, schedule_zone
+from server.rollcall.service import RollCallService, read_all
+from server.scheduler import Timer
+
+logger = logging.getLogger(__name__)
+
+SCHEDULE_STREAM = "rollcall-schedules"
+
+
+class ScheduleRunner:
+    """Keeps one timer per enabled schedule; when it fires, starts the roll-call and arms the next."""
+
+    def __init__(self, rollcalls: RollCallService) -> None:
+        self.rollcalls = rollcalls
+        self.services = rollcalls.services
+        self._timers: dict[str, Timer] = {}
+        self.next_at: dict[str, float] = {}
+
+    async def schedules(self) -> list[RollCallSchedule]:
+        """Every schedule now in force: configured ones, then UI edits and deletions in log order."""
+        current = {s.id: s for s in self.services.config.rollcall_schedules}
+        for event in await read_all(self.services, SCHEDULE_STREAM):
+            if event.kind == "saved":
+                schedule = msgspec.convert(event.data["schedule"], type=RollCallSchedule)
+                current[schedule.id] = schedule
+            elif event.kind == "deleted":
+                current.pop(str(event.data["id"]), None)
+        return list(current.values())
+
+    async def start(self) -> None:
+        """Arm every enabled schedule for its next time after now."""
+        for schedule in await self.schedules():
+            self._arm(schedule)
+
+    def close(self) -> None:
+        """Cancel the timers."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    async def save(self, schedule: RollCallSchedule, *, actor: str) -> None:
+        """Validate and record a new or changed schedule, then re-arm it."""
+        problems = schedule_problems(self.services.config, schedule, "schedule")
+        if problems:
+            raise RequestError("invalid_schedule", "; ".join(problems))
+        await self.services.store.append_event(SCHEDULE_STREAM, actor=actor, kind="saved",
+                                               data={"schedule": msgspec.to_builtins(schedule)})
+        self._arm(schedule)
+
+    async def delete(self, schedule_id: str, *, actor: str) -> None:
+        """Record a schedule's removal and disarm it."""
+        if schedule_id not in {s.id for s in await self.schedules()}:
+            raise NotFound("unknown_schedule", f"no schedule {schedule_id!r}")
+        await self.services.store.append_event(SCHEDULE_STREAM, actor=actor, kind="deleted", data={"id": schedule_id})
+        self._disarm(schedule_id)
+
+    def _disarm(self, schedule_id: str) -> None:
+        timer = self._timers.pop(schedule_id, None)
+        if timer is not None:
+            timer.cancel()
+        self.next_at.pop(schedule_id, None)
+
+    def _arm(self, schedule: RollCallSchedule, after: float | None = None) -> None:
+        self._disarm(schedule.id)
+        if not schedule.enabled:
+            return
+        now = self.services.scheduler.clock.now()
+        when = next_fire(schedule.cron, schedule_zone(self.services.config, schedule), max(now, after or now))
+        self.next_at[schedule.id] = when
+        self._timers[schedule.id] = self.services.scheduler.at(
+            when, lambda: self._fire(schedule, when), name=f"rollcall-schedule:{schedule.id}")
+
+    async def _fire(self, schedule: RollCallSchedule, when: float) -> None:
+        self._timers.pop(schedule.id, None)
+        try:
+            sites = resolve_sites(self.services.config, sites=schedule.sites, group=schedule.group, subtree=schedule.subtree)
+            await self.rollcalls.begin(
+                actor=f"schedule:{schedule.id}", caller_site="", sites=sites, mode=schedule.mode,
+                window=schedule.window, grace=schedule.grace, title=f"{schedule.name_zh} {schedule.name_en}",
+                room=schedule.room, schedule=schedule.id,
+            )
+            logger.info("scheduled rollcall fired schedule=%s at=%s", schedule.id, when)
+        finally:
+            self._arm(schedule, after=when)

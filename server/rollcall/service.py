@@ -1,0 +1,331 @@
+"""Running roll-calls: start, answer, excuse, close; every change an event in the store; windows on the scheduler.
+
+Restart policy (documented in README): a roll-call in progress RESUMES. Its deadlines are absolute
+clock times kept in its events; after a restart the service folds every open roll-call from the log,
+records `resumed`, and re-arms the same deadlines: a window still open keeps its remaining time, a
+window that ended while the server was down ends at once (its site becomes overdue and may still
+answer late until the roll-call closes), and the sequence carries on with the next site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from pathlib import Path
+
+from media.router import Publication
+from media.snapshot import SnapshotError
+from server.errors import NotFound, RequestError
+from server.rollcall.domain import Action, RollCall, RollCallId, apply, fold, next_action, press_refusal
+from server.rollcall.evidence import SnapshotFiles, capture, live_video
+from server.scheduler import Timer
+from server.services import Services
+from server.store import StoredEvent
+from signaling.messages import ServerMessage
+from signaling.rollcall import (
+    RollCallCall,
+    RollCallCallEnded,
+    RollCallEscalation,
+    RollCallSpotlight,
+    RollCallUpdate,
+)
+
+logger = logging.getLogger(__name__)
+
+INDEX_STREAM = "rollcalls"
+SNAPSHOT_WAIT = 5.0
+
+
+def stream_of(rollcall_id: str) -> str:
+    """The event stream of one roll-call."""
+    return f"rollcall:{rollcall_id}"
+
+
+async def read_all(services: Services, stream: str) -> list[StoredEvent]:
+    """Every event of a stream, oldest first."""
+    events: list[StoredEvent] = []
+    after: str | None = None
+    while True:
+        batch = await services.store.read_events(stream, after=after, limit=1000)
+        events += batch
+        if len(batch) < 1000:
+            return events
+        after = batch[-1].id
+
+
+class RollCallService:
+    """The roll-calls of this server: live ones in memory (folded from the log), timers on the scheduler."""
+
+    def __init__(self, services: Services, snapshot_dir: Path) -> None:
+        self.services = services
+        self.clock = services.scheduler.clock
+        self.files = SnapshotFiles(snapshot_dir)
+        self.active: dict[RollCallId, RollCall] = {}
+        self._timers: dict[RollCallId, Timer] = {}
+        self._locks: dict[RollCallId, asyncio.Lock] = {}
+        self._snapshots: dict[RollCallId, set[asyncio.Task[None]]] = {}
+        self._changed = asyncio.Condition()
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rollcall-snapshot")
+
+    # --- life cycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume every roll-call the log says is still open."""
+        opened: dict[str, None] = {}
+        for event in await read_all(self.services, INDEX_STREAM):
+            if event.kind == "created":
+                opened[str(event.data["id"])] = None
+            elif event.kind == "closed":
+                opened.pop(str(event.data["id"]), None)
+        for rollcall_id in opened:
+            rollcall = fold(await read_all(self.services, stream_of(rollcall_id)))
+            if not rollcall.open:
+                continue
+            self.active[rollcall.id] = rollcall
+            await self._append(rollcall, "resumed", {"at": self.clock.now()}, actor="server")
+            for site, result in rollcall.results.items():
+                if result.outcome in ("answered", "late") and result.snapshot is None and result.snapshot_error is None:
+                    await self._append(rollcall, "snapshot_failed", {
+                        "site": site, "error": "服务重启，抓拍未完成 server restarted before the snapshot was stored"}, actor="server")
+            logger.info("rollcall resumed id=%s current=%s", rollcall.id, ",".join(rollcall.current))
+            await self.advance(rollcall.id)
+
+    async def close(self) -> None:
+        """Stop the timers and the snapshot workers (roll-calls stay open in the log)."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for tasks in self._snapshots.values():
+            for task in tasks:
+                task.cancel()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    async def get(self, rollcall_id: str) -> RollCall:
+        """The roll-call, live or from the log; NotFound if there is none."""
+        live = self.active.get(RollCallId(rollcall_id))
+        if live is not None:
+            return live
+        events = await read_all(self.services, stream_of(rollcall_id))
+        if not events:
+            raise NotFound("unknown_rollcall", f"no roll-call {rollcall_id!r}")
+        return fold(events)
+
+    async def history(self, site: str | None = None, limit: int = 200) -> list[RollCall]:
+        """Roll-calls newest first (only those that called `site`, if given)."""
+        ids = [str(e.data["id"]) for e in await read_all(self.services, INDEX_STREAM) if e.kind == "created"
+               and (site is None or site in list(e.data.get("sites", [])))]  # type: ignore[call-overload]
+        return [await self.get(i) for i in reversed(ids[-limit:])]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Return once `predicate()` holds after some roll-call change (tests, benchmark)."""
+        async with asyncio.timeout(timeout):
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+    # --- commands ----------------------------------------------------------------------------------
+
+    async def begin(
+        self, *, actor: str, caller_site: str, sites: list[str], mode: str, window: float, grace: float,
+        title: str = "", room: str | None = None, schedule: str | None = None,
+    ) -> RollCall:
+        """Start a roll-call over `sites` and call the first (or all) of them."""
+        if room is not None and self.services.config.room(room) is None and await self.services.store.get_room(room) is None:
+            raise NotFound("unknown_room", f"no room {room!r}")
+        rollcall_id = RollCallId(uuid.uuid4().hex[:12])
+        now = self.clock.now()
+        data = {"id": rollcall_id, "title": title or "视频点名 Video roll-call", "mode": mode, "window": window,
+                "grace": grace, "sites": sites, "caller_site": caller_site, "room": room, "schedule": schedule, "at": now}
+        first = await self.services.store.append_event(stream_of(rollcall_id), actor=actor, kind="started", data=data)
+        rollcall = fold([first])
+        self.active[rollcall.id] = rollcall
+        await self.services.store.append_event(
+            INDEX_STREAM, actor=actor, kind="created",
+            data={"id": rollcall_id, "at": now, "sites": sites, "title": rollcall.title, "schedule": schedule},
+        )
+        logger.info("rollcall started id=%s mode=%s sites=%d actor=%s", rollcall_id, mode, len(sites), actor)
+        await self.advance(rollcall.id)
+        return rollcall
+
+    async def answer(self, rollcall_id: str, *, site: str, identity: str) -> RollCall:
+        """A press of "到 Present" by `identity` of `site`: judged by whether its video is arriving now."""
+        rollcall = self._live(rollcall_id)
+        async with self._lock(rollcall.id):
+            refusal = press_refusal(rollcall, site)
+            if refusal is not None:
+                raise RequestError(refusal, f"site {site!r} cannot answer roll-call {rollcall_id}: {refusal}")
+            publication = live_video(self._publications(), identity)
+            await self._append(rollcall, "pressed", {
+                "site": site, "identity": identity, "at": self.clock.now(), "video": publication is not None,
+                "publication": publication.id if publication else None,
+            }, actor=identity)
+            result = rollcall.results[site]
+            if publication is not None:
+                self._spawn_snapshot(rollcall, site, publication)
+            self._room_send(rollcall, RollCallUpdate(rollcall_id=rollcall.id, site=site, outcome=result.outcome,
+                                                     response_time=result.response_time))
+            if result.settled:
+                self._site_send(site, RollCallCallEnded(rollcall_id=rollcall.id, site=site, outcome=result.outcome, final=True))
+        # The reply must not wait for what the answer sets in motion (next site, closing, snapshots).
+        self.services.background.spawn(self.advance(rollcall.id), name=f"rollcall-advance:{rollcall.id}")
+        return rollcall
+
+    async def excuse(self, rollcall_id: str, *, site: str, reason: str, actor: str) -> RollCall:
+        """The caller excuses a site that has not answered (open or already closed)."""
+        rollcall = await self.get(rollcall_id)
+        result = rollcall.results.get(site)
+        if result is None:
+            raise NotFound("not_called", f"site {site!r} is not in roll-call {rollcall_id}")
+        if result.outcome in ("answered", "late"):
+            raise RequestError("already_answered", f"site {site!r} has answered")
+        async with self._lock(rollcall.id):
+            await self._append(rollcall, "excused", {"site": site, "reason": reason, "at": self.clock.now()}, actor=actor)
+            self._site_send(site, RollCallCallEnded(rollcall_id=rollcall.id, site=site, outcome="excused", final=True))
+            self._room_send(rollcall, RollCallUpdate(rollcall_id=rollcall.id, site=site, outcome="excused"))
+        if rollcall.open:
+            self.services.background.spawn(self.advance(rollcall.id), name=f"rollcall-advance:{rollcall.id}")
+        return rollcall
+
+    async def finish(self, rollcall_id: str, *, actor: str) -> RollCall:
+        """End a roll-call now: every site's state is stated, unanswered ones absent."""
+        rollcall = self._live(rollcall_id)
+        async with self._lock(rollcall.id):
+            await self._close(rollcall, actor=actor, reason="closed_by_caller")
+        return rollcall
+
+    # --- the step machine --------------------------------------------------------------------------
+
+    async def advance(self, rollcall_id: RollCallId) -> None:
+        """Carry out every step that is due, then arm the timer for the next one."""
+        rollcall = self.active.get(rollcall_id)
+        if rollcall is None:
+            return
+        async with self._lock(rollcall_id):
+            while True:
+                now = self.clock.now()
+                action = next_action(rollcall, now)
+                timer = self._timers.pop(rollcall_id, None)
+                if timer is not None:
+                    timer.cancel()
+                if action is None:
+                    return
+                if action.when > now:
+                    self._timers[rollcall_id] = self.services.scheduler.at(
+                        action.when, lambda: self.advance(rollcall_id), name=f"rollcall:{rollcall_id}:{action.kind}")
+                    return
+                await self._do(rollcall, action, now)
+
+    async def _do(self, rollcall: RollCall, action: Action, now: float) -> None:
+        sites = list(action.sites)
+        if action.kind == "call":
+            deadline = now + rollcall.window
+            await self._append(rollcall, "called", {"sites": sites, "at": now, "deadline": deadline}, actor="server")
+            for site in sites:
+                self._site_send(site, RollCallCall(rollcall_id=rollcall.id, title=rollcall.title, site=site,
+                                                   deadline=deadline, window=rollcall.window, now=now))
+            if rollcall.mode == "sequence":
+                self._room_send(rollcall, RollCallSpotlight(rollcall_id=rollcall.id, site=sites[0],
+                                                            identity=self._identity_in_room(rollcall, sites[0])))
+        elif action.kind == "end_window":
+            # at the deadline itself (the clock may be past it after a restart or a jump), so the grace counts from there
+            await self._append(rollcall, "window_ended", {"sites": sites, "at": min(action.when, now)}, actor="server")
+            for site in sites:
+                outcome = rollcall.results[site].outcome
+                if not rollcall.results[site].settled:  # a settled site has heard already
+                    self._site_send(site, RollCallCallEnded(rollcall_id=rollcall.id, site=site, outcome=outcome))
+                self._room_send(rollcall, RollCallUpdate(rollcall_id=rollcall.id, site=site, outcome=outcome))
+        else:
+            await self._close(rollcall, actor="server", reason="finished")
+
+    async def _close(self, rollcall: RollCall, *, actor: str, reason: str) -> None:
+        timer = self._timers.pop(rollcall.id, None)
+        if timer is not None:
+            timer.cancel()
+        pending = self._snapshots.pop(rollcall.id, set())
+        if pending:  # the report should hold the pictures of the last answers
+            await asyncio.wait(pending, timeout=SNAPSHOT_WAIT)
+        await self._append(rollcall, "closed", {"at": self.clock.now(), "reason": reason}, actor=actor)
+        parents = {}
+        for site, result in rollcall.results.items():
+            found = self.services.config.find_site(site)
+            if result.outcome == "absent" and found is not None and found.parent:
+                parents[site] = found.parent
+        if parents:
+            await self._append(rollcall, "escalated", {"parents": parents, "at": self.clock.now()}, actor="server")
+            for parent in set(parents.values()):
+                sites = [s for s, p in parents.items() if p == parent]
+                self._site_send(parent, RollCallEscalation(rollcall_id=rollcall.id, title=rollcall.title, sites=sites))
+        for site, result in rollcall.results.items():
+            if not result.settled:
+                self._site_send(site, RollCallCallEnded(rollcall_id=rollcall.id, site=site, outcome=result.outcome, final=True))
+        if rollcall.mode == "sequence":
+            self._room_send(rollcall, RollCallSpotlight(rollcall_id=rollcall.id))
+        await self.services.store.append_event(INDEX_STREAM, actor=actor, kind="closed", data={"id": rollcall.id, "at": self.clock.now()})
+        self.active.pop(rollcall.id, None)
+        self._locks.pop(rollcall.id, None)
+        logger.info("rollcall closed id=%s reason=%s totals=%s", rollcall.id, reason, rollcall.totals())
+
+    # --- snapshots ---------------------------------------------------------------------------------
+
+    def _spawn_snapshot(self, rollcall: RollCall, site: str, publication: Publication) -> None:
+        task = self.services.background.spawn(self._snapshot(rollcall, site, publication), name=f"snapshot:{site}")
+        if task is not None:
+            tasks = self._snapshots.setdefault(rollcall.id, set())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    async def _snapshot(self, rollcall: RollCall, site: str, publication: Publication) -> None:
+        started = time.monotonic()
+        try:
+            jpeg = await capture(publication, self.executor)
+            name = await self.files.save_async(jpeg, self.executor)
+        except (SnapshotError, OSError) as exc:
+            logger.warning("rollcall snapshot failed id=%s site=%s error=%s", rollcall.id, site, exc)
+            await self._append(rollcall, "snapshot_failed", {"site": site, "error": str(exc)}, actor="server")
+            return
+        took = round(time.monotonic() - started, 3)
+        await self._append(rollcall, "snapshot", {"site": site, "file": name, "took": took, "bytes": len(jpeg)}, actor="server")
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    async def _append(self, rollcall: RollCall, kind: str, data: dict[str, object], *, actor: str) -> None:
+        event = await self.services.store.append_event(stream_of(rollcall.id), actor=actor, kind=kind, data=data)
+        apply(rollcall, event, event.id)
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _live(self, rollcall_id: str) -> RollCall:
+        rollcall = self.active.get(RollCallId(rollcall_id))
+        if rollcall is None:
+            raise NotFound("unknown_rollcall", f"no open roll-call {rollcall_id!r}")
+        return rollcall
+
+    def _lock(self, rollcall_id: RollCallId) -> asyncio.Lock:
+        return self._locks.setdefault(rollcall_id, asyncio.Lock())
+
+    def _publications(self) -> list[Publication]:
+        return [p for room in self.services.rooms.rooms.values() for p in room.router.publications.values()]
+
+    def _identity_in_room(self, rollcall: RollCall, site: str) -> str | None:
+        room = self.services.rooms.rooms.get(rollcall.room or "")
+        if room is None:
+            return None
+        people = [p for p in room.participants.values() if p.identity.site == site]
+        with_video = [p for p in people if live_video(room.router.publications.values(), p.id) is not None]
+        chosen = (with_video or people)[:1]
+        return chosen[0].id if chosen else None
+
+    def _site_send(self, site: str, message: ServerMessage) -> None:
+        for session in list(self.services.sessions):
+            if session.participant is not None and session.participant.identity.site == site:
+                session.send(message)
+
+    def _room_send(self, rollcall: RollCall, message: ServerMessage) -> None:
+        room = self.services.rooms.rooms.get(rollcall.room or "")
+        if room is not None:
+            room.broadcast(message)

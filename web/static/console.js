@@ -1,0 +1,298 @@
+// The command console and the incident board: a lean /command/ws socket that resumes from the last
+// event id it saw, applies each event once (by id) and redraws. Chinese first, English beside it.
+
+const STAGES = ["sent", "delivered", "read", "acknowledged", "feedback", "done"];
+
+function pageData() {
+  const node = document.getElementById("page-data");
+  return node ? JSON.parse(node.textContent) : {};
+}
+
+function esc(text) {
+  return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+export function fmtTime(t) {
+  if (t == null) return "—";
+  const d = new Date(t * 1000);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** A reconnecting command socket: `onEvent(msg)` once per event id; `request(msg)` resolves with the reply. */
+export class CommandSocket {
+  constructor(token, onEvent, onState) {
+    this.token = token; this.onEvent = onEvent; this.onState = onState;
+    this.lastId = null; this.seen = new Set(); this.pending = new Map(); this.nextId = 1; this.attempt = 0;
+    this.connect();
+  }
+  connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const qs = this.token ? `?token=${encodeURIComponent(this.token)}` : "";
+    const ws = new WebSocket(`${scheme}://${location.host}/command/ws${qs}`);
+    this.ws = ws;
+    ws.onopen = () => { this.attempt = 0; this.request({ type: "command_subscribe", after: this.lastId }).then(() => this.onState("live")); };
+    ws.onmessage = (ev) => this.handle(JSON.parse(ev.data));
+    ws.onclose = () => {
+      this.onState("offline");
+      for (const p of this.pending.values()) p.reject(new Error("连接断开 disconnected"));
+      this.pending.clear();
+      setTimeout(() => this.connect(), Math.min(10000, 500 * 2 ** this.attempt++));
+    };
+  }
+  handle(msg) {
+    if (msg.type === "command_event") {
+      if (this.seen.has(msg.event.id)) return;
+      this.seen.add(msg.event.id);
+      if (!this.lastId || cmpId(msg.event.id, this.lastId) > 0) this.lastId = msg.event.id;
+      this.onEvent(msg);
+      return;
+    }
+    const p = msg.id != null ? this.pending.get(msg.id) : null;
+    if (!p) return;
+    this.pending.delete(msg.id);
+    if (msg.type === "error") p.reject(new Error(`${msg.message} (${msg.code})`)); else p.resolve(msg);
+  }
+  request(msg) {
+    const id = `c${this.nextId++}`;
+    return new Promise((resolve, reject) => {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) { reject(new Error("未连接 not connected")); return; }
+      this.pending.set(id, { resolve, reject });
+      this.ws.send(JSON.stringify({ ...msg, id }));
+    });
+  }
+}
+
+export function cmpId(a, b) {
+  const [am, as] = a.split("-").map(Number); const [bm, bs] = b.split("-").map(Number);
+  return am - bm || as - bs;
+}
+
+function liveState(state) {
+  const el = document.getElementById("live");
+  if (!el) return;
+  el.dataset.state = state;
+  el.querySelector(".pill-text").textContent = state === "live" ? "实时 Live" : "断线重连 Reconnecting";
+}
+
+function toast(text) {
+  const box = document.getElementById("toasts");
+  const t = document.createElement("div");
+  t.className = "toast toast-error"; t.textContent = text; box.appendChild(t);
+  setTimeout(() => t.remove(), 6000);
+}
+
+// --- console ------------------------------------------------------------------------------------
+
+export function startConsole() {
+  const data = pageData();
+  const names = Object.fromEntries(data.tree.map((s) => [s.id, `${s.name_zh} ${s.name_en}`]));
+  const directives = new Map(); // id -> {info, recipients: {site: info}}
+  let selected = null;
+  const qs = data.token ? `?token=${encodeURIComponent(data.token)}` : "";
+  buildTree(data.tree);
+  const socket = new CommandSocket(data.token, (msg) => {
+    if (!msg.directive) return;
+    const d = directives.get(msg.directive.id) || { info: msg.directive, recipients: {} };
+    d.info = msg.directive;
+    Object.assign(d.recipients, msg.recipients);
+    directives.set(d.info.id, d);
+    if (!selected) selected = d.info.id;
+    scheduleRender();
+  }, liveState);
+  window.__command = { socket, directives };
+
+  let queued = false;
+  function scheduleRender() { if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; render(); }); } }
+
+  function counts(d) {
+    const rs = Object.values(d.recipients);
+    return { total: d.info.recipient_count, done: rs.filter((r) => r.stage === "done").length,
+      overdue: rs.filter((r) => r.overdue.length).length };
+  }
+
+  function render() {
+    const q = document.getElementById("search").value.trim().toLowerCase();
+    const f = document.getElementById("filter").value;
+    const list = document.getElementById("list");
+    const items = [...directives.values()].sort((a, b) => b.info.issued_at - a.info.issued_at).filter((d) => {
+      const c = counts(d);
+      if (f === "open" && (d.info.status === "cancelled" || c.done === c.total)) return false;
+      if (f === "overdue" && !c.overdue) return false;
+      if (f === "cancelled" && d.info.status !== "cancelled") return false;
+      return !q || d.info.title.toLowerCase().includes(q) || Object.keys(d.recipients).some((s) => (names[s] || s).toLowerCase().includes(q));
+    });
+    list.innerHTML = items.map((d) => {
+      const c = counts(d); const cls = data.classes[d.info.cls];
+      return `<div class="cmd-item" data-id="${esc(d.info.id)}" aria-selected="${d.info.id === selected}">
+        <div><span class="cmd-tag" data-cls="${d.info.cls}">${esc(cls[0])} ${esc(cls[1])}</span> ${esc(d.info.title)}
+        ${d.info.status === "cancelled" ? '<span class="cmd-cancelled">已撤销 Cancelled</span>' : ""}</div>
+        <div class="cmd-counts">完成 ${c.done}/${c.total} done${c.overdue ? ` · <b class="bad">逾期 ${c.overdue} overdue</b>` : ""}</div></div>`;
+    }).join("") || '<p class="muted">暂无指令 No directives yet</p>';
+    renderDetail();
+  }
+
+  function renderDetail() {
+    const d = directives.get(selected);
+    const box = document.getElementById("detail");
+    box.hidden = !d;
+    if (!d) return;
+    const cls = data.classes[d.info.cls];
+    document.getElementById("d-title").textContent = d.info.title;
+    document.getElementById("d-meta").textContent = `${cls[0]} ${cls[1]} · 下达 Issued ${fmtTime(d.info.issued_at)}` +
+      (d.info.ack_by ? ` · 签收时限 Ack by ${fmtTime(d.info.ack_by)}` : "") + (d.info.feedback_by ? ` · 反馈时限 Feedback by ${fmtTime(d.info.feedback_by)}` : "") +
+      (d.info.status === "cancelled" ? ` · 已撤销 Cancelled: ${d.info.reason}` : d.info.reason ? ` · 更新 Updated: ${d.info.reason}` : "");
+    const base = `/command/directives/${encodeURIComponent(d.info.id)}`;
+    document.getElementById("d-open").href = base + qs;
+    document.getElementById("d-print").href = `${base}/print${qs}`;
+    document.getElementById("d-csv").href = `${base}/export.csv${qs}`;
+    document.getElementById("d-json").href = `${base}/export.json${qs}`;
+    const q = document.getElementById("m-search").value.trim().toLowerCase();
+    const f = document.getElementById("m-filter").value;
+    const rows = Object.values(d.recipients).filter((r) => {
+      if (f === "pending" && r.stage === "done") return false;
+      if (f === "overdue" && !r.overdue.length) return false;
+      if (f === "done" && r.stage !== "done") return false;
+      return !q || (names[r.site] || r.site).toLowerCase().includes(q) || r.site.includes(q);
+    }).sort((a, b) => (b.overdue.length - a.overdue.length) || STAGES.indexOf(a.stage) - STAGES.indexOf(b.stage));
+    const shown = rows.slice(0, 500);
+    document.querySelector("#matrix tbody").innerHTML = shown.map((r) => {
+      const st = data.stages[r.stage];
+      const fb = r.feedback.length ? esc(r.feedback[r.feedback.length - 1].text) : "—";
+      const od = r.overdue.length ? ` <span class="cmd-overdue">逾期 Overdue</span>` : "";
+      return `<tr data-site="${esc(r.site)}" data-overdue="${r.overdue.length > 0}"><td>${esc(names[r.site] || r.site)}</td>
+        <td class="st" data-stage="${r.stage}">${st[0]} ${st[1]}${od}</td><td>${fmtTime(r.delivered_at)}</td>
+        <td>${fmtTime(r.read_at)}</td><td>${fmtTime(r.acknowledged_at)}</td><td>${fb}</td></tr>`;
+    }).join("");
+    const more = document.getElementById("m-more");
+    more.hidden = rows.length <= shown.length;
+    more.textContent = `另有 ${rows.length - shown.length} 个单位未显示，请筛选 ${rows.length - shown.length} more sites: use the filter`;
+  }
+
+  document.getElementById("list").addEventListener("click", (e) => {
+    const item = e.target.closest(".cmd-item");
+    if (item) { selected = item.dataset.id; render(); }
+  });
+  for (const id of ["search", "filter", "m-search", "m-filter"]) document.getElementById(id).addEventListener("input", render);
+  const clsInputs = [...document.querySelectorAll("input[name=cls]")];
+  const syncClass = () => { document.getElementById("feedback-field").hidden = document.querySelector("input[name=cls]:checked").value !== "mandatory"; };
+  clsInputs.forEach((i) => i.addEventListener("change", syncClass)); syncClass();
+
+  document.getElementById("compose").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const err = document.getElementById("compose-error"); err.hidden = true;
+    const cls = document.querySelector("input[name=cls]:checked").value;
+    const when = (id) => { const v = document.getElementById(id).value; return v ? new Date(v).getTime() / 1000 : null; };
+    const sites = [...document.querySelectorAll("#tree input:checked")].map((i) => i.value);
+    try {
+      const ok = await socket.request({ type: "directive_issue", cls, title: document.getElementById("title").value,
+        body: document.getElementById("body").value, sites, ack_by: when("ack_by"),
+        feedback_by: cls === "mandatory" ? when("feedback_by") : null });
+      selected = ok.directive_id;
+      document.getElementById("compose").reset(); syncClass(); updatePicked();
+      render();
+    } catch (ex) { err.textContent = `下达失败 Not issued: ${ex.message}`; err.hidden = false; }
+  });
+  for (const [btn, type] of [["d-update", "directive_update"], ["d-cancel", "directive_cancel"]]) {
+    document.getElementById(btn).addEventListener("click", async () => {
+      const d = directives.get(selected); if (!d) return;
+      const reason = prompt(type === "directive_cancel" ? "撤销原因 Reason for cancelling" : "更新原因 Reason for the update");
+      if (!reason) return;
+      const msg = { type, directive_id: d.info.id, reason };
+      if (type === "directive_update") { const body = prompt("新内容 New text", d.info.body); if (body != null) msg.body = body; }
+      try { await socket.request(msg); } catch (ex) { toast(`失败 Failed: ${ex.message}`); }
+    });
+  }
+  const exportLink = (kind) => () => {
+    const from = document.getElementById("ex-from").value; const to = document.getElementById("ex-to").value || from;
+    if (!from) { toast("请选择日期 Pick a date"); return; }
+    location.href = `/command/export.${kind}?from=${from}&to=${to}${data.token ? `&token=${encodeURIComponent(data.token)}` : ""}`;
+  };
+  document.getElementById("ex-csv").addEventListener("click", exportLink("csv"));
+  document.getElementById("ex-json").addEventListener("click", exportLink("json"));
+
+  function buildTree(tree) {
+    const kids = {};
+    for (const s of tree) (kids[s.parent || ""] ||= []).push(s);
+    const ul = (parent) => (kids[parent] || []).map((s) => `<li><label><input type="checkbox" value="${esc(s.id)}" data-site="${esc(s.id)}">
+      <span class="zh">${esc(s.name_zh)}</span><span class="en">${esc(s.name_en)}</span></label>${kids[s.id] ? `<ul>${ul(s.id)}</ul>` : ""}</li>`).join("");
+    const box = document.getElementById("tree");
+    box.innerHTML = `<ul>${ul("")}</ul>`;
+    box.addEventListener("change", (e) => {
+      if (document.getElementById("with-children").checked) {
+        e.target.closest("li").querySelectorAll("input").forEach((i) => { i.checked = e.target.checked; });
+      }
+      updatePicked();
+    });
+  }
+  function updatePicked() {
+    document.getElementById("picked").textContent = `已选 ${document.querySelectorAll("#tree input:checked").length} selected`;
+  }
+  updatePicked();
+}
+
+// --- incident board -----------------------------------------------------------------------------
+
+export function startBoard() {
+  const data = pageData();
+  const incidents = new Map();
+  let late = {};
+  const siteName = (id) => (data.sites[id] ? `${data.sites[id].name_zh}` : id);
+  const socket = new CommandSocket(data.token, (msg) => {
+    if (!msg.incident) return;
+    incidents.set(msg.incident.id, msg.incident);
+    late = msg.late_by_site || late;
+    render();
+  }, liveState);
+  window.__board = { socket, incidents };
+
+  function render() {
+    const rows = [...incidents.values()].sort((a, b) => b.reports[b.reports.length - 1].at - a.reports[a.reports.length - 1].at);
+    document.getElementById("board-empty").hidden = rows.length > 0;
+    document.querySelector("#board tbody").innerHTML = rows.map((i) => {
+      const r = i.reports[i.reports.length - 1]; const t = data.types[i.type] || [i.type, ""];
+      const c = r.casualties;
+      return `<tr data-overdue="${i.late}" data-id="${esc(i.id)}"><td><b>${esc(t[0])}</b> <span class="en">${esc(t[1])}</span> · ${esc(i.place)}<br>
+        <span class="muted">发生 Occurred ${fmtTime(i.occurred_at)}</span></td><td>${esc(siteName(i.site))}</td>
+        <td>${r.kind === "initial" ? "初报 Initial" : "续报 Follow-up"} ${fmtTime(r.at)}<br>${esc(r.summary)}</td>
+        <td>${c.dead}/${c.injured}/${c.missing}</td>
+        <td>${i.status === "open" ? "处置中 Open" : "已结案 Closed"}${i.late ? ' <span class="cmd-overdue">迟报 Late</span>' : ""}</td></tr>`;
+    }).join("");
+    const lateText = Object.entries(late).map(([s, n]) => `${siteName(s)} ${n}`).join("，");
+    document.getElementById("late").textContent = lateText ? `迟报统计 Late initial reports: ${lateText}` : "";
+    const sel = document.getElementById("r-incident"); const current = sel.value;
+    sel.innerHTML = '<option value="">新事件（初报）New incident (initial report)</option>' + rows
+      .filter((i) => i.site === data.me.site && i.status === "open")
+      .map((i) => `<option value="${esc(i.id)}">续报 Follow-up: ${esc(i.place)} ${fmtTime(i.occurred_at)}</option>`).join("");
+    sel.value = current;
+  }
+  const sel = document.getElementById("r-incident");
+  sel.addEventListener("change", () => { document.getElementById("initial-fields").hidden = !!sel.value; });
+  document.getElementById("report").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const err = document.getElementById("report-error"); err.hidden = true;
+    const num = (id) => Number(document.getElementById(id).value || 0);
+    try {
+      let photo = null;
+      const file = document.getElementById("r-photo").files[0];
+      if (file) {
+        const headers = data.token ? { Authorization: `Bearer ${data.token}` } : {};
+        const resp = await fetch("/command/photos", { method: "POST", body: file, headers, credentials: "same-origin" });
+        if (!resp.ok) throw new Error((await resp.text()).trim());
+        photo = (await resp.json()).photo;
+      }
+      const msg = { type: "report_file", summary: document.getElementById("r-summary").value, photo,
+        casualties: { dead: num("r-dead"), injured: num("r-injured"), missing: num("r-missing") } };
+      if (sel.value) msg.incident_id = sel.value;
+      else {
+        const t = document.getElementById("r-time").value;
+        Object.assign(msg, { occurred_at: t ? new Date(t).getTime() / 1000 : null, place: document.getElementById("r-place").value,
+          incident_type: document.getElementById("r-type").value });
+      }
+      await socket.request(msg);
+      document.getElementById("report").reset(); document.getElementById("initial-fields").hidden = false;
+    } catch (ex) { err.textContent = `报送失败 Not filed: ${ex.message}`; err.hidden = false; }
+  });
+  document.getElementById("initial-fields").querySelector("#r-time").required = true;
+  sel.addEventListener("change", () => { document.getElementById("r-time").required = !sel.value; });
+}

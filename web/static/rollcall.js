@@ -1,0 +1,191 @@
+// Video roll-call on the room and field pages: the called site's alert (banner, beep, vibration,
+// countdown, a huge "到 Present" button) and, on the caller's screens, the spotlight on the site called.
+// It hooks the RoomClient's message dispatch for `rollcall_*` messages and leaves the rest alone.
+import { setBilingual, toast } from "./room-view.js";
+
+const HINT = {
+  calling: ["请在摄像头前点击「到」", "Press Present in front of your camera"],
+  overdue: ["已超时，仍可应答（记为迟到）", "Time is up — you can still answer (recorded as late)"],
+};
+const RESULT = {
+  answered: ["已到 — 应答成功", "Answered", "ok"],
+  late: ["已到（迟到）", "Answered late", "warn"],
+  no_video: ["无视频！请打开摄像头，再按「到」", "No video! Turn your camera on and press again", "bad"],
+  absent: ["点名已结束：缺席", "Roll-call over: absent", "bad"],
+  excused: ["已请假", "Excused", "ok"],
+  overdue: HINT.overdue.concat(["warn"]),
+};
+
+/** Wire roll-call handling into a started page's client and view. */
+export function initRollCall(client, view) {
+  const root = document.getElementById("rollcall-alert");
+  if (!root) return null;
+  const els = {
+    title: document.getElementById("rc-alert-title"),
+    hint: document.getElementById("rc-alert-hint"),
+    count: document.getElementById("rc-alert-count"),
+    button: document.getElementById("rc-present"),
+    result: document.getElementById("rc-alert-result"),
+    strip: document.getElementById("rollcall-strip"),
+  };
+  const state = { call: null, offset: 0, timer: null, beeper: null, audio: null, spot: null, hideTimer: null };
+  const sites = view && view.sites ? view.sites : {};
+  const siteName = (id) => (sites[id] ? `${sites[id].name_zh} ${sites[id].name_en}` : id);
+  const serverNow = () => Date.now() / 1000 + state.offset;
+
+  function beep() {
+    try {
+      state.audio = state.audio || new AudioContext();
+      if (state.audio.state === "suspended") state.audio.resume().catch(() => {});
+      const ctx = state.audio;
+      for (const [at, freq] of [[0, 880], [0.25, 660]]) {
+        const osc = ctx.createOscillator();
+        const gain = ctx.createGain();
+        osc.frequency.value = freq;
+        osc.type = "square";
+        gain.gain.setValueAtTime(0.25, ctx.currentTime + at);
+        gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + at + 0.22);
+        osc.connect(gain).connect(ctx.destination);
+        osc.start(ctx.currentTime + at);
+        osc.stop(ctx.currentTime + at + 0.23);
+      }
+    } catch { /* no audio device: the banner and vibration still say it */ }
+    if (navigator.vibrate) navigator.vibrate([400, 150, 400]);
+  }
+
+  function stopAlarm() {
+    clearInterval(state.beeper);
+    state.beeper = null;
+    if (navigator.vibrate) navigator.vibrate(0);
+  }
+
+  function tick() {
+    if (!state.call) return;
+    const left = Math.max(0, Math.ceil(state.call.deadline - serverNow()));
+    els.count.textContent = root.dataset.state === "calling" ? String(left) : "—";
+    if (root.dataset.state === "calling" && left <= 0) setPhase("overdue");
+  }
+
+  function setPhase(phase) {
+    root.dataset.state = phase;
+    const [zh, en] = HINT[phase] || HINT.calling;
+    setBilingual(els.hint, zh, en);
+    if (phase !== "calling") stopAlarm();
+  }
+
+  function show(msg) {
+    clearTimeout(state.hideTimer);
+    state.call = msg;
+    state.offset = msg.now - Date.now() / 1000;
+    root.hidden = false;
+    document.body.classList.add("rc-called");
+    els.title.textContent = msg.title;
+    els.result.textContent = "";
+    els.result.dataset.level = "";
+    els.button.disabled = false;
+    setPhase(msg.state || "calling");
+    clearInterval(state.timer);
+    state.timer = setInterval(tick, 250);
+    tick();
+    if ((msg.state || "calling") === "calling") {
+      stopAlarm();
+      beep();
+      state.beeper = setInterval(beep, 1500);
+    }
+    els.button.focus();
+  }
+
+  function result(outcome, responseTime, final) {
+    const [zh, en, level] = RESULT[outcome] || [outcome, outcome, "warn"];
+    const secs = responseTime != null ? ` · ${responseTime.toFixed(1)} s` : "";
+    setBilingual(els.result, zh + secs, en);
+    els.result.dataset.level = level;
+    if (outcome === "overdue") { setPhase("overdue"); return; }
+    if (final) {
+      stopAlarm();
+      root.dataset.state = outcome;
+      els.button.disabled = true;
+      clearInterval(state.timer);
+      state.hideTimer = setTimeout(hide, 6000);
+    }
+  }
+
+  function hide() {
+    root.hidden = true;
+    root.dataset.state = "idle";
+    document.body.classList.remove("rc-called");
+    state.call = null;
+    clearInterval(state.timer);
+    stopAlarm();
+  }
+
+  els.button.addEventListener("click", async () => {
+    if (!state.call) return;
+    els.button.disabled = true;
+    try {
+      const reply = await client._request({ type: "rollcall_answer", rollcall_id: state.call.rollcall_id });
+      result(reply.outcome, reply.response_time, reply.outcome !== "no_video");
+    } catch (err) {
+      setBilingual(els.result, `未能应答：${err.message || err}`, "Answer failed");
+      els.result.dataset.level = "bad";
+    } finally {
+      if (root.dataset.state === "calling" || root.dataset.state === "overdue") els.button.disabled = false;
+    }
+  });
+
+  function spotlight(msg) {
+    const me = client.me && client.me.identity;
+    if (msg.identity && msg.identity !== me) {
+      if (view.spotlit !== msg.identity) view.toggleSpotlight(msg.identity);
+      state.spot = msg.identity;
+      els.strip.hidden = false;
+      setBilingual(els.strip, `正在点名：${siteName(msg.site)}`, "Calling now");
+    } else if (msg.identity && msg.identity === me) {
+      els.strip.hidden = true;  // we are the site called: the alert says it
+    } else if (msg.site) {
+      els.strip.hidden = false;
+      setBilingual(els.strip, `正在点名：${siteName(msg.site)}（未在本会商室）`, "Calling a site not in this room");
+    } else {
+      if (state.spot && view.spotlit === state.spot) view.toggleSpotlight(state.spot);
+      state.spot = null;
+      els.strip.hidden = true;
+    }
+  }
+
+  function handle(msg) {
+    const mySite = client.me && client.me.site;
+    switch (msg.type) {
+      case "rollcall_call":
+        if (msg.site === mySite) show(msg);
+        break;
+      case "rollcall_call_ended":
+        if (state.call && msg.rollcall_id === state.call.rollcall_id) {
+          if (msg.final) result(msg.outcome, null, true);
+          else setPhase("overdue");
+        }
+        break;
+      case "rollcall_spotlight":
+        if (view) spotlight(msg);
+        break;
+      case "rollcall_escalation":
+        toast(`点名缺席上报：${msg.sites.map(siteName).join("、")} — ${msg.title}`, "error", 20000);
+        break;
+      default:
+        break;
+    }
+  }
+
+  const original = client._dispatch.bind(client);
+  client._dispatch = async (msg, gen) => {
+    if (typeof msg.type === "string" && msg.type.startsWith("rollcall_")) {
+      const pending = msg.id != null ? client._pending.get(msg.id) : null;
+      if (pending) { client._pending.delete(msg.id); pending.resolve(msg); return undefined; }
+      handle(msg);
+      return undefined;
+    }
+    return original(msg, gen);
+  };
+  client.addEventListener("state", (e) => { if (e.detail.state === "connected") client._send({ type: "rollcall_sync" }); });
+  window.__rollcall = { state, show, hide };
+  return window.__rollcall;
+}
