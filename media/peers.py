@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from media import aiortc_hooks as hooks
@@ -31,8 +31,19 @@ class NegotiationError(Exception):
 
 
 def make_peer_connection(ice_servers: Sequence[str]) -> RTCPeerConnection:
-    """A peer connection with the configured STUN/TURN servers (none: host candidates only)."""
-    return RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers]))
+    """A peer connection with the configured STUN/TURN servers (none: host candidates only).
+
+    Max-bundle: every transceiver shares the first one's transport from the start. With aiortc's
+    default ("balanced") a transceiver added to a fresh connection could get a transport of its
+    own that the answer's BUNDLE group never merges, so that track's transport never started and
+    a subscriber joining a room with two video publishers received only one of them.
+    """
+    return RTCPeerConnection(
+        RTCConfiguration(
+            iceServers=[RTCIceServer(urls=url) for url in ice_servers],
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+        )
+    )
 
 
 def _codec_info(transceiver: RTCRtpTransceiver) -> CodecInfo:

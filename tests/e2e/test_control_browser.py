@@ -92,10 +92,13 @@ def test_the_chair_spotlights_a_site_and_every_other_screen_shows_it_large(
     wall.evaluate("() => { window.__room.ws.close(); }")  # type: ignore[attr-defined]
     wall.wait_for_function("() => document.body.dataset.conn === 'reconnecting'", timeout=CHANGE_TIMEOUT_MS)  # type: ignore[attr-defined]
     assert wall.is_visible("#wall-conn")  # type: ignore[attr-defined]
-    # (only the first site is asserted: a late subscribe-only joiner does not get a second Chrome
-    # publisher's video yet, a forwarder bug reported with this test; use [id_a, id_b] once fixed)
-    wall.wait_for_function(  # type: ignore[attr-defined]
-        "(ids) => window.__room.state === 'connected' && ids.every((id) => window.__room.tiles().some((t) => t.identity === id && t.hasVideo))",
-        arg=[id_a], timeout=JOIN_TIMEOUT_MS + 15_000,
-    )
+    try:
+        wall.wait_for_function(  # type: ignore[attr-defined]
+            "(ids) => window.__room.state === 'connected' && ids.every((id) => window.__room.tiles().some((t) => t.identity === id && t.hasVideo))",
+            arg=[id_a, id_b], timeout=JOIN_TIMEOUT_MS + 15_000,
+        )
+    except Exception:
+        print("TILES", wall.evaluate("() => window.__room.tiles()"))
+        print("STATS", wall.evaluate("async () => await window.__room.inboundVideoStats()"))
+        raise
     assert not wall.is_visible("#wall-conn")  # type: ignore[attr-defined]
