@@ -12,9 +12,10 @@ from aiohttp import WSMsgType, web
 from server.auth import AuthError, Identity, TokenMissing
 from server.control.install import control_for
 from server.errors import RequestError, wire_error
+from server.outbox import Outbox
 from server.room import Participant, Room, role_for
 from server.services import Services
-from signaling.codec import ProtocolError, encode, parse_client
+from signaling.codec import ProtocolError, parse_client
 from signaling.messages import (
     PROTOCOL_VERSION,
     ClientMessage,
@@ -71,31 +72,16 @@ class Session:
         self.participant: Participant | None = None
         self.bad_messages = 0
         self.id = uuid.uuid4().hex[:12]
-        self._outbox: asyncio.Queue[ServerMessage | None] = asyncio.Queue()
+        self._outbox = Outbox(ws, limit=OUTBOX_LIMIT, label=f"{remote}/{self.id}")
         self._rate = RateLimiter(RATE_PER_SECOND, RATE_BURST)
 
     def send(self, message: ServerMessage) -> None:
         """Queue a message for the client; a client that cannot keep up is disconnected."""
-        if self._outbox.qsize() >= OUTBOX_LIMIT:
-            logger.warning("outbox full, closing session remote=%s", self.remote)
-            self._outbox.put_nowait(None)
-            return
-        self._outbox.put_nowait(message)
-
-    async def _writer(self) -> None:
-        while True:
-            message = await self._outbox.get()
-            if message is None or self.ws.closed:
-                await self.ws.close()
-                return
-            try:
-                await self.ws.send_str(encode(message))
-            except ConnectionError:
-                return
+        self._outbox.send(message)
 
     async def run(self) -> None:
         """Serve the session until the client leaves or the connection drops."""
-        writer = asyncio.get_running_loop().create_task(self._writer(), name="ws-writer")
+        writer = asyncio.get_running_loop().create_task(self._outbox.run(), name="ws-writer")
         try:
             if await self._hello():
                 await self._loop()
@@ -110,7 +96,7 @@ class Session:
         if self.room is not None and self.participant is not None:
             await self.room.leave(self.participant)
             await self.services.store.remove_presence(self.room.id, self.participant.id)
-        self._outbox.put_nowait(None)
+        self._outbox.close()
         try:
             await asyncio.wait_for(writer, 5)
         except asyncio.TimeoutError:
@@ -160,7 +146,7 @@ class Session:
         identity.check_room(hello.room)
         room = await self.services.rooms.get(hello.room)
         participant = Participant(identity=identity, send=self.send, role=role_for(identity))
-        participant.disconnect = lambda: self._outbox.put_nowait(None)
+        participant.disconnect = self._outbox.close
         (await control_for(self.services, room)).admit(participant)  # a locked room refuses before welcome
         self.room, self.participant = room, participant
         self.send(room.welcome(participant, hello.id))

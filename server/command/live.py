@@ -16,10 +16,11 @@ from aiohttp import WSMsgType, web
 from server.auth import AuthError, Identity
 from server.command.views import Viewer
 from server.errors import RequestError, wire_error
+from server.outbox import Outbox
 from server.services import SERVICES, Services
 from server.session import OUTBOX_LIMIT, RATE_BURST, RATE_PER_SECOND, RateLimiter
 from server.web_auth import page_identity
-from signaling.codec import ProtocolError, encode, parse_client
+from signaling.codec import ProtocolError, parse_client
 from signaling.command import COMMAND_CLIENT_MESSAGES
 from signaling.messages import Error, Ping, Pong, ServerMessage
 
@@ -44,34 +45,20 @@ class ConsoleSocket:
         self.participant = _Who(identity)
         self.viewer = Viewer(identity.identity, identity.site, identity.can("issue"))
         self.listener = self
-        self._outbox: asyncio.Queue[ServerMessage | None] = asyncio.Queue()
+        self._outbox = Outbox(ws, limit=OUTBOX_LIMIT * 5, label=f"{remote}/{self.id}")
 
     def send(self, message: ServerMessage) -> None:
         """Queue a message; a client that cannot keep up is disconnected."""
-        if self._outbox.qsize() >= OUTBOX_LIMIT * 5:
-            self._outbox.put_nowait(None)
-            return
-        self._outbox.put_nowait(message)
+        self._outbox.send(message)
 
     @property
     def closed(self) -> bool:
         """Whether the socket is gone."""
         return self.ws.closed
 
-    async def _writer(self) -> None:
-        while True:
-            message = await self._outbox.get()
-            if message is None or self.ws.closed:
-                await self.ws.close()
-                return
-            try:
-                await self.ws.send_str(encode(message))
-            except ConnectionError:
-                return
-
     async def run(self) -> None:
         """Serve until the client goes away."""
-        writer = asyncio.get_running_loop().create_task(self._writer(), name="command-ws-writer")
+        writer = asyncio.get_running_loop().create_task(self._outbox.run(), name="command-ws-writer")
         rate = RateLimiter(RATE_PER_SECOND, RATE_BURST)
         bad = 0
         try:
@@ -87,7 +74,7 @@ class ConsoleSocket:
                     self.send(Error(code="too_many_errors", message="disconnected after repeated bad messages"))
                     break
         finally:
-            self._outbox.put_nowait(None)
+            self._outbox.close()
             await asyncio.gather(writer, return_exceptions=True)
 
     async def _dispatch(self, raw: str) -> bool:
