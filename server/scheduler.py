@@ -18,7 +18,8 @@ from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
-Callback = Callable[[], Awaitable[None] | None]
+# What a coroutine callback returns is ignored (see run_due), so any awaitable will do.
+Callback = Callable[[], Awaitable[object] | None]
 
 
 class Clock(Protocol):

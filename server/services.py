@@ -17,6 +17,7 @@ from server.errors import RequestError
 from server.registry import RoomRegistry
 from server.scheduler import Scheduler, SystemClock
 from server.store import Store
+from signaling.messages import ServerMessage
 
 if TYPE_CHECKING:
     from server.session import Session
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 # A handler for one client message type beyond the room's own: gets the session (its verified
 # participant, room, address) and the message; returns the reply or None. Feature modules
 # register theirs in `Services.handlers` from create_app, the one dispatch point.
-Handler = Callable[["Session", Any], Awaitable[Any]]
+Handler = Callable[["Session", Any], Awaitable[ServerMessage | None]]
 
 
 class Limits:

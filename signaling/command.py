@@ -22,7 +22,7 @@ class _Shape(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 # --- shapes the server sends ---------------------------------------------------------------------
 
 
-class FeedbackInfo(_Shape):
+class FeedbackInfo(_Shape, frozen=True):
     """One feedback of a recipient."""
 
     event_id: str
@@ -33,7 +33,7 @@ class FeedbackInfo(_Shape):
     final: bool = False
 
 
-class RecipientInfo(_Shape):
+class RecipientInfo(_Shape, frozen=True):
     """One recipient site's progress on a directive."""
 
     site: str
@@ -46,7 +46,7 @@ class RecipientInfo(_Shape):
     feedback: list[FeedbackInfo] = []
 
 
-class DirectiveInfo(_Shape):
+class DirectiveInfo(_Shape, frozen=True):
     """A directive's header (its recipients travel separately, only those the viewer may see)."""
 
     id: str
@@ -64,7 +64,7 @@ class DirectiveInfo(_Shape):
     recipient_count: int = 0
 
 
-class Casualties(_Shape):
+class Casualties(_Shape, frozen=True):
     """Casualty counts of an incident report."""
 
     dead: int = 0
@@ -72,7 +72,7 @@ class Casualties(_Shape):
     missing: int = 0
 
 
-class ReportInfo(_Shape):
+class ReportInfo(_Shape, frozen=True):
     """One filed report on an incident."""
 
     event_id: str
@@ -85,7 +85,7 @@ class ReportInfo(_Shape):
     late: bool = False
 
 
-class IncidentInfo(_Shape):
+class IncidentInfo(_Shape, frozen=True):
     """An incident with its reports, as the filing site and the levels above it see it."""
 
     id: str
@@ -99,7 +99,7 @@ class IncidentInfo(_Shape):
     reports: list[ReportInfo] = []
 
 
-class EventInfo(_Shape):
+class EventInfo(_Shape, frozen=True):
     """One stored event of the command log (who and when from the server, never the client)."""
 
     id: str
@@ -115,13 +115,13 @@ class EventInfo(_Shape):
 # --- client to server ----------------------------------------------------------------------------
 
 
-class CommandSubscribe(Message, tag="command_subscribe", kw_only=True):
+class CommandSubscribe(Message, tag="command_subscribe", kw_only=True, frozen=True):
     """Start live command updates; `after` is the last event id this client saw (None: everything)."""
 
     after: str | None = None
 
 
-class DirectiveIssue(Message, tag="directive_issue", kw_only=True):
+class DirectiveIssue(Message, tag="directive_issue", kw_only=True, frozen=True):
     """Issue a directive to sites and/or whole subtrees of the site tree."""
 
     cls: DirectiveClass
@@ -133,7 +133,7 @@ class DirectiveIssue(Message, tag="directive_issue", kw_only=True):
     feedback_by: float | None = None
 
 
-class DirectiveUpdate(Message, tag="directive_update", kw_only=True):
+class DirectiveUpdate(Message, tag="directive_update", kw_only=True, frozen=True):
     """Change a directive's text or deadlines; a reason is required. Omitted fields stay."""
 
     directive_id: str
@@ -144,28 +144,28 @@ class DirectiveUpdate(Message, tag="directive_update", kw_only=True):
     feedback_by: float | None = None
 
 
-class DirectiveCancel(Message, tag="directive_cancel", kw_only=True):
+class DirectiveCancel(Message, tag="directive_cancel", kw_only=True, frozen=True):
     """Cancel a directive, with a reason."""
 
     directive_id: str
     reason: str
 
 
-class DirectiveRead(Message, tag="directive_read", kw_only=True):
+class DirectiveRead(Message, tag="directive_read", kw_only=True, frozen=True):
     """The caller's site has read the directive."""
 
     directive_id: str
     site: str | None = None
 
 
-class DirectiveAcknowledge(Message, tag="directive_acknowledge", kw_only=True):
+class DirectiveAcknowledge(Message, tag="directive_acknowledge", kw_only=True, frozen=True):
     """The caller's site acknowledges the directive."""
 
     directive_id: str
     site: str | None = None
 
 
-class DirectiveFeedback(Message, tag="directive_feedback", kw_only=True):
+class DirectiveFeedback(Message, tag="directive_feedback", kw_only=True, frozen=True):
     """The caller's site reports back: text, an uploaded photo's name, and whether it is done."""
 
     directive_id: str
@@ -175,7 +175,7 @@ class DirectiveFeedback(Message, tag="directive_feedback", kw_only=True):
     site: str | None = None
 
 
-class ReportFile(Message, tag="report_file", kw_only=True):
+class ReportFile(Message, tag="report_file", kw_only=True, frozen=True):
     """File an initial report (no incident_id) or a follow-up on an incident."""
 
     incident_id: str | None = None
@@ -187,7 +187,7 @@ class ReportFile(Message, tag="report_file", kw_only=True):
     photo: str | None = None
 
 
-class IncidentClose(Message, tag="incident_close", kw_only=True):
+class IncidentClose(Message, tag="incident_close", kw_only=True, frozen=True):
     """Close an incident (its site or a level above)."""
 
     incident_id: str
@@ -196,7 +196,7 @@ class IncidentClose(Message, tag="incident_close", kw_only=True):
 # --- server to client ----------------------------------------------------------------------------
 
 
-class CommandOk(Message, tag="command_ok", kw_only=True):
+class CommandOk(Message, tag="command_ok", kw_only=True, frozen=True):
     """Reply to a command request: the store holds its event now."""
 
     event_id: str | None = None
@@ -204,7 +204,7 @@ class CommandOk(Message, tag="command_ok", kw_only=True):
     incident_id: str | None = None
 
 
-class CommandEvent(Message, tag="command_event", kw_only=True):
+class CommandEvent(Message, tag="command_event", kw_only=True, frozen=True):
     """One event and the state it changed, as this client may see it; apply once per event id."""
 
     event: EventInfo
@@ -214,7 +214,7 @@ class CommandEvent(Message, tag="command_event", kw_only=True):
     late_by_site: dict[str, int] = {}
 
 
-class CommandSynced(Message, tag="command_synced", kw_only=True):
+class CommandSynced(Message, tag="command_synced", kw_only=True, frozen=True):
     """Reply to command_subscribe: everything after `after` was sent; live updates follow."""
 
     last_event_id: str | None = None

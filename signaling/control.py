@@ -49,13 +49,13 @@ class ControlEventInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # --- client to server ----------------------------------------------------------------------------
 
 
-class Spotlight(Message, tag="spotlight", kw_only=True):
+class Spotlight(Message, tag="spotlight", kw_only=True, frozen=True):
     """Put a participant on every screen's main tile (None: back to the grid)."""
 
     identity: str | None = None
 
 
-class MuteParticipant(Message, tag="mute_participant", kw_only=True):
+class MuteParticipant(Message, tag="mute_participant", kw_only=True, frozen=True):
     """Mute (or unmute) a participant's microphone ("audio") or stop its camera ("video")."""
 
     identity: str
@@ -64,7 +64,7 @@ class MuteParticipant(Message, tag="mute_participant", kw_only=True):
     allow_self_unmute: bool = False
 
 
-class AllowSelfUnmute(Message, tag="allow_self_unmute", kw_only=True):
+class AllowSelfUnmute(Message, tag="allow_self_unmute", kw_only=True, frozen=True):
     """Allow or refuse a muted participant to unmute itself."""
 
     identity: str
@@ -72,55 +72,55 @@ class AllowSelfUnmute(Message, tag="allow_self_unmute", kw_only=True):
     allowed: bool = True
 
 
-class MuteAll(Message, tag="mute_all", kw_only=True):
+class MuteAll(Message, tag="mute_all", kw_only=True, frozen=True):
     """Mute every microphone but the chair's."""
 
     allow_self_unmute: bool = False
 
 
-class RemoveParticipant(Message, tag="remove_participant", kw_only=True):
+class RemoveParticipant(Message, tag="remove_participant", kw_only=True, frozen=True):
     """Send a participant out of the room; it may not come back until the room ends."""
 
     identity: str
     reason: str = ""
 
 
-class LockRoom(Message, tag="lock_room", kw_only=True):
+class LockRoom(Message, tag="lock_room", kw_only=True, frozen=True):
     """Lock (or unlock) the room: nobody new joins without the grant "moderate"."""
 
     locked: bool = True
 
 
-class EndRoom(Message, tag="end_room", kw_only=True):
+class EndRoom(Message, tag="end_room", kw_only=True, frozen=True):
     """End the consultation for everyone."""
 
 
-class RaiseHand(Message, tag="raise_hand", kw_only=True):
+class RaiseHand(Message, tag="raise_hand", kw_only=True, frozen=True):
     """Ask for the floor (True) or withdraw the request (False)."""
 
     raised: bool = True
 
 
-class GrantFloor(Message, tag="grant_floor", kw_only=True):
+class GrantFloor(Message, tag="grant_floor", kw_only=True, frozen=True):
     """Give the floor to a participant: its hand goes down and its microphone opens."""
 
     identity: str
 
 
-class HandOverChair(Message, tag="hand_over_chair", kw_only=True):
+class HandOverChair(Message, tag="hand_over_chair", kw_only=True, frozen=True):
     """Make another moderator (or participant) the chair."""
 
     identity: str
 
 
-class SetLayout(Message, tag="set_layout", kw_only=True):
+class SetLayout(Message, tag="set_layout", kw_only=True, frozen=True):
     """The video wall's layout for the room, and whether walls follow the active speaker."""
 
     layout: Layout = "grid"
     follow_speaker: bool | None = None
 
 
-class RoomHistory(Message, tag="room_history", kw_only=True):
+class RoomHistory(Message, tag="room_history", kw_only=True, frozen=True):
     """Ask for the room's control log after an event id (oldest first)."""
 
     after: str | None = None
@@ -130,14 +130,14 @@ class RoomHistory(Message, tag="room_history", kw_only=True):
 # --- server to client ----------------------------------------------------------------------------
 
 
-class ControlAck(Message, tag="control_ack", kw_only=True):
+class ControlAck(Message, tag="control_ack", kw_only=True, frozen=True):
     """A control request was carried out; `event_id` names its entry in the room's log."""
 
     action: str
     event_id: str | None = None
 
 
-class ControlState(Message, tag="control_state", kw_only=True):
+class ControlState(Message, tag="control_state", kw_only=True, frozen=True):
     """The room's whole control state; sent on join and after every change."""
 
     chair: str | None = None
@@ -151,13 +151,13 @@ class ControlState(Message, tag="control_state", kw_only=True):
     mutes: list[MuteInfo] = []
 
 
-class ActiveSpeaker(Message, tag="active_speaker", kw_only=True):
+class ActiveSpeaker(Message, tag="active_speaker", kw_only=True, frozen=True):
     """The dominant speaker changed (None: nobody has spoken yet)."""
 
     identity: str | None = None
 
 
-class ControlNotice(Message, tag="control_notice", kw_only=True):
+class ControlNotice(Message, tag="control_notice", kw_only=True, frozen=True):
     """Something was done to someone: shown to the room, and to the target as "muted by ..."."""
 
     action: str
@@ -167,14 +167,14 @@ class ControlNotice(Message, tag="control_notice", kw_only=True):
     kind: str | None = None
 
 
-class RoomEnded(Message, tag="room_ended", kw_only=True):
+class RoomEnded(Message, tag="room_ended", kw_only=True, frozen=True):
     """The chair ended the consultation; the session closes."""
 
     by: str
     by_name: str
 
 
-class YouWereRemoved(Message, tag="you_were_removed", kw_only=True):
+class YouWereRemoved(Message, tag="you_were_removed", kw_only=True, frozen=True):
     """A moderator removed this participant from the room; the session closes."""
 
     by: str
@@ -182,7 +182,7 @@ class YouWereRemoved(Message, tag="you_were_removed", kw_only=True):
     reason: str = ""
 
 
-class RoomHistoryEvents(Message, tag="room_history_events", kw_only=True):
+class RoomHistoryEvents(Message, tag="room_history_events", kw_only=True, frozen=True):
     """Reply to `room_history`."""
 
     events: list[ControlEventInfo] = []

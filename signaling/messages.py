@@ -10,7 +10,8 @@ from typing import Literal
 
 import msgspec
 
-from signaling.base import PROTOCOL_VERSION, Message
+# Re-exported: callers (server/session.py) import them from here.
+from signaling.base import PROTOCOL_VERSION as PROTOCOL_VERSION, Message as Message
 
 
 # --- shared shapes -------------------------------------------------------------------------------
@@ -40,7 +41,7 @@ class PublicationInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # --- client to server ----------------------------------------------------------------------------
 
 
-class Hello(Message, tag="hello", kw_only=True):
+class Hello(Message, tag="hello", kw_only=True, frozen=True):
     """First message of a session: protocol version, room, and (for devices) a token."""
 
     version: int = PROTOCOL_VERSION
@@ -48,28 +49,28 @@ class Hello(Message, tag="hello", kw_only=True):
     token: str | None = None
 
 
-class PublishOffer(Message, tag="publish_offer", kw_only=True):
+class PublishOffer(Message, tag="publish_offer", kw_only=True, frozen=True):
     """The client's offer on its publisher connection; `sources` names each m-line's source by mid."""
 
     sdp: str
     sources: dict[str, str] = {}
 
 
-class SubscribeAnswer(Message, tag="subscribe_answer", kw_only=True):
+class SubscribeAnswer(Message, tag="subscribe_answer", kw_only=True, frozen=True):
     """The client's answer to the server's offer on the subscriber connection."""
 
     sdp: str
 
 
-class Ping(Message, tag="ping", kw_only=True):
+class Ping(Message, tag="ping", kw_only=True, frozen=True):
     """Keep-alive; answered by `pong`."""
 
 
-class Leave(Message, tag="leave", kw_only=True):
+class Leave(Message, tag="leave", kw_only=True, frozen=True):
     """The client leaves the room on purpose."""
 
 
-class SetMuted(Message, tag="set_muted", kw_only=True):
+class SetMuted(Message, tag="set_muted", kw_only=True, frozen=True):
     """The client turned its own camera or microphone off or on."""
 
     kind: Literal["audio", "video"]
@@ -79,7 +80,7 @@ class SetMuted(Message, tag="set_muted", kw_only=True):
 # --- server to client ----------------------------------------------------------------------------
 
 
-class Welcome(Message, tag="welcome", kw_only=True):
+class Welcome(Message, tag="welcome", kw_only=True, frozen=True):
     """Reply to `hello`: who you are and what the room holds now."""
 
     version: int = PROTOCOL_VERSION
@@ -91,55 +92,55 @@ class Welcome(Message, tag="welcome", kw_only=True):
     publications: list[PublicationInfo] = []
 
 
-class PublishAnswer(Message, tag="publish_answer", kw_only=True):
+class PublishAnswer(Message, tag="publish_answer", kw_only=True, frozen=True):
     """The server's answer on the publisher connection."""
 
     sdp: str
 
 
-class SubscribeOffer(Message, tag="subscribe_offer", kw_only=True):
+class SubscribeOffer(Message, tag="subscribe_offer", kw_only=True, frozen=True):
     """The server's (re)offer on the subscriber connection; `tracks` maps mid to publication id."""
 
     sdp: str
     tracks: dict[str, str] = {}
 
 
-class ParticipantJoined(Message, tag="participant_joined", kw_only=True):
+class ParticipantJoined(Message, tag="participant_joined", kw_only=True, frozen=True):
     """Someone entered the room."""
 
     participant: ParticipantInfo
 
 
-class ParticipantLeft(Message, tag="participant_left", kw_only=True):
+class ParticipantLeft(Message, tag="participant_left", kw_only=True, frozen=True):
     """Someone left the room."""
 
     identity: str
 
 
-class PublicationAdded(Message, tag="publication_added", kw_only=True):
+class PublicationAdded(Message, tag="publication_added", kw_only=True, frozen=True):
     """A new track is available in the room."""
 
     publication: PublicationInfo
 
 
-class PublicationRemoved(Message, tag="publication_removed", kw_only=True):
+class PublicationRemoved(Message, tag="publication_removed", kw_only=True, frozen=True):
     """A track ended."""
 
     publication_id: str
 
 
-class PublicationMuted(Message, tag="publication_muted", kw_only=True):
+class PublicationMuted(Message, tag="publication_muted", kw_only=True, frozen=True):
     """A track was muted or unmuted by its publisher."""
 
     publication_id: str
     muted: bool = False
 
 
-class Pong(Message, tag="pong", kw_only=True):
+class Pong(Message, tag="pong", kw_only=True, frozen=True):
     """Reply to `ping`."""
 
 
-class Error(Message, tag="error", kw_only=True):
+class Error(Message, tag="error", kw_only=True, frozen=True):
     """A request failed; the session stays up."""
 
     code: str

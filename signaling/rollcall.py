@@ -16,7 +16,7 @@ SiteList = Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.
 # --- client to server ----------------------------------------------------------------------------
 
 
-class RollCallStart(Message, tag="rollcall_start", kw_only=True):
+class RollCallStart(Message, tag="rollcall_start", kw_only=True, frozen=True):
     """Start a roll-call over a list of sites, a saved group or a subtree; replied to by `rollcall_started`."""
 
     sites: SiteList = []
@@ -29,13 +29,13 @@ class RollCallStart(Message, tag="rollcall_start", kw_only=True):
     room: str | None = None
 
 
-class RollCallAnswer(Message, tag="rollcall_answer", kw_only=True):
+class RollCallAnswer(Message, tag="rollcall_answer", kw_only=True, frozen=True):
     """The called site presses "到 Present"; replied to by `rollcall_answer_result`."""
 
     rollcall_id: str
 
 
-class RollCallExcuse(Message, tag="rollcall_excuse", kw_only=True):
+class RollCallExcuse(Message, tag="rollcall_excuse", kw_only=True, frozen=True):
     """The caller excuses a site, with a reason."""
 
     rollcall_id: str
@@ -43,27 +43,27 @@ class RollCallExcuse(Message, tag="rollcall_excuse", kw_only=True):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
-class RollCallClose(Message, tag="rollcall_close", kw_only=True):
+class RollCallClose(Message, tag="rollcall_close", kw_only=True, frozen=True):
     """The caller ends a roll-call now; unanswered sites become absent."""
 
     rollcall_id: str
 
 
-class RollCallSync(Message, tag="rollcall_sync", kw_only=True):
+class RollCallSync(Message, tag="rollcall_sync", kw_only=True, frozen=True):
     """After (re)connecting: send me every call to my site that is still open."""
 
 
 # --- server to client ----------------------------------------------------------------------------
 
 
-class RollCallStarted(Message, tag="rollcall_started", kw_only=True):
+class RollCallStarted(Message, tag="rollcall_started", kw_only=True, frozen=True):
     """Reply to `rollcall_start` (and to excuse/close): the roll-call's id and its sites."""
 
     rollcall_id: str
     sites: list[str] = []
 
 
-class RollCallCall(Message, tag="rollcall_call", kw_only=True):
+class RollCallCall(Message, tag="rollcall_call", kw_only=True, frozen=True):
     """Your site is being called: answer before `deadline` (epoch seconds; `now` is the server's clock)."""
 
     rollcall_id: str
@@ -75,7 +75,7 @@ class RollCallCall(Message, tag="rollcall_call", kw_only=True):
     state: Literal["calling", "overdue"] = "calling"
 
 
-class RollCallCallEnded(Message, tag="rollcall_call_ended", kw_only=True):
+class RollCallCallEnded(Message, tag="rollcall_call_ended", kw_only=True, frozen=True):
     """The call to your site is over for now: `outcome` says how (overdue still accepts a late answer)."""
 
     rollcall_id: str
@@ -84,7 +84,7 @@ class RollCallCallEnded(Message, tag="rollcall_call_ended", kw_only=True):
     final: bool = False
 
 
-class RollCallAnswerResult(Message, tag="rollcall_answer_result", kw_only=True):
+class RollCallAnswerResult(Message, tag="rollcall_answer_result", kw_only=True, frozen=True):
     """Reply to `rollcall_answer`: answered, late or no_video, and the response time in seconds."""
 
     rollcall_id: str
@@ -93,7 +93,7 @@ class RollCallAnswerResult(Message, tag="rollcall_answer_result", kw_only=True):
     response_time: float | None = None
 
 
-class RollCallSpotlight(Message, tag="rollcall_spotlight", kw_only=True):
+class RollCallSpotlight(Message, tag="rollcall_spotlight", kw_only=True, frozen=True):
     """To the caller's room: show this site large (`site` None: back to the grid)."""
 
     rollcall_id: str
@@ -101,7 +101,7 @@ class RollCallSpotlight(Message, tag="rollcall_spotlight", kw_only=True):
     identity: str | None = None
 
 
-class RollCallUpdate(Message, tag="rollcall_update", kw_only=True):
+class RollCallUpdate(Message, tag="rollcall_update", kw_only=True, frozen=True):
     """To the caller's room: a site's result changed."""
 
     rollcall_id: str
@@ -110,7 +110,7 @@ class RollCallUpdate(Message, tag="rollcall_update", kw_only=True):
     response_time: float | None = None
 
 
-class RollCallEscalation(Message, tag="rollcall_escalation", kw_only=True):
+class RollCallEscalation(Message, tag="rollcall_escalation", kw_only=True, frozen=True):
     """To a parent site: a site under it was absent from a roll-call."""
 
     rollcall_id: str

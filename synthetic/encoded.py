@@ -12,10 +12,12 @@ import fractions
 import math
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamTrack
+from av.stream import Stream
 
 VIDEO_CODECS = {"VP8": "libvpx", "H264": "libx264"}
 
@@ -39,7 +41,8 @@ def encode_video_loop(
     codec: str = "VP8", *, width: int = 640, height: int = 360, fps: int = 30, seconds: float = 2.0, bitrate: int = 1_000_000
 ) -> list[bytes]:
     """Encode `seconds` of test pattern once; the first frame is a keyframe, one every second after."""
-    context = av.CodecContext.create(VIDEO_CODECS[codec], "w")
+    # The codec name is looked up at run time, so av's overloads cannot tell it is a video codec.
+    context = cast(av.VideoCodecContext, av.CodecContext.create(VIDEO_CODECS[codec], "w"))
     context.width = width
     context.height = height
     context.pix_fmt = "yuv420p"
@@ -97,7 +100,7 @@ class EncodedLoopTrack(MediaStreamTrack):
         self._start: float | None = None
         self.sent = 0
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Stream]:
         """The next packet, at its due time."""
         if self._start is None:
             self._start = time.monotonic()

@@ -8,6 +8,7 @@ mandatory = acknowledged and a final feedback (carried out).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal, get_args
 
@@ -161,7 +162,7 @@ def _issued(event: Event, directive_id: str) -> Directive:
         issued_event=event.id,
         ack_by=ack_by,
         feedback_by=feedback_by,
-        recipients={s: Recipient(site=s) for s in sites},  # type: ignore[misc]
+        recipients={s: Recipient(site=s) for s in sites},
         last_event=event.id,
     )
 
@@ -246,7 +247,7 @@ def _delivered(d: Directive, event: Event) -> Directive:
     for site in sites:
         r = recipients.get(site) if isinstance(site, str) else None
         if r is not None and r.delivered_at is None:
-            recipients[site] = replace(_advance(d, r, "delivered", event.t), delivered_at=event.t)  # type: ignore[index]
+            recipients[site] = replace(_advance(d, r, "delivered", event.t), delivered_at=event.t)
     return replace(d, recipients=recipients)
 
 
@@ -328,13 +329,24 @@ def overdue_now(d: Directive, now: float) -> list[tuple[str, str]]:
     return due
 
 
+RecipientStep = Callable[[Directive, Event], Recipient]
+DirectiveStep = Callable[[Directive, Event], Directive]
+
+
+def _whole(step: RecipientStep) -> DirectiveStep:
+    """A one-recipient step as a step on the whole directive."""
+    return lambda d, e: _with(d, step(d, e))
+
+
 # Steps that change one recipient: validated and computed without copying the recipients.
-_RECIPIENT_STEPS = {"read": _read, "acknowledged": _acknowledged, "feedback": _feedback, "overdue": _overdue}
-_HANDLERS = {
+_RECIPIENT_STEPS: Final[dict[str, RecipientStep]] = {
+    "read": _read, "acknowledged": _acknowledged, "feedback": _feedback, "overdue": _overdue,
+}
+_HANDLERS: Final[dict[str, DirectiveStep]] = {
     "updated": _updated,
     "cancelled": _cancelled,
     "delivered": _delivered,
-    **{kind: (lambda step: lambda d, e: _with(d, step(d, e)))(step) for kind, step in _RECIPIENT_STEPS.items()},
+    **{kind: _whole(step) for kind, step in _RECIPIENT_STEPS.items()},
 }
 
 

@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from server.auth import Identity
 from server.command.domain import Directive, Event, IllegalTransition, Ledger, overdue_now, validate
@@ -194,14 +195,14 @@ class CommandService:
                 if event.kind == "overdue" and parent:
                     sites.add(parent)
                 if event.kind == "delivered":
-                    sites.update(s for s in event.data.get("sites", []) if isinstance(s, str))  # type: ignore[union-attr]
+                    sites.update(_delivered_sites(event))
             targets = self.listeners.for_sites(sites) | self.listeners.for_identity(changed.issuer)
         else:
             targets = self.listeners.for_sites({changed.site, *changed.chain})
         reached: set[str] = set()
         delivered = None
         if event.kind == "delivered":
-            delivered = frozenset(s for s in event.data.get("sites", []) if isinstance(s, str))  # type: ignore[union-attr]
+            delivered = frozenset(_delivered_sites(event))
         shared: dict[str, CommandEvent] = {}  # recipients of the same site get the same message
         for listener in targets:
             viewer = listener.viewer
@@ -238,7 +239,7 @@ class CommandService:
                 old.cancel()
             if deadline is not None and d.status == "active":
                 self._timers[(d.id, which)] = self.services.scheduler.at(
-                    deadline, lambda d_id=d.id: self.check_deadlines(d_id), name=f"directive:{d.id}:{which}"
+                    deadline, partial(self.check_deadlines, d.id), name=f"directive:{d.id}:{which}"
                 )
 
     async def check_deadlines(self, directive_id: str) -> int:
@@ -260,6 +261,12 @@ class CommandService:
         if marked:
             logger.warning("directive overdue id=%s marked=%d", directive_id, marked)
         return marked
+
+
+def _delivered_sites(event: Event) -> list[str]:
+    """The sites a `delivered` event names (the ledger has already refused one without a list)."""
+    sites = event.data.get("sites", [])
+    return [s for s in sites if isinstance(s, str)] if isinstance(sites, list) else []
 
 
 def _event(stored: StoredEvent) -> Event:

@@ -109,7 +109,7 @@ class RollCall:
 
     def totals(self) -> dict[str, int]:
         """How many sites have each outcome (every outcome listed, zeros included)."""
-        counts = {o: 0 for o in OUTCOMES}
+        counts: dict[str, int] = {o: 0 for o in OUTCOMES}
         for result in self.results.values():
             counts[result.outcome] += 1
         return counts

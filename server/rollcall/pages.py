@@ -66,7 +66,7 @@ async def _start(request: web.Request, form: dict[str, Any], identity: Identity)
         sites = resolve_sites(services.config, sites=form.get("sites") or [], group=form.get("group") or None,
                               subtree=form.get("subtree") or None)
         window = float(form.get("window") or 30)
-        grace = float(form.get("grace") if form.get("grace") not in (None, "") else 15)
+        grace = float(15 if form.get("grace") in (None, "") else form["grace"])
     except (TargetError, ValueError) as exc:
         raise web.HTTPBadRequest(text=f"bad_request: {exc}\n") from None
     if not 0 < window <= 3600 or not 0 <= grace <= 3600:
@@ -84,7 +84,7 @@ async def start_form(request: web.Request) -> web.Response:
     """`POST /rollcalls` (form): start, then show the live board."""
     identity = _identity(request)
     post = await request.post()
-    form = {key: post.get(key) for key in ("group", "subtree", "mode", "window", "grace", "title", "room")}
+    form: dict[str, Any] = {key: post.get(key) for key in ("group", "subtree", "mode", "window", "grace", "title", "room")}
     form["sites"] = [str(s) for s in post.getall("sites", [])]
     rollcall = await _start(request, form, identity)
     raise web.HTTPSeeOther(f"/rollcalls/{rollcall.id}")

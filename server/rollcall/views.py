@@ -28,6 +28,7 @@ def rows(config: Config, rollcall: RollCall) -> list[dict[str, Any]]:
     for index, site_id in enumerate(rollcall.sites, start=1):
         r = rollcall.results[site_id]
         site = config.find_site(site_id)
+        escalated = config.find_site(r.escalated_to) if r.escalated_to else None
         zh, en = LABELS[r.outcome]
         out.append({
             "n": index, "site": site_id,
@@ -38,7 +39,7 @@ def rows(config: Config, rollcall: RollCall) -> list[dict[str, Any]]:
             "snapshot": r.snapshot, "snapshot_url": f"/rollcalls/snapshots/{r.snapshot}.jpg" if r.snapshot else None,
             "snapshot_error": r.snapshot_error, "snapshot_took": r.snapshot_took, "reason": r.reason, "excused_by": r.excused_by,
             "escalated_to": r.escalated_to,
-            "escalated_name": (config.find_site(r.escalated_to).name_zh if r.escalated_to and config.find_site(r.escalated_to) else r.escalated_to),
+            "escalated_name": escalated.name_zh if escalated else r.escalated_to,
             "called_local": local(config, r.called_at, "%H:%M:%S"), "answered_local": local(config, r.answered_at, "%H:%M:%S"),
         })
     return out
