@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -141,8 +143,22 @@ def test_login_then_enter_the_room(server: Server, open_page: Callable[..., obje
     page.wait_for_function("() => window.__room.publisher !== null", timeout=JOIN_TIMEOUT_MS)  # type: ignore[attr-defined]
 
 
+PANEL_BESIDE_WALL = """(panel) => {
+  const p = document.querySelector(panel).getBoundingClientRect();
+  const wall = document.getElementById("wall").getBoundingClientRect();
+  const bar = document.querySelector("nav.controls").getBoundingClientRect();
+  return p.width > 0 && wall.right <= p.left + 1 && bar.right <= p.left + 1;
+}"""
+
+# Visible buttons and button-links smaller than a thumb (44 px high), as "text: height" strings.
+SMALL_TARGETS = """() => [...document.querySelectorAll("button, a.btn")]
+  .filter((b) => b.offsetParent !== null)
+  .map((b) => [b.textContent.trim().replace(/\\s+/g, " "), b.getBoundingClientRect().height])
+  .filter(([, h]) => h < 44).map(([t, h]) => `${t}: ${h}`)"""
+
+
 def test_screenshots(server: Server, open_page: Callable[..., object]) -> None:
-    """Save what people see (login, rooms, a room with two sites, the field page on a phone)."""
+    """Save what people see (login, rooms, a room with two sites and the inbox, the phone page and its roll-call)."""
     out = REPO / "screenshots"
     out.mkdir(exist_ok=True)
     viewport = {"width": 1440, "height": 900}
@@ -169,6 +185,11 @@ def test_screenshots(server: Server, open_page: Callable[..., object]) -> None:
     login.screenshot(path=str(out / "room.png"))  # type: ignore[attr-defined]
     login.click(f".tile[data-identity='{id_site}']")  # type: ignore[attr-defined]
     login.screenshot(path=str(out / "room-spotlight.png"))  # type: ignore[attr-defined]
+    login.click("#btn-grid")  # type: ignore[attr-defined]
+    login.click("#inbox-btn")  # type: ignore[attr-defined]
+    # an open side panel takes its width from the wall and the controls: it covers no video and no button
+    login.wait_for_function(PANEL_BESIDE_WALL, arg="#inbox-panel", timeout=5_000)  # type: ignore[attr-defined]
+    login.screenshot(path=str(out / "room-inbox.png"))  # type: ignore[attr-defined]
 
     phone = open_page(
         server.room_url(server.device_token("shot-mobile01", "mobile01", name="临江县移动平台"), page="field"),
@@ -182,3 +203,16 @@ def test_screenshots(server: Server, open_page: Callable[..., object]) -> None:
                             timeout=10_000)
     phone.screenshot(path=str(out / "field.png"))  # type: ignore[attr-defined]
     assert Path(out / "field.png").stat().st_size > 0
+    small = phone.evaluate(SMALL_TARGETS)  # type: ignore[attr-defined]
+    assert small == [], f"touch targets under 44 px on the phone: {small}"
+
+    chief = server.device_token("shot-chief", "command_centre", grants=("subscribe", "moderate"))
+    body = json.dumps({"sites": ["mobile01"], "mode": "all", "window": 30, "grace": 0, "title": "防汛点名 Flood roll-call"})
+    request = urllib.request.Request(f"{server.base_url}/api/rollcalls?token={chief}", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    phone.wait_for_selector("#rollcall-alert[data-state='calling']", timeout=10_000)  # type: ignore[attr-defined]
+    phone.screenshot(path=str(out / "field-rollcall.png"))  # type: ignore[attr-defined]
+    phone.click("#rc-present")  # type: ignore[attr-defined]
+    phone.wait_for_selector("#rollcall-alert[data-state='answered']", timeout=10_000)  # type: ignore[attr-defined]

@@ -245,7 +245,9 @@ export class RoomControlUI {
     this.banner = el("div", "muted-banner");
     this.banner.id = "muted-banner";
     this.banner.hidden = true;
-    document.body.append(this.banner);
+    // in the page's flow, above the video: it pushes the wall down instead of covering a picture
+    const main = document.querySelector("main");
+    if (main) main.prepend(this.banner); else document.body.append(this.banner);
 
     this.panel = el("aside", "control-panel");
     this.panel.id = "control-panel";
@@ -270,6 +272,7 @@ export class RoomControlUI {
 
   togglePanel(force) {
     this.panel.hidden = force === undefined ? !this.panel.hidden : !force;
+    this.panelBtn.setAttribute("aria-expanded", String(!this.panel.hidden));
     if (!this.panel.hidden) { this.paintPanel(); this.loadHistory(); }
   }
 

@@ -1,17 +1,20 @@
 // The site inbox: directives to this site arrive over the page's own /ws session (window.__room),
 // applied once per event id; read, acknowledge and feedback (with a photo from the camera) go back.
 import { fmtTime } from "./console.js";
+import { toast } from "./room-view.js";
 
 const CLASSES = { mandatory: ["指令性", "Mandatory"], guidance: ["指导性", "Guidance"], reference: ["参考性", "Reference"] };
 const STAGES = { sent: ["已发送", "Sent"], delivered: ["已送达", "Delivered"], read: ["已读", "Read"],
   acknowledged: ["已签收", "Acknowledged"], feedback: ["已反馈", "Feedback given"], done: ["已完成", "Done"] };
-const COMMAND_REPLIES = new Set(["command_ok", "command_synced"]);
+
+const CAMERA_ICON = '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" '
+  + 'stroke-linecap="round" stroke-linejoin="round"><rect x="2" y="6" width="14" height="12" rx="2"/><path d="M16 10l6-3v10l-6-3z"/></svg>';
 
 function esc(text) {
   return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
-/** Attach the inbox to a RoomClient: intercepts command messages, resumes after the last event id. */
+/** Attach the inbox to a RoomClient: listens for command events, resumes after the last event id. */
 export function startInbox(client, data) {
   const mySite = (data.me || {}).site;
   const names = data.sites || {};
@@ -19,28 +22,11 @@ export function startInbox(client, data) {
   const alerts = [];
   const seen = new Set();
   let lastId = null;
-  let n = 0;
-  const pending = new Map();
   const panel = document.getElementById("inbox-panel");
 
-  const original = client._dispatch.bind(client);
-  client._dispatch = async (msg, gen) => {
-    if (msg.type === "command_event") return onEvent(msg);
-    const p = msg.id != null ? pending.get(msg.id) : null;
-    if (p && (COMMAND_REPLIES.has(msg.type) || msg.type === "error")) {
-      pending.delete(msg.id);
-      if (msg.type === "error") p.reject(new Error(`${msg.message} (${msg.code})`)); else p.resolve(msg);
-      return undefined;
-    }
-    return original(msg, gen);
-  };
-  function request(msg) {
-    const id = `inbox-${++n}`;
-    return new Promise((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      if (!client._send({ ...msg, id })) { pending.delete(id); reject(new Error("未连接 not connected")); }
-    });
-  }
+  // replies (command_ok, command_synced, error) resolve or reject client.request() by their id
+  const request = (msg) => client.request(msg);
+  client.on("command_event", onEvent);
   client.addEventListener("state", (e) => {
     if (e.detail.state === "connected") request({ type: "command_subscribe", after: lastId }).catch(() => {});
   });
@@ -88,8 +74,8 @@ export function startInbox(client, data) {
         ${active && needsAck ? `<button type="button" class="btn btn-primary" data-act="ack">签收 Acknowledge</button>` : ""}
       </div>
       ${active && canFeedback ? `<div class="inbox-row"><textarea rows="2" placeholder="反馈情况 What was done"></textarea>
-        <label class="btn btn-ghost">📷 照片 Photo<input type="file" accept="image/jpeg,image/png" capture="environment" hidden></label>
-        <label><input type="checkbox" data-final> 已完成 Done</label>
+        <label class="btn btn-ghost inbox-photo">${CAMERA_ICON}<span data-photo-label>照片 <span class="en">Photo</span></span><input type="file" accept="image/jpeg,image/png" capture="environment" hidden></label>
+        <label class="inbox-check"><input type="checkbox" data-final> 已完成 <span class="en">Done</span></label>
         <button type="button" class="btn btn-primary" data-act="feedback">提交反馈 Send feedback</button></div>` : ""}
     </article>`;
   }
@@ -116,14 +102,25 @@ export function startInbox(client, data) {
           photo, final: box.querySelector("input[data-final]").checked });
       }
     } catch (ex) {
-      client._toast(`操作失败 Failed: ${ex.message}`);
+      // a server error (it has a code) is already shown by the client; say the rest here
+      if (!ex.code) toast(`操作失败 Failed: ${ex.message === "not connected" ? "未连接 not connected" : ex.message}`);
       btn.disabled = false;
     }
   });
-  document.getElementById("inbox-btn").addEventListener("click", () => {
-    panel.hidden = !panel.hidden;
+  document.getElementById("inbox-list").addEventListener("change", (e) => {
+    if (!e.target.matches("input[type=file]")) return;
+    const label = e.target.closest("label").querySelector("[data-photo-label]");
+    const file = e.target.files[0];
+    label.textContent = file ? `已选 ${file.name}` : "照片 Photo";
   });
-  document.getElementById("inbox-close").addEventListener("click", () => { panel.hidden = true; });
+  const openBtn = document.getElementById("inbox-btn");
+  const showPanel = (show) => {
+    panel.hidden = !show;
+    openBtn.setAttribute("aria-expanded", String(show));
+    openBtn.dataset.open = String(show);
+  };
+  openBtn.addEventListener("click", () => showPanel(panel.hidden));
+  document.getElementById("inbox-close").addEventListener("click", () => showPanel(false));
   if (data.token) document.getElementById("inbox-reports").href = `/command/incidents?token=${encodeURIComponent(data.token)}`;
   window.__inbox = { directives, request };
   return { directives };

@@ -1,6 +1,6 @@
 // Video roll-call on the room and field pages: the called site's alert (banner, beep, vibration,
 // countdown, a huge "到 Present" button) and, on the caller's screens, the spotlight on the site called.
-// It hooks the RoomClient's message dispatch for `rollcall_*` messages and leaves the rest alone.
+// It listens to the RoomClient's `rollcall_*` messages (client.on) and asks through client.request.
 import { setBilingual, toast } from "./room-view.js";
 
 const HINT = {
@@ -123,7 +123,7 @@ export function initRollCall(client, view) {
     if (!state.call) return;
     els.button.disabled = true;
     try {
-      const reply = await client._request({ type: "rollcall_answer", rollcall_id: state.call.rollcall_id });
+      const reply = await client.request({ type: "rollcall_answer", rollcall_id: state.call.rollcall_id });
       result(reply.outcome, reply.response_time, reply.outcome !== "no_video");
     } catch (err) {
       setBilingual(els.result, `未能应答：${err.message || err}`, "Answer failed");
@@ -175,17 +175,9 @@ export function initRollCall(client, view) {
     }
   }
 
-  const original = client._dispatch.bind(client);
-  client._dispatch = async (msg, gen) => {
-    if (typeof msg.type === "string" && msg.type.startsWith("rollcall_")) {
-      const pending = msg.id != null ? client._pending.get(msg.id) : null;
-      if (pending) { client._pending.delete(msg.id); pending.resolve(msg); return undefined; }
-      handle(msg);
-      return undefined;
-    }
-    return original(msg, gen);
-  };
-  client.addEventListener("state", (e) => { if (e.detail.state === "connected") client._send({ type: "rollcall_sync" }); });
+  // a reply (rollcall_answer_result) resolves its request and falls through handle() untouched
+  client.on("rollcall_*", handle);
+  client.addEventListener("state", (e) => { if (e.detail.state === "connected") client.send({ type: "rollcall_sync" }); });
   window.__rollcall = { state, show, hide };
   return window.__rollcall;
 }

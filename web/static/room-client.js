@@ -202,9 +202,38 @@ export class RoomClient extends EventTarget {
     return false;
   }
 
+  /** Send a message that needs no reply; false when the session is not open (it is not queued). */
+  send(msg) {
+    return this._send(msg);
+  }
+
   /** Send a request (any client message) and resolve with the reply carrying the same id. */
   request(msg) {
     return this._request(msg);
+  }
+
+  /**
+   * Call `handler(msg)` for every feature message of `type` ("rollcall_*" matches a prefix).
+   * A handler that throws (or rejects) becomes a toast, never a broken session. Returns an unsubscribe.
+   */
+  on(type, handler) {
+    const prefix = type.endsWith("*") ? type.slice(0, -1) : null;
+    const fail = (msg, err) => {
+      console.error("message handling failed", msg.type, err);
+      this._toast(`处理 ${msg.type} 失败 Failed to handle ${msg.type}: ${(err && err.message) || err}`);
+    };
+    const listener = (e) => {
+      const msg = e.detail;
+      if (typeof msg.type !== "string" || (prefix === null ? msg.type !== type : !msg.type.startsWith(prefix))) return;
+      try {
+        const result = handler(msg);
+        if (result && typeof result.catch === "function") result.catch((err) => fail(msg, err));
+      } catch (err) {
+        fail(msg, err);
+      }
+    };
+    this.addEventListener("message", listener);
+    return () => this.removeEventListener("message", listener);
   }
 
   /** Send a request and resolve with the reply carrying the same id. */

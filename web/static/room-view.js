@@ -185,7 +185,9 @@ export class RoomView {
         this.toggleSpotlight(tile.dataset.identity);
       }
     });
-    window.addEventListener("resize", () => this.layout());
+    // the wall also changes size when a side panel opens or closes, not only with the window
+    if (typeof ResizeObserver === "function") new ResizeObserver(() => this.layout()).observe(this.wall);
+    else window.addEventListener("resize", () => this.layout());
     this._statsTimer = setInterval(() => this.updateQuality().catch(() => {}), STATS_INTERVAL_MS);
     this.showState(client.state, {});
   }
