@@ -83,6 +83,12 @@ export function initRollCall(client, view) {
     els.result.textContent = "";
     els.result.dataset.level = "";
     els.button.disabled = false;
+    // The site answers on camera: show it its own picture inside the alert that covers the page.
+    const preview = document.getElementById("rc-preview");
+    if (preview) {
+      preview.srcObject = client.localStream || null;
+      preview.hidden = !client.localStream;
+    }
     setPhase(msg.state || "calling");
     clearInterval(state.timer);
     state.timer = setInterval(tick, 250);
