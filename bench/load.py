@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import statistics
 import sys
 import time
@@ -51,6 +52,13 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def udp_receive_buffer_errors() -> int:
+    """The kernel's count of UDP datagrams dropped for a full receive buffer (whole machine)."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
 async def post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST JSON, return JSON."""
     async with session.post(url, json=body) as response:
@@ -58,9 +66,12 @@ async def post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -
         return await response.json()  # type: ignore[no-any-return]
 
 
-async def start_publisher(session: aiohttp.ClientSession, url: str, name: str, packets: list[bytes]) -> tuple[RTCPeerConnection, KeyframeLoopTrack, list[str]]:
-    """One VP8 publisher whose loop restarts at its keyframe on PLI."""
+async def start_publisher(
+    session: aiohttp.ClientSession, url: str, name: str, packets: list[bytes], loss: float = 0.0
+) -> tuple[RTCPeerConnection, KeyframeLoopTrack, list[str]]:
+    """One VP8 publisher whose loop restarts at its keyframe on PLI; `loss` drops that share of its RTP."""
     pc = RTCPeerConnection()
+    hooks.enlarge_buffers_when_gathered(pc)
     track = KeyframeLoopTrack(packets)
     transceiver = pc.addTransceiver(track, direction="sendonly")
     transceiver.setCodecPreferences(
@@ -70,6 +81,9 @@ async def start_publisher(session: aiohttp.ClientSession, url: str, name: str, p
     await pc.setLocalDescription(await pc.createOffer())
     reply = await post(session, f"{url}/publish", {"name": name, "sdp": pc.localDescription.sdp})
     await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+    if loss:
+        rng = random.Random(name).random
+        hooks.inject_send_loss(pc, loss, rng)
     return pc, track, reply["publications"]
 
 
@@ -82,6 +96,8 @@ class LeanSubscriber:
         self._random = random.Random(name)
         self._tapped = False
         self.pc = RTCPeerConnection()
+        hooks.enlarge_buffers_when_gathered(self.pc)
+        self.untapped_packets = 0  # RTP that reached aiortc's receiver, i.e. missed the socket tap
         self.counter: LeanCounter | None = None
         self.answered_at = 0.0
         self.nacks = 0
@@ -92,7 +108,7 @@ class LeanSubscriber:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         for transceiver in self.pc.getTransceivers():
             # Nothing decodes; the first packet through aiortc's path installs the socket tap.
-            hooks.tap_receiver(transceiver.receiver, lambda packet, arrival: self._tap(), repair=False)
+            hooks.tap_receiver(transceiver.receiver, self._untapped, repair=False)
         self.counter = LeanCounter(
             rtx_payload_types=hooks.rtx_payload_types(self.pc),
             on_gap=self._nack,
@@ -109,10 +125,16 @@ class LeanSubscriber:
         self.answered_at = time.monotonic()
         await post(session, f"{url}/answer", {"name": self.name, "sdp": self.pc.localDescription.sdp})
 
+    def _untapped(self, _packet: object, _arrival: int) -> None:
+        self.untapped_packets += 1
+        self._tap()
+
     def _tap(self) -> None:
+        # Only once a socket is really tapped: marking it done before (no socket gathered or
+        # nominated yet) left one subscriber per run counting nothing for the whole run.
         if not self._tapped and self.counter is not None:
-            self._tapped = True
-            hooks.tap_datagrams(self.pc, self._on_datagram, receive_buffer=4 << 20)
+            tapped = hooks.tap_datagrams(self.pc, self._on_datagram, receive_buffer=hooks.SOCKET_RECEIVE_BUFFER)
+            self._tapped = tapped > 0
 
     def _on_datagram(self, data: bytes) -> None:
         if self.loss and self._random.random() < self.loss:
@@ -135,12 +157,35 @@ async def publish(args: argparse.Namespace) -> None:
     """Publisher role: start the publishers, print their publication ids, run until stdin closes."""
     packets = encode_video_loop("VP8", width=640, height=360, fps=30, seconds=2, bitrate=1_000_000)
     async with aiohttp.ClientSession() as session:
-        publishers = [await start_publisher(session, args.url, f"pub{i}", packets) for i in range(args.publishers)]
+        publishers = [
+            await start_publisher(session, args.url, f"pub{i}", packets, args.publisher_loss) for i in range(args.publishers)
+        ]
+    loop = asyncio.get_running_loop()
+    # The subscriber process pauses the publishers (SIGUSR1) to measure the server's idle cost
+    # with every connection up, and resumes them (SIGUSR2).
+    loop.add_signal_handler(signal.SIGUSR1, lambda: [track.pause() for _pc, track, _ids in publishers])
+    loop.add_signal_handler(signal.SIGUSR2, lambda: [track.resume() for _pc, track, _ids in publishers])
     print(json.dumps({"pid": os.getpid(), "publications": [p for _pc, _t, ids in publishers for p in ids]}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     print(json.dumps({"keyframe_requests": sum(track.keyframe_requests for _pc, track, _ids in publishers)}), flush=True)
     for pc, _track, _ids in publishers:
         await pc.close()
+
+
+async def drained(session: aiohttp.ClientSession, url: str, limit: float = 15.0) -> None:
+    """Wait until the server has forwarded what was queued (its received count stops moving)."""
+    await asyncio.sleep(0.5)
+    deadline = time.monotonic() + limit
+    last = None
+    while time.monotonic() < deadline:
+        count = (await (await session.get(f"{url}/stats")).json()).get("packets_received")
+        if count is None:  # MediaRelay: no counters; give its decoders and encoders time
+            await asyncio.sleep(1.5)
+            return
+        if count == last:
+            return
+        last = count
+        await asyncio.sleep(0.5)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,10 +204,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rss_after = rss_bytes(pid)
         stats_before = await (await session.get(f"{args.url}/stats")).json()
         own = [os.getpid(), *others]
+        drops0 = udp_receive_buffer_errors()
         server_cpu0, own_cpu0, t0 = cpu_seconds(pid), sum(map(cpu_seconds, own)), time.monotonic()
         await asyncio.sleep(args.seconds)
         server_cpu1, own_cpu1, t1 = cpu_seconds(pid), sum(map(cpu_seconds, own)), time.monotonic()
+        udp_drops = udp_receive_buffer_errors() - drops0
         stats_after = await (await session.get(f"{args.url}/stats")).json()
+        # Idle: the same connections, no media (publishers paused): the fixed per-connection cost.
+        idle_cpu = idle_elapsed = 0.0
+        if args.idle_seconds > 0 and others:
+            for publisher_pid in others:
+                os.kill(publisher_pid, signal.SIGUSR1)
+            await drained(session, args.url)
+            idle0, i0 = cpu_seconds(pid), time.monotonic()
+            await asyncio.sleep(args.idle_seconds)
+            idle_cpu, idle_elapsed = cpu_seconds(pid) - idle0, time.monotonic() - i0
         for subscriber in subscribers:
             await subscriber.pc.close()
     streams = args.publishers * args.subscribers
@@ -186,6 +242,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for stream in s.counter.streams.values() if stream.frames_expected
     )
     received_streams = sum(len(s.counter.streams) for s in subscribers if s.counter is not None)
+    silent = [s for s in subscribers if s.counter is None or not s.counter.streams]
+    gross = (server_cpu1 - server_cpu0) / elapsed  # CPU seconds per second
+    idle = idle_cpu / idle_elapsed if idle_elapsed else None
     histogram = DelayHistogram()
     if "delay_counts" in stats_after:
         histogram.counts = [a - b for a, b in zip(stats_after["delay_counts"], stats_before["delay_counts"])]
@@ -198,6 +257,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(elapsed, 1),
         "server_cpu_ms_per_stream_s": round((server_cpu1 - server_cpu0) * 1000 / (streams * elapsed), 3),
         "server_cpu_percent": round((server_cpu1 - server_cpu0) * 100 / elapsed, 1),
+        "server_idle_cpu_percent": round(idle * 100, 1) if idle is not None else None,
+        "server_marginal_ms_per_stream_s": round((gross - idle) * 1000 / streams, 3) if idle is not None else None,
         "load_cpu_ms_per_stream_s": round((own_cpu1 - own_cpu0) * 1000 / (streams * elapsed), 3),
         "load_cpu_percent": round((own_cpu1 - own_cpu0) * 100 / elapsed, 1),
         "frames_delivered": complete,
@@ -214,6 +275,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "server_retransmissions": stats_after.get("retransmissions", 0) - stats_before.get("retransmissions", 0),
         "server_keyframe_requests": stats_after.get("keyframe_requests", 0) - stats_before.get("keyframe_requests", 0),
         "nacks_sent": nacks,
+        "udp_rcvbuf_drops": udp_drops,
+        "upstream_nacks": stats_after.get("upstream_nacks", 0) - stats_before.get("upstream_nacks", 0),
+        "upstream_retransmissions": (
+            stats_after.get("upstream_retransmissions", 0) - stats_before.get("upstream_retransmissions", 0)
+        ),
+        "silent_subscribers": [f"{s.name} untapped={s.untapped_packets}" for s in silent],
         "retransmissions_received": retransmitted,
     }
 
@@ -226,7 +293,9 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=4)
+    parser.add_argument("--idle-seconds", type=float, default=8, help="then measure the server with publishers paused")
     parser.add_argument("--loss", type=float, default=0.0, help="drop this fraction of received RTP in the load tool")
+    parser.add_argument("--publisher-loss", type=float, default=0.0, help="publish role: drop this fraction of sent RTP")
     parser.add_argument("--role", choices=("publish", "subscribe"), default="subscribe")
     parser.add_argument("--publications", default="", help="subscribe role: comma-separated publication ids")
     parser.add_argument("--load-pids", default="", help="subscribe role: the publisher process ids, for the load CPU")

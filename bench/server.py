@@ -76,6 +76,8 @@ class RelayBackend:
             "packets_forwarded": c.packets_forwarded,
             "packets_received": c.packets_received,
             "retransmissions": c.retransmissions,
+            "upstream_nacks": c.upstream_nacks,
+            "upstream_retransmissions": c.upstream_retransmissions,
             "keyframe_requests": c.keyframe_requests,
             "delay_counts": list(c.forward_delay.counts),
             "delay_count": c.forward_delay.count,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -46,6 +48,7 @@ from aiortc.rtp import (
 from aiortc.codecs import is_rtx
 
 from media.packets import ExtensionLayout
+from media.rtp import NackSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ def check_hooks() -> None:
         raise HookMismatch("RTCDtlsTransport._rtp_header_extensions_map is gone")
     for cls, names in (
         (RTCDtlsTransport.__init__, ("_tx_srtp", "_rx_srtp", "_state", "_rtp_header_extensions_map")),
-        (IceConnection.__init__, ("_nominated",)),
+        (IceConnection.__init__, ("_nominated", "_protocols")),
         (RTCRtpSender.__init__, ("_rtx_ssrc", "_RTCRtpSender__rtx_payload_type", "_RTCRtpSender__ntp_timestamp")),
     ):
         missing = [n for n in names if n not in cls.__code__.co_names]
@@ -155,12 +158,24 @@ class PermanentSource(MediaStreamTrack):
         super().stop()
 
 
-def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler, *, repair: bool = True) -> None:
+def tap_receiver(
+    receiver: RTCRtpReceiver,
+    on_packet: PacketHandler,
+    *,
+    repair: bool = True,
+    on_nack: Callable[[int], None] | None = None,
+    on_rtx: Callable[[], None] | None = None,
+) -> None:
     """Route a receiver's RTP to `on_packet` instead of its jitter buffer and decoder.
 
-    Statistics (for receiver reports), RTX unwrapping, NACK generation and REMB stay as
-    aiortc does them; depacketizing and decoding are skipped. `repair=False` sends no NACKs.
+    Statistics (for receiver reports), RTX unwrapping and REMB stay as aiortc does them;
+    depacketizing and decoding are skipped. Missing packets are NACKed at once and again while
+    still missing (`NackSchedule`: aiortc alone NACKs each gap once, so a lost NACK or RTX was
+    never repaired). `repair=False` sends no NACKs. `on_nack(n)` counts sequence numbers
+    NACKed, `on_rtx()` retransmissions received.
     """
+    schedule = NackSchedule()
+    monotonic = time.monotonic
     codecs: dict[int, object] = getattr(receiver, "_RTCRtpReceiver__codecs")
     streams: dict[int, StreamStatistics] = getattr(receiver, "_RTCRtpReceiver__remote_streams")
     rtx_ssrc: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc")
@@ -199,8 +214,16 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler, *, repair: 
                 if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
                     return
                 packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
-            if nack_generator is not None and nack_generator.add(packet):
-                await receiver._send_rtcp_nack(packet.ssrc, sorted(nack_generator.missing))
+                if on_rtx is not None:
+                    on_rtx()
+            if nack_generator is not None:
+                nack_generator.add(packet)
+                if nack_generator.missing:
+                    due = schedule.due(nack_generator.missing, monotonic())
+                    if due:
+                        if on_nack is not None:
+                            on_nack(len(due))
+                        await receiver._send_rtcp_nack(packet.ssrc, due)
             on_packet(packet, arrival_time_ms)
         except Exception:  # noqa: BLE001 - must never escape into aiortc's receive loop
             logger.exception("relay tap failed")
@@ -372,33 +395,108 @@ class RtpOut:
         return True
 
 
-def tap_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None], *, receive_buffer: int = 0) -> None:
+# Socket buffers for ICE sockets: a publisher's keyframe burst or a busy event loop must not
+# overflow the kernel's default ~208 KB (about 90 full-size datagrams) and lose packets; bigger
+# would only queue seconds of stale media behind a stalled loop.
+SOCKET_RECEIVE_BUFFER = 2 << 20  # the kernel doubles it: ~1,800 full-size datagrams
+SOCKET_SEND_BUFFER = 1 << 20
+
+
+def _ice_connections(pc: RTCPeerConnection) -> list[IceConnection]:
+    connections: list[IceConnection] = []
+    for transceiver in pc.getTransceivers():
+        for transport in (transceiver.receiver.transport, transceiver.sender.transport):
+            connection = getattr(getattr(transport, "transport", None), "_connection", None)
+            if connection is not None and connection not in connections:
+                connections.append(connection)
+    return connections
+
+
+def _ice_protocols(pc: RTCPeerConnection) -> list[StunProtocol]:
+    # Every gathered local socket, not only the nominated pair's: a datagram may arrive on any.
+    return [p for c in _ice_connections(pc) for p in getattr(c, "_protocols", ()) if p.transport is not None]
+
+
+def set_socket_buffers(sock: socket.socket, receive: int, send: int) -> tuple[int, int]:
+    """Set a socket's receive/send buffers, beyond rmem_max/wmem_max when privileged; the sizes granted."""
+    linux = sys.platform.startswith("linux")  # Python's socket module lacks the *FORCE names
+    for forced, plain, size in (
+        (getattr(socket, "SO_RCVBUFFORCE", 33 if linux else None), socket.SO_RCVBUF, receive),
+        (getattr(socket, "SO_SNDBUFFORCE", 32 if linux else None), socket.SO_SNDBUF, send),
+    ):
+        if not size:
+            continue
+        try:
+            if forced is None:
+                raise PermissionError
+            sock.setsockopt(socket.SOL_SOCKET, forced, size)
+        except OSError:  # not root (no CAP_NET_ADMIN): capped by the kernel's *mem_max
+            sock.setsockopt(socket.SOL_SOCKET, plain, size)
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+
+
+def enlarge_socket_buffers(
+    pc: RTCPeerConnection, receive: int = SOCKET_RECEIVE_BUFFER, send: int = SOCKET_SEND_BUFFER
+) -> int:
+    """Enlarge the buffers of every ICE socket `pc` has gathered; how many sockets were set."""
+    count = 0
+    for protocol in _ice_protocols(pc):
+        if getattr(protocol, "_buffers_set", False):
+            continue
+        sock = protocol.transport.get_extra_info("socket")
+        if sock is None:
+            continue
+        try:
+            set_socket_buffers(sock, receive, send)
+        except OSError as exc:
+            logger.warning("socket buffers not set error=%s", exc)
+            continue
+        protocol._buffers_set = True  # type: ignore[attr-defined]
+        count += 1
+    return count
+
+
+def enlarge_buffers_when_gathered(
+    pc: RTCPeerConnection, receive: int = SOCKET_RECEIVE_BUFFER, send: int = SOCKET_SEND_BUFFER
+) -> None:
+    """Enlarge `pc`'s ICE socket buffers as soon as its candidates are gathered (call at creation)."""
+
+    def gathered() -> None:
+        if pc.iceGatheringState == "complete":
+            enlarge_socket_buffers(pc, receive, send)
+
+    pc.on("icegatheringstatechange", gathered)
+
+
+def tap_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None], *, receive_buffer: int = 0) -> int:
     """Hand every SRTP (not SRTCP) datagram a connection receives to `on_rtp`, undecrypted.
 
     For lean load clients: RTP headers are plaintext under SRTP, so packets and frames can be
     counted from them without decrypting, reassembling or decoding. STUN, DTLS and RTCP still go
-    to aiortc. Call after the connection is established. `receive_buffer` enlarges the socket's
-    receive buffer (bytes, capped by the kernel's rmem_max) so a busy load tool drops less.
+    to aiortc. Call after the connection is established. Every gathered socket of the connection
+    is tapped, not only the nominated pair's (the remote side may send on another pair).
+    `receive_buffer` enlarges the sockets' receive buffers (bytes) so a busy load tool drops less.
+    Returns how many sockets are tapped (0: none yet; call again later).
     """
-    for transceiver in pc.getTransceivers():
-        connection = getattr(transceiver.receiver.transport.transport, "_connection", None)
-        for pair in getattr(connection, "_nominated", {}).values():
-            protocol = pair.protocol
-            if getattr(protocol, "_lean_tapped", False):
-                continue
-            original = protocol.datagram_received
+    tapped = 0
+    for protocol in _ice_protocols(pc):
+        tapped += 1
+        if getattr(protocol, "_lean_tapped", False):
+            continue
+        original = protocol.datagram_received
 
-            def received(data: bytes, addr: Any, _original: Callable[[bytes, Any], None] = original) -> None:
-                if 127 < data[0] < 192 and not 191 < data[1] < 224:
-                    on_rtp(data)
-                else:
-                    _original(data, addr)
+        def received(data: bytes, addr: Any, _original: Callable[[bytes, Any], None] = original) -> None:
+            if 127 < data[0] < 192 and not 191 < data[1] < 224:
+                on_rtp(data)
+            else:
+                _original(data, addr)
 
-            protocol.datagram_received = received
-            protocol._lean_tapped = True
-            sock = protocol.transport.get_extra_info("socket") if protocol.transport is not None else None
-            if receive_buffer and sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        protocol.datagram_received = received  # type: ignore[method-assign]
+        protocol._lean_tapped = True  # type: ignore[attr-defined]
+        sock = protocol.transport.get_extra_info("socket")
+        if receive_buffer and sock is not None:
+            set_socket_buffers(sock, receive_buffer, SOCKET_SEND_BUFFER)
+    return tapped
 
 
 def rtx_payload_types(pc: RTCPeerConnection) -> set[int]:

@@ -38,12 +38,14 @@ def make_peer_connection(ice_servers: Sequence[str]) -> RTCPeerConnection:
     own that the answer's BUNDLE group never merges, so that track's transport never started and
     a subscriber joining a room with two video publishers received only one of them.
     """
-    return RTCPeerConnection(
+    pc = RTCPeerConnection(
         RTCConfiguration(
             iceServers=[RTCIceServer(urls=url) for url in ice_servers],
             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         )
     )
+    hooks.enlarge_buffers_when_gathered(pc)  # a busy relay must not drop a keyframe burst
+    return pc
 
 
 def _codec_info(transceiver: RTCRtpTransceiver) -> CodecInfo:

@@ -45,6 +45,8 @@ class RelayCounters:
     bytes_received: int = 0
     keyframe_requests: int = 0
     retransmissions: int = 0
+    upstream_nacks: int = 0  # sequence numbers NACKed to publishers (first asks and retries)
+    upstream_retransmissions: int = 0  # RTX packets received from publishers
     # Per publisher packet: arrival at the relay to its send to the last subscriber of the fan-out.
     forward_delay: DelayHistogram = field(default_factory=DelayHistogram)
 
@@ -122,12 +124,23 @@ class Publication:
         self._gop_started = 0.0
         # The publisher's latest RTCP sender report for its media SSRC: NTP, RTP, our wall clock then.
         self.sender_report: tuple[int, int, float] | None = None
-        hooks.tap_receiver(receiver, self._on_packet)
+        self._tap(repair=True)
         hooks.tap_sender_reports(receiver, self._on_sender_report)
 
     def set_upstream_repair(self, enabled: bool) -> None:
         """NACK the publisher for lost packets (the default), or not (to measure what repair is worth)."""
-        hooks.tap_receiver(self._receiver, self._on_packet, repair=enabled)
+        self._tap(repair=enabled)
+
+    def _tap(self, *, repair: bool) -> None:
+        counters = self._counters
+
+        def nacked(count: int) -> None:
+            counters.upstream_nacks += count
+
+        def repaired() -> None:
+            counters.upstream_retransmissions += 1
+
+        hooks.tap_receiver(self._receiver, self._on_packet, repair=repair, on_nack=nacked, on_rtx=repaired)
 
     @property
     def subscriptions(self) -> list[Subscription]:

@@ -108,3 +108,32 @@ class SequenceRewriter:
     def input_seq(self, out_seq: int) -> int:
         """The input sequence number that produced `out_seq` (for answering NACKs)."""
         return (out_seq - self._seq_offset) & 0xFFFF
+
+
+class NackSchedule:
+    """Which missing sequence numbers to NACK now: each at once, then again every `interval`
+    seconds up to `tries` times in all (a NACK or its retransmission can be lost too)."""
+
+    __slots__ = ("interval", "tries", "_sent")
+
+    def __init__(self, interval: float = 0.03, tries: int = 4) -> None:
+        self.interval = interval
+        self.tries = tries
+        self._sent: dict[int, tuple[int, float]] = {}  # seq -> (times NACKed, last NACK)
+
+    def due(self, missing: set[int], now: float) -> list[int]:
+        """The sequence numbers of `missing` to NACK at `now`, ascending; forgets the others."""
+        sent = self._sent
+        for seq in [s for s in sent if s not in missing]:
+            del sent[seq]
+        due: list[int] = []
+        for seq in missing:
+            entry = sent.get(seq)
+            if entry is None:
+                sent[seq] = (1, now)
+                due.append(seq)
+            elif entry[0] < self.tries and now - entry[1] >= self.interval:
+                sent[seq] = (entry[0] + 1, now)
+                due.append(seq)
+        due.sort()
+        return due

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import av
+from av.stream import Stream
 
 from synthetic.encoded import EncodedLoopTrack
 
@@ -28,14 +29,29 @@ class KeyframeLoopTrack(EncodedLoopTrack):
         super().__init__("video", packets, rate=fps, clock_rate=90000)
         self._shift = 0
         self.keyframe_requests = 0
+        self._resumed: asyncio.Event | None = None  # set while sending; None until first paused
 
     def restart(self) -> None:
         """Make the next frame the loop's keyframe."""
         self.keyframe_requests += 1
         self._shift = self._index
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    def pause(self) -> None:
+        """Send nothing until `resume()` (the connection stays up: to measure its idle cost)."""
+        if self._resumed is None:
+            self._resumed = asyncio.Event()
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        """Send again from where the loop paused; no burst to catch up, timestamps continue."""
+        if self._resumed is not None and not self._resumed.is_set():
+            self._resumed.set()
+            self._start = time.monotonic() - self._index * self._interval
+
+    async def recv(self) -> av.Packet[Stream]:
         """The next packet, at its due time."""
+        if self._resumed is not None and not self._resumed.is_set():
+            await self._resumed.wait()
         if self._start is None:
             self._start = time.monotonic()
         due = self._start + self._index * self._interval
