@@ -1,8 +1,10 @@
 """Every hook into aiortc's internals, in one place.
 
-aiortc decodes every received frame and encodes per sender. The relay needs neither: it takes
-RTP packets as the publisher's receiver parses them (SRTP, RTX, NACK generation and REMB stay
-aiortc's) and sends rewritten packets itself (`RtpOut`: the subscriber transport's SRTP session,
+aiortc decodes every received frame and encodes per sender. The relay needs neither: it takes a
+publisher's SRTP datagrams off the ICE connection as they arrive (`tap_publisher`: unprotect with
+the transport's SRTP session, a `struct` parse, then aiortc's own receiver statistics, NACK
+generator and REMB estimator, RTX unwrapped; anything unusual takes aiortc's path) and sends
+rewritten packets itself (`RtpOut`: the subscriber transport's SRTP session,
 then one datagram on the ICE pair's socket), while aiortc's senders keep sending the RTCP
 sender reports whose counters and NTP/RTP mapping the relay keeps true. The names touched here are private to aiortc, so aiortc is
 pinned exactly and `check_hooks()` (run by a test) fails loudly when they move.
@@ -19,16 +21,18 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiortc
+import pylibsrtp
 from aioice.ice import Connection as IceConnection
 from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection
 from aiortc import clock
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rate import RateCounter, RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
-from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
+from aiortc.rtcrtpreceiver import NackGenerator, RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -47,7 +51,7 @@ from aiortc.rtp import (
 )
 from aiortc.codecs import is_rtx
 
-from media.packets import ExtensionLayout
+from media.packets import ExtensionLayout, Inbound, RateWindow, parse_rtp
 from media.rtp import NackSchedule
 
 logger = logging.getLogger(__name__)
@@ -55,6 +59,7 @@ logger = logging.getLogger(__name__)
 AIORTC_VERSION = "1.16.0"
 
 PacketHandler = Callable[[RtpPacket, int], None]
+InboundHandler = Callable[[int, Inbound, int], None]  # media ssrc, packet, arrival ms
 FeedbackHandler = Callable[[str, list[int]], None]
 ReportHandler = Callable[[int, int, int], None]  # ssrc, ntp timestamp, rtp timestamp
 
@@ -98,6 +103,11 @@ def check_hooks() -> None:
         (RTCRtpSender, "_send_keyframe"),
         (StunProtocol, "send_data"),
         (StunProtocol, "datagram_received"),
+        (IceConnection, "data_received"),
+        (StreamStatistics, "add"),
+        (RateCounter, "add"),
+        (RateCounter, "rate"),
+        (RateCounter, "reset"),
     ):
         if not callable(getattr(cls, method, None)):
             raise HookMismatch(f"{cls.__name__}.{method} is gone")
@@ -105,14 +115,19 @@ def check_hooks() -> None:
         RTCDtlsTransport.__init__.__code__.co_names
     ):
         raise HookMismatch("RTCDtlsTransport._rtp_header_extensions_map is gone")
-    for cls, names in (
+    for init, names in (
         (RTCDtlsTransport.__init__, ("_tx_srtp", "_rx_srtp", "_state", "_rtp_header_extensions_map")),
         (IceConnection.__init__, ("_nominated", "_protocols")),
+        (RTCDtlsTransport.__init__, ("_rtp_router", "_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets")),
+        (RtpRouter.__init__, ("ssrc_table", "payload_type_table")),
+        (RTCRtpReceiver.__init__, ("_enabled",)),
+        (RemoteBitrateEstimator.__init__, ("incoming_bitrate", "RateCounter")),
+        (NackGenerator.__init__, ("max_seq", "missing")),
         (RTCRtpSender.__init__, ("_rtx_ssrc", "_RTCRtpSender__rtx_payload_type", "_RTCRtpSender__ntp_timestamp")),
     ):
-        missing = [n for n in names if n not in cls.__code__.co_names]
+        missing = [n for n in names if n not in init.__code__.co_names]
         if missing:
-            raise HookMismatch(f"{cls.__qualname__} no longer sets {missing}")
+            raise HookMismatch(f"{init.__qualname__} no longer sets {missing}")
     if not hasattr(DtlsState, "CONNECTED") or not hasattr(aiortc.rtp.HeaderExtensionsMap(), _EXTENSION_IDS):
         raise HookMismatch("DTLS State.CONNECTED or HeaderExtensionsMap ids are gone")
 
@@ -125,6 +140,12 @@ def check_instance_hooks(receiver: RTCRtpReceiver | None, sender: RTCRtpSender |
         for name in names:
             if not hasattr(obj, name):
                 raise HookMismatch(f"{type(obj).__name__} has no {name}")
+    if receiver is not None and hasattr(receiver, "_relay_process"):
+        dtls = receiver.transport
+        connection = getattr(dtls.transport, "_connection", None)
+        router = getattr(dtls, "_rtp_router", None)
+        if not isinstance(getattr(router, "ssrc_table", None), dict) or not getattr(connection, "_relay_lean", False):
+            raise HookMismatch("a publisher's transport has no RTP router tables or lean receive path")
     if sender is not None:
         dtls = sender.transport
         connection = getattr(dtls.transport, "_connection", None)
@@ -229,6 +250,145 @@ def tap_receiver(
             logger.exception("relay tap failed")
 
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+def tap_publisher(
+    receiver: RTCRtpReceiver,
+    on_inbound: InboundHandler,
+    *,
+    repair: bool = True,
+    on_nack: Callable[[int], None] | None = None,
+    on_rtx: Callable[[], None] | None = None,
+) -> None:
+    """Like `tap_receiver`, for the relay's publishers, with a lean receive path.
+
+    SRTP datagrams for a known SSRC of this receiver are taken off the ICE connection as they
+    arrive (no queue, no `RtpPacket`): unprotected with the transport's SRTP session, parsed with
+    `struct` for abs-send-time and audio level only, then the same as aiortc does for receiver
+    reports (StreamStatistics), REMB, RTX unwrapping and NACKs. Anything else (STUN, DTLS, RTCP,
+    an SSRC not yet routed) takes aiortc's path, which also feeds `on_inbound`.
+    `on_inbound(ssrc, inbound, arrival_ms)` gets the media SSRC and the packet (keyframe unset).
+    """
+    schedule = NackSchedule()
+    monotonic = time.monotonic
+    codecs: dict[int, Any] = getattr(receiver, "_RTCRtpReceiver__codecs")
+    streams: dict[int, StreamStatistics] = getattr(receiver, "_RTCRtpReceiver__remote_streams")
+    rtx_ssrc: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc")
+    active: dict[int, object] = getattr(receiver, "_RTCRtpReceiver__active_ssrc")
+    nack_generator = getattr(receiver, "_RTCRtpReceiver__nack_generator") if repair else None
+    estimator = getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
+    if estimator is not None and type(estimator.incoming_bitrate) is RateCounter:
+        estimator.incoming_bitrate = RateWindow(1000, 8000)  # same figures, O(1) per packet
+    now_datetime = clock.current_datetime
+
+    def process(
+        payload_type: int, marker: int, seq: int, ts: int, ssrc: int, payload: bytes, padding: int,
+        abs_send_time: int | None, audio_level: tuple[bool, int] | None, arrival_ms: int,
+    ) -> None:
+        if not receiver._enabled:
+            return
+        if estimator is not None and abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=abs_send_time, arrival_time_ms=arrival_ms, payload_size=len(payload) + padding, ssrc=ssrc
+            )
+            rtcp_ssrc = getattr(receiver, "_RTCRtpReceiver__rtcp_ssrc")
+            if rtcp_ssrc is not None and remb is not None:
+                _drive(receiver._send_rtcp(
+                    RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))
+                ))
+        codec = codecs.get(payload_type)
+        if codec is None:
+            return
+        if not seq & 0x1F or ssrc not in active:  # for getSynchronizationSources (10 s window): sampled
+            active[ssrc] = now_datetime()
+        inbound = Inbound(
+            sequence_number=seq, timestamp=ts, marker=marker, payload=payload, keyframe=False, audio_level=audio_level
+        )
+        stats = streams.get(ssrc)
+        if stats is None:
+            stats = streams[ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(inbound)  # type: ignore[arg-type]  # reads sequence_number and timestamp only
+        if is_rtx(codec):
+            original_ssrc = rtx_ssrc.get(ssrc)
+            if original_ssrc is None or len(payload) < 2 or codec.parameters.get("apt") not in codecs:
+                return
+            ssrc = original_ssrc
+            inbound.sequence_number = (payload[0] << 8) | payload[1]
+            inbound.payload = payload[2:]
+            if on_rtx is not None:
+                on_rtx()
+        if nack_generator is not None:
+            seq = inbound.sequence_number
+            if not nack_generator.missing and nack_generator.max_seq == (seq - 1) & 0xFFFF:
+                nack_generator.max_seq = seq  # in order, nothing missing: all that add() would do
+            else:
+                nack_generator.add(inbound)
+            if nack_generator.missing:
+                due = schedule.due(nack_generator.missing, monotonic())
+                if due:
+                    if on_nack is not None:
+                        on_nack(len(due))
+                    _drive(receiver._send_rtcp_nack(ssrc, due))
+        on_inbound(ssrc, inbound, arrival_ms)
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        # aiortc's path (packets of an SSRC not yet routed): runs inside its DTLS receive loop.
+        try:
+            ext = packet.extensions
+            process(
+                packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp, packet.ssrc,
+                packet.payload, packet.padding_size, ext.abs_send_time, ext.audio_level, arrival_time_ms,
+            )
+        except Exception:  # noqa: BLE001 - must never escape into aiortc's receive loop
+            logger.exception("relay tap failed")
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+    receiver._relay_process = process  # type: ignore[attr-defined]
+    _lean_receive(receiver.transport)
+
+
+_NTP_EPOCH_MS = 2208988800000  # aiortc's millisecond clock counts from 1900-01-01
+
+
+def _lean_receive(dtls: RTCDtlsTransport) -> None:
+    """Take SRTP (not SRTCP) datagrams for receivers tapped by `tap_publisher` off `dtls`'s ICE connection."""
+    connection = getattr(dtls.transport, "_connection", None)
+    if connection is None or getattr(connection, "_relay_lean", False):
+        return
+    original = connection.data_received
+    router = dtls._rtp_router
+    ssrc_table = router.ssrc_table
+    pt_table = router.payload_type_table
+    ids = getattr(dtls._rtp_header_extensions_map, _EXTENSION_IDS)
+    time_ = time.time
+
+    def data_received(data: bytes, component: int) -> None:
+        if 127 < data[0] < 192 and len(data) > 12 and not 191 < data[1] < 224:
+            srtp = dtls._rx_srtp
+            receiver = ssrc_table.get(int.from_bytes(data[8:12], "big"))
+            process = getattr(receiver, "_relay_process", None)
+            if (
+                process is not None
+                and srtp is not None
+                and receiver in pt_table.get(data[1] & 0x7F, ())
+                and dtls._state is DtlsState.CONNECTED
+            ):
+                arrival_ms = int(time_() * 1000) + _NTP_EPOCH_MS  # as aiortc's clock.current_ms(), cheaper
+                dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
+                dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+                try:
+                    parsed = parse_rtp(srtp.unprotect(data), ids.abs_send_time, ids.audio_level)
+                    if parsed is not None:
+                        process(*parsed, arrival_ms)
+                except pylibsrtp.Error:
+                    pass  # as aiortc: a packet that fails authentication or replay is dropped
+                except Exception:  # noqa: BLE001 - must never escape into the event loop's datagram callback
+                    logger.exception("lean receive failed")
+                return
+        original(data, component)
+
+    connection.data_received = data_received
+    connection._relay_lean = True
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:

@@ -17,7 +17,6 @@ from typing import NewType
 
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtpPacket
 
 from media import aiortc_hooks as hooks
 from media.packets import DelayHistogram, Inbound, SentHistory, has_extensions, ntp_now, rtp_packet, rtx_packet
@@ -140,7 +139,7 @@ class Publication:
         def repaired() -> None:
             counters.upstream_retransmissions += 1
 
-        hooks.tap_receiver(self._receiver, self._on_packet, repair=repair, on_nack=nacked, on_rtx=repaired)
+        hooks.tap_publisher(self._receiver, self._on_packet, repair=repair, on_nack=nacked, on_rtx=repaired)
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -190,29 +189,21 @@ class Publication:
         if ssrc == self.media_ssrc:
             self.sender_report = (ntp, rtp, time.time())
 
-    def _on_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def _on_packet(self, ssrc: int, inbound: Inbound, arrival_time_ms: int) -> None:
         first = self.media_ssrc is None
-        self.media_ssrc = packet.ssrc
+        self.media_ssrc = ssrc
         self.packets += 1
         now = self.last_packet_at = self._clock()
         counters = self._counters
         counters.packets_received += 1
-        counters.bytes_received += len(packet.payload)
+        counters.bytes_received += len(inbound.payload)
         video = self.kind == "video"
-        keyframe = video and is_keyframe_start(self.codec.name, packet.payload)
-        audio_level = packet.extensions.audio_level
-        inbound = Inbound(
-            sequence_number=packet.sequence_number,
-            timestamp=packet.timestamp,
-            marker=packet.marker,
-            payload=packet.payload,
-            keyframe=keyframe,
-            audio_level=audio_level,
-        )
+        keyframe = inbound.keyframe = video and is_keyframe_start(self.codec.name, inbound.payload)
+        audio_level = inbound.audio_level
         if video:
             if keyframe:
                 self.last_keyframe_at = now
-            self._collect_keyframe(packet, keyframe)
+            self._collect_keyframe(inbound, keyframe)
             if not self.blocked:  # what was sent while blocked must never be replayed
                 self._keep_gop(inbound, now)
             if first and self._subscriptions:
@@ -235,7 +226,7 @@ class Publication:
             counters.bytes_forwarded += octets
             counters.forward_delay.observe(time.perf_counter() - inbound.arrival)  # one per packet: cheap
 
-    def _collect_keyframe(self, packet: RtpPacket, starts: bool) -> None:
+    def _collect_keyframe(self, packet: Inbound, starts: bool) -> None:
         if starts and (self._keyframe_parts is None or packet.timestamp != self._keyframe_ts):
             self._keyframe_parts = []
             self._keyframe_ts = packet.timestamp
