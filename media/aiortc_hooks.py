@@ -422,12 +422,12 @@ def tap_sender(sender: RTCRtpSender, on_feedback: FeedbackHandler) -> None:
 
 def sender_extensions_map(sender: RTCRtpSender) -> HeaderExtensionsMap:
     """The header extension ids negotiated on the sender's transport."""
-    return sender.transport._rtp_header_extensions_map  # type: ignore[no-any-return]
+    return sender.transport._rtp_header_extensions_map
 
 
 def receiver_extensions_map(receiver: RTCRtpReceiver) -> HeaderExtensionsMap:
     """The header extension ids negotiated on the receiver's transport."""
-    return receiver.transport._rtp_header_extensions_map  # type: ignore[no-any-return]
+    return receiver.transport._rtp_header_extensions_map
 
 
 def _drive(coro: Coroutine[Any, Any, None]) -> bool:
@@ -441,7 +441,7 @@ def _drive(coro: Coroutine[Any, Any, None]) -> bool:
         logger.exception("rtp send failed")
         return False
     if isinstance(awaited, asyncio.Future):
-        awaited._asyncio_future_blocking = False  # type: ignore[attr-defined]
+        awaited._asyncio_future_blocking = False
         awaited.add_done_callback(lambda _f: _drive(coro))
     else:
         coro.close()
@@ -651,7 +651,7 @@ def tap_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None], *, rec
             else:
                 _original(data, addr)
 
-        protocol.datagram_received = received  # type: ignore[method-assign]
+        protocol.datagram_received = received  # type: ignore[assignment]  # aioice types addr narrower
         protocol._lean_tapped = True  # type: ignore[attr-defined]
         sock = protocol.transport.get_extra_info("socket")
         if receive_buffer and sock is not None:
@@ -661,7 +661,12 @@ def tap_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None], *, rec
 
 def rtx_payload_types(pc: RTCPeerConnection) -> set[int]:
     """Payload types of RTX negotiated on any transceiver of `pc`."""
-    return {codec.payloadType for t in pc.getTransceivers() for codec in t._codecs if is_rtx(codec)}
+    return {
+        codec.payloadType
+        for t in pc.getTransceivers()
+        for codec in t._codecs
+        if is_rtx(codec) and codec.payloadType is not None
+    }
 
 
 def inject_send_loss(pc: RTCPeerConnection, fraction: float, rng: Callable[[], float]) -> None:
@@ -679,8 +684,8 @@ def inject_send_loss(pc: RTCPeerConnection, fraction: float, rng: Callable[[], f
             if 191 < data[1] < 224 or rng() >= fraction:
                 await _original(data)
 
-        dtls._send_rtp = send
-        dtls._loss_injected = True
+        dtls._send_rtp = send  # type: ignore[method-assign]  # test-only loss injection
+        setattr(dtls, "_loss_injected", True)
 
 
 def rtx_ssrc_map(pc: RTCPeerConnection) -> dict[int, int]:
@@ -695,7 +700,7 @@ def unprotect_rtp(pc: RTCPeerConnection, data: bytes) -> bytes | None:
     """Decrypt one SRTP packet received on `pc`'s (bundled) transport, or None if it fails."""
     dtls = pc.getTransceivers()[0].receiver.transport
     try:
-        return dtls._rx_srtp.unprotect(data)  # type: ignore[no-any-return]
+        return dtls._rx_srtp.unprotect(data)
     except Exception:  # noqa: BLE001 - pylibsrtp raises its own error types
         return None
 

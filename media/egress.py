@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from aiortc import RTCSessionDescription
+from aiortc import RTCRtpTransceiver, RTCSessionDescription
 
 from media import aiortc_hooks as hooks
 from media.peers import NegotiationError, SubscriberPeer, make_peer_connection
@@ -32,7 +32,7 @@ class EgressPeer:
         except Exception as exc:  # noqa: BLE001 - aiortc raises several types for a bad offer
             raise NegotiationError("bad_sdp", f"offer rejected: {exc}") from None
         remaining = list(publications)
-        bound: list[tuple[Publication, object]] = []
+        bound: list[tuple[Publication, RTCRtpTransceiver]] = []
         for transceiver in self.pc.getTransceivers():
             publication = next((p for p in remaining if p.kind == transceiver.kind), None)
             if publication is None:
@@ -48,18 +48,18 @@ class EgressPeer:
             raise NegotiationError("nothing_to_play", "the offer has no m-line for the participant's tracks")
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         for publication, transceiver in bound:
-            payload_type = SubscriberPeer.payload_type(transceiver, publication.codec)  # type: ignore[arg-type]
+            payload_type = SubscriberPeer.payload_type(transceiver, publication.codec)
             if payload_type is None:
                 continue
             subscription = Subscription(
                 publication,
                 subscriber=self.identity,
-                sender=transceiver.sender,  # type: ignore[attr-defined]
+                sender=transceiver.sender,
                 payload_type=payload_type,
-                mid=transceiver.mid,  # type: ignore[attr-defined]
+                mid=transceiver.mid,
                 counters=self._counters,
             )
-            hooks.tap_sender(transceiver.sender, subscription.handle_feedback)  # type: ignore[attr-defined]
+            hooks.tap_sender(transceiver.sender, subscription.handle_feedback)
             self.subscriptions.append(subscription)
         if not self.subscriptions:
             raise NegotiationError("no_common_codec", "the player supports none of the tracks' codecs")

@@ -224,8 +224,10 @@ class SubscriberPeer:
                 continue
             if publication.id in placed:
                 continue
-            slot = next((s for s in self._slots if s.publication is None and s.transceiver.kind == publication.kind), None)
-            if slot is None:
+            free = next((s for s in self._slots if s.publication is None and s.transceiver.kind == publication.kind), None)
+            if free is not None:
+                slot = free
+            else:
                 source = hooks.PermanentSource(publication.kind)
                 transceiver = self.pc.addTransceiver(source, direction="sendonly")
                 slot = _Slot(transceiver, source, SequenceRewriter(ts_step=3000 if publication.kind == "video" else 960))
@@ -285,7 +287,7 @@ class SubscriberPeer:
     async def _negotiate_once(self) -> None:
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
-        tracks = {
+        tracks: dict[str, str] = {
             slot.transceiver.mid: slot.publication.id
             for slot in self._slots
             if slot.publication is not None and slot.transceiver.mid is not None

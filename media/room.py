@@ -44,7 +44,7 @@ class RoomRouter:
 
         def added(publication: Publication) -> None:
             self.publications[publication.id] = publication
-            publication.on_close(lambda p: self.publications.pop(p.id, None))
+            publication.on_close(self._forget)
             on_publication(publication)
 
         peer = PublisherPeer(
@@ -52,6 +52,9 @@ class RoomRouter:
         )
         self._publishers.setdefault(identity, []).append(peer)
         return peer
+
+    def _forget(self, publication: Publication) -> None:
+        self.publications.pop(publication.id, None)
 
     def new_subscriber(self, identity: str, send_offer: SendOffer) -> SubscriberPeer:
         """The subscriber connection for `identity`, replacing any earlier one."""

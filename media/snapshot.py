@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import io
 from concurrent.futures import Executor
+from typing import cast
 
 import av
+from PIL import Image
+from av.video.codeccontext import VideoCodecContext
 from aiortc.codecs import depayload
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
@@ -32,14 +35,15 @@ def keyframe_to_jpeg(keyframe: CachedKeyframe, *, quality: int = 80, max_width: 
     codec = RTCRtpCodecParameters(mimeType=keyframe.codec.mime_type, clockRate=keyframe.codec.clock_rate, payloadType=96)
     try:
         data = b"".join(depayload(codec, payload) for payload in keyframe.payloads)
-        context = av.CodecContext.create(decoder_name, "r")
+        # The codec is chosen by name at run time, so av cannot know it is a video decoder.
+        context = cast(VideoCodecContext, av.CodecContext.create(decoder_name, "r"))
         frames = list(context.decode(av.Packet(data)))
         frames += list(context.decode(None))
     except (ValueError, av.FFmpegError) as exc:
         raise SnapshotError(f"keyframe did not decode: {exc}") from None
     if not frames:
         raise SnapshotError("keyframe produced no picture")
-    image = frames[0].to_image()
+    image: Image.Image = frames[0].to_image()  # type: ignore[no-untyped-call]  # av leaves to_image untyped
     if image.width > max_width:
         image = image.resize((max_width, max(2, image.height * max_width // image.width)))
     out = io.BytesIO()

@@ -8,10 +8,10 @@ import pytest
 from mypy import api
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("signaling", "server", "synthetic")
+PACKAGES = ("signaling", "media", "server", "synthetic")
 
 
-def test_signaling_server_and_synthetic_pass_mypy_strict(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_our_packages_pass_mypy_strict(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fails with mypy's own report when any of our packages has a type error."""
     # Relative paths, so the report names files as the editor does; the incremental cache under
     # .mypy_cache keeps a re-run to a few seconds on this 2-core machine.
