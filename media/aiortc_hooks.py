@@ -179,6 +179,39 @@ class PermanentSource(MediaStreamTrack):
         super().stop()
 
 
+class _ReceiverState:
+    """The private state of one RTCRtpReceiver that the relay's taps keep up, read in one place."""
+
+    def __init__(self, receiver: RTCRtpReceiver, *, repair: bool, on_nack: Callable[[int], None] | None) -> None:
+        self.receiver = receiver
+        self.codecs: dict[int, Any] = getattr(receiver, "_RTCRtpReceiver__codecs")
+        self.streams: dict[int, StreamStatistics] = getattr(receiver, "_RTCRtpReceiver__remote_streams")
+        self.rtx_ssrc: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc")
+        self.active: dict[int, object] = getattr(receiver, "_RTCRtpReceiver__active_ssrc")
+        self.nack_generator = getattr(receiver, "_RTCRtpReceiver__nack_generator") if repair else None
+        self.estimator = getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
+        self._schedule = NackSchedule()
+        self._on_nack = on_nack
+
+    def remb(self, abs_send_time: int, arrival_ms: int, size: int, ssrc: int) -> RtcpPsfbPacket | None:
+        """Feed the bitrate estimator; the REMB packet to send when it has a new estimate."""
+        remb = self.estimator.add(abs_send_time=abs_send_time, arrival_time_ms=arrival_ms, payload_size=size, ssrc=ssrc)
+        rtcp_ssrc = getattr(self.receiver, "_RTCRtpReceiver__rtcp_ssrc")
+        if rtcp_ssrc is None or remb is None:
+            return None
+        return RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))
+
+    def due_nacks(self) -> list[int]:
+        """Sequence numbers to NACK now: missing ones, first asks and retries (`NackSchedule`)."""
+        missing = self.nack_generator.missing if self.nack_generator is not None else None
+        if not missing:
+            return []
+        due = self._schedule.due(missing, time.monotonic())
+        if due and self._on_nack is not None:
+            self._on_nack(len(due))
+        return due
+
+
 def tap_receiver(
     receiver: RTCRtpReceiver,
     on_packet: PacketHandler,
@@ -195,14 +228,9 @@ def tap_receiver(
     never repaired). `repair=False` sends no NACKs. `on_nack(n)` counts sequence numbers
     NACKed, `on_rtx()` retransmissions received.
     """
-    schedule = NackSchedule()
-    monotonic = time.monotonic
-    codecs: dict[int, object] = getattr(receiver, "_RTCRtpReceiver__codecs")
-    streams: dict[int, StreamStatistics] = getattr(receiver, "_RTCRtpReceiver__remote_streams")
-    rtx_ssrc: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc")
-    active: dict[int, object] = getattr(receiver, "_RTCRtpReceiver__active_ssrc")
-    nack_generator = getattr(receiver, "_RTCRtpReceiver__nack_generator") if repair else None
-    estimator = getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
+    state = _ReceiverState(receiver, repair=repair, on_nack=on_nack)
+    codecs, streams, rtx_ssrc, active = state.codecs, state.streams, state.rtx_ssrc, state.active
+    nack_generator, estimator = state.nack_generator, state.estimator
 
     async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
         # Runs inside aiortc's DTLS receive loop: an exception here would close the transport.
@@ -210,28 +238,22 @@ def tap_receiver(
             if not receiver._enabled:
                 return
             if estimator is not None and packet.extensions.abs_send_time is not None:
-                remb = estimator.add(
-                    abs_send_time=packet.extensions.abs_send_time,
-                    arrival_time_ms=arrival_time_ms,
-                    payload_size=len(packet.payload) + packet.padding_size,
-                    ssrc=packet.ssrc,
+                remb = state.remb(
+                    packet.extensions.abs_send_time, arrival_time_ms, len(packet.payload) + packet.padding_size, packet.ssrc
                 )
-                rtcp_ssrc = getattr(receiver, "_RTCRtpReceiver__rtcp_ssrc")
-                if rtcp_ssrc is not None and remb is not None:
-                    await receiver._send_rtcp(
-                        RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))
-                    )
+                if remb is not None:
+                    await receiver._send_rtcp(remb)
             codec = codecs.get(packet.payload_type)
             if codec is None:
                 return
             active[packet.ssrc] = clock.current_datetime()
             stats = streams.get(packet.ssrc)
             if stats is None:
-                stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)  # type: ignore[attr-defined]
+                stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
             stats.add(packet)
-            if is_rtx(codec):  # type: ignore[arg-type]
+            if is_rtx(codec):
                 original_ssrc = rtx_ssrc.get(packet.ssrc)
-                apt = codec.parameters.get("apt")  # type: ignore[attr-defined]
+                apt = codec.parameters.get("apt")
                 if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
                     return
                 packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
@@ -239,12 +261,9 @@ def tap_receiver(
                     on_rtx()
             if nack_generator is not None:
                 nack_generator.add(packet)
-                if nack_generator.missing:
-                    due = schedule.due(nack_generator.missing, monotonic())
-                    if due:
-                        if on_nack is not None:
-                            on_nack(len(due))
-                        await receiver._send_rtcp_nack(packet.ssrc, due)
+                due = state.due_nacks()
+                if due:
+                    await receiver._send_rtcp_nack(packet.ssrc, due)
             on_packet(packet, arrival_time_ms)
         except Exception:  # noqa: BLE001 - must never escape into aiortc's receive loop
             logger.exception("relay tap failed")
@@ -269,14 +288,9 @@ def tap_publisher(
     an SSRC not yet routed) takes aiortc's path, which also feeds `on_inbound`.
     `on_inbound(ssrc, inbound, arrival_ms)` gets the media SSRC and the packet (keyframe unset).
     """
-    schedule = NackSchedule()
-    monotonic = time.monotonic
-    codecs: dict[int, Any] = getattr(receiver, "_RTCRtpReceiver__codecs")
-    streams: dict[int, StreamStatistics] = getattr(receiver, "_RTCRtpReceiver__remote_streams")
-    rtx_ssrc: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc")
-    active: dict[int, object] = getattr(receiver, "_RTCRtpReceiver__active_ssrc")
-    nack_generator = getattr(receiver, "_RTCRtpReceiver__nack_generator") if repair else None
-    estimator = getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
+    state = _ReceiverState(receiver, repair=repair, on_nack=on_nack)
+    codecs, streams, rtx_ssrc, active = state.codecs, state.streams, state.rtx_ssrc, state.active
+    nack_generator, estimator = state.nack_generator, state.estimator
     if estimator is not None and type(estimator.incoming_bitrate) is RateCounter:
         estimator.incoming_bitrate = RateWindow(1000, 8000)  # same figures, O(1) per packet
     now_datetime = clock.current_datetime
@@ -288,14 +302,9 @@ def tap_publisher(
         if not receiver._enabled:
             return
         if estimator is not None and abs_send_time is not None:
-            remb = estimator.add(
-                abs_send_time=abs_send_time, arrival_time_ms=arrival_ms, payload_size=len(payload) + padding, ssrc=ssrc
-            )
-            rtcp_ssrc = getattr(receiver, "_RTCRtpReceiver__rtcp_ssrc")
-            if rtcp_ssrc is not None and remb is not None:
-                _drive(receiver._send_rtcp(
-                    RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))
-                ))
+            remb = state.remb(abs_send_time, arrival_ms, len(payload) + padding, ssrc)
+            if remb is not None:
+                _drive(receiver._send_rtcp(remb))
         codec = codecs.get(payload_type)
         if codec is None:
             return
@@ -323,12 +332,9 @@ def tap_publisher(
                 nack_generator.max_seq = seq  # in order, nothing missing: all that add() would do
             else:
                 nack_generator.add(inbound)
-            if nack_generator.missing:
-                due = schedule.due(nack_generator.missing, monotonic())
-                if due:
-                    if on_nack is not None:
-                        on_nack(len(due))
-                    _drive(receiver._send_rtcp_nack(ssrc, due))
+            due = state.due_nacks()
+            if due:
+                _drive(receiver._send_rtcp_nack(ssrc, due))
         on_inbound(ssrc, inbound, arrival_ms)
 
     async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
