@@ -4,15 +4,18 @@ aiortc decodes every received frame and encodes per sender. The relay needs neit
 publisher's SRTP datagrams off the ICE connection as they arrive (`tap_publisher`: unprotect with
 the transport's SRTP session, a `struct` parse, then aiortc's own receiver statistics, NACK
 generator and REMB estimator, RTX unwrapped; anything unusual takes aiortc's path) and sends
-rewritten packets itself (`RtpOut`: the subscriber transport's SRTP session,
-then one datagram on the ICE pair's socket), while aiortc's senders keep sending the RTCP
-sender reports whose counters and NTP/RTP mapping the relay keeps true. The names touched here are private to aiortc, so aiortc is
-pinned exactly and `check_hooks()` (run by a test) fails loudly when they move.
+rewritten packets itself (`RtpOut`: the subscriber transport's SRTP session through libsrtp's
+binding in a shared buffer, then one datagram on the ICE pair's socket), while aiortc's senders
+keep sending the RTCP sender reports whose counters and NTP/RTP mapping the relay keeps true.
+The names touched here are private to aiortc, aioice, pylibsrtp and asyncio, so aiortc and
+pylibsrtp are pinned exactly and `check_hooks()` (run by a test) fails loudly when they move.
 """
 
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
+import importlib
 import logging
 import socket
 import sys
@@ -51,12 +54,18 @@ from aiortc.rtp import (
 )
 from aiortc.codecs import is_rtx
 
-from media.packets import ExtensionLayout, Inbound, RateWindow, parse_rtp
+from media.packets import HEADER, ExtensionLayout, Inbound, RateWindow, parse_rtp
 from media.rtp import NackSchedule
 
 logger = logging.getLogger(__name__)
 
+# pylibsrtp's cffi binding to libsrtp (no type stubs), and asyncio's socket transport.
+_srtp_binding: Any = importlib.import_module("pylibsrtp._binding")
+srtp_ffi, srtp_lib = _srtp_binding.ffi, _srtp_binding.lib
+_SelectorTransport: Any = getattr(asyncio.selector_events, "_SelectorTransport")
+
 AIORTC_VERSION = "1.16.0"
+PYLIBSRTP_VERSION = "1.0.0"
 
 PacketHandler = Callable[[RtpPacket, int], None]
 InboundHandler = Callable[[int, Inbound, int], None]  # media ssrc, packet, arrival ms
@@ -130,6 +139,13 @@ def check_hooks() -> None:
             raise HookMismatch(f"{init.__qualname__} no longer sets {missing}")
     if not hasattr(DtlsState, "CONNECTED") or not hasattr(aiortc.rtp.HeaderExtensionsMap(), _EXTENSION_IDS):
         raise HookMismatch("DTLS State.CONNECTED or HeaderExtensionsMap ids are gone")
+    if pylibsrtp.__version__ != PYLIBSRTP_VERSION:
+        raise HookMismatch(f"pylibsrtp {pylibsrtp.__version__} installed, hooks written for {PYLIBSRTP_VERSION}")
+    if srtp_ffi.typeof(_srtp_protect).cname != "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)":
+        raise HookMismatch(f"libsrtp's srtp_protect is now {srtp_ffi.typeof(_srtp_protect).cname}")
+    for owner, attribute in ((pylibsrtp.Session, "_srtp"), (_SelectorTransport, "_sock")):
+        if attribute not in owner.__init__.__code__.co_names:
+            raise HookMismatch(f"{owner.__qualname__}.__init__ no longer sets {attribute}")
 
 
 def check_instance_hooks(receiver: RTCRtpReceiver | None, sender: RTCRtpSender | None) -> None:
@@ -504,22 +520,39 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
 
-class RtpOut:
-    """Sends serialized RTP on one sender's transport: SRTP protect, then one datagram, inline.
+# One plaintext buffer for every subscriber's packets: the relay writes a packet's header and
+# tail into it, SRTP protects it in place and the socket sends straight from it. The event loop
+# is single-threaded and each send completes before the next starts, so one buffer serves all.
+_SCRATCH_SIZE = 2048
+_SRTP_TRAILER_ROOM = 144  # pylibsrtp's SRTP_MAX_TRAILER_LEN: the longest tag plus MKI
+MAX_PLAINTEXT = _SCRATCH_SIZE - _SRTP_TRAILER_ROOM
+_scratch = srtp_ffi.new("char[]", _SCRATCH_SIZE)
+_scratch_view = memoryview(srtp_ffi.buffer(_scratch))
+_length = srtp_ffi.new("int *")
+_srtp_protect = srtp_lib.srtp_protect
+_pack_header = HEADER.pack_into
 
-    The hot path of the relay. On a direct UDP ICE pair it protects with the transport's own
-    SRTP session and writes to the pair's socket; otherwise (TURN) it goes through aiortc.
+
+class RtpOut:
+    """Sends RTP on one sender's transport: SRTP protect, then one datagram, inline.
+
+    The hot path of the relay. On a direct UDP ICE pair it writes the packet into a shared
+    buffer, protects it there with the transport's own SRTP session (libsrtp through
+    pylibsrtp's binding, without a copy in and out per packet) and sends it on the pair's
+    socket; otherwise (TURN, not yet nominated) it goes through aiortc. A full socket buffer
+    drops the datagram, as a network would, rather than queue stale media.
     The transport's own byte/packet totals do not see these packets; the sender's reports do.
     """
 
-    __slots__ = ("_dtls", "_connection", "_pair", "_protect", "_sendto", "_addr", "failures")
+    __slots__ = ("_dtls", "_connection", "_pair", "_session", "_srtp", "_sendto", "_addr", "failures")
 
     def __init__(self, sender: RTCRtpSender) -> None:
         self._dtls = sender.transport
-        self._connection = getattr(self._dtls.transport, "_connection", None)
+        self._connection: Any = getattr(self._dtls.transport, "_connection", None)
         self._pair: object | None = None
-        self._protect: Callable[[bytes], bytes] | None = None
-        self._sendto: Callable[[bytes, Any], None] | None = None
+        self._session: pylibsrtp.Session | None = None
+        self._srtp: Any = None
+        self._sendto: Callable[[Any, Any], int] | None = None
         self._addr: Any = None
         self.failures = 0
 
@@ -528,8 +561,25 @@ class RtpOut:
         """True while the DTLS transport is connected (SRTP keys exist)."""
         return self._dtls._state is DtlsState.CONNECTED
 
+    def send_rtp(self, marker_pt: int, sequence_number: int, timestamp: int, ssrc: int, tail: bytes, extended: bool) -> int:
+        """Send the RTP packet of this header (second byte `marker_pt`) and `tail`; the bytes sent, or 0."""
+        size = 12 + len(tail)
+        pair = self._pair
+        if (
+            pair is None
+            or self._connection._nominated.get(1) is not pair
+            or self._dtls._state is not DtlsState.CONNECTED
+            or size > MAX_PLAINTEXT
+        ):
+            header = HEADER.pack(0x90 if extended else 0x80, marker_pt, sequence_number, timestamp, ssrc)
+            return size if self.send(header + tail) else 0
+        view = _scratch_view
+        _pack_header(view, 0, 0x90 if extended else 0x80, marker_pt, sequence_number, timestamp, ssrc)
+        view[12:size] = tail
+        return size if self._protect_and_send(size) else 0
+
     def send(self, data: bytes) -> bool:
-        """Protect and send one plaintext RTP packet; False when not connected or not sent."""
+        """Protect and send one serialized plaintext RTP packet; False when not connected or not sent."""
         if self._dtls._state is not DtlsState.CONNECTED:
             self._pair = None
             return False
@@ -537,25 +587,45 @@ class RtpOut:
         if pair is None or pair is not self._pair:
             if not self._resolve(pair):
                 return _drive(self._dtls._send_rtp(data))
+        size = len(data)
+        if size > MAX_PLAINTEXT:
+            return self._failed("packet of %d bytes is too long" % size)
+        _scratch_view[:size] = data
+        return self._protect_and_send(size)
+
+    def _protect_and_send(self, size: int) -> bool:
+        length = _length
+        length[0] = size
+        status = _srtp_protect(self._srtp, _scratch, length)
+        if status:
+            return self._failed("SRTP protect failed with status %d" % status)
         try:
-            self._sendto(self._protect(data), self._addr)  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001 - a send failure must not reach the publisher's receive loop
-            # libsrtp refuses to protect a sequence number twice (replay protection): counted, logged once.
-            self.failures += 1
-            if self.failures == 1:
-                logger.warning("rtp send failed error=%s", exc)
+            self._sendto(_scratch_view[: length[0]], self._addr)  # type: ignore[misc]
+        except BlockingIOError:
+            self.failures += 1  # the socket's send buffer is full: dropped, as on a congested link
             return False
+        except OSError as exc:
+            return self._failed(str(exc))
         return True
+
+    def _failed(self, error: str) -> bool:
+        # Counted, logged once: a send failure must not reach the publisher's receive loop.
+        self.failures += 1
+        if self.failures == 1:
+            logger.warning("rtp send failed error=%s", error)
+        return False
 
     def _resolve(self, pair: Any) -> bool:
         self._pair = None
         if pair is None or type(pair.protocol).send_data is not StunProtocol.send_data:
             return False
-        transport = pair.protocol.transport
-        if transport is None or self._dtls._tx_srtp is None:
+        sock = getattr(pair.protocol.transport, "_sock", None)
+        session = self._dtls._tx_srtp
+        if not isinstance(sock, socket.socket) or session is None:
             return False
-        self._protect = self._dtls._tx_srtp.protect
-        self._sendto = transport.sendto
+        self._session = session  # holds the libsrtp context alive while it is used
+        self._srtp = session._srtp[0]
+        self._sendto = sock.sendto
         self._addr = pair.remote_addr
         self._pair = pair
         return True

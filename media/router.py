@@ -19,7 +19,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from media import aiortc_hooks as hooks
-from media.packets import DelayHistogram, Inbound, SentHistory, has_extensions, ntp_now, rtp_packet, rtx_packet
+from media.packets import DelayHistogram, Inbound, SentHistory, has_extensions, ntp_now, rtx_packet
 from media.rtp import SequenceRewriter, is_keyframe_start
 from media.tasks import TaskGroup
 
@@ -335,7 +335,10 @@ class Subscription:
         self._payload_type = payload_type
         self._mid = mid
         self._layout = hooks.extension_layout(sender)
+        self._tail_key = (self._layout, mid)
         self._extended = has_extensions(self._layout, mid)
+        self._reported_packets = 0  # sender report counts are brought up to date once per frame
+        self._unreported_octets = 0
         self._rtx: tuple[int, int] | None = None
         self._rtx_seq = 0
         self._counters = counters
@@ -360,6 +363,7 @@ class Subscription:
             return False
         # Negotiated state is read when sending starts: the sender is configured by then.
         self._layout = hooks.extension_layout(self._sender)
+        self._tail_key = (self._layout, self._mid)
         self._extended = has_extensions(self._layout, self._mid)
         self._rtx = hooks.sender_rtx(self._sender)
         self._rewriter.rebase()  # whatever was skipped while waiting is no gap to the subscriber
@@ -377,21 +381,26 @@ class Subscription:
     def send(self, inbound: Inbound) -> int:
         """Send one packet now (no keyframe gating); the bytes sent, or 0."""
         seq, ts = self._rewriter.rewrite(inbound.sequence_number, inbound.timestamp)
-        data = rtp_packet(
-            self._payload_type, inbound.marker, seq, ts, self._ssrc, inbound.tail(self._layout, self._mid), self._extended
-        )
-        if not self._out.send(data):
+        tails = inbound.tails
+        tail = tails.get(self._tail_key)
+        if tail is None:  # the first subscriber of this layout and mid builds what the others share
+            tail = tails[self._tail_key] = inbound.build_tail(self._layout, self._mid)
+        size = self._out.send_rtp(self._payload_type | inbound.marker << 7, seq, ts, self._ssrc, tail, self._extended)
+        if not size:
             if not self._out.connected:
                 self.waiting_keyframe = self._video
             return 0
         self._history.add(seq, ts, inbound)
         self.packets_sent += 1
-        hooks.count_sent(self._sender, 1, len(inbound.payload))
+        self._unreported_octets += len(inbound.payload)
         if inbound.marker:  # once per frame: what the next sender report says
             self._update_report(ts)
-        return len(data)
+        return size
 
     def _update_report(self, ts: int) -> None:
+        hooks.count_sent(self._sender, self.packets_sent - self._reported_packets, self._unreported_octets)
+        self._reported_packets = self.packets_sent
+        self._unreported_octets = 0
         report = self.publication.sender_report
         if report is None:  # until the publisher reports, map our clock to what we forward
             hooks.set_report_mapping(self._sender, ntp_now(), ts)
@@ -427,9 +436,10 @@ class Subscription:
             rtx_pt, rtx_ssrc = self._rtx
             data = rtx_packet(rtx_pt, self._rtx_seq, rtx_ssrc, seq, inbound.marker, ts, tail, self._extended)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            sent = self._out.send(data)
         else:
-            data = rtp_packet(self._payload_type, inbound.marker, seq, ts, self._ssrc, tail, self._extended)
-        if self._out.send(data):
+            sent = self._out.send_rtp(self._payload_type | inbound.marker << 7, seq, ts, self._ssrc, tail, self._extended) > 0
+        if sent:
             self._counters.retransmissions += 1
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""The relay's lean receive path: its RTP parse, its rate window, and that live packets take it."""
+"""The relay's lean paths: the receive side's RTP parse and rate window, and that live packets
+take the lean paths in and out rather than aiortc's."""
 
 from __future__ import annotations
 
@@ -102,4 +103,32 @@ async def test_a_publishers_packets_bypass_aiortcs_receive_path_once_routed(rout
     before = publication.packets
     await _wait_packets(publication, arrived, before + 30)
     assert len(slow) <= 2  # only packets queued before their SSRC was routed
+    await client.close()
+
+
+async def test_subscribers_packets_bypass_aiortcs_send_path_once_connected(router: RoomRouter, make_subscriber) -> None:
+    client, publications = await publish(router, "county01", [video_loop_track(encode_video_loop("VP8", width=160, height=96, seconds=1))])
+    video = publications[0]
+    seat = make_subscriber("seat", lean=True)
+    seat.peer.subscribe(video)
+    await seat.wait_packets(lambda: len(seat.packets.get(video.id, [])) > 5)
+    dtls = seat.peer.pc.getSenders()[0].transport
+    through_aiortc: list[bytes] = []
+    aiortc_path = dtls._send_rtp
+
+    async def counting(data: bytes) -> None:
+        through_aiortc.append(data)
+        await aiortc_path(data)
+
+    dtls._send_rtp = counting  # type: ignore[method-assign]
+    before = len(seat.packets[video.id])
+    await seat.wait_packets(lambda: len(seat.packets[video.id]) > before + 30)
+    assert [d for d in through_aiortc if not 191 < d[1] < 224] == []  # only RTCP (sender reports) goes through aiortc
+    out = video.subscriptions[0]._out
+    assert out.failures == 0
+    # A packet too long for the send buffer is refused and counted, and nothing breaks.
+    assert out.send_rtp(96, 1, 2, 3, bytes(hooks.MAX_PLAINTEXT), False) == 0
+    assert out.failures == 1
+    count = len(seat.packets[video.id])
+    await seat.wait_packets(lambda: len(seat.packets[video.id]) > count + 10)
     await client.close()

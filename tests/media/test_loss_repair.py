@@ -36,6 +36,11 @@ class LossyOut:
             return True  # "sent", and lost on the way
         return self._out.send(data)
 
+    def send_rtp(self, marker_pt: int, seq: int, ts: int, ssrc: int, tail: bytes, extended: bool) -> int:
+        if self._rng.random() < LOSS:
+            return 12 + len(tail)
+        return self._out.send_rtp(marker_pt, seq, ts, ssrc, tail, extended)
+
 
 async def _publish(router: RoomRouter, track: KeyframeLoopTrack) -> tuple[RTCPeerConnection, Publication]:
     client = RTCPeerConnection()

@@ -39,6 +39,9 @@ class NullOut:
     def send(self, data: bytes) -> bool:
         return True
 
+    def send_rtp(self, marker_pt: int, seq: int, ts: int, ssrc: int, tail: bytes, extended: bool) -> int:
+        return 12 + len(tail)
+
 
 class Feeder:
     """Feeds synthetic publisher packets through the publication's real receiver tap."""
