@@ -18,6 +18,7 @@ import asyncio.selector_events
 import importlib
 import logging
 import socket
+import struct
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -42,10 +43,14 @@ from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
+    RTCP_SR,
     AnyRtcpPacket,
     HeaderExtensionsMap,
+    RtcpByePacket,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
@@ -83,6 +88,11 @@ _RECEIVER_ATTRS = (
     "_RTCRtpReceiver__active_ssrc",
 )
 _SENDER_ATTRS = (
+    "_RTCRtpSender__rtcp_started",
+    "_RTCRtpSender__rtcp_exited",
+    "_RTCRtpSender__cname",
+    "_RTCRtpSender__lsr",
+    "_RTCRtpSender__lsr_time",
     "_RTCRtpSender__ntp_timestamp",
     "_RTCRtpSender__rtp_timestamp",
     "_RTCRtpSender__packet_count",
@@ -110,6 +120,8 @@ def check_hooks() -> None:
         (RTCDtlsTransport, "_send_rtp"),
         (RTCRtpReceiver, "_handle_rtcp_packet"),
         (RTCRtpSender, "_send_keyframe"),
+        (RTCRtpSender, "_run_rtcp"),
+        (RTCRtpSender, "_send_rtcp"),
         (StunProtocol, "send_data"),
         (StunProtocol, "datagram_received"),
         (IceConnection, "data_received"),
@@ -474,6 +486,69 @@ def set_report_mapping(sender: RTCRtpSender, ntp_timestamp: int, rtp_timestamp: 
     """Set the NTP/RTP pair the sender's next RTCP sender report carries."""
     sender._RTCRtpSender__ntp_timestamp = ntp_timestamp  # type: ignore[attr-defined]
     sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+
+
+# Sender reports of one connection, compounded (RFC 8108 5.3): SRs first, then one SDES with a
+# CNAME chunk per SSRC, as many senders per datagram as stay under a safe size.
+_SR = struct.Struct("!BBHLQLLL")
+_REPORTS_PER_DATAGRAM = 14  # 14 x (28-byte SR + ~44-byte CNAME chunk) stays near 1,000 bytes
+_SDES_CHUNKS_MAX = 31  # the SDES source count is five bits
+
+
+def take_over_sender_reports(sender: RTCRtpSender) -> None:
+    """Replace aiortc's per-sender RTCP loop (one datagram per sender per second) before the
+    sender starts: `send_sender_reports` reports for it instead; the BYE on stop stays."""
+
+    async def run_rtcp() -> None:
+        getattr(sender, "_RTCRtpSender__rtcp_started").set()
+        try:
+            await asyncio.get_running_loop().create_future()  # until stop() cancels
+        except asyncio.CancelledError:
+            pass
+        try:
+            await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+        finally:
+            getattr(sender, "_RTCRtpSender__rtcp_exited").set()
+
+    sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
+
+
+def send_sender_reports(senders: list[RTCRtpSender]) -> int:
+    """Send the senders' RTCP sender reports and CNAMEs, compounded per transport; the datagrams sent.
+
+    Each report carries the sender's NTP/RTP mapping and counts as aiortc's own would, and keeps
+    its last-SR time for the round trip the subscriber's receiver reports give.
+    """
+    by_transport: dict[RTCDtlsTransport, list[RTCRtpSender]] = {}
+    for sender in senders:
+        if sender.transport._state is DtlsState.CONNECTED:
+            by_transport.setdefault(sender.transport, []).append(sender)
+    datagrams = 0
+    now = time.time()
+    for transport, group in by_transport.items():
+        for start in range(0, len(group), _REPORTS_PER_DATAGRAM):
+            batch = group[start : start + _REPORTS_PER_DATAGRAM]
+            reports = b"".join(_sender_report(sender, now) for sender in batch)
+            chunks = [
+                RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])
+                for sender in batch
+                if (cname := getattr(sender, "_RTCRtpSender__cname")) is not None
+            ]
+            for first in range(0, len(chunks), _SDES_CHUNKS_MAX):
+                reports += bytes(RtcpSdesPacket(chunks=chunks[first : first + _SDES_CHUNKS_MAX]))
+            if _drive(transport._send_rtp(reports)):
+                datagrams += 1
+    return datagrams
+
+
+def _sender_report(sender: RTCRtpSender, now: float) -> bytes:
+    ntp = getattr(sender, "_RTCRtpSender__ntp_timestamp")
+    sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF  # type: ignore[attr-defined]
+    sender._RTCRtpSender__lsr_time = now  # type: ignore[attr-defined]
+    return _SR.pack(
+        0x80, RTCP_SR, 6, sender._ssrc, ntp, getattr(sender, "_RTCRtpSender__rtp_timestamp"),
+        getattr(sender, "_RTCRtpSender__packet_count") & 0xFFFFFFFF, getattr(sender, "_RTCRtpSender__octet_count") & 0xFFFFFFFF,
+    )
 
 
 def count_sent(sender: RTCRtpSender, packets: int, payload_bytes: int) -> None:

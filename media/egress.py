@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from aiortc import RTCRtpTransceiver, RTCSessionDescription
 
 from media import aiortc_hooks as hooks
-from media.peers import NegotiationError, SubscriberPeer, make_peer_connection
+from media.peers import NegotiationError, SubscriberPeer, make_peer_connection, report_loop
 from media.router import Publication, RelayCounters, Subscription
+from media.tasks import TaskGroup
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ class EgressPeer:
         self._sources: list[hooks.PermanentSource] = []
         self._counters = counters
         self._closed = False
+        self._tasks = TaskGroup(f"whep:{identity}")
 
     async def answer(self, offer_sdp: str, publications: Sequence[Publication]) -> str:
         """Answer the player's offer, sending each publication on an m-line of its kind."""
@@ -42,6 +44,7 @@ class EgressPeer:
             source = hooks.PermanentSource(transceiver.kind)
             self._sources.append(source)
             transceiver.sender.replaceTrack(source)
+            hooks.take_over_sender_reports(transceiver.sender)
             transceiver.direction = "sendonly"
             bound.append((publication, transceiver))
         if not bound:
@@ -63,6 +66,7 @@ class EgressPeer:
             self.subscriptions.append(subscription)
         if not self.subscriptions:
             raise NegotiationError("no_common_codec", "the player supports none of the tracks' codecs")
+        self._tasks.spawn(report_loop(lambda: self.subscriptions), name="sender-reports")
         return self.pc.localDescription.sdp
 
     async def close(self) -> None:
@@ -72,6 +76,7 @@ class EgressPeer:
         self._closed = True
         for subscription in self.subscriptions:
             subscription.close()
+        await self._tasks.close()
         await hooks.close_peer_connection(self.pc)
         for source in self._sources:
             source.stop()

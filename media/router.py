@@ -337,8 +337,9 @@ class Subscription:
         self._layout = hooks.extension_layout(sender)
         self._tail_key = (self._layout, mid)
         self._extended = has_extensions(self._layout, mid)
-        self._reported_packets = 0  # sender report counts are brought up to date once per frame
-        self._unreported_octets = 0
+        self.octets_sent = 0
+        self._reported = (0, 0)  # packets and octets the sender's reports count so far
+        self._report_marks = (0, 0)  # packets sent at the report before last and at the last one
         self._rtx: tuple[int, int] | None = None
         self._rtx_seq = 0
         self._counters = counters
@@ -392,18 +393,29 @@ class Subscription:
             return 0
         self._history.add(seq, ts, inbound)
         self.packets_sent += 1
-        self._unreported_octets += len(inbound.payload)
-        if inbound.marker:  # once per frame: what the next sender report says
-            self._update_report(ts)
+        self.octets_sent += len(inbound.payload)
         return size
 
-    def _update_report(self, ts: int) -> None:
-        hooks.count_sent(self._sender, self.packets_sent - self._reported_packets, self._unreported_octets)
-        self._reported_packets = self.packets_sent
-        self._unreported_octets = 0
+    @property
+    def sender(self) -> RTCRtpSender:
+        """The aiortc sender this subscription writes around (its RTCP reports are ours)."""
+        return self._sender
+
+    def prepare_report(self) -> bool:
+        """Bring the sender's next RTCP sender report up to date (counts, NTP/RTP mapping); True
+        when it is due, that is when media went out since the report before last (RFC 3550 6.4)."""
+        hooks.count_sent(self._sender, self.packets_sent - self._reported[0], self.octets_sent - self._reported[1])
+        self._reported = (self.packets_sent, self.octets_sent)
+        due = self.packets_sent != self._report_marks[0]
+        self._report_marks = (self._report_marks[1], self.packets_sent)
+        if due:
+            self._update_mapping()
+        return due
+
+    def _update_mapping(self) -> None:
         report = self.publication.sender_report
-        if report is None:  # until the publisher reports, map our clock to what we forward
-            hooks.set_report_mapping(self._sender, ntp_now(), ts)
+        if report is None:  # until the publisher reports, map our clock to what we forwarded last
+            hooks.set_report_mapping(self._sender, ntp_now(), self._rewriter.last_timestamp)
             return
         # The publisher's own NTP/RTP mapping, carried forward to now in its clock domain,
         # so that its audio and video stay in sync for the subscriber (lip sync).

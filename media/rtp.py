@@ -101,6 +101,11 @@ class SequenceRewriter:
             self._last_ts = out_ts
         return out_seq, out_ts
 
+    @property
+    def last_timestamp(self) -> int:
+        """The newest output timestamp."""
+        return self._last_ts
+
     def output_timestamp(self, ts: int) -> int:
         """The output timestamp for an input timestamp of the current source."""
         return (ts + self._ts_offset) & 0xFFFFFFFF

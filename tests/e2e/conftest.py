@@ -64,6 +64,22 @@ class Server:
         return f"{self.base_url}/{page}/{room}?token={token}"
 
 
+def wait_until(page: object, script: str, arg: object = None, *, timeout_ms: int, interval_ms: int = 100) -> object:
+    """Evaluate `script` in the page until it gives a truthy value, and return that value.
+
+    For asynchronous predicates (getStats): Playwright's wait_for_function takes the Promise an
+    async function returns for a truthy value and returns at once, so they are polled from here.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        value = page.evaluate(script, arg)  # type: ignore[attr-defined]
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"not true within {timeout_ms} ms: {script[:120]}")
+        page.wait_for_timeout(interval_ms)  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Start `python -m server run` on a free port; E2E_BASE_URL points the tests at a running one instead."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO, Server
+from tests.e2e.conftest import REPO, Server, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +17,7 @@ JOIN_TIMEOUT_MS = 20_000
 MEDIA_TIMEOUT_MS = 20_000
 POLL_MS = 100
 
-# Predicates run in the page; each takes [identity, ...] and may be async (Playwright awaits it).
+# Predicates run in the page (polled by wait_until: they are async); each takes [identity, ...].
 VIDEO_STAT = """async ([identity, field, above]) => {
   const r = window.__room;
   if (!r || !r.subscriber) return false;
@@ -47,7 +47,7 @@ def _stat(page: object, kind: str, identity: str, field: str) -> float:
 
 def _wait_stat_above(page: object, kind: str, identity: str, field: str, above: float, timeout: int) -> None:
     predicate = VIDEO_STAT if kind == "video" else AUDIO_STAT
-    page.wait_for_function(predicate, arg=[identity, field, above], polling=POLL_MS, timeout=timeout)  # type: ignore[attr-defined]
+    wait_until(page, predicate, [identity, field, above], timeout_ms=timeout, interval_ms=POLL_MS)
 
 
 _DIAGNOSE_JS = """async (id) => {
@@ -96,6 +96,35 @@ def assert_receives_audio(page: object, identity: str) -> None:
     _wait_stat_above(page, "audio", identity, "totalAudioEnergy", energy, 10_000)
 
 
+# What Chromium made of the RTCP sender reports it received: per kind, the count and the NTP
+# time of the last one (remoteTimestamp), beside when the stats were taken.
+SENDER_REPORTS = """async () => {
+  const out = {};
+  (await window.__room.subscriber.getStats()).forEach((s) => {
+    if (s.type === 'remote-outbound-rtp') out[s.kind] = {reports: s.reportsSent, ntp: s.remoteTimestamp, at: s.timestamp};
+  });
+  return out;
+}"""
+
+
+def assert_sender_reports_for_audio_and_video(page: object) -> None:
+    """The browser gets sender reports for both kinds, and each maps NTP to now (lip sync needs both)."""
+    wait_until(
+        page, f"async () => {{ const r = await ({SENDER_REPORTS})(); return !!r.audio && !!r.video && r.audio.reports > 1 && r.video.reports > 1; }}",
+        timeout_ms=10_000, interval_ms=200,
+    )
+    first = page.evaluate(SENDER_REPORTS)  # type: ignore[attr-defined]
+    wait_until(
+        page, f"async (n) => {{ const r = await ({SENDER_REPORTS})(); return r.audio.reports > n.audio && r.video.reports > n.video; }}",
+        {kind: first[kind]["reports"] for kind in ("audio", "video")}, timeout_ms=10_000, interval_ms=200,
+    )
+    later = page.evaluate(SENDER_REPORTS)  # type: ignore[attr-defined]
+    for kind in ("audio", "video"):
+        assert later[kind]["ntp"] > first[kind]["ntp"], f"{kind}: NTP time of sender reports does not advance: {first} {later}"
+        lag = later[kind]["at"] - later[kind]["ntp"]  # same host clock: the report's NTP time is its send time
+        assert -100 < lag < 1_600, f"{kind}: sender report NTP time is {lag:.0f} ms off: {later}"
+
+
 def test_two_sites_see_and_hear_each_other(server: Server, open_page: Callable[..., object]) -> None:
     a = open_page(server.room_url(server.device_token("e2e-linjiang", "linjiang", name="临江县终端")))
     b = open_page(server.room_url(server.device_token("e2e-qingshan", "qingshan", name="青山县终端")))
@@ -105,6 +134,7 @@ def test_two_sites_see_and_hear_each_other(server: Server, open_page: Callable[.
     assert_receives_video(b, id_a)
     assert_receives_audio(a, id_b)
     assert_receives_audio(b, id_a)
+    assert_sender_reports_for_audio_and_video(a)
 
 
 def test_late_joiner_gets_everyone_within_two_seconds(server: Server, open_page: Callable[..., object]) -> None:
@@ -124,7 +154,7 @@ def test_late_joiner_gets_everyone_within_two_seconds(server: Server, open_page:
       const ok = (id) => s.some((x) => x.identity === id && x.framesDecoded > 0);
       return ok(a) && ok(b);
     }"""
-    c.wait_for_function(both, arg=[id_a, id_b], polling=50, timeout=2_000)  # type: ignore[attr-defined]
+    wait_until(c, both, [id_a, id_b], timeout_ms=2_500, interval_ms=20)
     elapsed = c.evaluate("() => performance.now() - window.__room.subscriberConnectedAt")  # type: ignore[attr-defined]
     assert elapsed <= 2_000, f"late joiner waited {elapsed:.0f} ms for video"
 

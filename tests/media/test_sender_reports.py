@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpPacket, RtcpSrPacket, RtpPacket
 
 from media import aiortc_hooks as hooks
 from media.room import RoomRouter
-from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop
+from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop, video_loop_track
 from synthetic.load import KeyframeLoopTrack
 from tests.media.conftest import publish
 
@@ -65,4 +65,35 @@ async def test_subscriber_sender_reports_keep_audio_and_video_in_sync(router: Ro
     (cap_a, arr_a), (cap_b, arr_b) = capture.values()
     skew = (cap_a - cap_b) - (arr_a - arr_b)
     assert abs(skew) < 0.08, f"audio/video sender reports disagree by {skew * 1000:.0f} ms"
+    await client.close()
+
+
+async def test_a_connections_sender_reports_travel_compounded_and_still_give_the_round_trip(router: RoomRouter, make_subscriber) -> None:
+    video = encode_video_loop("VP8", width=160, height=96, seconds=1)
+    tracks = [video_loop_track(video), video_loop_track(video), audio_loop_track(encode_opus_loop(seconds=1))]
+    client, publications = await publish(router, "county01", tracks)
+    subscriber = make_subscriber("wall", lean=True)
+    for publication in publications:
+        subscriber.peer.subscribe(publication)
+    for publication in publications:
+        await subscriber.wait_track(publication.id)
+    dtls = subscriber.pc.getReceivers()[0].transport
+    datagrams: list[list[int]] = []  # the SSRCs each RTCP datagram reports as a sender
+    handle = dtls._handle_rtcp_data
+
+    async def counting(data: bytes) -> None:
+        senders = [p.ssrc for p in RtcpPacket.parse(data) if isinstance(p, RtcpSrPacket)]
+        if senders:
+            datagrams.append(senders)
+        await handle(data)
+
+    dtls._handle_rtcp_data = counting  # type: ignore[method-assign]
+    await asyncio.sleep(4)
+    server_senders = [s.sender for s in subscriber.peer.pc.getTransceivers()]
+    ssrcs = {sender._ssrc for sender in server_senders}
+    assert len(datagrams) >= 2
+    assert all(sorted(d) == sorted(ssrcs) for d in datagrams), (datagrams, ssrcs)  # every sender, one datagram
+    for sender in server_senders:  # the subscriber's receiver reports answer these reports: a round trip
+        remote = [s for s in (await sender.getStats()).values() if s.type == "remote-inbound-rtp"]
+        assert remote and remote[0].roundTripTime is not None and remote[0].roundTripTime < 0.5
     await client.close()
