@@ -153,8 +153,9 @@ def check_hooks() -> None:
         raise HookMismatch("DTLS State.CONNECTED or HeaderExtensionsMap ids are gone")
     if pylibsrtp.__version__ != PYLIBSRTP_VERSION:
         raise HookMismatch(f"pylibsrtp {pylibsrtp.__version__} installed, hooks written for {PYLIBSRTP_VERSION}")
-    if srtp_ffi.typeof(_srtp_protect).cname != "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)":
-        raise HookMismatch(f"libsrtp's srtp_protect is now {srtp_ffi.typeof(_srtp_protect).cname}")
+    for function in (_srtp_protect, _srtp_unprotect):
+        if srtp_ffi.typeof(function).cname != "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)":
+            raise HookMismatch(f"libsrtp's {function.__name__} is now {srtp_ffi.typeof(function).cname}")
     for owner, attribute in ((pylibsrtp.Session, "_srtp"), (_SelectorTransport, "_sock")):
         if attribute not in owner.__init__.__code__.co_names:
             raise HookMismatch(f"{owner.__qualname__}.__init__ no longer sets {attribute}")
@@ -411,11 +412,11 @@ def _lean_receive(dtls: RTCDtlsTransport) -> None:
                 dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
                 dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
                 try:
-                    parsed = parse_rtp(srtp.unprotect(data), ids.abs_send_time, ids.audio_level)
+                    # As aiortc does, a packet that fails authentication or the replay check is dropped.
+                    plaintext = _unprotect(srtp._srtp[0], data)
+                    parsed = None if plaintext is None else parse_rtp(plaintext, ids.abs_send_time, ids.audio_level)
                     if parsed is not None:
                         process(*parsed, arrival_ms)
-                except pylibsrtp.Error:
-                    pass  # as aiortc: a packet that fails authentication or replay is dropped
                 except Exception:  # noqa: BLE001 - must never escape into the event loop's datagram callback
                     logger.exception("lean receive failed")
                 return
@@ -605,7 +606,21 @@ _scratch = srtp_ffi.new("char[]", _SCRATCH_SIZE)
 _scratch_view = memoryview(srtp_ffi.buffer(_scratch))
 _length = srtp_ffi.new("int *")
 _srtp_protect = srtp_lib.srtp_protect
+_srtp_unprotect = srtp_lib.srtp_unprotect
 _pack_header = HEADER.pack_into
+
+
+def _unprotect(srtp: Any, data: bytes) -> memoryview | None:
+    """SRTP-unprotect `data` in the shared buffer: a view of the plaintext (valid until the buffer's
+    next use), or None when libsrtp refuses it (authentication, replay) or it does not fit."""
+    size = len(data)
+    if size > _SCRATCH_SIZE:
+        return None
+    _scratch_view[:size] = data
+    _length[0] = size
+    if _srtp_unprotect(srtp, _scratch, _length):
+        return None
+    return _scratch_view[: _length[0]]
 
 
 class RtpOut:

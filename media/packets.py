@@ -74,10 +74,11 @@ class Inbound:
 ParsedRtp = tuple[int, int, int, int, int, bytes, int, int | None, tuple[bool, int] | None]
 
 
-def parse_rtp(data: bytes, abs_send_time_id: int, audio_level_id: int) -> ParsedRtp | None:
+def parse_rtp(data: bytes | memoryview, abs_send_time_id: int, audio_level_id: int) -> ParsedRtp | None:
     """Parse a plaintext RTP packet's header and the two extensions the relay reads; None if malformed.
 
     Reads one-byte (0xBEDE) and two-byte (0x100x) extension blocks; other profiles are skipped whole.
+    The payload comes back as bytes of its own, also when `data` is a view of a reused buffer.
     """
     size = len(data)
     if size < 12:
@@ -125,9 +126,9 @@ def parse_rtp(data: bytes, abs_send_time_id: int, audio_level_id: int) -> Parsed
         padding = data[-1]
         if not padding or padding > size - pos:
             return None
-        payload = data[pos : size - padding]
+        payload = bytes(data[pos : size - padding])
     else:
-        payload = data[pos:]
+        payload = bytes(data[pos:])
     return second & 0x7F, second >> 7, seq, ts, ssrc, payload, padding, abs_send_time, audio_level
 
 

@@ -109,6 +109,7 @@ class Publication:
         self._tasks = tasks
         self._clock = clock
         self._subscriptions: dict[str, Subscription] = {}
+        self._fanout: tuple[Subscription, ...] = ()  # the same, as the hot path iterates them
         self._last_keyframe_request = -KEYFRAME_REQUEST_INTERVAL
         self._keyframe_pending = False
         self._on_close: list[Callable[[Publication], None]] = []
@@ -153,12 +154,14 @@ class Publication:
     def add_subscription(self, subscription: Subscription) -> None:
         """Start delivering to `subscription`; ask the publisher for a keyframe for it."""
         self._subscriptions[subscription.id] = subscription
+        self._fanout = tuple(self._subscriptions.values())
         if self.kind == "video":
             self.request_keyframe()
 
     def remove_subscription(self, subscription: Subscription) -> None:
         """Stop delivering to `subscription`."""
         self._subscriptions.pop(subscription.id, None)
+        self._fanout = tuple(self._subscriptions.values())
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most once per interval; a throttled ask is deferred."""
@@ -215,7 +218,7 @@ class Publication:
         if self.blocked or not self._subscriptions:
             return
         sent = octets = 0
-        for subscription in list(self._subscriptions.values()):
+        for subscription in self._fanout:
             size = subscription.forward(inbound)
             if size:
                 sent += 1

@@ -132,3 +132,39 @@ async def test_subscribers_packets_bypass_aiortcs_send_path_once_connected(route
     count = len(seat.packets[video.id])
     await seat.wait_packets(lambda: len(seat.packets[video.id]) > count + 10)
     await client.close()
+
+
+async def test_tampered_and_replayed_packets_are_dropped_on_the_lean_path(router: RoomRouter, caplog) -> None:
+    client, publications = await publish(router, "county01", [video_loop_track(encode_video_loop("VP8", width=160, height=96, seconds=1))])
+    publication = publications[0]
+    arrived = asyncio.Event()
+    forward = publication._on_packet
+
+    def on_packet(ssrc: int, inbound: Inbound, arrival_ms: int) -> None:
+        forward(ssrc, inbound, arrival_ms)
+        arrived.set()
+
+    publication._on_packet = on_packet  # type: ignore[method-assign]
+    publication.set_upstream_repair(True)
+    await _wait_packets(publication, arrived, 5)
+    connection = publication._receiver.transport.transport._connection
+    seen: list[bytes] = []
+    lean = connection.data_received
+
+    def capture(data: bytes, component: int) -> None:
+        if 127 < data[0] < 192 and not 191 < data[1] < 224:
+            seen.append(data)
+        lean(data, component)
+
+    connection.data_received = capture
+    await _wait_packets(publication, arrived, publication.packets + 3)
+    packet = seen[-1]
+    before = publication.packets
+    connection.data_received = lean
+    lean(packet[:-1] + bytes([packet[-1] ^ 0xFF]), 1)  # authentication tag broken
+    lean(packet, 1)  # a replay
+    lean(packet[:20], 1)  # truncated
+    assert publication.packets == before
+    assert "lean receive failed" not in caplog.text
+    await _wait_packets(publication, arrived, before + 5)  # and the stream goes on
+    await client.close()
