@@ -1,5 +1,6 @@
 """The forwarding benchmark: the project's relay against aiortc's MediaRelay under the same load,
-then the relay alone at 200 streams (delay) and at the city scenario, 16 x 30 = 480 streams.
+then the relay alone at 4 x 8 = 32 streams, at 200 streams (delay) and at the city scenario,
+16 x 30 = 480 streams, the last also with loss at the publishers (upstream repair).
 
 Each scenario starts a fresh server process (`bench.server`) and a load process (`bench.load`),
 so the server's CPU is measured alone from /proc; the load tool reports its own CPU beside it.
@@ -135,7 +136,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 s measurements instead of 20 s")
     parser.add_argument("--compare", default="2x4", help="publishers x subscribers for the relay/MediaRelay comparison")
     parser.add_argument("--publisher-loss", type=float, default=0.02, help="loss at the publishers for the repair run")
-    parser.add_argument("--skip", default="", help="comma-separated scenarios to skip: compare,200,480,repair")
+    parser.add_argument("--skip", default="", help="comma-separated scenarios to skip: compare,32,200,480,repair")
     args = parser.parse_args()
     seconds = 10 if args.quick else 20
     skip = set(filter(None, args.skip.split(",")))
@@ -145,6 +146,8 @@ def main() -> None:
         relay = run_scenario("relay", p, s, seconds, 4)
         naive = run_scenario("mediarelay", p, s, seconds, 4)
         results += [relay, naive]
+    if "32" not in skip:  # the load of the Janus and bare-relay figures quoted in the README
+        results.append(run_scenario("relay", 4, 8, seconds, 4))
     if "200" not in skip:
         results.append(run_scenario("relay", 8, 25, seconds, 5))
     if "480" not in skip:

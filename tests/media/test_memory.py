@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from pathlib import Path
 
 from aiortc.rtp import RtpPacket
 
+import media
 from media import aiortc_hooks as hooks
 from media.peers import SubscriberPeer
 from media.room import RoomRouter
@@ -18,7 +20,7 @@ from tests.media.conftest import publish
 
 # Only allocations made by the relay's code (and this test's calls into it) count: the test shares
 # its process with whatever earlier tests left running, whose allocations are not the relay's.
-OURS = [tracemalloc.Filter(True, "*/media/*"), tracemalloc.Filter(True, __file__)]
+OURS = [tracemalloc.Filter(True, str(Path(media.__file__).parent / "*")), tracemalloc.Filter(True, __file__)]
 
 
 def _ours() -> int:
@@ -70,6 +72,11 @@ async def test_a_subscription_costs_under_300_kb_and_cycles_leave_nothing_behind
     seat.peer.subscribe(video)
     await seat.wait_packets(lambda: len(seat.packets.get(video.id, [])) > 5)
     client.getSenders()[0].replaceTrack(None)  # from here on, only synthetic packets flow
+    # The seat's own subscription sits out. Otherwise the synthetic stream reaches it too, as a
+    # jump from the publisher's random sequence numbers: SRTP refuses it as a replay until the
+    # feeder's numbers pass the real ones, and then the seat's history fills with synthetic
+    # packets in the middle of the cycles, 570 KB that looked like growth (an intermittent failure).
+    video.subscriptions[0].paused = True
     transceiver = seat.peer.pc.getTransceivers()[0]
     sender = transceiver.sender
     payload_type = SubscriberPeer.payload_type(transceiver, video.codec)
