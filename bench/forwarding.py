@@ -34,6 +34,7 @@ COLUMNS = (
     ("server_kb_per_subscription", "server KB/subscription"),
     ("streams_below_99", "streams < 99% frames"),
     ("server_retransmissions", "server RTX sent"),
+    ("server_retransmissions_skipped", "  NACKs crossing a packet"),
     ("nacks_sent", "NACKs sent"),
     ("retransmissions_received", "RTX received"),
     ("upstream_nacks", "seqs NACKed upstream"),

@@ -273,6 +273,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "worst_stream_ratios": [round(r, 3) for r in ratios[:5]],
         "streams_below_99": sum(1 for r in ratios if r < 0.99),
         "server_retransmissions": stats_after.get("retransmissions", 0) - stats_before.get("retransmissions", 0),
+        "server_retransmissions_skipped": (
+            stats_after.get("retransmissions_skipped", 0) - stats_before.get("retransmissions_skipped", 0)
+        ),
         "server_keyframe_requests": stats_after.get("keyframe_requests", 0) - stats_before.get("keyframe_requests", 0),
         "nacks_sent": nacks,
         "udp_rcvbuf_drops": udp_drops,

@@ -76,6 +76,7 @@ class RelayBackend:
             "packets_forwarded": c.packets_forwarded,
             "packets_received": c.packets_received,
             "retransmissions": c.retransmissions,
+            "retransmissions_skipped": c.retransmissions_skipped,
             "upstream_nacks": c.upstream_nacks,
             "upstream_retransmissions": c.upstream_retransmissions,
             "keyframe_requests": c.keyframe_requests,

@@ -88,6 +88,7 @@ _RECEIVER_ATTRS = (
     "_RTCRtpReceiver__active_ssrc",
 )
 _SENDER_ATTRS = (
+    "_RTCRtpSender__rtt",
     "_RTCRtpSender__rtcp_started",
     "_RTCRtpSender__rtcp_exited",
     "_RTCRtpSender__cname",
@@ -550,6 +551,12 @@ def _sender_report(sender: RTCRtpSender, now: float) -> bytes:
         0x80, RTCP_SR, 6, sender._ssrc, ntp, getattr(sender, "_RTCRtpSender__rtp_timestamp"),
         getattr(sender, "_RTCRtpSender__packet_count") & 0xFFFFFFFF, getattr(sender, "_RTCRtpSender__octet_count") & 0xFFFFFFFF,
     )
+
+
+def round_trip_time(sender: RTCRtpSender) -> float | None:
+    """The round trip to the subscriber in seconds, from its receiver reports (None until one came)."""
+    rtt: float | None = getattr(sender, "_RTCRtpSender__rtt")
+    return rtt
 
 
 def count_sent(sender: RTCRtpSender, packets: int, payload_bytes: int) -> None:

@@ -44,6 +44,7 @@ class RelayCounters:
     bytes_received: int = 0
     keyframe_requests: int = 0
     retransmissions: int = 0
+    retransmissions_skipped: int = 0  # NACKs for packets forwarded less than a round trip before
     upstream_nacks: int = 0  # sequence numbers NACKed to publishers (first asks and retries)
     upstream_retransmissions: int = 0  # RTX packets received from publishers
     # Per publisher packet: arrival at the relay to its send to the last subscriber of the fan-out.
@@ -446,6 +447,12 @@ class Subscription:
         if entry is None:
             return
         _seq, ts, inbound = entry
+        rtt = hooks.round_trip_time(self._sender)
+        if rtt is not None and time.perf_counter() - inbound.arrival < rtt:
+            # Forwarded less than a round trip ago (a packet repaired upstream, forwarded late):
+            # the NACK crossed it on the way, and a resend would only duplicate it (as libwebrtc).
+            self._counters.retransmissions_skipped += 1
+            return
         tail = inbound.build_tail(self._layout, self._mid)
         if self._rtx is not None:
             rtx_pt, rtx_ssrc = self._rtx

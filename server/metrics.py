@@ -36,6 +36,10 @@ class ServerCollector(Collector):
         yield CounterMetricFamily("cp_bytes_received", "RTP payload bytes received from publishers", value=counters.bytes_received)
         yield CounterMetricFamily("cp_keyframe_requests", "PLIs sent to publishers", value=counters.keyframe_requests)
         yield CounterMetricFamily("cp_retransmissions", "Packets resent to subscribers on NACK", value=counters.retransmissions)
+        yield CounterMetricFamily(
+            "cp_retransmissions_skipped", "NACKs not answered: the packet went out less than a round trip before",
+            value=counters.retransmissions_skipped,
+        )
         delay = counters.forward_delay
         cumulative, buckets = 0, []
         for bound, count in zip((*delay.BOUNDS, float("inf")), delay.counts):

@@ -96,3 +96,28 @@ async def test_ten_percent_loss_is_repaired_by_nack_and_rtx(router: RoomRouter, 
     else:
         assert ratio < 0.9, f"{ratio:.1%} of frames decoded without repair: the loss did not bite"
     await client.close()
+
+
+async def test_a_nack_for_a_packet_forwarded_less_than_a_round_trip_ago_is_not_answered(router: RoomRouter, make_subscriber) -> None:
+    client, video = await _publish(router, KeyframeLoopTrack(encode_video_loop("VP8", width=320, height=180, seconds=1)))
+    subscriber = make_subscriber("mayor", lean=True)
+    subscriber.peer.subscribe(video)
+    await subscriber.wait_packets(lambda: len(subscriber.packets.get(video.id, [])) > 5)
+    subscription: Subscription = video.subscriptions[0]
+    deadline = time.monotonic() + 10
+    while hooks.round_trip_time(subscription.sender) is None:  # the subscriber's receiver reports give it
+        assert time.monotonic() < deadline, "no round trip measured"
+        await asyncio.sleep(0.1)
+    rtt = hooks.round_trip_time(subscription.sender)
+    assert rtt is not None
+    sent = [entry for entry in subscription._history._slots if entry is not None]
+    newest = max(sent, key=lambda entry: entry[2].arrival)
+    older = [entry for entry in sent if time.perf_counter() - entry[2].arrival > rtt + 0.05]
+    assert older
+    newest[2].arrival = time.perf_counter()  # as if it had just been forwarded (repaired upstream, late)
+    before = (router.counters.retransmissions, router.counters.retransmissions_skipped)
+    subscription.handle_feedback("nack", [newest[0]])
+    assert (router.counters.retransmissions, router.counters.retransmissions_skipped) == (before[0], before[1] + 1)
+    subscription.handle_feedback("nack", [older[-1][0]])
+    assert router.counters.retransmissions == before[0] + 1
+    await client.close()
