@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
+from aiortc.rtp import RTCP_RTPFB_NACK, RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket
 
 from media import aiortc_hooks as hooks
 from media.packets import DelayHistogram
@@ -101,6 +101,9 @@ class LeanSubscriber:
         self.counter: LeanCounter | None = None
         self.answered_at = 0.0
         self.nacks = 0
+        # Per media SSRC: the middle 32 bits of the last sender report's NTP time, and when it came.
+        self._last_report: dict[int, tuple[int, float]] = {}
+        self._reports: asyncio.Task[None] | None = None
 
     async def start(self, session: aiohttp.ClientSession, url: str, publications: list[str]) -> None:
         """Ask for an offer, answer it, tap the socket once ICE connects."""
@@ -109,6 +112,7 @@ class LeanSubscriber:
         for transceiver in self.pc.getTransceivers():
             # Nothing decodes; the first packet through aiortc's path installs the socket tap.
             hooks.tap_receiver(transceiver.receiver, self._untapped, repair=False)
+            hooks.tap_sender_reports(transceiver.receiver, self._on_sender_report)
         self.counter = LeanCounter(
             rtx_payload_types=hooks.rtx_payload_types(self.pc),
             on_gap=self._nack,
@@ -124,6 +128,36 @@ class LeanSubscriber:
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self.answered_at = time.monotonic()
         await post(session, f"{url}/answer", {"name": self.name, "sdp": self.pc.localDescription.sdp})
+        self._reports = asyncio.ensure_future(self._report_loop())
+
+    async def close(self) -> None:
+        """Stop reporting and close the connection."""
+        if self._reports is not None:
+            self._reports.cancel()
+        await self.pc.close()
+
+    def _on_sender_report(self, ssrc: int, ntp: int, _rtp: int) -> None:
+        self._last_report[ssrc] = ((ntp >> 16) & 0xFFFFFFFF, time.monotonic())
+
+    async def _report_loop(self) -> None:
+        # Receiver reports as a browser sends them (the socket tap keeps aiortc's receivers from
+        # seeing the media, so they would report nothing): the server's round trip comes from
+        # their LSR/DLSR, and with it the server tells a NACK that crossed a packet from a loss.
+        while True:
+            await asyncio.sleep(0.5 + self._random.random())
+            if self.counter is None:
+                continue
+            now = time.monotonic()
+            blocks = [
+                RtcpReceiverInfo(
+                    ssrc=ssrc, fraction_lost=0, packets_lost=len(stream.lost_seqs), highest_sequence=stream.highest_seq,
+                    jitter=0, lsr=self._last_report[ssrc][0], dlsr=int((now - self._last_report[ssrc][1]) * 65536),
+                )
+                for ssrc, stream in list(self.counter.streams.items())
+                if stream.highest_seq is not None and ssrc in self._last_report
+            ]
+            for first in range(0, len(blocks), 31):  # five bits of report count
+                hooks.send_rtcp(self.pc, bytes(RtcpRrPacket(ssrc=1, reports=blocks[first : first + 31])))
 
     def _untapped(self, _packet: object, _arrival: int) -> None:
         self.untapped_packets += 1
@@ -220,7 +254,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(args.idle_seconds)
             idle_cpu, idle_elapsed = cpu_seconds(pid) - idle0, time.monotonic() - i0
         for subscriber in subscribers:
-            await subscriber.pc.close()
+            await subscriber.close()
     streams = args.publishers * args.subscribers
     elapsed = t1 - t0
     complete = expected = 0
