@@ -43,17 +43,17 @@ from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
+    RTCP_SDES,
     RTCP_SR,
     AnyRtcpPacket,
     HeaderExtensionsMap,
     RtcpByePacket,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
-    RtcpSdesPacket,
-    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
+    pack_rtcp_packet,
     unpack_remb_fci,
     unwrap_rtx,
 )
@@ -532,15 +532,23 @@ def send_sender_reports(senders: list[RTCRtpSender]) -> int:
             batch = group[start : start + _REPORTS_PER_DATAGRAM]
             reports = b"".join(_sender_report(sender, now) for sender in batch)
             chunks = [
-                RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])
+                sdes_cname_chunk(sender._ssrc, cname)
                 for sender in batch
                 if (cname := getattr(sender, "_RTCRtpSender__cname")) is not None
             ]
             for first in range(0, len(chunks), _SDES_CHUNKS_MAX):
-                reports += bytes(RtcpSdesPacket(chunks=chunks[first : first + _SDES_CHUNKS_MAX]))
+                group_chunks = chunks[first : first + _SDES_CHUNKS_MAX]
+                reports += pack_rtcp_packet(RTCP_SDES, len(group_chunks), b"".join(group_chunks))
             if _drive(transport._send_rtp(reports)):
                 datagrams += 1
     return datagrams
+
+
+def sdes_cname_chunk(ssrc: int, cname: str) -> bytes:
+    """One SDES chunk: the SSRC, its CNAME item, then null octets to the next 32-bit boundary
+    (RFC 3550 6.5; aiortc's encoder pads the packet, not each chunk)."""
+    chunk = struct.pack("!LBB", ssrc, 1, len(cname.encode())) + cname.encode()
+    return chunk + b"\x00" * (4 - len(chunk) % 4)
 
 
 def _sender_report(sender: RTCRtpSender, now: float) -> bytes:

@@ -4,6 +4,7 @@ stream's clock rate, and consistently between a publisher's audio and video."""
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 
 from aiortc.rtp import RtcpPacket, RtcpSrPacket, RtpPacket
@@ -97,3 +98,28 @@ async def test_a_connections_sender_reports_travel_compounded_and_still_give_the
         remote = [s for s in (await sender.getStats()).values() if s.type == "remote-inbound-rtp"]
         assert remote and remote[0].roundTripTime is not None and remote[0].roundTripTime < 0.5
     await client.close()
+
+
+def _read_sdes_cnames(chunks: bytes, count: int) -> list[tuple[int, str]]:
+    """An RFC 3550 6.5 reader: items up to a null octet, then padding to the chunk's 32-bit end."""
+    found, pos = [], 0
+    for _ in range(count):
+        assert pos % 4 == 0, "chunks start on a 32-bit boundary"
+        ssrc = struct.unpack_from("!L", chunks, pos)[0]
+        pos += 4
+        cname = ""
+        while chunks[pos] != 0:
+            kind, length = chunks[pos], chunks[pos + 1]
+            if kind == 1:
+                cname = chunks[pos + 2 : pos + 2 + length].decode()
+            pos += 2 + length
+        pos = (pos // 4 + 1) * 4  # the null octet(s) up to the next boundary
+        found.append((ssrc, cname))
+    assert pos == len(chunks)
+    return found
+
+
+def test_sdes_chunks_are_padded_one_by_one_whatever_the_cname_length() -> None:
+    sources = [(1000 + n, "c" * n) for n in range(1, 9)] + [(7, "{0f7c4a52-9d8e-4b1a-a3c2-5e6f7a8b9c0d}")]
+    chunks = b"".join(hooks.sdes_cname_chunk(ssrc, cname) for ssrc, cname in sources)
+    assert _read_sdes_cnames(chunks, len(sources)) == sources
