@@ -56,12 +56,12 @@ class Inbound:
         self.abs_send_time = abs_send_time_now()
         self.tails: dict[tuple[ExtensionLayout, str | None], bytes] = {}
 
-    def tail(self, layout: ExtensionLayout, mid: str | None) -> bytes:
-        """Header extensions block and payload for this layout and mid, cached during the fan-out."""
-        key = (layout, mid)
+    def tail(self, key: tuple[ExtensionLayout, str | None]) -> bytes:
+        """Header extensions block and payload for a (layout, mid), cached during the fan-out:
+        the first subscriber of a layout and mid builds what the others share."""
         tail = self.tails.get(key)
         if tail is None:
-            tail = self.tails[key] = self.build_tail(layout, mid)
+            tail = self.tails[key] = self.build_tail(*key)
         return tail
 
     def build_tail(self, layout: ExtensionLayout, mid: str | None) -> bytes:

@@ -338,12 +338,10 @@ class Subscription:
         self._out = hooks.RtpOut(sender)
         self._payload_type = payload_type
         self._mid = mid
-        self._layout = hooks.extension_layout(sender)
-        self._tail_key = (self._layout, mid)
-        self._extended = has_extensions(self._layout, mid)
+        self._read_layout()
         self.octets_sent = 0
         self._reported = (0, 0)  # packets and octets the sender's reports count so far
-        self._report_marks = (0, 0)  # packets sent at the report before last and at the last one
+        self._reported_before = 0  # packets counted at the report before last
         self._rtx: tuple[int, int] | None = None
         self._rtx_seq = 0
         self._counters = counters
@@ -367,9 +365,7 @@ class Subscription:
         if not self._out.connected:
             return False
         # Negotiated state is read when sending starts: the sender is configured by then.
-        self._layout = hooks.extension_layout(self._sender)
-        self._tail_key = (self._layout, self._mid)
-        self._extended = has_extensions(self._layout, self._mid)
+        self._read_layout()
         self._rtx = hooks.sender_rtx(self._sender)
         self._rewriter.rebase()  # whatever was skipped while waiting is no gap to the subscriber
         if not inbound.keyframe:
@@ -383,13 +379,15 @@ class Subscription:
         self.waiting_keyframe = False
         return True
 
+    def _read_layout(self) -> None:
+        self._layout = hooks.extension_layout(self._sender)
+        self._tail_key = (self._layout, self._mid)
+        self._extended = has_extensions(self._layout, self._mid)
+
     def send(self, inbound: Inbound) -> int:
         """Send one packet now (no keyframe gating); the bytes sent, or 0."""
         seq, ts = self._rewriter.rewrite(inbound.sequence_number, inbound.timestamp)
-        tails = inbound.tails
-        tail = tails.get(self._tail_key)
-        if tail is None:  # the first subscriber of this layout and mid builds what the others share
-            tail = tails[self._tail_key] = inbound.build_tail(self._layout, self._mid)
+        tail = inbound.tail(self._tail_key)
         size = self._out.send_rtp(self._payload_type | inbound.marker << 7, seq, ts, self._ssrc, tail, self._extended)
         if not size:
             if not self._out.connected:
@@ -408,10 +406,11 @@ class Subscription:
     def prepare_report(self) -> bool:
         """Bring the sender's next RTCP sender report up to date (counts, NTP/RTP mapping); True
         when it is due, that is when media went out since the report before last (RFC 3550 6.4)."""
-        hooks.count_sent(self._sender, self.packets_sent - self._reported[0], self.octets_sent - self._reported[1])
+        reported_packets, reported_octets = self._reported
+        hooks.count_sent(self._sender, self.packets_sent - reported_packets, self.octets_sent - reported_octets)
+        due = self.packets_sent != self._reported_before
+        self._reported_before = reported_packets
         self._reported = (self.packets_sent, self.octets_sent)
-        due = self.packets_sent != self._report_marks[0]
-        self._report_marks = (self._report_marks[1], self.packets_sent)
         if due:
             self._update_mapping()
         return due

@@ -7,6 +7,7 @@ import asyncio
 import random
 import struct
 
+from aiortc import RTCPeerConnection
 from aiortc.rate import RateCounter
 from aiortc.rtp import RtpPacket
 
@@ -77,7 +78,8 @@ async def _wait_packets(publication: Publication, arrived: asyncio.Event, count:
         await asyncio.wait_for(arrived.wait(), 10)
 
 
-async def test_a_publishers_packets_bypass_aiortcs_receive_path_once_routed(router: RoomRouter) -> None:
+async def _watched_publication(router: RoomRouter) -> tuple[RTCPeerConnection, Publication, asyncio.Event]:
+    """A live publication whose every packet sets the returned event, once 5 have arrived."""
     client, publications = await publish(router, "county01", [video_loop_track(encode_video_loop("VP8", width=160, height=96, seconds=1))])
     publication = publications[0]
     arrived = asyncio.Event()
@@ -90,6 +92,11 @@ async def test_a_publishers_packets_bypass_aiortcs_receive_path_once_routed(rout
     publication._on_packet = on_packet  # type: ignore[method-assign]
     publication.set_upstream_repair(True)  # taps again, now through on_packet
     await _wait_packets(publication, arrived, 5)
+    return client, publication, arrived
+
+
+async def test_a_publishers_packets_bypass_aiortcs_receive_path_once_routed(router: RoomRouter) -> None:
+    client, publication, arrived = await _watched_publication(router)
     receiver = publication._receiver
     hooks.check_instance_hooks(receiver, None)
     slow: list[int] = []
@@ -135,18 +142,7 @@ async def test_subscribers_packets_bypass_aiortcs_send_path_once_connected(route
 
 
 async def test_tampered_and_replayed_packets_are_dropped_on_the_lean_path(router: RoomRouter, caplog) -> None:
-    client, publications = await publish(router, "county01", [video_loop_track(encode_video_loop("VP8", width=160, height=96, seconds=1))])
-    publication = publications[0]
-    arrived = asyncio.Event()
-    forward = publication._on_packet
-
-    def on_packet(ssrc: int, inbound: Inbound, arrival_ms: int) -> None:
-        forward(ssrc, inbound, arrival_ms)
-        arrived.set()
-
-    publication._on_packet = on_packet  # type: ignore[method-assign]
-    publication.set_upstream_repair(True)
-    await _wait_packets(publication, arrived, 5)
+    client, publication, arrived = await _watched_publication(router)
     connection = publication._receiver.transport.transport._connection
     seen: list[bytes] = []
     lean = connection.data_received

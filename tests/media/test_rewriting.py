@@ -60,7 +60,7 @@ def _extensions_map() -> HeaderExtensionsMap:
 def test_a_rewritten_packet_parses_with_the_subscribers_extension_ids() -> None:
     layout = ExtensionLayout(mid=4, abs_send_time=7, audio_level=9)
     inbound = Inbound(sequence_number=1, timestamp=2, marker=1, payload=b"opus!", keyframe=False, audio_level=(True, 33))
-    data = rtp_packet(111, 1, 4242, 99_000, 0xCAFE, inbound.tail(layout, "3"), True)
+    data = rtp_packet(111, 1, 4242, 99_000, 0xCAFE, inbound.tail((layout, "3")), True)
     packet = RtpPacket.parse(data, _extensions_map())
     assert (packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp, packet.ssrc) == (111, 1, 4242, 99_000, 0xCAFE)
     assert packet.payload == b"opus!"
