@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test venv .venv
+.PHONY: run demo test soak venv .venv
 
 run: $(STAMP)
 	$(PY) -m server run $(RUN_ARGS)
@@ -16,7 +16,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-gstreamer.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The long versions of the tests marked `soak` (a 120 s encoder run, a 5-minute satellite link,
+# 1,000 churn cycles); `make test` runs each of them shortened.
+soak: $(STAMP)
+	bash scripts/ensure-redis.sh
+	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-gstreamer.sh
+	SOAK=1 $(PY) -m pytest -m soak $(PYTEST_ARGS)
 
 venv .venv: $(STAMP)
 

@@ -59,6 +59,7 @@ from aiortc.rtp import (
 )
 from aiortc.codecs import is_rtx
 
+from media.liveness import hook_problems as liveness_hook_problems
 from media.packets import HEADER, ExtensionLayout, Inbound, RateWindow, parse_rtp
 from media.rtp import NackSchedule
 
@@ -152,6 +153,9 @@ def check_hooks() -> None:
             raise HookMismatch(f"{init.__qualname__} no longer sets {missing}")
     if not hasattr(DtlsState, "CONNECTED") or not hasattr(aiortc.rtp.HeaderExtensionsMap(), _EXTENSION_IDS):
         raise HookMismatch("DTLS State.CONNECTED or HeaderExtensionsMap ids are gone")
+    problems = liveness_hook_problems()
+    if problems:
+        raise HookMismatch("; ".join(problems))
     if pylibsrtp.__version__ != PYLIBSRTP_VERSION:
         raise HookMismatch(f"pylibsrtp {pylibsrtp.__version__} installed, hooks written for {PYLIBSRTP_VERSION}")
     for function in (_srtp_protect, _srtp_unprotect):
@@ -415,9 +419,11 @@ def _lean_receive(dtls: RTCDtlsTransport) -> None:
                 try:
                     # As aiortc does, a packet that fails authentication or the replay check is dropped.
                     plaintext = _unprotect(srtp._srtp[0], data)
-                    parsed = None if plaintext is None else parse_rtp(plaintext, ids.abs_send_time, ids.audio_level)
-                    if parsed is not None:
-                        process(*parsed, arrival_ms)
+                    if plaintext is not None:
+                        connection._relay_heard = arrival_ms  # authenticated: consent (media/consent.py)
+                        parsed = parse_rtp(plaintext, ids.abs_send_time, ids.audio_level)
+                        if parsed is not None:
+                            process(*parsed, arrival_ms)
                 except Exception:  # noqa: BLE001 - must never escape into the event loop's datagram callback
                     logger.exception("lean receive failed")
                 return
@@ -425,6 +431,11 @@ def _lean_receive(dtls: RTCDtlsTransport) -> None:
 
     connection.data_received = data_received
     connection._relay_lean = True
+
+
+def stop_receiver(receiver: RTCRtpReceiver) -> None:
+    """Make a tapped receiver drop whatever still arrives (its publication moved to another connection)."""
+    receiver._enabled = False
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
@@ -867,6 +878,40 @@ def inject_send_loss(pc: RTCPeerConnection, fraction: float, rng: Callable[[], f
 
         dtls._send_rtp = send  # type: ignore[method-assign]  # test-only loss injection
         setattr(dtls, "_loss_injected", True)
+
+
+def inject_send_delay(
+    pc: RTCPeerConnection, delay: float, *, drop: Callable[[bytes], bool] | None = None
+) -> None:
+    """Delay every datagram `pc`'s ICE sockets send by `delay` seconds, or drop it when `drop(datagram)`.
+
+    For tests: a long-delay link (satellite) or a peer that stops answering, at the sending
+    client. Everything sent is shaped (STUN requests and responses, DTLS, SRTP, SRTCP), from the
+    moment the candidates are gathered, so ICE's own checks see the delay too.
+    """
+    loop = asyncio.get_running_loop()
+
+    def shape() -> None:
+        for protocol in _ice_protocols(pc):
+            transport: Any = protocol.transport
+            if getattr(transport, "_send_shaped", False):
+                continue
+            send = transport.sendto
+
+            def sendto(data: bytes, addr: Any = None, _send: Callable[[bytes, Any], None] = send) -> None:
+                if drop is not None and drop(data):
+                    return
+                if delay > 0:
+                    loop.call_later(delay, _send, data, addr)
+                else:
+                    _send(data, addr)
+
+            transport.sendto = sendto
+            transport._send_shaped = True
+
+    if pc.iceGatheringState == "complete":
+        shape()
+    pc.on("icegatheringstatechange", lambda: shape() if pc.iceGatheringState == "complete" else None)
 
 
 def rtx_ssrc_map(pc: RTCPeerConnection) -> dict[int, int]:

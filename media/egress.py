@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from aiortc import RTCRtpTransceiver, RTCSessionDescription
 
 from media import aiortc_hooks as hooks
-from media.peers import NegotiationError, SubscriberPeer, make_peer_connection, report_loop
+from media.liveness import LivenessSettings, PeerHealth, StateCallback
+from media.peers import NegotiationError, SubscriberPeer, ignore_health, make_peer_connection, report_loop
 from media.router import Publication, RelayCounters, Subscription
 from media.tasks import TaskGroup
 
@@ -18,14 +19,29 @@ logger = logging.getLogger(__name__)
 class EgressPeer:
     """One player's connection receiving a fixed set of publications (one per m-line kind)."""
 
-    def __init__(self, identity: str, *, counters: RelayCounters, ice_servers: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        identity: str,
+        *,
+        counters: RelayCounters,
+        ice_servers: Sequence[str] = (),
+        liveness: LivenessSettings = LivenessSettings(),
+        on_health: StateCallback = ignore_health,
+    ) -> None:
         self.identity = identity
         self.pc = make_peer_connection(ice_servers)
+        self.health = PeerHealth(self.pc, settings=liveness, on_change=on_health, label=f"whep:{identity}")
+        self.health.start()
         self.subscriptions: list[Subscription] = []
         self._sources: list[hooks.PermanentSource] = []
         self._counters = counters
         self._closed = False
         self._tasks = TaskGroup(f"whep:{identity}")
+
+    @property
+    def live(self) -> bool:
+        """Whether anything is still delivered (False once every publication it plays has closed)."""
+        return any(not s.closed for s in self.subscriptions)
 
     async def answer(self, offer_sdp: str, publications: Sequence[Publication]) -> str:
         """Answer the player's offer, sending each publication on an m-line of its kind."""
@@ -76,6 +92,7 @@ class EgressPeer:
         self._closed = True
         for subscription in self.subscriptions:
             subscription.close()
+        await self.health.close()
         await self._tasks.close()
         await hooks.close_peer_connection(self.pc)
         for source in self._sources:

@@ -14,6 +14,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConne
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from media import aiortc_hooks as hooks
+from media.liveness import Failure, LivenessSettings, PeerHealth, PeerState, StateCallback
 from media.router import CodecInfo, Publication, PublicationId, RelayCounters, Subscription
 from media.rtp import SequenceRewriter
 from media.tasks import TaskGroup
@@ -21,6 +22,16 @@ from media.tasks import TaskGroup
 logger = logging.getLogger(__name__)
 
 ANSWER_TIMEOUT = 15.0
+# Until a subscriber has answered once, its offers carry at most this many tracks: a client that
+# says hello and then nothing costs a small offer, not one m-line per publication in the room.
+FIRST_OFFER_TRACKS = 2
+
+# The orphaned publication (same owner, kind and source) a new publisher connection continues, if any.
+Adopt = Callable[[str, str, CodecInfo], Publication | None]
+
+
+def ignore_health(state: PeerState, failure: Failure | None) -> None:
+    """A health callback for owners that do not watch their connection."""
 
 
 async def report_loop(subscriptions: Callable[[], Iterable[Subscription]]) -> None:
@@ -76,23 +87,29 @@ class PublisherPeer:
         counters: RelayCounters,
         ice_servers: Sequence[str] = (),
         on_publication: Callable[[Publication], None],
-        on_failed: Callable[[], None] | None = None,
+        adopt: Adopt | None = None,
+        liveness: LivenessSettings = LivenessSettings(),
+        on_health: StateCallback = ignore_health,
     ) -> None:
         self.owner = owner
         self.pc = make_peer_connection(ice_servers)
+        self.health = PeerHealth(self.pc, settings=liveness, on_change=on_health, label=f"pub:{owner}")
+        self.health.start()
         self.publications: dict[str, Publication] = {}  # by mid
         self._counters = counters
         self._on_publication = on_publication
+        self._adopt = adopt
         self._tasks = TaskGroup(f"pub:{owner}")
         self._closed = False
 
-        @self.pc.on("connectionstatechange")
-        def _state() -> None:
-            if self.pc.connectionState in ("failed", "closed") and on_failed is not None and not self._closed:
-                on_failed()
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called."""
+        return self._closed
 
     async def answer(self, offer_sdp: str, sources: Mapping[str, str]) -> str:
-        """Apply the client's offer and return the answer; new m-lines become publications."""
+        """Apply the client's offer and return the answer; new m-lines become publications, or
+        continue an orphaned publication of the same owner, kind and source (see `Adopt`)."""
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -109,11 +126,17 @@ class PublisherPeer:
                 continue
             kind = transceiver.kind
             source = sources.get(mid) or ("camera" if kind == "video" else "microphone")
+            codec = _codec_info(transceiver)
+            continued = self._adopt(kind, source, codec) if self._adopt is not None else None
+            if continued is not None:
+                continued.rebind(transceiver.receiver, self._tasks)
+                self.publications[mid] = continued
+                continue
             publication = Publication(
                 owner=self.owner,
                 kind=kind,
                 source=source,
-                codec=_codec_info(transceiver),
+                codec=codec,
                 receiver=transceiver.receiver,
                 counters=self._counters,
                 tasks=self._tasks,
@@ -122,6 +145,12 @@ class PublisherPeer:
             self._on_publication(publication)
         return self.pc.localDescription.sdp
 
+    def release(self, publication: Publication) -> None:
+        """Hand a publication over to another connection: closing this one will not close it."""
+        for mid, owned in list(self.publications.items()):
+            if owned is publication:
+                del self.publications[mid]
+
     async def close(self) -> None:
         """Close every publication and the connection (idempotent)."""
         if self._closed:
@@ -129,6 +158,7 @@ class PublisherPeer:
         self._closed = True
         for publication in self.publications.values():
             publication.close()
+        await self.health.close()
         await self._tasks.close()
         await hooks.close_peer_connection(self.pc)
 
@@ -166,9 +196,14 @@ class SubscriberPeer:
         counters: RelayCounters,
         send_offer: SendOffer,
         ice_servers: Sequence[str] = (),
+        liveness: LivenessSettings = LivenessSettings(),
+        on_health: StateCallback = ignore_health,
     ) -> None:
         self.identity = identity
         self.pc = make_peer_connection(ice_servers)
+        # Watched from the first offer on: a subscriber with nothing to receive has no connection to lose.
+        self.health = PeerHealth(self.pc, settings=liveness, on_change=on_health, label=f"sub:{identity}")
+        self.answered = False
         self.negotiations = 0
         self._counters = counters
         self._send_offer = send_offer
@@ -235,6 +270,9 @@ class SubscriberPeer:
                 continue
             if publication.id in placed:
                 continue
+            if not self.answered and len(placed) >= FIRST_OFFER_TRACKS:
+                continue  # the rest go in the offer after the first answer
+            placed.add(publication.id)
             free = next((s for s in self._slots if s.publication is None and s.transceiver.kind == publication.kind), None)
             if free is not None:
                 slot = free
@@ -297,6 +335,8 @@ class SubscriberPeer:
                 self._settled.set()
 
     async def _negotiate_once(self) -> None:
+        if self.negotiations == 0:
+            self.health.start()
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
         tracks: dict[str, str] = {
@@ -313,6 +353,11 @@ class SubscriberPeer:
         except Exception as exc:  # noqa: BLE001 - aiortc raises several types for a bad answer
             raise NegotiationError("bad_sdp", f"answer rejected: {exc}") from None
         self._bind()
+        if not self.answered:
+            self.answered = True
+            placed = {slot.publication.id for slot in self._slots if slot.publication is not None}
+            if not placed.issuperset(self._wanted):
+                self._dirty.set()  # what the first offer left out
 
     async def close(self) -> None:
         """Close every subscription, the permanent sources and the connection (idempotent)."""
@@ -322,6 +367,7 @@ class SubscriberPeer:
         for slot in self._slots:
             if slot.subscription is not None:
                 slot.subscription.close()
+        await self.health.close()
         await self._tasks.close()
         if self._answer is not None and not self._answer.done():
             self._answer.cancel()

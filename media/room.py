@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from media.peers import PublisherPeer, SendOffer, SubscriberPeer
+from media.egress import EgressPeer
+from media.liveness import LivenessSettings, StateCallback
+from media.peers import Adopt, PublisherPeer, SendOffer, SubscriberPeer, ignore_health
 from media.router import Publication, PublicationId, RelayCounters
 
 logger = logging.getLogger(__name__)
@@ -14,19 +16,28 @@ logger = logging.getLogger(__name__)
 class RoomRouter:
     """Publications and peer connections of one room. Knows nothing of the room's business."""
 
-    def __init__(self, room_id: str, *, counters: RelayCounters, ice_servers: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        *,
+        counters: RelayCounters,
+        ice_servers: Sequence[str] = (),
+        liveness: LivenessSettings = LivenessSettings(),
+    ) -> None:
         self.room_id = room_id
         self.counters = counters
+        self.liveness = liveness
         self.publications: dict[PublicationId, Publication] = {}
         self._ice_servers = tuple(ice_servers)
         self._publishers: dict[str, list[PublisherPeer]] = {}
         self._subscribers: dict[str, SubscriberPeer] = {}
+        self._egress: set[EgressPeer] = set()
         self.closed = False
 
     @property
     def peer_count(self) -> int:
         """How many peer connections the room holds."""
-        return sum(len(p) for p in self._publishers.values()) + len(self._subscribers)
+        return sum(len(p) for p in self._publishers.values()) + len(self._subscribers) + len(self._egress)
 
     @property
     def subscription_count(self) -> int:
@@ -38,7 +49,8 @@ class RoomRouter:
         identity: str,
         *,
         on_publication: Callable[[Publication], None],
-        on_failed: Callable[[], None] | None = None,
+        adopt: Adopt | None = None,
+        on_health: StateCallback = ignore_health,
     ) -> PublisherPeer:
         """A new publisher connection for `identity` (a participant may have several: page, WHIP)."""
 
@@ -48,7 +60,8 @@ class RoomRouter:
             on_publication(publication)
 
         peer = PublisherPeer(
-            identity, counters=self.counters, ice_servers=self._ice_servers, on_publication=added, on_failed=on_failed
+            identity, counters=self.counters, ice_servers=self._ice_servers, on_publication=added, adopt=adopt,
+            liveness=self.liveness, on_health=on_health,
         )
         self._publishers.setdefault(identity, []).append(peer)
         return peer
@@ -56,11 +69,27 @@ class RoomRouter:
     def _forget(self, publication: Publication) -> None:
         self.publications.pop(publication.id, None)
 
-    def new_subscriber(self, identity: str, send_offer: SendOffer) -> SubscriberPeer:
+    def new_subscriber(self, identity: str, send_offer: SendOffer, *, on_health: StateCallback = ignore_health) -> SubscriberPeer:
         """The subscriber connection for `identity`, replacing any earlier one."""
-        peer = SubscriberPeer(identity, counters=self.counters, send_offer=send_offer, ice_servers=self._ice_servers)
+        peer = SubscriberPeer(
+            identity, counters=self.counters, send_offer=send_offer, ice_servers=self._ice_servers,
+            liveness=self.liveness, on_health=on_health,
+        )
         self._subscribers[identity] = peer
         return peer
+
+    def new_egress(self, identity: str, *, on_health: StateCallback = ignore_health) -> EgressPeer:
+        """A player's connection (WHEP) receiving a fixed set of this room's publications."""
+        peer = EgressPeer(
+            identity, counters=self.counters, ice_servers=self._ice_servers, liveness=self.liveness, on_health=on_health
+        )
+        self._egress.add(peer)
+        return peer
+
+    async def close_egress(self, peer: EgressPeer) -> None:
+        """Close one player's connection."""
+        self._egress.discard(peer)
+        await peer.close()
 
     def subscriber(self, identity: str) -> SubscriberPeer | None:
         """The live subscriber connection of `identity`, if any."""
@@ -100,3 +129,5 @@ class RoomRouter:
         self.closed = True
         for identity in list(self._publishers) + list(self._subscribers):
             await self.remove_participant(identity)
+        for peer in list(self._egress):
+            await self.close_egress(peer)

@@ -125,12 +125,35 @@ class Publication:
         self._gop_started = 0.0
         # The publisher's latest RTCP sender report for its media SSRC: NTP, RTP, our wall clock then.
         self.sender_report: tuple[int, int, float] | None = None
+        self._repair = True
         self._tap(repair=True)
         hooks.tap_sender_reports(receiver, self._on_sender_report)
 
     def set_upstream_repair(self, enabled: bool) -> None:
         """NACK the publisher for lost packets (the default), or not (to measure what repair is worth)."""
+        self._repair = enabled
         self._tap(repair=enabled)
+
+    def rebind(self, receiver: RTCRtpReceiver, tasks: TaskGroup) -> None:
+        """Continue this publication from another receiver: its participant came back on a new
+        connection. Subscriptions stay as they are (same sender, same mid, sequence numbers and
+        timestamps continuous) and restart on the new source's first keyframe, so subscribers
+        see the picture continue rather than a track end and another begin."""
+        hooks.stop_receiver(self._receiver)  # the old source, if it still sends, must not interleave
+        self._receiver = receiver
+        self._tasks = tasks
+        self.media_ssrc = None
+        self.sender_report = None
+        self.keyframe = None
+        self._keyframe_parts = None
+        self._gop = []
+        self._keyframe_pending = False  # its timer went with the old connection's tasks
+        self._last_keyframe_request = -KEYFRAME_REQUEST_INTERVAL
+        self._tap(repair=self._repair)
+        hooks.tap_sender_reports(receiver, self._on_sender_report)
+        for subscription in self._subscriptions.values():
+            subscription.waiting_keyframe = self.kind == "video"
+            subscription.rebase()
 
     def _tap(self, *, repair: bool) -> None:
         counters = self._counters

@@ -14,12 +14,15 @@ from aiohttp import web
 
 from media.aiortc_hooks import check_hooks
 from media.router import RelayCounters
-from server import metrics, pages, rollcall, whip
+from media.tasks import TaskGroup
+from server import http_media, metrics, pages, rollcall, whip
 from server import command
 from server.auth import PasswordVerifier, TokenService
 from server.config import Config
+from server.connection import CloseReason, LifecycleCounters
 from server.control import install as control
 from server.keys import load_secret
+from server.memory import MemoryReleaser
 from server.registry import RoomRegistry
 from server.scheduler import Clock, Scheduler, SystemClock
 from server.services import SERVICES, Limits, Services
@@ -39,16 +42,22 @@ def build_services(
     node_id = os.environ.get("NODE_ID") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
     store = store or open_store(config.server.redis_url, node_id=node_id)
     counters = RelayCounters()
+    lifecycle = LifecycleCounters()
+    background = TaskGroup("server")
     settings = config.server
+    # Each room is created with its control (roles, locks, mutes): the session layer knows no domain.
+    rooms = RoomRegistry(config, store, counters, lifecycle=lifecycle, control=control.control_factory(config, store, background))
     return Services(
         config=config,
         store=store,
         tokens=TokenService(secret),
         passwords=PasswordVerifier(),
-        rooms=RoomRegistry(config, store, counters),
+        rooms=rooms,
         counters=counters,
         limits=Limits(settings.max_sdp_bytes, settings.max_tracks),
+        lifecycle=lifecycle,
         scheduler=Scheduler(clock or SystemClock()),
+        background=background,
     )
 
 
@@ -60,6 +69,7 @@ def create_app(services: Services) -> web.Application:
     pages.add_routes(app)
     metrics.add_routes(app, services)
     whip.add_routes(app)
+    http_media.install(app, services.config.server, os.environ)  # CORS, Link ice-server, WWW-Authenticate
     app.router.add_get("/ws", websocket_handler)
     control.install(app, services)
     app.cleanup_ctx.append(_lifecycle)
@@ -77,19 +87,19 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
     refresher.cancel()
     await asyncio.gather(refresher, return_exceptions=True)
-    for session in list(services.sessions):
-        await session.ws.close()
-    if services.http_media is not None:
-        await services.http_media.close()
+    await services.rooms.close()  # every connection of every room: sessions, encoders, players
+    for session in list(services.sessions):  # sessions that never joined a room
+        await session.close(CloseReason.SHUTDOWN)
     await services.scheduler.close()
     await services.background.close()
-    await services.rooms.close()
     await services.store.close()
 
 
 async def _refresh(services: Services) -> None:
+    memory = MemoryReleaser()
     while True:
         await asyncio.sleep(REFRESH_INTERVAL)
+        memory.after(services.lifecycle.ended)
         try:
             await services.rooms.refresh()
         except Exception:  # noqa: BLE001 - media keeps flowing while the store is away

@@ -114,7 +114,20 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_message_bytes: Positive = 65536
     max_sdp_bytes: Positive = 32768
     max_tracks: Positive = 8
+    # STUN and TURN URLs told to clients (pages, WHIP/WHEP `Link` headers); TURN ones carry coturn
+    # REST API credentials (secret TURN_SECRET) valid for `turn_credential_ttl` seconds. coturn checks
+    # the expiry on every allocation refresh, so a session that outlives it loses its relay: a day
+    # covers a 12-hour duty shift and its handover, and bounds a leaked credential to a day.
     ice_servers: tuple[str, ...] = ()
+    turn_credential_ttl: Annotated[int, msgspec.Meta(ge=60, le=7 * 86400)] = 86400
+    # Liveness: a participant whose connections are lost (socket closed, media silent, ICE or DTLS
+    # failed) is "reconnecting" for `reconnect_grace` seconds: its tiles stay, and the same identity
+    # coming back takes them over; after that it is gone. Media silent for `media_stalled_after`
+    # seconds (a consent check unanswered) counts as lost; a connection not up within
+    # `connect_timeout` seconds is closed.
+    reconnect_grace: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 30.0
+    media_stalled_after: Annotated[float, msgspec.Meta(gt=0, le=60)] = 4.0
+    connect_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 20.0
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -194,7 +207,7 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str], label: str) -> None:
-    """Overlay PORT, HOST, REDIS_URL and DATA_DIR from the environment onto the raw [server] table."""
+    """Overlay PORT, HOST, REDIS_URL, DATA_DIR, ICE_SERVERS, TURN_CREDENTIAL_TTL, RECONNECT_GRACE, CONNECT_TIMEOUT onto [server]."""
     server = raw.get("server", {})
     if not isinstance(server, dict):
         return  # msgspec reports the wrong type with its path
@@ -210,6 +223,20 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str], label: str) -> None:
         value = env.get(var)
         if value:
             server[key] = value
+    if "ICE_SERVERS" in env:  # comma-separated; set but empty means none
+        server["ice_servers"] = [url.strip() for url in env["ICE_SERVERS"].split(",") if url.strip()]
+    if env.get("TURN_CREDENTIAL_TTL"):
+        try:
+            server["turn_credential_ttl"] = int(env["TURN_CREDENTIAL_TTL"])
+        except ValueError:
+            value = env["TURN_CREDENTIAL_TTL"]
+            raise ConfigError(f"{label}: environment TURN_CREDENTIAL_TTL: not an integer: {value!r}") from None
+    for var, key in (("RECONNECT_GRACE", "reconnect_grace"), ("CONNECT_TIMEOUT", "connect_timeout")):
+        if env.get(var):
+            try:
+                server[key] = float(env[var])
+            except ValueError:
+                raise ConfigError(f"{label}: environment {var}: not a number: {env[var]!r}") from None
     raw["server"] = server
 
 
@@ -250,6 +277,9 @@ def _cross_check(config: Config) -> list[str]:
         problems.append("server.tls_cert: tls_cert and tls_key must be given together")
     if server.self_signed_tls and server.tls_cert is not None:
         problems.append("server.self_signed_tls: cannot be combined with tls_cert/tls_key")
+    for i, url in enumerate(server.ice_servers):
+        if not url.lower().startswith(("stun:", "stuns:", "turn:", "turns:")) or any(c in url for c in " <>,\""):
+            problems.append(f"server.ice_servers[{i}]: not a stun:, stuns:, turn: or turns: URL: {url!r}")
     try:
         zoneinfo.ZoneInfo(config.city.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

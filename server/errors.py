@@ -26,6 +26,12 @@ class NotFound(RequestError):
     status = 404
 
 
+class Refused(RequestError):
+    """The room refuses this identity: locked, removed from it, or someone else's resource."""
+
+    status = 403
+
+
 def wire_error(exc: Exception) -> tuple[str, str]:
     """The (code, message) pair an exception becomes on the wire."""
     if isinstance(exc, (RequestError, ProtocolError)):

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from server.room import Room
 from server.services import SERVICES, Services
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
@@ -30,6 +31,7 @@ class ServerCollector(Collector):
         yield GaugeMetricFamily("cp_subscriptions", "Publication deliveries to subscribers", value=sum(r.router.subscription_count for r in rooms))
         yield GaugeMetricFamily("cp_peer_connections", "Open peer connections", value=sum(r.router.peer_count for r in rooms))
         yield GaugeMetricFamily("cp_ws_sessions", "Open signaling sessions", value=len(self._services.sessions))
+        yield from self._lifecycle(rooms)
         yield CounterMetricFamily("cp_packets_forwarded", "RTP packets forwarded to subscribers", value=counters.packets_forwarded)
         yield CounterMetricFamily("cp_bytes_forwarded", "RTP bytes forwarded to subscribers", value=counters.bytes_forwarded)
         yield CounterMetricFamily("cp_packets_received", "RTP packets received from publishers", value=counters.packets_received)
@@ -49,6 +51,24 @@ class ServerCollector(Collector):
             "cp_forward_delay_seconds", "Relay delay per publisher packet, arrival to send to its last subscriber",
             buckets=buckets, sum_value=delay.total,
         )
+
+
+    def _lifecycle(self, rooms: list[Room]) -> Iterator[Metric]:
+        lifecycle = self._services.lifecycle
+        yield GaugeMetricFamily(
+            "cp_participants_reconnecting", "Participants whose connections are lost, within their grace period",
+            value=sum(1 for r in rooms for p in r.participants.values() if p.state == "reconnecting"),
+        )
+        yield GaugeMetricFamily("cp_connections", "Admitted connections (sessions, WHIP, WHEP)", value=sum(r.connection_count for r in rooms))
+        failures = CounterMetricFamily("cp_connection_failures", "Peer connections that failed, by reason", labels=["reason"])
+        for reason, count in sorted(lifecycle.failures.items()):
+            failures.add_metric([reason], count)
+        yield failures
+        yield CounterMetricFamily(
+            "cp_ghosts_cleaned", "Participants and players ended because they stayed lost past the grace period",
+            value=lifecycle.ghosts_cleaned,
+        )
+        yield CounterMetricFamily("cp_connections_replaced", "Connections closed because the same identity connected again", value=lifecycle.replaced)
 
 
 async def metrics(request: web.Request) -> web.Response:

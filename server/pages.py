@@ -12,6 +12,7 @@ import jinja2
 from aiohttp import web
 
 from server.auth import AuthError, Identity
+from server.ice_servers import browser_ice_servers
 from server.services import SERVICES, Services
 from server.web_auth import SESSION_COOKIE, cookie_identity, page_identity
 
@@ -130,7 +131,7 @@ async def _room_context(request: web.Request) -> dict[str, Any]:
     room = {"id": record.id, "name_zh": record.name_zh, "name_en": record.name_en}
     me = _me(identity)
     sites = _sites(services)
-    ice = list(services.config.server.ice_servers)
+    ice = browser_ice_servers(request.app, identity.identity)  # TURN with this identity's credentials
     page_data = {"room": room, "me": me, "token": token, "ice_servers": ice, "sites": sites}
     return {"room": room, "me": me, "token": token, "ice_servers": ice, "sites": sites, "page_data": page_data}
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
+from media.liveness import LivenessSettings
 from media.router import RelayCounters
 from server.config import Config
+from server.connection import LifecycleCounters
 from server.errors import NotFound
-from server.room import Room
+from server.ice_servers import peer_ice_urls
+from server.room import Room, RoomHooks
 from server.store import PresenceRecord, RoomRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -19,11 +23,21 @@ PRESENCE_TTL = 30.0
 class RoomRegistry:
     """Rooms by id, their records in the store, and the presence of their participants."""
 
-    def __init__(self, config: Config, store: Store, counters: RelayCounters) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        counters: RelayCounters,
+        *,
+        lifecycle: LifecycleCounters | None = None,
+        control: Callable[[Room, RoomRecord], RoomHooks] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.counters = counters
+        self.lifecycle = lifecycle or LifecycleCounters()
         self.rooms: dict[str, Room] = {}
+        self._control = control
 
     async def start(self) -> None:
         """Record the configured rooms in the store."""
@@ -43,16 +57,24 @@ class RoomRegistry:
         await self.store.place_room(room_id, self.store.node_id, ttl=PRESENCE_TTL)
         room = self.rooms.get(room_id)  # another request may have created it meanwhile
         if room is None:
-            settings = self.config.server
-            room = Room(
-                room_id,
-                f"{record.name_zh} {record.name_en}",
-                counters=self.counters,
-                ice_servers=tuple(settings.ice_servers),
-                max_tracks=settings.max_tracks,
-            )
+            room = self._new_room(record)
             self.rooms[room_id] = room
         return room
+
+    def _new_room(self, record: RoomRecord) -> Room:
+        settings = self.config.server
+        make_control = self._control
+        return Room(
+            record.id,
+            f"{record.name_zh} {record.name_en}",
+            counters=self.counters,
+            lifecycle=self.lifecycle,
+            ice_servers=peer_ice_urls(settings.ice_servers),
+            max_tracks=settings.max_tracks,
+            liveness=LivenessSettings(stalled_after=settings.media_stalled_after, connect_timeout=settings.connect_timeout),
+            grace=settings.reconnect_grace,
+            control=(lambda room: make_control(room, record)) if make_control is not None else None,
+        )
 
     async def record_presence(self, room: Room) -> None:
         """Write or refresh the presence of every participant of `room` in the store."""

@@ -1,92 +1,66 @@
-"""A consultation room's business: who is in it, what they publish, who receives what."""
+"""A consultation room's business: who is in it, how they got in, what they publish, who receives what.
+
+Every way in (server/connection.py) goes through here: `join` for a `/ws` session, `ingest` for a
+WHIP encoder, `play` for a WHEP player. Each is admitted once (`admit`: this room, the grant the way
+in needs, the room's control: lock and removal) and registered under its identity; a newer
+connection in the same slot replaces the older one.
+
+Liveness: a participant whose session dropped without leaving, or one of whose peer connections is
+stalled or failed, is "reconnecting": everyone is told, its tiles stay, and its publications stay
+published. The same identity coming back within the grace period takes over: the new connection's
+tracks continue the old publications (same ids, same subscriber transceivers), so subscribers see
+the picture resume, not a participant leave and another join. When the grace period runs out it is
+ended: every connection closed, publications removed, a ghost cleaned.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
-from media.peers import PublisherPeer, SubscriberPeer
+from media.liveness import Failure, LivenessSettings, PeerState, StateCallback
+from media.peers import PublisherPeer
 from media.room import RoomRouter
-from media.router import Publication, RelayCounters
+from media.router import CodecInfo, Publication, RelayCounters
+from media.tasks import TaskGroup
+from server.auth import Identity
+from server.connection import CloseReason, Connection, ConnectionKind, ConnectionRegistry, LifecycleCounters, log_failure
+from server.errors import RequestError
+from server.participant import Orphan, Participant, SignalingConnection, publication_info, role_for
+from server.players import Players
 from signaling.messages import (
-    ParticipantInfo,
     ParticipantJoined,
     ParticipantLeft,
+    ParticipantUpdated,
     PublicationAdded,
-    PublicationInfo,
     PublicationMuted,
     PublicationRemoved,
     ServerMessage,
     SubscribeOffer,
     Welcome,
 )
-from server.auth import Identity
-from server.errors import RequestError
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[[ServerMessage], None]  # enqueues; the session's writer task delivers in order
-
-
-@dataclass
-class Participant:
-    """Someone in a room: a browser session, a WHIP encoder or a Python client."""
-
-    identity: Identity
-    send: Send | None
-    role: str
-    session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    joined_at: float = field(default_factory=time.time)
-    publishers: list[PublisherPeer] = field(default_factory=list)
-    subscriber: SubscriberPeer | None = None
-    disconnect: Callable[[], None] | None = None  # ends the session (a removed participant, an ended room)
-
-    @property
-    def id(self) -> str:
-        """The participant's identity string (user name or device identity)."""
-        return self.identity.identity
-
-    def info(self) -> ParticipantInfo:
-        """How other participants see this one."""
-        return ParticipantInfo(identity=self.id, site=self.identity.site, name=self.identity.name, role=self.role)
-
-
-def publication_info(publication: Publication) -> PublicationInfo:
-    """The wire view of a publication."""
-    return PublicationInfo(
-        publication_id=publication.id,
-        identity=publication.owner,
-        kind=publication.kind,  # type: ignore[arg-type]
-        source=publication.source,  # type: ignore[arg-type]
-        codec=publication.codec.name,
-        muted=publication.muted,
-    )
-
-
-def role_for(identity: Identity) -> str:
-    """A participant's role in the room, from its grants."""
-    if identity.can("moderate"):
-        return "moderator"
-    if not identity.can("publish"):
-        return "observer"
-    return "participant"
+_GRANT_FOR = {ConnectionKind.WHIP: "publish", ConnectionKind.WHEP: "subscribe"}
 
 
 class RoomHooks(Protocol):
-    """What the room's control (server/control/room_control.py) is told; it may refuse a join or an unmute."""
+    """The room's control (server/control/), created with the room: it may refuse a way in or an unmute."""
 
-    def admit(self, participant: Participant) -> None:
-        """Raise RequestError to refuse a newcomer; set its role."""
+    def admit(self, identity: Identity) -> None:
+        """Raise RequestError to refuse `identity` any way in (locked room, removed identity)."""
+
+    def assign_role(self, participant: Participant) -> None:
+        """Give a participant its role as it comes in (before it is welcomed)."""
 
     def joined(self, participant: Participant) -> None:
-        """A participant is in."""
+        """A participant is in (new, or back on a new session)."""
 
-    def left(self, participant: Participant, *, replaced: bool) -> None:
-        """A participant left (or its new session replaced it)."""
+    def left(self, participant: Participant) -> None:
+        """A participant is gone."""
 
     def publication_added(self, publication: Publication) -> None:
         """A new track, before anyone subscribes to it."""
@@ -95,8 +69,31 @@ class RoomHooks(Protocol):
         """Raise RequestError if a server mute forbids the participant to unmute itself."""
 
 
+class OpenRoom:
+    """The hooks of a room without control: everyone admitted, roles from grants."""
+
+    def admit(self, identity: Identity) -> None:
+        """Admit everyone."""
+
+    def assign_role(self, participant: Participant) -> None:
+        """Role from grants."""
+        participant.role = role_for(participant.identity)
+
+    def joined(self, participant: Participant) -> None:
+        """Nobody to tell."""
+
+    def left(self, participant: Participant) -> None:
+        """Nothing to forget."""
+
+    def publication_added(self, publication: Publication) -> None:
+        """Nothing to block."""
+
+    def check_self_unmute(self, participant: Participant, kind: str) -> None:
+        """Anyone may unmute."""
+
+
 class Room:
-    """One room: its participants and their media router; every participant sees every track."""
+    """One room: its participants, their connections and their media router."""
 
     def __init__(
         self,
@@ -104,91 +101,195 @@ class Room:
         name: str,
         *,
         counters: RelayCounters,
+        lifecycle: LifecycleCounters | None = None,
         ice_servers: tuple[str, ...] = (),
         max_tracks: int = 8,
+        liveness: LivenessSettings = LivenessSettings(),
+        grace: float = 30.0,
+        control: Callable[[Room], RoomHooks] | None = None,
     ) -> None:
         self.id = room_id
         self.name = name
-        self.router = RoomRouter(room_id, counters=counters, ice_servers=ice_servers)
+        self.router = RoomRouter(room_id, counters=counters, ice_servers=ice_servers, liveness=liveness)
         self.participants: dict[str, Participant] = {}
         self.max_tracks = max_tracks
-        self.control: RoomHooks | None = None
-
-    def welcome(self, participant: Participant, request_id: str | None) -> Welcome:
-        """The room as the newcomer sees it."""
-        return Welcome(
-            id=request_id,
-            room=self.id,
-            room_name=self.name,
-            you=participant.info(),
-            grants=sorted(participant.identity.grants),
-            participants=[p.info() for p in self.participants.values() if p is not participant],
-            publications=[publication_info(p) for p in self.router.publications.values()],
+        self.grace = grace
+        self.lifecycle = lifecycle or LifecycleCounters()
+        self._registry = ConnectionRegistry()
+        self._tasks = TaskGroup(f"room:{room_id}")
+        self.players = Players(
+            room_id, router=self.router, registry=self._registry, lifecycle=self.lifecycle, grace=grace, spawn=self._spawn
         )
+        self._closed = False
+        self.control: RoomHooks = control(self) if control is not None else OpenRoom()
 
-    async def join(self, participant: Participant) -> Participant | None:
-        """Add a participant; an earlier session of the same identity is replaced and returned."""
-        if self.control is not None:
-            self.control.admit(participant)
-        previous = self.participants.get(participant.id)
-        if previous is not None:
-            await self.leave(previous, announce=False)
-        self.participants[participant.id] = participant
-        if participant.identity.can("subscribe") and participant.send is not None:
-            participant.subscriber = self._new_subscriber(participant)
-            for publication in self.router.publications.values():
-                if publication.owner != participant.id:
-                    participant.subscriber.subscribe(publication)
+    # --- admission and the registry of connections -----------------------------------------------
+
+    def admit(self, identity: Identity, kind: ConnectionKind) -> None:
+        """The one admission check of every way in: this room, the grant the way in needs, and the
+        room's control (lock, removal). Raises AuthError or RequestError."""
+        identity.check_room(self.id)
+        grant = _GRANT_FOR.get(kind)
+        if grant is not None:
+            identity.require(grant)
+        if self._closed:
+            raise RequestError("room_closed", "the room is closing")
+        self.control.admit(identity)
+
+    def is_current(self, connection: Connection) -> bool:
+        """Whether `connection` is still its identity's connection in its slot (not replaced or ended)."""
+        return self._registry.is_current(connection)
+
+    def identities(self) -> list[str]:
+        """Every identity in the room: participants and those with a connection (players)."""
+        return list({*self.participants, *self._registry.identities()})
+
+    def connections_of(self, identity: str) -> list[Connection]:
+        """Every registered connection of `identity`."""
+        return self._registry.of(identity)
+
+    @property
+    def connection_count(self) -> int:
+        """How many connections are registered."""
+        return len(self._registry)
+
+    async def _register(self, connection: Connection) -> None:
+        previous = self._registry.put(connection)
         if previous is None:
+            return
+        self.lifecycle.replaced += 1
+        logger.info(
+            "connection replaced room=%s identity=%s slot=%s old=%s new=%s remote=%s",
+            self.id, connection.identity.identity, connection.slot, previous.id, connection.id, connection.remote,
+        )
+        participant = self.participants.get(connection.identity.identity)
+        if participant is not None:
+            self._orphan(participant, previous)
+        await previous.close(CloseReason.REPLACED)
+
+    def _unregister(self, connection: Connection) -> bool:
+        return self._registry.remove(connection)
+
+    # --- a /ws session ---------------------------------------------------------------------------
+
+    async def join(self, session: SignalingConnection, request_id: str | None) -> Participant:
+        """Admit a `/ws` session, welcome it, and make it a participant: a new one, or the same
+        identity taking over its tiles (an older session of it is replaced and closed)."""
+        identity = session.identity
+        self.admit(identity, ConnectionKind.SESSION)
+        await self._register(session)
+        if not self.is_current(session):  # replaced again while the older one was closing
+            raise RequestError("session_replaced", "this identity joined again elsewhere")
+        participant = self.participants.get(identity.identity)
+        returning = participant is not None
+        if participant is None:
+            participant = Participant(identity=identity, role=role_for(identity))
+            self.participants[identity.identity] = participant
+        participant.identity = identity
+        participant.session = session
+        participant.session_lost = False
+        if participant.subscriber is not None:  # the lost session's: the client makes a new connection
+            await self.router.close_subscriber(participant.id, participant.subscriber)
+            participant.subscriber = None
+        self.control.assign_role(participant)
+        session.send(self.welcome(participant, request_id))
+        self.control.joined(participant)
+        if identity.can("subscribe"):
+            self._subscribe_all(participant, session)
+        if returning:
+            self._update_state(participant)
+            logger.info("rejoined room=%s identity=%s session=%s", self.id, participant.id, session.id)
+        else:
             self.broadcast(ParticipantJoined(participant=participant.info()), skip=participant.id)
-        if self.control is not None:
-            self.control.joined(participant)
-        logger.info("joined room=%s identity=%s session=%s", self.id, participant.id, participant.session_id)
-        return previous
+            logger.info("joined room=%s identity=%s session=%s remote=%s", self.id, participant.id, session.id, session.remote)
+        return participant
 
-    def _new_subscriber(self, participant: Participant) -> SubscriberPeer:
-        send = participant.send
-        assert send is not None
-
+    def _subscribe_all(self, participant: Participant, session: SignalingConnection) -> None:
         async def send_offer(sdp: str, tracks: dict[str, str]) -> None:
-            send(SubscribeOffer(sdp=sdp, tracks=tracks))
+            session.send(SubscribeOffer(sdp=sdp, tracks=tracks))
 
-        return self.router.new_subscriber(participant.id, send_offer)
+        watch = self._watcher(participant, session, "subscriber")
+        participant.subscriber = self.router.new_subscriber(participant.id, send_offer, on_health=watch)
+        for publication in self.router.publications.values():
+            if publication.owner != participant.id:
+                participant.subscriber.subscribe(publication)
 
-    async def leave(self, participant: Participant, *, announce: bool = True) -> None:
-        """Remove a participant and close its connections (only if it is still the current session)."""
-        current = self.participants.get(participant.id) is participant
-        if current:
-            del self.participants[participant.id]
-            if announce:
-                self.broadcast(ParticipantLeft(identity=participant.id))
-                logger.info("left room=%s identity=%s", self.id, participant.id)
-            if self.control is not None:
-                self.control.left(participant, replaced=not announce)
-        for peer in participant.publishers:
-            await self.router.close_publisher(participant.id, peer)
-        participant.publishers.clear()
+    async def leave(self, session: SignalingConnection, *, lost: bool) -> None:
+        """A session ended: its client left (`lost` False) or its socket dropped (`lost` True).
+
+        A lost participant keeps its tiles for the grace period; one that left is gone at once.
+        A session that was replaced or whose participant was ended already leaves nothing to do.
+        """
+        if not self._unregister(session):
+            return
+        participant = self.participants.get(session.identity.identity)
+        if participant is None or participant.session is not session:
+            return
+        participant.session = None
         if participant.subscriber is not None:
             await self.router.close_subscriber(participant.id, participant.subscriber)
             participant.subscriber = None
+        if lost:
+            # Its publisher connection may still be carrying media (only the socket dropped): it goes
+            # on forwarding, waiting for the identity's next session to continue its tracks.
+            participant.session_lost = True
+            self._orphan(participant, session)
+            logger.info("session lost room=%s identity=%s session=%s", self.id, participant.id, session.id)
+            self._update_state(participant)
+            return
+        await self._drop_connection(participant, session)
 
-    async def publish(self, participant: Participant, sdp: str, sources: dict[str, str]) -> str:
-        """Apply a publisher offer from `participant`; returns the answer."""
+    # --- publishing (a session or a WHIP encoder) -----------------------------------------------
+
+    async def publish(self, participant: Participant, connection: Connection, sdp: str, sources: dict[str, str]) -> str:
+        """Apply a publisher offer made on `connection`; returns the answer. Tracks continue the
+        participant's orphaned publications of the same kind and source where there are any."""
         participant.identity.require("publish")
+        if not self.is_current(connection):
+            raise RequestError("session_replaced", "this connection was replaced by a newer one")
         if len(self.router.publications) >= self.max_tracks * 64:
             raise RequestError("room_full", "the room carries as many tracks as it can")
-        if participant.publishers:
-            peer = participant.publishers[0]
-        else:
+        peer = participant.publishers.get(connection.id)
+        if peer is None:
             peer = self.router.new_publisher(
-                participant.id, on_publication=self._on_publication, on_failed=lambda: None
+                participant.id,
+                on_publication=self._on_publication,
+                adopt=lambda kind, source, codec: self._adopt(participant, connection.kind, kind, source, codec),
+                on_health=self._watcher(participant, connection, "publisher"),
             )
-            participant.publishers.append(peer)
-        return await peer.answer(sdp, sources)
+            participant.publishers[connection.id] = peer
+        answer = await peer.answer(sdp, sources)
+        await self._settle_orphans(participant, connection.kind)
+        return answer
+
+    def _adopt(self, participant: Participant, via: ConnectionKind, kind: str, source: str, codec: CodecInfo) -> Publication | None:
+        for orphan in participant.orphans:
+            if orphan.kind is not via:
+                continue
+            for publication in list(orphan.peer.publications.values()):
+                if publication.kind == kind and publication.source == source and _same_codec(publication.codec, codec):
+                    orphan.peer.release(publication)
+                    if publication.muted:  # the client says again whether it is muted
+                        publication.muted = False
+                        self.broadcast(PublicationMuted(publication_id=publication.id, muted=False))
+                    logger.info("publication continued room=%s identity=%s publication=%s", self.id, participant.id, publication.id)
+                    return publication
+        return None
+
+    async def _settle_orphans(self, participant: Participant, via: ConnectionKind) -> None:
+        """The new connection published what it has: the rest of the old one's tracks are gone."""
+        for orphan in [o for o in participant.orphans if o.kind is via]:
+            participant.orphans.remove(orphan)
+            await self.router.close_publisher(participant.id, orphan.peer)
+        self._update_state(participant)
+
+    def _orphan(self, participant: Participant, connection: Connection) -> None:
+        peer = participant.publishers.pop(connection.id, None)
+        if peer is not None and not peer.closed:
+            participant.orphans.append(Orphan(connection.kind, peer))
 
     def _on_publication(self, publication: Publication) -> None:
-        if self.control is not None:
-            self.control.publication_added(publication)  # a muted site's new track is blocked before anyone gets it
+        self.control.publication_added(publication)  # a muted site's new track is blocked before anyone gets it
         publication.on_close(self._on_publication_closed)
         for other in self.participants.values():
             if other.id != publication.owner and other.subscriber is not None:
@@ -200,23 +301,214 @@ class Room:
             if other.subscriber is not None:
                 other.subscriber.unsubscribe(publication.id)
         self.broadcast(PublicationRemoved(publication_id=publication.id))
+        self.players.target_gone(publication.owner)
 
     def set_muted(self, participant: Participant, kind: str, muted: bool) -> None:
         """The publisher turned its own camera or microphone off or on (unless the chair's mute forbids it)."""
-        if not muted and self.control is not None:
+        if not muted:
             self.control.check_self_unmute(participant, kind)
         for publication in list(self.router.publications.values()):
             if publication.owner == participant.id and publication.kind == kind and publication.muted != muted:
                 publication.muted = muted
                 self.broadcast(PublicationMuted(publication_id=publication.id, muted=muted))
 
+    # --- a WHIP encoder ----------------------------------------------------------------------------
+
+    async def ingest(self, connection: Connection, sdp: str, sources: dict[str, str]) -> str:
+        """Admit a WHIP encoder and apply its offer; returns the answer. A newer WHIP connection
+        of the same identity replaces the older one and continues its tracks."""
+        identity = connection.identity
+        self.admit(identity, ConnectionKind.WHIP)
+        await self._register(connection)
+        participant = self.participants.get(identity.identity)
+        if participant is None:
+            participant = Participant(identity=identity, role=role_for(identity))
+            self.participants[identity.identity] = participant
+            self.control.assign_role(participant)
+            self.control.joined(participant)
+            self.broadcast(ParticipantJoined(participant=participant.info()), skip=participant.id)
+        try:
+            answer = await self.publish(participant, connection, sdp, sources)
+        except BaseException:
+            await self.stop_ingest(connection)
+            raise
+        logger.info("whip publishing room=%s identity=%s connection=%s remote=%s", self.id, participant.id, connection.id, connection.remote)
+        return answer
+
+    async def stop_ingest(self, connection: Connection) -> None:
+        """The encoder stopped on purpose (DELETE): its tracks are gone at once."""
+        if not self._unregister(connection):
+            return
+        participant = self.participants.get(connection.identity.identity)
+        if participant is not None:
+            await self._drop_connection(participant, connection)
+
+    # --- a WHEP player -----------------------------------------------------------------------------
+
+    async def play(self, connection: Connection, target: str, sdp: str) -> str:
+        """Admit a WHEP player and answer its offer with `target`'s camera video and audio."""
+        self.admit(connection.identity, ConnectionKind.WHEP)
+        return await self.players.start(connection, target, sdp)
+
+    async def stop_playing(self, connection: Connection) -> None:
+        """The player stopped on purpose (DELETE)."""
+        await self.players.stop(connection)
+
+    # --- liveness --------------------------------------------------------------------------------
+
+    def _watcher(self, participant: Participant, connection: Connection, what: str) -> StateCallback:
+        def changed(state: PeerState, failure: Failure | None) -> None:
+            if failure is not None:
+                peer = participant.subscriber if what == "subscriber" else participant.publishers.get(connection.id)
+                media = peer.health.remote_address if peer is not None else None
+                log_failure(self.id, self.lifecycle, connection, what, media, failure.detail, failure.code)
+            if self.participants.get(participant.id) is participant:
+                self._update_state(participant)
+
+        return changed
+
+    @staticmethod
+    def is_lost(participant: Participant) -> bool:
+        """Whether the participant's session or one of its media connections is gone or silent."""
+        if participant.session_lost or participant.orphans:
+            return True
+        healths = [peer.health for peer in participant.publishers.values()]
+        if participant.subscriber is not None:
+            healths.append(participant.subscriber.health)
+        return any(health.state in ("stalled", "failed") for health in healths)
+
+    @staticmethod
+    def _silent_for(participant: Participant) -> float:
+        """How long its longest-silent stalled or failed media connection has not been heard from."""
+        healths = [peer.health for peer in participant.publishers.values()]
+        if participant.subscriber is not None:
+            healths.append(participant.subscriber.health)
+        return max((h.quiet_for for h in healths if h.state in ("stalled", "failed")), default=0.0)
+
+    def _update_state(self, participant: Participant) -> None:
+        state = "reconnecting" if self.is_lost(participant) else "connected"
+        if state == "reconnecting" and participant.grace is None:
+            # The grace period counts from when the participant was last heard, not from when its
+            # silence was noticed: a dead encoder's tiles go `reconnect_grace` after it died.
+            delay = max(0.0, self.grace - self._silent_for(participant))
+            participant.grace = asyncio.get_running_loop().call_later(
+                delay, lambda: self._spawn(self._grace_expired(participant))
+            )
+        elif state == "connected" and participant.grace is not None:
+            participant.grace.cancel()
+            participant.grace = None
+        if state != participant.state:
+            participant.state = state  # type: ignore[assignment]
+            logger.info("participant %s room=%s identity=%s", state, self.id, participant.id)
+            self.broadcast(ParticipantUpdated(participant=participant.info()), skip=participant.id)
+
+    async def _grace_expired(self, participant: Participant) -> None:
+        participant.grace = None
+        if self.participants.get(participant.id) is not participant:
+            return
+        for orphan in list(participant.orphans):  # tracks nobody continued
+            participant.orphans.remove(orphan)
+            await self.router.close_publisher(participant.id, orphan.peer)
+        if self.is_lost(participant):
+            self.lifecycle.ghosts_cleaned += 1
+            logger.warning("participant ended after the grace period room=%s identity=%s grace=%.0fs",
+                           self.id, participant.id, self.grace)
+            await self.end_identity(participant.id, CloseReason.LOST)
+        else:
+            self._update_state(participant)
+
+    # --- ending ----------------------------------------------------------------------------------
+
+    async def _drop_connection(self, participant: Participant, connection: Connection) -> None:
+        """A connection of `participant` ended on purpose: its tracks go; so does the participant
+        when it has no other way in left."""
+        peer = participant.publishers.pop(connection.id, None)
+        if peer is not None:
+            await self.router.close_publisher(participant.id, peer)
+        for orphan in [o for o in participant.orphans if o.kind is connection.kind]:
+            participant.orphans.remove(orphan)
+            await self.router.close_publisher(participant.id, orphan.peer)
+        others = [c for c in self.connections_of(participant.id) if c.kind is not ConnectionKind.WHEP]
+        if others or participant.session_lost:
+            self._update_state(participant)
+            return
+        await self._end_participant(participant)
+
+    async def end_identity(self, identity: str, reason: CloseReason) -> None:
+        """Close every connection of `identity` (removed, room ended, grace over): its participant
+        leaves, its players stop, each connection is told why."""
+        participant = self.participants.get(identity)
+        if participant is not None:
+            await self._end_participant(participant)
+        for connection in self._registry.of(identity):
+            if connection.kind is ConnectionKind.WHEP:
+                await self.players.end(connection, reason)
+        for connection in self._registry.pop(identity):
+            await connection.close(reason)
+
+    async def end_all(self, reason: CloseReason) -> None:
+        """Close every connection of the room."""
+        for identity in self.identities():
+            await self.end_identity(identity, reason)
+
+    async def _end_participant(self, participant: Participant) -> None:
+        if self.participants.get(participant.id) is not participant:
+            return
+        del self.participants[participant.id]
+        self.lifecycle.ended += 1
+        if participant.grace is not None:
+            participant.grace.cancel()
+            participant.grace = None
+        self.broadcast(ParticipantLeft(identity=participant.id))
+        self.control.left(participant)
+        logger.info("left room=%s identity=%s", self.id, participant.id)
+        for peer in participant.all_publishers():
+            await self.router.close_publisher(participant.id, peer)
+        participant.publishers.clear()
+        participant.orphans.clear()
+        if participant.subscriber is not None:
+            await self.router.close_subscriber(participant.id, participant.subscriber)
+            participant.subscriber = None
+        participant.session = None
+
+    # --- messages --------------------------------------------------------------------------------
+
+    def welcome(self, participant: Participant, request_id: str | None) -> Welcome:
+        """The room as the newcomer sees it."""
+        return Welcome(
+            id=request_id,
+            room=self.id,
+            room_name=self.name,
+            you=participant.info(),
+            grants=sorted(participant.identity.grants),
+            participants=[p.info() for p in self.participants.values() if p is not participant],
+            publications=[publication_info(p) for p in self.router.publications.values()],
+            reconnect_grace=self.grace,
+        )
+
     def broadcast(self, message: ServerMessage, *, skip: str | None = None) -> None:
-        """Send `message` to every connected participant except `skip`."""
+        """Send `message` to every participant with a session, except `skip`."""
         for participant in list(self.participants.values()):
-            if participant.id != skip and participant.send is not None:
+            if participant.id != skip:
                 participant.send(message)
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks.spawn(coro, name="lifecycle")
+
     async def close(self) -> None:
-        """Close the room's media (idempotent)."""
-        self.participants.clear()
+        """End every connection and close the room's media (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.end_all(CloseReason.SHUTDOWN)
+        await self._tasks.close()
         await self.router.close()
+
+
+def _same_codec(a: CodecInfo, b: CodecInfo) -> bool:
+    """Whether subscribers negotiated for `a` can take `b` as it is (same payload type mapping)."""
+    if a.mime_type.lower() != b.mime_type.lower() or a.clock_rate != b.clock_rate:
+        return False
+    if a.name.upper() == "H264":
+        return a.parameters.get("packetization-mode") == b.parameters.get("packetization-mode")
+    return True

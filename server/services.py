@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -13,20 +13,57 @@ from media.router import RelayCounters
 from media.tasks import TaskGroup
 from server.auth import PasswordVerifier, TokenService
 from server.config import Config
+from server.connection import CloseReason, LifecycleCounters
 from server.errors import RequestError
+from server.participant import Participant
 from server.registry import RoomRegistry
+from server.room import Room
 from server.scheduler import Scheduler, SystemClock
 from server.store import Store
 from signaling.messages import ServerMessage
 
-if TYPE_CHECKING:
-    from server.session import Session
-    from server.whip import HttpMediaSessions
 
-# A handler for one client message type beyond the room's own: gets the session (its verified
+class ClientSession(Protocol):
+    """Who sent a client message: a room's `/ws` session (server/session.py) or a console socket."""
+
+    @property
+    def id(self) -> str:
+        """The session id, for the event log."""
+        ...
+
+    @property
+    def remote(self) -> str:
+        """The client's address, for the event log."""
+        ...
+
+    @property
+    def room(self) -> Room | None:
+        """The room the session joined (None for a console socket)."""
+        ...
+
+    @property
+    def participant(self) -> Participant | None:
+        """The verified participant behind the session (None before hello)."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """Whether the socket is gone."""
+        ...
+
+    def send(self, message: ServerMessage) -> None:
+        """Queue a message for the client."""
+        ...
+
+    async def close(self, reason: CloseReason) -> None:
+        """End the session from the server's side."""
+        ...
+
+
+# A handler for one client message type beyond the room's own: gets the caller (its verified
 # participant, room, address) and the message; returns the reply or None. Feature modules
 # register theirs in `Services.handlers` from create_app, the one dispatch point.
-Handler = Callable[["Session", Any], Awaitable[ServerMessage | None]]
+Handler = Callable[[ClientSession, Any], Awaitable[ServerMessage | None]]
 
 
 class Limits:
@@ -52,22 +89,22 @@ class SessionSet:
     """The open signaling sessions; `wait_empty()` lets shutdown and tests wait for them to end."""
 
     def __init__(self) -> None:
-        self._sessions: set[Session] = set()
+        self._sessions: set[ClientSession] = set()
         self._empty = asyncio.Event()
         self._empty.set()
 
-    def __iter__(self) -> Iterator[Session]:
+    def __iter__(self) -> Iterator[ClientSession]:
         return iter(list(self._sessions))
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def add(self, session: Session) -> None:
+    def add(self, session: ClientSession) -> None:
         """A session opened."""
         self._sessions.add(session)
         self._empty.clear()
 
-    def discard(self, session: Session) -> None:
+    def discard(self, session: ClientSession) -> None:
         """A session ended (its cleanup is complete)."""
         self._sessions.discard(session)
         if not self._sessions:
@@ -89,8 +126,8 @@ class Services:
     rooms: RoomRegistry
     counters: RelayCounters
     limits: Limits
+    lifecycle: LifecycleCounters = field(default_factory=LifecycleCounters)
     sessions: SessionSet = field(default_factory=SessionSet)
-    http_media: HttpMediaSessions | None = None
     handlers: dict[type, Handler] = field(default_factory=dict)
     scheduler: Scheduler = field(default_factory=lambda: Scheduler(SystemClock()))
     background: TaskGroup = field(default_factory=lambda: TaskGroup("server"))

@@ -10,11 +10,13 @@ import uuid
 from aiohttp import WSMsgType, web
 
 from server.auth import AuthError, Identity, TokenMissing
-from server.control.install import control_for
+from server.connection import CloseReason, ConnectionKind
 from server.errors import RequestError, wire_error
 from server.outbox import Outbox
-from server.room import Participant, Room, role_for
-from server.services import Services
+from server.participant import Participant
+from server.room import Room
+from server.services import SERVICES, Services
+from server.web_auth import cookie_identity
 from signaling.codec import ProtocolError, parse_client
 from signaling.messages import (
     PROTOCOL_VERSION,
@@ -27,6 +29,7 @@ from signaling.messages import (
     PublishAnswer,
     PublishOffer,
     ServerMessage,
+    SessionReplaced,
     SetMuted,
     SubscribeAnswer,
 )
@@ -61,7 +64,14 @@ class RateLimiter:
 
 
 class Session:
-    """A client's WebSocket: an outbox drained by one writer task, and the inbound dispatch loop."""
+    """A client's `/ws` session: an outbox drained by one writer task, and the inbound dispatch loop.
+
+    A `Connection` of kind SESSION once hello is accepted: the room registers it under its
+    identity, and a newer session of the same identity replaces it.
+    """
+
+    kind = ConnectionKind.SESSION
+    slot = "session"
 
     def __init__(self, ws: web.WebSocketResponse, services: Services, cookie_identity: Identity | None, remote: str) -> None:
         self.ws = ws
@@ -72,12 +82,37 @@ class Session:
         self.participant: Participant | None = None
         self.bad_messages = 0
         self.id = uuid.uuid4().hex[:12]
+        self._identity: Identity | None = None
         self._outbox = Outbox(ws, limit=OUTBOX_LIMIT, label=f"{remote}/{self.id}")
         self._rate = RateLimiter(RATE_PER_SECOND, RATE_BURST)
+        self._ended_by: CloseReason | None = None  # the server ended it (replaced, removed, ...)
+        self._left = False  # the client said leave (or was sent away): no grace period
+
+    @property
+    def identity(self) -> Identity:
+        """The verified identity (set when hello is accepted)."""
+        assert self._identity is not None, "the session has no identity before hello"
+        return self._identity
+
+    @property
+    def closed(self) -> bool:
+        """Whether the socket is gone."""
+        return self.ws.closed
 
     def send(self, message: ServerMessage) -> None:
         """Queue a message for the client; a client that cannot keep up is disconnected."""
         self._outbox.send(message)
+
+    async def close(self, reason: CloseReason) -> None:
+        """End the session from the server's side: say why where the client must act on it, then close."""
+        if self._ended_by is not None:
+            return
+        self._ended_by = reason
+        if reason is CloseReason.REPLACED:
+            self.send(SessionReplaced(message="您已在其他窗口或设备加入，此处已断开 You joined again from another window or device; this one is closed"))
+        elif reason is CloseReason.LOST:
+            self.send(Error(code="connection_lost", message="连接中断过久，请重新加入 The connection was lost for too long: join again"))
+        self._outbox.close()
 
     async def run(self) -> None:
         """Serve the session until the client leaves or the connection drops."""
@@ -94,8 +129,11 @@ class Session:
 
     async def _cleanup(self, writer: asyncio.Task[None]) -> None:
         if self.room is not None and self.participant is not None:
-            await self.room.leave(self.participant)
-            await self.services.store.remove_presence(self.room.id, self.participant.id)
+            # A socket that dropped without `leave` is a loss: the participant keeps its tiles for
+            # the grace period. One the server ended is already accounted for by the room.
+            await self.room.leave(self, lost=not self._left and self._ended_by is None)
+            if self.room.participants.get(self.participant.id) is None:
+                await self.services.store.remove_presence(self.room.id, self.participant.id)
         self._outbox.close()
         try:
             await asyncio.wait_for(writer, 5)
@@ -145,12 +183,10 @@ class Session:
             raise TokenMissing("log in or give a device token")
         identity.check_room(hello.room)
         room = await self.services.rooms.get(hello.room)
-        participant = Participant(identity=identity, send=self.send, role=role_for(identity))
-        participant.disconnect = self._outbox.close
-        (await control_for(self.services, room)).admit(participant)  # a locked room refuses before welcome
-        self.room, self.participant = room, participant
-        self.send(room.welcome(participant, hello.id))
-        await room.join(participant)
+        self._identity = identity
+        # Admission, registration, the welcome and the subscriber connection: one place, the room.
+        self.participant = await room.join(self, hello.id)
+        self.room = room
         await self.services.rooms.record_presence(room)
 
     async def _loop(self) -> None:
@@ -165,6 +201,9 @@ class Session:
                 await self._dispatch(raw)
             if self.bad_messages >= MAX_BAD_MESSAGES:
                 self.send(Error(code="too_many_errors", message="disconnected after repeated bad messages"))
+                self._left = True  # sent away, not lost: no grace period
+                return
+            if self._ended_by is not None:
                 return
 
     async def _dispatch(self, raw: str) -> None:
@@ -173,8 +212,13 @@ class Session:
             message = parse_client(raw)
             request_id = message.id
             if isinstance(message, Leave):
+                self._left = True
                 await self.ws.close()
                 return
+            if isinstance(message, Ping):
+                self.send(Pong(id=message.id))
+                return
+            self._check_current()
             reply = await self._handle(message)
             if reply is not None:
                 self.send(reply)
@@ -187,14 +231,24 @@ class Session:
                 logger.exception("request failed remote=%s", self.remote)
             self._reply_error(exc, request_id)
 
+    def _check_current(self) -> None:
+        """Refuse anything from a session that is no longer its identity's (replaced, removed, ended)."""
+        room, participant = self.room, self.participant
+        assert room is not None and participant is not None
+        if self._ended_by is not None or not room.is_current(self) or room.participants.get(participant.id) is not participant:
+            replaced = self._ended_by is CloseReason.REPLACED or (self._ended_by is None and room.participants.get(participant.id) is not None)
+            self._ended_by = self._ended_by or CloseReason.REPLACED
+            self._outbox.close()
+            if replaced:
+                raise RequestError("session_replaced", "this identity joined again elsewhere: this session is closed")
+            raise RequestError("session_ended", "this session is no longer in the room")
+
     async def _handle(self, message: ClientMessage) -> ServerMessage | None:
         room, participant = self.room, self.participant
         assert room is not None and participant is not None
-        if isinstance(message, Ping):
-            return Pong(id=message.id)
         if isinstance(message, PublishOffer):
             self.services.limits.check_sdp(message.sdp)
-            answer = await room.publish(participant, message.sdp, dict(message.sources))
+            answer = await room.publish(participant, self, message.sdp, dict(message.sources))
             return PublishAnswer(id=message.id, sdp=answer)
         if isinstance(message, SubscribeAnswer):
             self.services.limits.check_sdp(message.sdp, offer=False)
@@ -215,9 +269,6 @@ class Session:
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     """`GET /ws`: a signaling session."""
-    from server.services import SERVICES
-    from server.web_auth import cookie_identity
-
     services = request.app[SERVICES]
     # Oversize messages up to 4x the limit get a wire error from the parser; beyond that aiohttp
     # closes with 1009 (message too big).

@@ -1,57 +1,96 @@
-"""WHIP ingest (RFC 9725) and WHEP egress: the standard HTTP entry points for encoders and players."""
+"""WHIP ingest (RFC 9725) and WHEP egress: the standard HTTP entry points for encoders and players.
+
+Each POST makes a resource, a `Connection` of its token's identity into the room (server/connection.py):
+the room admits it like any other way in (room, grant, lock, removal), a newer resource of the same
+identity replaces the older (an encoder that restarts takes its tiles over), and the resource ends
+when its client DELETEs it, when the room ends it (removed, room ended), or when its peer
+connection stays lost past the grace period. The resource's URL is its Location.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
 
 from aiohttp import web
 
-from media.egress import EgressPeer
 from media.peers import NegotiationError
 from server.auth import AuthError, Identity
-from server.errors import NotFound, RequestError, http_error
-from server.room import Participant, Room, role_for
+from server.connection import CloseReason, ConnectionKind
+from server.errors import NotFound, Refused, RequestError, http_error
+from server.room import Room
 from server.services import SERVICES, Services
 from server.web_auth import bearer_identity
 
 logger = logging.getLogger(__name__)
 
 SDP_TYPE = "application/sdp"
-_R = TypeVar("_R")
 
 
-@dataclass
-class _Ingest:
-    room: Room
-    participant: Participant
+class HttpResource:
+    """A WHIP or WHEP resource: the connection of one encoder or player, addressed by its Location."""
+
+    def __init__(self, kind: ConnectionKind, identity: Identity, room: Room, remote: str, *, target: str | None = None) -> None:
+        self.id = uuid.uuid4().hex
+        self.kind = kind
+        self.identity = identity
+        self.room = room
+        self.remote = remote
+        self.target = target
+        self.closed_by: CloseReason | None = None
+
+    @property
+    def slot(self) -> str:
+        """One encoder per identity; one player per identity and participant played."""
+        return "whip" if self.kind is ConnectionKind.WHIP else f"whep:{self.target}"
+
+    @property
+    def location(self) -> str:
+        """The resource's URL path."""
+        if self.kind is ConnectionKind.WHIP:
+            return f"/whip/{self.room.id}/{self.id}"
+        return f"/whep/{self.room.id}/{self.target}/{self.id}"
+
+    async def close(self, reason: CloseReason) -> None:
+        """The room ended it: a DELETE of it now finds nothing (the client learns it from its peer)."""
+        self.closed_by = reason
+        logger.info("%s resource ended room=%s identity=%s why=%s", self.kind.value, self.room.id, self.identity.identity, reason.value)
 
 
-@dataclass
-class _Egress:
-    room: Room
-    identity: Identity
-    peer: EgressPeer
-
-
-class HttpMediaSessions:
-    """WHIP and WHEP resources by id, so `DELETE` on their location can end them."""
+class HttpMediaResources:
+    """The live WHIP and WHEP resources of this server, by id."""
 
     def __init__(self) -> None:
-        self.ingest: dict[str, _Ingest] = {}
-        self.egress: dict[str, _Egress] = {}
+        self._resources: dict[str, HttpResource] = {}
 
-    async def close(self) -> None:
-        """End every resource."""
-        for item in list(self.ingest.values()):
-            await item.room.leave(item.participant)
-        for egress in list(self.egress.values()):
-            await egress.peer.close()
-        self.ingest.clear()
-        self.egress.clear()
+    def add(self, resource: HttpResource) -> None:
+        """A resource was created."""
+        self._resources[resource.id] = resource
+
+    def pop_owned(self, request: web.Request, kind: ConnectionKind) -> HttpResource:
+        """The resource the path names, if the bearer owns it and it is still live; removes it."""
+        identity = bearer_identity(request)
+        resource = self._resources.get(request.match_info["resource"])
+        if (
+            resource is None
+            or resource.kind is not kind
+            or resource.closed_by is not None
+            or resource.room.id != request.match_info["room"]
+            or (resource.target is not None and resource.target != request.match_info.get("identity"))
+        ):
+            raise NotFound("unknown_resource", "no such session")
+        if resource.identity.identity != identity.identity:
+            raise Refused("forbidden", "the session belongs to another identity")
+        del self._resources[resource.id]
+        return resource
+
+    def prune(self) -> None:
+        """Forget resources the room has ended."""
+        for key in [k for k, r in self._resources.items() if r.closed_by is not None]:
+            del self._resources[key]
+
+
+RESOURCES = web.AppKey("http_media_resources", HttpMediaResources)
 
 
 async def _read_offer(request: web.Request, services: Services) -> str:
@@ -68,62 +107,35 @@ async def _read_offer(request: web.Request, services: Services) -> str:
     return sdp
 
 
-def _sessions(services: Services) -> HttpMediaSessions:
-    if services.http_media is None:
-        services.http_media = HttpMediaSessions()
-    return services.http_media
-
-
 async def whip_post(request: web.Request) -> web.Response:
     """`POST /whip/{room}`: an encoder publishes as its token's identity."""
     services = request.app[SERVICES]
     room_id = request.match_info["room"]
     try:
         identity = bearer_identity(request)
-        identity.check_room(room_id)
-        identity.require("publish")
         offer = await _read_offer(request, services)
         room = await services.rooms.get(room_id)
-        participant = Participant(identity=identity, send=None, role=role_for(identity))
-        await room.join(participant)
-        try:
-            sources = {str(i): "whip" for i in range(services.limits.max_media_lines)}
-            answer = await room.publish(participant, offer, sources)
-        except BaseException:
-            await room.leave(participant)
-            raise
+        resource = HttpResource(ConnectionKind.WHIP, identity, room, request.remote or "?")
+        sources = {str(i): "whip" for i in range(services.limits.max_media_lines)}
+        answer = await room.ingest(resource, offer, sources)
     except (AuthError, RequestError, NegotiationError) as exc:
         logger.info("whip refused room=%s remote=%s error=%s", room_id, request.remote, type(exc).__name__)
         raise http_error(exc) from None
-    resource = uuid.uuid4().hex
-    _sessions(services).ingest[resource] = _Ingest(room, participant)
+    _resources(request).add(resource)
     await services.rooms.record_presence(room)
-    location = f"/whip/{room_id}/{resource}"
-    logger.info("whip publishing room=%s identity=%s", room_id, identity.identity)
-    return web.Response(status=201, text=answer, content_type=SDP_TYPE, headers={"Location": location})
-
-
-def _owned_resource(request: web.Request, table: dict[str, _R], owner: Callable[[_R], str], room: Callable[[_R], str]) -> _R:
-    """Pop the resource named in the path if the bearer owns it; raises the HTTP error otherwise."""
-    try:
-        identity = bearer_identity(request)
-        key = request.match_info["resource"]
-        item = table.get(key)
-        if item is None or room(item) != request.match_info["room"]:
-            raise NotFound("unknown_resource", "no such session")
-        if owner(item) != identity.identity:
-            raise RequestError("forbidden", "the session belongs to another identity")
-    except (AuthError, RequestError) as exc:
-        raise http_error(exc) from None
-    return table.pop(key)
+    return web.Response(status=201, text=answer, content_type=SDP_TYPE, headers={"Location": resource.location})
 
 
 async def whip_delete(request: web.Request) -> web.Response:
     """`DELETE /whip/{room}/{resource}`: the encoder stops."""
     services = request.app[SERVICES]
-    item = _owned_resource(request, _sessions(services).ingest, lambda i: i.participant.id, lambda i: i.room.id)
-    await item.room.leave(item.participant)
-    await services.store.remove_presence(item.room.id, item.participant.id)
+    try:
+        resource = _resources(request).pop_owned(request, ConnectionKind.WHIP)
+    except (AuthError, RequestError) as exc:
+        raise http_error(exc) from None
+    await resource.room.stop_ingest(resource)
+    if resource.identity.identity not in resource.room.participants:
+        await services.store.remove_presence(resource.room.id, resource.identity.identity)
     return web.Response(status=200)
 
 
@@ -134,38 +146,36 @@ async def whep_post(request: web.Request) -> web.Response:
     target = request.match_info["identity"]
     try:
         identity = bearer_identity(request)
-        identity.check_room(room_id)
-        identity.require("subscribe")
         offer = await _read_offer(request, services)
         room = await services.rooms.get(room_id)
-        owned = [p for p in room.router.publications.values() if p.owner == target]
-        if not owned:
-            raise NotFound("not_publishing", f"{target!r} publishes nothing in room {room_id!r}")
-        preferred = sorted(owned, key=lambda p: p.source not in ("camera", "microphone", "whip"))
-        peer = EgressPeer(identity.identity, counters=services.counters, ice_servers=services.config.server.ice_servers)
-        try:
-            answer = await peer.answer(offer, preferred)
-        except BaseException:
-            await peer.close()
-            raise
+        resource = HttpResource(ConnectionKind.WHEP, identity, room, request.remote or "?", target=target)
+        answer = await room.play(resource, target, offer)
     except (AuthError, RequestError, NegotiationError) as exc:
         logger.info("whep refused room=%s remote=%s error=%s", room_id, request.remote, type(exc).__name__)
         raise http_error(exc) from None
-    resource = uuid.uuid4().hex
-    _sessions(services).egress[resource] = _Egress(room, identity, peer)
-    location = f"/whep/{room_id}/{target}/{resource}"
-    return web.Response(status=201, text=answer, content_type=SDP_TYPE, headers={"Location": location})
+    _resources(request).add(resource)
+    return web.Response(status=201, text=answer, content_type=SDP_TYPE, headers={"Location": resource.location})
 
 
 async def whep_delete(request: web.Request) -> web.Response:
     """`DELETE /whep/{room}/{identity}/{resource}`: the player stops."""
-    item = _owned_resource(request, _sessions(request.app[SERVICES]).egress, lambda i: i.identity.identity, lambda i: i.room.id)
-    await item.peer.close()
+    try:
+        resource = _resources(request).pop_owned(request, ConnectionKind.WHEP)
+    except (AuthError, RequestError) as exc:
+        raise http_error(exc) from None
+    await resource.room.stop_playing(resource)
     return web.Response(status=200)
+
+
+def _resources(request: web.Request) -> HttpMediaResources:
+    resources = request.app[RESOURCES]
+    resources.prune()
+    return resources
 
 
 def add_routes(app: web.Application) -> None:
     """Register the WHIP and WHEP endpoints."""
+    app[RESOURCES] = HttpMediaResources()
     app.router.add_post("/whip/{room}", whip_post)
     app.router.add_delete("/whip/{room}/{resource}", whip_delete)
     app.router.add_post("/whep/{room}/{identity}", whep_post)

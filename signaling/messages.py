@@ -18,13 +18,17 @@ from signaling.base import PROTOCOL_VERSION as PROTOCOL_VERSION, Message as Mess
 
 
 class ParticipantInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A participant as other participants see it."""
+    """A participant as other participants see it.
+
+    `state` is "connected", or "reconnecting" while its connections are lost and the server waits
+    out the grace period: its tiles stay (saying so) and the same identity coming back takes them over.
+    """
 
     identity: str
     site: str
     name: str
     role: str = "participant"
-    state: str = "connected"
+    state: Literal["connected", "reconnecting"] = "connected"
 
 
 class PublicationInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -90,6 +94,9 @@ class Welcome(Message, tag="welcome", kw_only=True, frozen=True):
     grants: list[str] = []
     participants: list[ParticipantInfo] = []
     publications: list[PublicationInfo] = []
+    # Seconds the server keeps a lost participant's tiles: a client that loses its connection
+    # retries fast for this long (and takes its tiles over), then backs off.
+    reconnect_grace: float = 30.0
 
 
 class PublishAnswer(Message, tag="publish_answer", kw_only=True, frozen=True):
@@ -136,6 +143,22 @@ class PublicationMuted(Message, tag="publication_muted", kw_only=True, frozen=Tr
     muted: bool = False
 
 
+class ParticipantUpdated(Message, tag="participant_updated", kw_only=True, frozen=True):
+    """A participant's state changed ("reconnecting" while lost, "connected" when back)."""
+
+    participant: ParticipantInfo
+
+
+class SessionReplaced(Message, tag="session_replaced", kw_only=True, frozen=True):
+    """This session is closed because the same identity joined again (another tab or device).
+
+    The client must not reconnect by itself, or the two would replace each other for ever; it
+    offers the user to continue here instead.
+    """
+
+    message: str
+
+
 class Pong(Message, tag="pong", kw_only=True, frozen=True):
     """Reply to `ping`."""
 
@@ -171,6 +194,8 @@ ServerMessage = (
     | PublicationAdded
     | PublicationRemoved
     | PublicationMuted
+    | ParticipantUpdated
+    | SessionReplaced
     | Pong
     | Error
     | _control.ControlAck | _control.ControlState | _control.ActiveSpeaker | _control.ControlNotice

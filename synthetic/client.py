@@ -15,7 +15,8 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTran
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.frame import Frame
 
-from media.aiortc_hooks import close_peer_connection
+from media.aiortc_hooks import close_peer_connection, inject_send_delay
+from media.liveness import Failure, LivenessSettings, PeerHealth, PeerState
 from signaling.codec import ProtocolError, encode, parse_server
 from signaling.messages import (
     ClientMessage,
@@ -25,6 +26,7 @@ from signaling.messages import (
     ParticipantInfo,
     ParticipantJoined,
     ParticipantLeft,
+    ParticipantUpdated,
     PublicationAdded,
     PublicationInfo,
     PublicationMuted,
@@ -32,6 +34,7 @@ from signaling.messages import (
     PublishAnswer,
     PublishOffer,
     ServerMessage,
+    SessionReplaced,
     SubscribeAnswer,
     SubscribeOffer,
     Welcome,
@@ -115,6 +118,9 @@ class RoomClient:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._publisher: RTCPeerConnection | None = None
         self._subscriber: RTCPeerConnection | None = None
+        # Each connection's liveness, by role: RFC 7675 consent in place of aioice's, so that a
+        # client on a long-delay link (satellite) does not drop the server it hears from.
+        self.health: dict[str, PeerHealth] = {}
         self._sources: dict[RTCRtpTransceiver, str] = {}
         self._publish_lock = asyncio.Lock()
         self._pending: dict[str, asyncio.Future[ServerMessage]] = {}
@@ -122,6 +128,9 @@ class RoomClient:
         self._changed = asyncio.Condition()
         self._disconnected = asyncio.Event()
         self._closing = False
+        self.replaced = False  # the server closed this session: the same identity joined again
+        self._drop_sent: Callable[[bytes], bool] | None = None
+        self._impaired: set[RTCPeerConnection] = set()
         self._tasks = _Tasks()
 
     @property
@@ -176,7 +185,7 @@ class RoomClient:
         """Offer `tracks` (keyed by source: "camera", "microphone", ...) on the publisher connection."""
         async with self._publish_lock:
             if self._publisher is None:
-                self._publisher = self._new_peer_connection()
+                self._publisher = self._new_peer_connection("publisher")
             pc = self._publisher
             for source, track in tracks.items():
                 self._sources[pc.addTransceiver(track, direction="sendonly")] = source
@@ -227,6 +236,8 @@ class RoomClient:
                 pass  # the server is already gone: nothing to tell it
             await self._ws.close()
         await self._tasks.close()
+        for health in self.health.values():
+            await health.close()
         for pc in (self._publisher, self._subscriber):
             if pc is not None:
                 await close_peer_connection(pc)
@@ -234,9 +245,38 @@ class RoomClient:
             await self._session.close()
         await self._end_session("closed")
 
+    def impair(self, *, drop: Callable[[bytes], bool] | None = None, delay: float = 0.0) -> None:
+        """Shape what both peer connections send from now on: drop datagrams for which `drop`
+        says so, delay the rest by `delay` seconds (tests: a black-holed or a long-delay path).
+        A later call replaces `drop`; the delay is the first call's."""
+        self._drop_sent = drop
+        for pc in (self._publisher, self._subscriber):
+            if pc is not None and pc not in self._impaired:
+                self._impaired.add(pc)
+                inject_send_delay(pc, delay, drop=lambda data: self._drop_sent is not None and self._drop_sent(data))
+
+    async def drop(self) -> None:
+        """Vanish as a killed process or a dead network would: no leave, nothing more sent on the
+        peer connections, the socket cut without a close frame (tests of the server's liveness)."""
+        if self._closing:
+            return
+        self._closing = True
+        self.impair(drop=lambda _datagram: True)
+        if self._ws is not None:
+            self._ws._response.close()  # the connection goes, no close handshake
+        await self._tasks.close()
+        for health in self.health.values():
+            await health.close()
+        for pc in (self._publisher, self._subscriber):
+            if pc is not None:
+                await close_peer_connection(pc)  # its goodbyes go nowhere
+        if self._session is not None:
+            await self._session.close()
+        await self._end_session("dropped")
+
     # --- inside the session ----------------------------------------------------------------------
 
-    def _new_peer_connection(self) -> RTCPeerConnection:
+    def _new_peer_connection(self, role: str) -> RTCPeerConnection:
         pc = RTCPeerConnection(self._rtc_config)
 
         @pc.on("connectionstatechange")
@@ -244,6 +284,11 @@ class RoomClient:
             log.info("peer connection name=%s state=%s", self.name, pc.connectionState)
             await self._notify()
 
+        def health_changed(state: PeerState, failure: Failure | None) -> None:
+            log.info("peer health name=%s role=%s state=%s failure=%s", self.name, role, state, failure)
+
+        self.health[role] = PeerHealth(pc, settings=LivenessSettings(), on_change=health_changed, label=f"{self.name}:{role}")
+        self.health[role].start()
         return pc
 
     def _new_id(self) -> str:
@@ -293,6 +338,11 @@ class RoomClient:
                 self.participants[participant.identity] = participant
             case ParticipantLeft(identity=identity):
                 self.participants.pop(identity, None)
+            case ParticipantUpdated(participant=participant):
+                self.participants[participant.identity] = participant
+            case SessionReplaced(message=text):
+                self.replaced = True
+                log.info("session replaced name=%s message=%s", self.name, text)
             case PublicationAdded(publication=publication):
                 self.publications[publication.publication_id] = publication
             case PublicationRemoved(publication_id=publication_id):
@@ -323,7 +373,7 @@ class RoomClient:
 
     async def _answer(self, offer: SubscribeOffer) -> None:
         if self._subscriber is None:
-            self._subscriber = self._new_peer_connection()
+            self._subscriber = self._new_peer_connection("subscriber")
         pc = self._subscriber
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())

@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from server.config import DEFAULT_CONFIG_PATH, load_config
+from server.ice_servers import is_turn
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("server-a", "server-b")
 
@@ -107,3 +110,16 @@ def test_docker_compose_accepts_the_file_where_docker_runs() -> None:
         env={**os.environ, "SERVER_SECRET": "test-only-secret", "TURN_SECRET": "test-only-secret"},
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_each_node_tells_clients_about_coturn_and_signs_their_credentials_with_its_secret(
+    compose: dict[str, Any], name: str
+) -> None:
+    env = _environment(compose["services"][name])
+    assert env["TURN_SECRET"].startswith("${TURN_SECRET")
+    substituted = env["ICE_SERVERS"].replace("${TURN_HOST:-localhost}", "localhost")
+    urls = load_config(DEFAULT_CONFIG_PATH, env={"ICE_SERVERS": substituted}).server.ice_servers
+    assert urls and all(is_turn(url) and url.startswith("turn:localhost:3478?") for url in urls)
+    assert {url.partition("?")[2] for url in urls} == {"transport=udp", "transport=tcp"}
+    assert "--use-auth-secret" in _command_text(compose["services"]["coturn"])

@@ -7,14 +7,14 @@ grant issues, updates or cancels. Every refusal is a wire error and is itself lo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from server.command.domain import AlreadyDone, IllegalTransition
 from server.command.photos import PhotoStore
 from server.command.service import Caller, CommandService, new_id
 from server.command.views import Viewer
 from server.errors import RequestError
-from server.services import Services
+from server.services import ClientSession, Services
 from server.store import EventIdInvalid
 from signaling.command import (
     CommandOk,
@@ -30,8 +30,6 @@ from signaling.command import (
     ReportFile,
 )
 
-if TYPE_CHECKING:
-    from server.session import Session
 
 MAX_TITLE: Final[int] = 200
 MAX_TEXT: Final[int] = 10_000
@@ -109,7 +107,7 @@ class CommandHandlers:
                 stack.extend(reversed(self.children.get(current, [])))
         return list(out), unknown
 
-    async def issue(self, session: Session, msg: DirectiveIssue) -> CommandOk:
+    async def issue(self, session: ClientSession, msg: DirectiveIssue) -> CommandOk:
         """`directive_issue`: store the directive, push it to the recipients' live sessions."""
         caller = caller_of(session)
         await self._require_issue(caller, "issue")
@@ -129,7 +127,7 @@ class CommandHandlers:
         })
         return CommandOk(id=msg.id, event_id=event_id, directive_id=directive_id)
 
-    async def update(self, session: Session, msg: DirectiveUpdate) -> CommandOk:
+    async def update(self, session: ClientSession, msg: DirectiveUpdate) -> CommandOk:
         """`directive_update`: the issuer changes text or deadlines, with a reason."""
         caller = caller_of(session)
         await self._require_issue(caller, "update")
@@ -143,14 +141,14 @@ class CommandHandlers:
         event_id = await self._record(caller, "update", "updated", data)
         return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
 
-    async def cancel(self, session: Session, msg: DirectiveCancel) -> CommandOk:
+    async def cancel(self, session: ClientSession, msg: DirectiveCancel) -> CommandOk:
         """`directive_cancel`: the issuer withdraws a directive, with a reason."""
         caller = caller_of(session)
         await self._require_issue(caller, "cancel")
         event_id = await self._record(caller, "cancel", "cancelled", {"directive_id": msg.directive_id, "reason": msg.reason})
         return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
 
-    async def read(self, session: Session, msg: DirectiveRead) -> CommandOk:
+    async def read(self, session: ClientSession, msg: DirectiveRead) -> CommandOk:
         """`directive_read`: the caller's site read it (a repeat is a no-op)."""
         caller = caller_of(session)
         site = await self._own_site(caller, "read", msg.site)
@@ -162,14 +160,14 @@ class CommandHandlers:
             raise await self.service.refuse(caller, "read", exc.code, exc.message) from None
         return CommandOk(id=msg.id, event_id=event.id, directive_id=msg.directive_id)
 
-    async def acknowledge(self, session: Session, msg: DirectiveAcknowledge) -> CommandOk:
+    async def acknowledge(self, session: ClientSession, msg: DirectiveAcknowledge) -> CommandOk:
         """`directive_acknowledge`: the caller's site acknowledges."""
         caller = caller_of(session)
         site = await self._own_site(caller, "acknowledge", msg.site)
         event_id = await self._record(caller, "acknowledge", "acknowledged", {"directive_id": msg.directive_id, "site": site})
         return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
 
-    async def feedback(self, session: Session, msg: DirectiveFeedback) -> CommandOk:
+    async def feedback(self, session: ClientSession, msg: DirectiveFeedback) -> CommandOk:
         """`directive_feedback`: the caller's site reports back (text, photo, done or not)."""
         caller = caller_of(session)
         site = await self._own_site(caller, "feedback", msg.site)
@@ -180,7 +178,7 @@ class CommandHandlers:
         })
         return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
 
-    async def file_report(self, session: Session, msg: ReportFile) -> CommandOk:
+    async def file_report(self, session: ClientSession, msg: ReportFile) -> CommandOk:
         """`report_file`: an initial report opens an incident; a follow-up adds to one."""
         caller = caller_of(session)
         await self._checked_text(caller, "report", "summary", msg.summary, MAX_TEXT)
@@ -201,7 +199,7 @@ class CommandHandlers:
         event_id = await self._record(caller, "report", "report_filed", data)
         return CommandOk(id=msg.id, event_id=event_id, incident_id=incident_id)
 
-    async def close_incident(self, session: Session, msg: IncidentClose) -> CommandOk:
+    async def close_incident(self, session: ClientSession, msg: IncidentClose) -> CommandOk:
         """`incident_close`: the filing site or a level above closes an incident."""
         caller = caller_of(session)
         event_id = await self._record(caller, "close", "incident_closed", {"incident_id": msg.incident_id, "site": caller.identity.site})

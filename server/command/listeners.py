@@ -9,8 +9,7 @@ from server.command.views import Viewer
 from signaling.messages import ServerMessage
 
 if TYPE_CHECKING:
-    from server.services import Services
-    from server.session import Session
+    from server.services import ClientSession, Services
 
 
 class Listener(Protocol):
@@ -31,7 +30,7 @@ class Listener(Protocol):
 class SessionListener:
     """A room's `/ws` session as a command listener."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: ClientSession) -> None:
         assert session.participant is not None
         identity = session.participant.identity
         self.session = session
@@ -44,7 +43,7 @@ class SessionListener:
     @property
     def closed(self) -> bool:
         """The session's socket is closed."""
-        return self.session.ws.closed
+        return self.session.closed
 
 
 class Listeners:
@@ -54,7 +53,7 @@ class Listeners:
         self.services = services
         self._by_site: dict[str, set[Listener]] = {}
         self._by_identity: dict[str, set[Listener]] = {}
-        self._sessions: dict[Session, SessionListener] = {}
+        self._sessions: dict[ClientSession, SessionListener] = {}
 
     def add(self, listener: Listener) -> None:
         """Start pushing to `listener`."""
@@ -68,7 +67,7 @@ class Listeners:
         if isinstance(listener, SessionListener):
             self._sessions.pop(listener.session, None)
 
-    def session(self, session: Session) -> SessionListener:
+    def session(self, session: ClientSession) -> SessionListener:
         """The listener of a room session, registering it on first use."""
         listener = self._sessions.get(session)
         if listener is None:

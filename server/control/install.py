@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
+from media.tasks import TaskGroup
+from server.config import Config
 from server.control.room_control import RoomControl, control_stream
 from server.errors import RequestError
-from server.room import Participant, Room
-from server.services import Services
+from server.participant import Participant
+from server.room import Room, RoomHooks
+from server.services import ClientSession, Services
+from server.store import RoomRecord, Store
 from signaling.control import (
     AllowSelfUnmute,
     ControlAck,
@@ -29,31 +33,34 @@ from signaling.control import (
     Spotlight,
 )
 
-if TYPE_CHECKING:
-    from server.session import Session
 
 MAX_HISTORY = 500
 
 
-async def control_for(services: Services, room: Room) -> RoomControl:
-    """The room's control, created on first use with the room's configured host site and lock."""
-    if isinstance(room.control, RoomControl):
-        return room.control
-    record = await services.store.get_room(room.id)
-    configured = next((r for r in services.config.rooms if r.id == room.id), None)
-    if not isinstance(room.control, RoomControl):  # another session may have created it meanwhile
-        room.control = RoomControl(
+def control_factory(config: Config, store: Store, background: TaskGroup) -> Callable[[Room, RoomRecord], RoomHooks]:
+    """Make each room's control with the room: its configured host site and its stored lock."""
+
+    def make(room: Room, record: RoomRecord) -> RoomHooks:
+        configured = config.room(room.id)
+        return RoomControl(
             room,
-            store=services.store,
-            spawn=lambda coro: services.background.spawn(coro, name="control-log"),
+            store=store,
+            spawn=lambda coro: background.spawn(coro, name="control-log"),
             host_site=configured.sites[0] if configured is not None and configured.sites else None,
-            locked=record.locked if record is not None else False,
+            locked=record.locked,
         )
-    assert isinstance(room.control, RoomControl)
+
+    return make
+
+
+def control_of(room: Room) -> RoomControl:
+    """The room's control (every room the server hosts has one)."""
+    if not isinstance(room.control, RoomControl):
+        raise RequestError("no_control", "this room has no chair controls")
     return room.control
 
 
-def _caller(session: Session) -> tuple[Room, Participant]:
+def _caller(session: ClientSession) -> tuple[Room, Participant]:
     if session.room is None or session.participant is None:
         raise RequestError("not_joined", "say hello first")
     return session.room, session.participant
@@ -62,10 +69,10 @@ def _caller(session: Session) -> tuple[Room, Participant]:
 Act = Callable[[RoomControl, Participant, Any], Awaitable[str]]
 
 
-def _handler(services: Services, action: str, act: Act) -> Callable[[Session, Any], Awaitable[ControlAck]]:
-    async def handle(session: Session, message: Any) -> ControlAck:
+def _handler(services: Services, action: str, act: Act) -> Callable[[ClientSession, Any], Awaitable[ControlAck]]:
+    async def handle(session: ClientSession, message: Any) -> ControlAck:
         room, participant = _caller(session)
-        control = await control_for(services, room)
+        control = control_of(room)
         event_id = await act(control, participant, message)
         return ControlAck(id=message.id, action=action, event_id=event_id)
 
@@ -90,7 +97,7 @@ def install(app: web.Application, services: Services) -> None:
     for message_type, (action, act) in table.items():
         services.handlers[message_type] = _handler(services, action, act)
 
-    async def history(session: Session, message: RoomHistory) -> RoomHistoryEvents:
+    async def history(session: ClientSession, message: RoomHistory) -> RoomHistoryEvents:
         room, _ = _caller(session)
         limit = max(1, min(message.limit, MAX_HISTORY))
         events = await services.store.read_events(control_stream(room.id), after=message.after, limit=limit)

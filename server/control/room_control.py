@@ -8,7 +8,6 @@ to everyone in the room.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -20,9 +19,12 @@ import msgspec
 from media.router import Publication
 from server.control.permissions import check_target, require
 from server.control.roles import Role, base_role, can_hold_chair, claims_chair
+from server.auth import Identity
+from server.connection import CloseReason
 from server.control.speaker import DominantSpeaker, SpeakerSettings
-from server.errors import RequestError
-from server.room import Participant, Room
+from server.errors import Refused, RequestError
+from server.participant import Participant
+from server.room import Room
 from server.store import Store
 from signaling.control import (
     ActiveSpeaker,
@@ -92,16 +94,24 @@ class RoomControl:
         """Whether the chair is in the room now."""
         return self.chair is not None and self.chair in self.room.participants
 
-    def admit(self, participant: Participant) -> None:
-        """Refuse a newcomer to a locked room (or one removed from it); give it its role."""
-        identity = participant.identity
+    def admit(self, identity: Identity) -> None:
+        """Refuse any way in (a session, an encoder, a player) to a locked room or to one removed from it."""
         moderator = identity.can("moderate")
-        if participant.id in self.removed and not moderator:
-            self._log_refused_join(participant, "removed")
-            raise RequestError("removed_from_room", "您已被移出会商室 You were removed from this room")
-        if self.locked and participant.id not in self.members and not moderator:
-            self._log_refused_join(participant, "locked")
-            raise RequestError("room_locked", "会商室已锁定 The room is locked: ask the chair to let you in")
+        if identity.identity in self.removed and not moderator:
+            self._log_refused_join(identity, "removed")
+            raise Refused("removed_from_room", "您已被移出会商室 You were removed from this room")
+        if self.locked and identity.identity not in self.members and not moderator:
+            self._log_refused_join(identity, "locked")
+            raise Refused("room_locked", "会商室已锁定 The room is locked: ask the chair to let you in")
+
+    def joined(self, participant: Participant) -> None:
+        """A participant is in (or back on a new session): everyone is told the roles."""
+        self.members.add(participant.id)
+        self.broadcast_state()
+
+    def assign_role(self, participant: Participant) -> None:
+        """The role of a newcomer (or of one back on a new session): the chair's, or its grants'."""
+        identity = participant.identity
         if self.chair == participant.id:
             participant.role = "chair"
             return
@@ -115,15 +125,8 @@ class RoomControl:
             self.chair = participant.id
             participant.role = "chair"
 
-    def joined(self, participant: Participant) -> None:
-        """A participant is in: remember it as a member, tell everyone the roles."""
-        self.members.add(participant.id)
-        self.broadcast_state()
-
-    def left(self, participant: Participant, *, replaced: bool) -> None:
-        """A participant left (or was replaced by its own new session)."""
-        if replaced:
-            return
+    def left(self, participant: Participant) -> None:
+        """A participant is gone."""
         self.speaker.remove(participant.id)
         self.hands.pop(participant.id, None)
         self.broadcast_state()
@@ -175,8 +178,7 @@ class RoomControl:
 
     def send_state(self, participant: Participant) -> None:
         """Send the control state to one participant."""
-        if participant.send is not None:
-            participant.send(self.state())
+        participant.send(self.state())
 
     # --- actions -----------------------------------------------------------------------------------
 
@@ -239,16 +241,16 @@ class RoomControl:
     async def remove(self, actor: Participant, identity: str, reason: str) -> str:
         """Send a participant out; it cannot come back (without "moderate") until the room ends."""
         await self.authorize(actor, "remove", identity)
-        target = self.room.participants[identity]
+        target = self.room.participants.get(identity)
         self.removed.add(identity)
         self.members.discard(identity)
         self.hands.pop(identity, None)
         if self.spotlight == identity:
             self.spotlight = None
         event_id = await self._record(actor.id, "remove", {"target": identity, "reason": reason})
-        if target.send is not None:
+        if target is not None:
             target.send(YouWereRemoved(by=actor.id, by_name=actor.identity.name, reason=reason))
-        await self._disconnect(target)
+        await self.room.end_identity(identity, CloseReason.REMOVED)  # every way in: session, encoder, players
         self._notify(actor, "removed", identity, None)
         self.broadcast_state()
         return event_id
@@ -267,15 +269,13 @@ class RoomControl:
         """End the consultation for everyone: all sessions close, the control state starts afresh."""
         await self.authorize(actor, "end")
         event_id = await self._record(actor.id, "end", {"participants": sorted(self.room.participants)})
-        ended = RoomEnded(by=actor.id, by_name=actor.identity.name)
-        for participant in list(self.room.participants.values()):
-            if participant.send is not None:
-                participant.send(ended)
-            if participant is actor and participant.disconnect is not None:
-                # after this request's acknowledgement, which the session queues when we return
-                asyncio.get_running_loop().call_soon(participant.disconnect)
-            else:
-                await self._disconnect(participant)
+        self.room.broadcast(RoomEnded(by=actor.id, by_name=actor.identity.name))
+        for identity in self.room.identities():
+            if identity != actor.id:
+                await self.room.end_identity(identity, CloseReason.ROOM_ENDED)
+        # The actor's own connections after this request's acknowledgement, which its session
+        # queues when we return.
+        self._spawn(self.room.end_identity(actor.id, CloseReason.ROOM_ENDED))
         for key in list(self.mutes):
             self._set_mute(key[0], key[1], None)
         self.spotlight, self.chair, self.layout, self.follow_speaker = None, None, "grid", False
@@ -364,12 +364,6 @@ class RoomControl:
         logger.info("control room=%s actor=%s action=%s target=%s event=%s", self.room.id, actor, action, data.get("target"), event.id)
         return event.id
 
-    def _log_refused_join(self, participant: Participant, why: str) -> None:
-        logger.warning("join refused room=%s identity=%s why=%s", self.room.id, participant.id, why)
-        self._spawn(self._record(participant.id, "join_refused", {"target": participant.id, "why": why}))
-
-    async def _disconnect(self, participant: Participant) -> None:
-        if participant.disconnect is not None:
-            participant.disconnect()
-        else:
-            await self.room.leave(participant)
+    def _log_refused_join(self, identity: Identity, why: str) -> None:
+        logger.warning("join refused room=%s identity=%s why=%s", self.room.id, identity.identity, why)
+        self._spawn(self._record(identity.identity, "join_refused", {"target": identity.identity, "why": why}))

@@ -12,8 +12,9 @@ from server.auth import AuthError, Identity
 from server.config import RollCallSchedule
 from server.errors import RequestError, http_error
 from server.pages import _me, _render, _sites
-from server.rollcall.handlers import ROLLCALLS, SCHEDULES, require_caller
 from server.rollcall.schedule import TargetError, local_time, resolve_sites, schedule_zone
+from server.rollcall.schedules import SCHEDULES
+from server.rollcall.service import ROLLCALLS, require_caller
 from server.rollcall.views import as_csv, as_json, local, rows
 from server.services import SERVICES
 from server.web_auth import page_identity

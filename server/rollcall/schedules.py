@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import msgspec
+from aiohttp import web
 
 from server.config import RollCallSchedule, schedule_problems
 from server.errors import NotFound, RequestError
@@ -92,3 +93,6 @@ class ScheduleRunner:
             logger.info("scheduled rollcall fired schedule=%s at=%s", schedule.id, when)
         finally:
             self._arm(schedule, after=when)
+
+
+SCHEDULES = web.AppKey("rollcall_schedules", ScheduleRunner)

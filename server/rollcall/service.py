@@ -19,6 +19,9 @@ from pathlib import Path
 
 from media.router import Publication
 from media.snapshot import SnapshotError
+from aiohttp import web
+
+from server.auth import Forbidden, Identity
 from server.errors import NotFound, RequestError
 from server.rollcall.domain import Action, RollCall, RollCallId, apply, fold, next_action, press_refusal
 from server.rollcall.evidence import SnapshotFiles, capture, live_video
@@ -329,3 +332,12 @@ class RollCallService:
         room = self.services.rooms.rooms.get(rollcall.room or "")
         if room is not None:
             room.broadcast(message)
+
+
+ROLLCALLS = web.AppKey("rollcalls", RollCallService)
+
+
+def require_caller(identity: Identity) -> None:
+    """Only those who may moderate or issue directives may start, excuse or close roll-calls."""
+    if not (identity.can("moderate") or identity.can("issue")):
+        raise Forbidden(f"{identity.identity!r} may not call the roll (needs grant 'moderate' or 'issue')")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -48,3 +49,19 @@ async def platform(aiohttp_server: Callable[..., TestServer], demo_config: Confi
     services = build_services(demo_config, secret=SECRET, store=MemoryStore(node_id="test"))
     server = await aiohttp_server(create_app(services))
     return Platform(url=str(server.make_url("")).rstrip("/"), services=services)
+
+
+PlatformFactory = Callable[..., Awaitable[Platform]]
+
+
+@pytest.fixture
+def make_platform(aiohttp_server: Callable[..., TestServer], demo_config: Config) -> PlatformFactory:
+    """Like `platform`, with `[server]` settings changed: `await make_platform(reconnect_grace=3)`."""
+
+    async def make(**settings: object) -> Platform:
+        config = msgspec.structs.replace(demo_config, server=msgspec.structs.replace(demo_config.server, **settings))
+        services = build_services(config, secret=SECRET, store=MemoryStore(node_id="test"))
+        server = await aiohttp_server(create_app(services))
+        return Platform(url=str(server.make_url("")).rstrip("/"), services=services)
+
+    return make

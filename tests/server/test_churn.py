@@ -1,27 +1,28 @@
-"""Participants come and go: 50 join/leave cycles leave no connection, task or publication behind."""
+"""Participants come and go: join/publish/leave cycles leave no connection, task, socket or memory behind."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import resource
 from collections import Counter
 
+import pytest
 from aiortc import RTCPeerConnection
 
+from server.memory import MemoryReleaser
 from synthetic.client import RoomClient
 from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop, video_loop_track
+from tests.conftest import soak_or
 from tests.server.conftest import Platform
 
+HEARTBEAT = 20.0  # the WebSocket heartbeat of the server's sessions and of the synthetic client
 
-def _where(task: asyncio.Task[object]) -> str:
-    coro = task.get_coro()
-    frames = []
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None)
-        if frame is not None:
-            frames.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}")
-        coro = getattr(coro, "cr_await", None)
-    return " > ".join(frames[-2:])
+
+def _task_names() -> Counter[str]:
+    """Live tasks by what they run (their coroutine's name), not by their own names."""
+    return Counter(task.get_coro().__qualname__ for task in asyncio.all_tasks())  # type: ignore[union-attr]
 
 
 def _peer_connections() -> int:
@@ -29,39 +30,70 @@ def _peer_connections() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, RTCPeerConnection) and o.connectionState != "closed")
 
 
-async def test_fifty_join_leave_cycles_leave_nothing_behind(platform: Platform) -> None:
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+async def _quiet() -> None:
+    """Let memory in transit go before measuring: aiohttp keeps each closed WebSocket's response
+    (request, buffers) until its heartbeat timer, re-armed by the closing frames, has run once more;
+    then free heap pages go back to the system, as the server does after connections end."""
+    await asyncio.sleep(HEARTBEAT + 1)
+    gc.collect()
+    MemoryReleaser().release()
+
+
+@pytest.mark.soak
+async def test_join_publish_leave_cycles_leave_nothing_behind(platform: Platform) -> None:
+    cycles = int(soak_or(120, 1000))
+    warm_up = int(soak_or(60, 100))
     video = encode_video_loop("VP8", width=160, height=96, seconds=1, fps=10)
     audio = encode_opus_loop(seconds=1)
     watcher = RoomClient(platform.url, "consultation", platform.token("wall", grants=("subscribe",)), name="wall")
     await watcher.connect()
     room = platform.services.rooms.rooms["consultation"]
-    baseline_tasks = baseline_peers = 0
+    baseline_tasks: Counter[str] = Counter()
+    baseline_fds = baseline_peers = 0
+    baseline_rss = 0.0
     try:
-        for cycle in range(60):
-            # Measure after ten warm-up cycles, when the wall's own connections are long up; each
-            # cycle ends in the same state, so anything a cycle leaks shows up 50 times over.
-            if cycle == 10:
-                baseline_tasks = len(asyncio.all_tasks())
-                baseline_counter = Counter(_where(t) for t in asyncio.all_tasks())
-                baseline_peers = _peer_connections()
-            client = RoomClient(platform.url, "consultation", platform.token(f"unit{cycle % 5}"), name=f"unit{cycle}")
-            await client.connect()
-            if cycle % 5 == 0:  # every fifth cycle publishes for real and is seen by the wall
-                await client.publish({"camera": video_loop_track(video, fps=10), "microphone": audio_loop_track(audio)})
-                await watcher.wait_for(lambda w: sum(1 for p in w.publications.values() if p.identity == client.welcome.you.identity) == 2, timeout=10)
-            await client.close()
+        for cycle in range(warm_up + cycles):
+            # Measured after the warm-up, when the wall's own connection and every cache are up;
+            # each cycle ends in the same state, so anything a cycle leaks shows `cycles` times over.
+            if cycle == warm_up:
+                await _quiet()
+                baseline_tasks, baseline_fds, baseline_peers, baseline_rss = _task_names(), _fds(), _peer_connections(), _rss_mb()
             identity = f"unit{cycle % 5}"
+            client = RoomClient(platform.url, "consultation", platform.token(identity), name=f"unit{cycle}")
+            await client.connect()
+            await client.publish({"camera": video_loop_track(video, fps=10), "microphone": audio_loop_track(audio)})
+            await watcher.wait_for(lambda w: sum(1 for p in w.publications.values() if p.identity == identity) == 2, timeout=10)
+            await client.close()
             await watcher.wait_for(lambda w: identity not in w.participants and not w.publications, timeout=10)
         subscriber = room.router.subscriber("wall")
         assert subscriber is not None
         await subscriber.wait_settled(10)
         assert set(room.participants) == {"wall"}
-        assert not room.router.publications
-        assert room.router.subscription_count == 0
+        assert not room.router.publications and room.router.subscription_count == 0
         assert room.router.peer_count == 1  # the wall's subscriber connection
         assert subscriber.transceiver_count <= 2, "transceivers are recycled, not added per publication"
-        leftover = Counter(_where(t) for t in asyncio.all_tasks())
-        assert len(asyncio.all_tasks()) <= baseline_tasks + 2, leftover - baseline_counter
+        # Closing connections finishes in the background (aioice, aiortc's loops): give it a moment.
+        for _ in range(50):
+            if _task_names() - baseline_tasks == Counter() and _fds() <= baseline_fds + 2:
+                break
+            await asyncio.sleep(0.1)
+        await _quiet()
+        leftover = _task_names() - baseline_tasks
+        rss_growth = _rss_mb() - baseline_rss
+        print(f"{cycles} cycles: tasks left {dict(leftover)}, fds {_fds()} (baseline {baseline_fds}), "
+              f"RSS {rss_growth:+.1f} MB")
+        assert sum(leftover.values()) <= 2, leftover
+        assert _fds() <= baseline_fds + 2
         assert _peer_connections() <= baseline_peers
+        assert rss_growth < 3 + cycles * 0.003, f"RSS grew {rss_growth:.1f} MB over {cycles} cycles"
     finally:
         await watcher.close()

@@ -281,3 +281,21 @@ def test_a_schedule_must_name_exactly_one_target_and_no_unknown_field(tmp_path: 
     assert "rollcall_schedules[0]: give exactly one of sites, group or subtree" in message
     message = error_for(tmp_path, MINIMAL + SCHEDULE.format(cron="30 17 * * *", target='sites = ["county-a"]', extra="windw = 3"))
     assert "windw" in message
+
+
+def test_ice_servers_and_the_turn_credential_lifetime_come_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + '\n[server]\nice_servers = ["stun:file.example:3478"]\n')
+    assert load_config(path, env={}).server.ice_servers == ("stun:file.example:3478",)
+    assert load_config(path, env={}).server.turn_credential_ttl == 86400
+    env = {"ICE_SERVERS": " turn:t.example:3478?transport=udp , turns:t.example:5349?transport=tcp,", "TURN_CREDENTIAL_TTL": "7200"}
+    settings = load_config(path, env=env).server
+    assert settings.ice_servers == ("turn:t.example:3478?transport=udp", "turns:t.example:5349?transport=tcp")
+    assert settings.turn_credential_ttl == 7200
+    assert load_config(path, env={"ICE_SERVERS": ""}).server.ice_servers == ()
+
+
+def test_an_ice_server_that_is_not_a_stun_or_turn_url_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, MINIMAL, env={"ICE_SERVERS": "stun:ok.example,http://turn.example"})
+    assert "server.ice_servers[1]: not a stun:, stuns:, turn: or turns: URL: 'http://turn.example'" in message
+    assert "TURN_CREDENTIAL_TTL" in error_for(tmp_path, MINIMAL, env={"TURN_CREDENTIAL_TTL": "a day"})
+    assert "turn_credential_ttl" in error_for(tmp_path, MINIMAL, env={"TURN_CREDENTIAL_TTL": "5"})

@@ -20,6 +20,7 @@ const STATUS = {
   connected: ["已连接", "Connected"],
   live: ["直播中", "Live"],
   reconnecting: ["断线重连中", "Reconnecting"],
+  replaced: ["已在别处继续", "Continued elsewhere"],
 };
 
 const { client, view } = startPage({ facingMode: "environment", localVideo, onState: paintStatus });

@@ -3,13 +3,24 @@
 //
 // The client owns the model (participants, publications, which receiver carries which publication);
 // a view (room-view.js) listens to its events and draws tiles. Tests reach it as `window.__room`.
+//
+// Session states ("state" events): connecting -> connected <-> reconnecting; replaced (another tab
+// or device took the identity: wait for resume()). A loss (socket closed, no pong, a peer connection
+// failed or disconnected for 1.5 s, an attempt that does not answer) tears everything down and
+// starts over with a new socket and new peer connections (aiortc cannot restart ICE), keeping the
+// camera. After a reconnect the state says "connected" only once the media is back too.
 
-const PING_INTERVAL_MS = 10_000;
-const PONG_TIMEOUT_MS = 25_000;       // a 4G link can hang without closing the socket
+import { RetryPolicy, watchPeer } from "./reconnect.js";
+
+const PING_INTERVAL_MS = 5_000;
+const PONG_TIMEOUT_MS = 12_000;       // a 4G link can hang without closing the socket
 const ICE_GATHER_CAP_MS = 2_000;      // the server does not trickle: send whatever we have by then
-const BACKOFF_MIN_MS = 1_000;
-const BACKOFF_MAX_MS = 15_000;
-const DISCONNECTED_GRACE_MS = 5_000;  // ICE "disconnected" often heals by itself; "failed" never does
+// A socket that is not open by then is retried; every other attempt waits longer, so a satellite
+// hop (1.5 s round trips: TCP, TLS, upgrade) still gets through.
+const OPEN_TIMEOUT_MS = { short: 3_000, long: 8_000 };
+const WELCOME_TIMEOUT_MS = 15_000;    // the socket is open: a slow link may still answer the hello
+const RESUME_CAP_MS = 8_000;          // after a reconnect, "connected" even if media is still on its way
+const PROBE_TIMEOUT_MS = 3_000;       // "is the session still there?" after a network or visibility change
 
 export const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } };
 
@@ -47,9 +58,34 @@ function preferVp8(transceiver) {
   }
 }
 
-function rtcConfig(iceServers) {
-  const urls = (iceServers || []).filter(Boolean);
-  return { iceServers: urls.length ? [{ urls }] : [], bundlePolicy: "max-bundle" };
+/**
+ * The RTCConfiguration for the page's ICE servers: plain URL strings ("stun:host:3478") and
+ * `{urls, username, credential}` entries (TURN with time-limited credentials) alike.
+ */
+export function rtcConfig(iceServers) {
+  const plain = [];
+  const entries = [];
+  for (const server of iceServers || []) {
+    if (typeof server === "string") {
+      // Chromium refuses the whole configuration for a TURN URL without credentials: skip that one
+      if (/^turns?:/i.test(server)) console.warn("TURN server without credentials ignored", server);
+      else if (server) plain.push(server);
+      continue;
+    }
+    const urls = server && (Array.isArray(server.urls) ? server.urls.filter(Boolean) : server.urls);
+    if (!urls || !urls.length) continue;
+    const entry = { urls };
+    if (server.username != null) entry.username = String(server.username);
+    if (server.credential != null) entry.credential = String(server.credential);
+    const turn = [].concat(urls).some((u) => /^turns?:/i.test(u));
+    if (turn && (entry.username == null || entry.credential == null)) {
+      console.warn("TURN server without credentials ignored", urls);
+      continue;
+    }
+    entries.push(entry);
+  }
+  if (plain.length) entries.unshift({ urls: plain });
+  return { iceServers: entries, bundlePolicy: "max-bundle" };
 }
 
 /** One participant as the client knows it. */
@@ -96,18 +132,32 @@ export class RoomClient extends EventTarget {
     this._nextId = 2;
     this._pending = new Map();           // request id -> {resolve, reject}
     this._timers = new Set();
-    this._attempt = 0;
     this._closed = false;
     this._lastPong = 0;
+    this.retry = new RetryPolicy();
+    this.replacedMessage = null;         // what session_replaced said, while we wait for resume()
     this._reconnectTimer = null;
-    this._disconnectTimer = null;
+    this._attemptTimer = null;           // this attempt's socket must open / be welcomed by then
+    this._resumeTimer = null;
+    this._welcomed = false;              // the current socket's hello was accepted
+    this._expectSubscriber = false;      // someone else publishes: our subscriber must come up
+    this._publishing = false;            // we publish: our publisher must come up
+    this._watches = { subscriber: null, publisher: null };
+    this._onOnline = () => this._hurry("network back online");
+    this._onOffline = () => this._offline();
+    this._onVisible = () => { if (document.visibilityState === "visible") this._hurry("page visible again"); };
   }
 
   // --- lifecycle ---------------------------------------------------------------------------------
 
-  /** Connect (and keep reconnecting until close()). */
+  /** Connect (and keep reconnecting until close(), or until another session replaces this one). */
   start() {
     this._closed = false;
+    this.replacedMessage = null;
+    // a phone coming out of a tunnel, or back from the background: try at once, not at the next tick
+    window.addEventListener("online", this._onOnline);
+    window.addEventListener("offline", this._onOffline);
+    document.addEventListener("visibilitychange", this._onVisible);
     this._connect();
   }
 
@@ -116,7 +166,23 @@ export class RoomClient extends EventTarget {
     if (this._closed) return;
     this._closed = true;
     this._send({ type: "leave" });
+    clearTimeout(this._reconnectTimer);
+    window.removeEventListener("online", this._onOnline);
+    window.removeEventListener("offline", this._onOffline);
+    document.removeEventListener("visibilitychange", this._onVisible);
     this._teardown();
+    this._stopLocalMedia();
+  }
+
+  /** After session_replaced: take the session back here (the other tab or device is then replaced). */
+  resume() {
+    if (this._closed || this.state !== "replaced") return;
+    this.retry.reset();
+    this._setState("connecting");
+    this.start();
+  }
+
+  _stopLocalMedia() {
     if (this.localStream) this.localStream.getTracks().forEach((t) => t.stop());
     this.localStream = null;
   }
@@ -132,7 +198,14 @@ export class RoomClient extends EventTarget {
 
   _teardown() {
     this._generation += 1;
-    clearTimeout(this._disconnectTimer);
+    // the receivers end with their connection and a <video> showing an ended track goes black:
+    // the view keeps each tile's last picture from this event until new frames arrive
+    if (this.subscriber) this._emit("media-closing", {});
+    clearTimeout(this._attemptTimer);
+    clearTimeout(this._resumeTimer);
+    for (const watch of Object.values(this._watches)) if (watch) watch.stop();
+    this._watches = { subscriber: null, publisher: null };
+    this._welcomed = false;
     for (const t of this._timers) clearInterval(t);
     this._timers.clear();
     for (const { reject } of this._pending.values()) reject(new Error("session ended"));
@@ -154,28 +227,77 @@ export class RoomClient extends EventTarget {
     for (const p of this.participants.values()) { p.videoTrack = null; p.audioTracks = []; }
   }
 
-  _scheduleReconnect(reason) {
-    if (this._closed) return;
+  /** The session is lost: tear it down and try again when the retry policy says. */
+  _scheduleReconnect(reason, { refused = false } = {}) {
+    if (this._closed || this.state === "replaced") return;
     this._teardown();
     this._setState("reconnecting", { reason });
     clearTimeout(this._reconnectTimer);
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this._attempt);
-    const delay = base / 2 + Math.random() * (base / 2);
-    this._attempt += 1;
-    console.info(`reconnect in ${Math.round(delay)} ms: ${reason}`);
+    const delay = this.retry.nextDelay(refused);
+    console.info(`reconnect attempt ${this.retry.attempts} in ${Math.round(delay)} ms: ${reason}`);
     this._reconnectTimer = setTimeout(() => this._connect(), delay);
   }
 
+  /** A hint that the network is back: check now instead of at the next timer. */
+  _hurry(reason) {
+    if (this._closed || this.state === "replaced" || !this.retry.mayHurry) return;
+    if (this.state === "connected") {
+      if (this._healthy()) this._probe(reason);
+      else this._scheduleReconnect(`${reason}, connection unhealthy`);
+      return;
+    }
+    // an attempt waiting for its timer, or one whose packets went into the void: start afresh
+    if (this._welcomed) return;  // already back, waiting for the media: let it come
+    console.info(`reconnect now: ${reason}`);
+    this._connect();
+  }
+
+  /**
+   * The device has no network at all (a tunnel): say so now rather than when ICE notices (~6 s),
+   * and be ready to start afresh the moment "online" comes.
+   */
+  _offline() {
+    if (this._closed || this.state === "replaced" || this.state === "reconnecting") return;
+    this._scheduleReconnect("network offline");
+  }
+
+  /** Ping now; no pong within PROBE_TIMEOUT_MS means the socket died quietly (NAT, background). */
+  _probe(reason) {
+    const gen = this._generation;
+    const sentAt = Date.now();
+    this._send({ type: "ping" });
+    const timer = setTimeout(() => {
+      this._timers.delete(timer);
+      if (gen === this._generation && this._lastPong < sentAt) this._scheduleReconnect(`${reason}, no pong`);
+    }, PROBE_TIMEOUT_MS);
+    this._timers.add(timer);
+  }
+
+  _healthy() {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    const bad = ["disconnected", "failed", "closed"];
+    return [this.subscriber, this.publisher].every((pc) => !pc || !bad.includes(pc.connectionState));
+  }
+
   _connect() {
-    if (this._closed) return;
+    if (this._closed || this.state === "replaced") return;
+    clearTimeout(this._reconnectTimer);
     this._teardown();
     const gen = this._generation;
     if (this.state !== "reconnecting") this._setState("connecting");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/ws`);
     this.ws = ws;
+    const openMs = this.retry.attempts % 2 === 1 ? OPEN_TIMEOUT_MS.short : OPEN_TIMEOUT_MS.long;
+    this._attemptTimer = setTimeout(() => {
+      if (gen === this._generation) this._scheduleReconnect("the server did not answer in time");
+    }, openMs);
     ws.onopen = () => {
       if (gen !== this._generation) return;
+      clearTimeout(this._attemptTimer);
+      this._attemptTimer = setTimeout(() => {
+        if (gen === this._generation && !this._welcomed) this._scheduleReconnect("no welcome from the server");
+      }, WELCOME_TIMEOUT_MS);
       this._send({ type: "hello", id: "1", version: 1, room: this.room, token: this.token });
     };
     ws.onmessage = (ev) => {
@@ -277,6 +399,15 @@ export class RoomClient extends EventTarget {
       case "participant_left":
         this._removeParticipant(msg.identity);
         return undefined;
+      case "participant_updated":
+        // "reconnecting" while its connections are lost (its tiles stay), "connected" when back
+        this._upsertParticipant(msg.participant);
+        this._emit("participant-state", { identity: msg.participant.identity, state: msg.participant.state });
+        this._emit("participants", {});
+        return undefined;
+      case "session_replaced":
+        this._onReplaced(msg);
+        return undefined;
       case "publication_added":
         this.publications.set(msg.publication.publication_id, msg.publication);
         this._ensureParticipantFor(msg.publication);
@@ -309,11 +440,16 @@ export class RoomClient extends EventTarget {
   _onError(msg) {
     const text = `${msg.message || msg.code} (${msg.code})`;
     this.lastError = msg;
-    if (msg.id === "1" && this.state !== "connected") {
-      // hello refused: the banner says why; keep retrying (the server may be restarting)
+    if (msg.code === "session_replaced") {
+      // refused because a newer session of ours exists (two tabs raced): the same as being told so
+      this._onReplaced(msg);
+      return;
+    }
+    if (msg.id === "1" && !this._welcomed) {
+      // hello refused (locked, removed, bad token): the banner says why; keep retrying, slowly
       this._emit("join-error", msg);
       this._toast(`无法加入 Cannot join: ${text}`);
-      this._scheduleReconnect(`hello refused: ${msg.code}`);
+      this._scheduleReconnect(`hello refused: ${msg.code}`, { refused: true });
       return;
     }
     const pending = msg.id != null ? this._pending.get(msg.id) : null;
@@ -328,43 +464,98 @@ export class RoomClient extends EventTarget {
   }
 
   async _onWelcome(msg, gen) {
+    clearTimeout(this._attemptTimer);
+    this._welcomed = true;
+    this.retry.accepted();
+    if (msg.reconnect_grace > 0) this.retry.fastWindowMs = msg.reconnect_grace * 1000;
     this.me = { ...(this.me || {}), ...msg.you };
     this.grants = msg.grants || [];
     this.roomName = msg.room_name || "";
-    this.participants.clear();
+    // keep the Participant objects of those still here: their tiles (and <video>) stay as they are
+    const present = new Set((msg.participants || []).map((p) => p.identity));
+    for (const identity of [...this.participants.keys()]) if (!present.has(identity)) this.participants.delete(identity);
     this.publications.clear();
     for (const p of msg.participants || []) this._upsertParticipant(p);
     for (const pub of msg.publications || []) {
       this.publications.set(pub.publication_id, pub);
       this._ensureParticipantFor(pub);
     }
-    this._attempt = 0;
     this._lastPong = Date.now();
     this._startPing(gen);
+    this._expectSubscriber = this._othersPublish();
+    this._publishing = this.canPublish();
     this._createSubscriber(gen);
-    this._setState("connected");
+    if (this.state === "reconnecting") {
+      this._resumeTimer = setTimeout(() => this._resumed(gen), RESUME_CAP_MS);
+      this._checkResumed(gen);
+    } else {
+      this.retry.reset();
+      this._setState("connected");
+    }
     this._emit("participants", {});
-    if (this.canPublish()) {
+    if (this._publishing) {
       try {
         await this._publish(gen);
       } catch (err) {
         if (gen !== this._generation) return;
+        this._publishing = false;
+        this._checkResumed(gen);
         console.error("publish failed", err);
         this._toast(`无法发布摄像头/麦克风 Cannot publish camera/microphone: ${err.message || err}`);
       }
     }
   }
 
+  _othersPublish() {
+    return [...this.publications.values()].some((p) => !this.me || p.identity !== this.me.identity);
+  }
+
+  /** After a reconnect: "connected" once the connections we need carry media again. */
+  _checkResumed(gen) {
+    if (gen !== this._generation || this.state !== "reconnecting" || !this._welcomed) return;
+    const up = (pc) => !!pc && pc.connectionState === "connected";
+    if (this._expectSubscriber && !up(this.subscriber)) return;
+    if (this._publishing && !up(this.publisher)) return;
+    this._resumed(gen);
+  }
+
+  _resumed(gen) {
+    if (gen !== this._generation || this.state !== "reconnecting") return;
+    clearTimeout(this._resumeTimer);
+    this.retry.reset();
+    this._setState("connected", { resumed: true });
+  }
+
+  /** The same identity joined elsewhere: stop here, and do not come back by ourselves. */
+  _onReplaced(msg) {
+    this.replacedMessage = msg.message || "";
+    this._teardown();
+    clearTimeout(this._reconnectTimer);
+    this.participants.clear();
+    this.publications.clear();
+    this._stopLocalMedia();  // the camera belongs to the session that took over
+    this._setState("replaced", { reason: "session replaced", message: this.replacedMessage });
+    this._emit("replaced", { message: this.replacedMessage });
+    this._emit("participants", {});
+  }
+
   _startPing(gen) {
     const timer = setInterval(() => {
       if (gen !== this._generation) return;
       if (Date.now() - this._lastPong > PONG_TIMEOUT_MS) {
-        this._scheduleReconnect("no pong");
+        this._scheduleReconnect("no pong from the server");
         return;
       }
       this._send({ type: "ping" });
     }, PING_INTERVAL_MS);
     this._timers.add(timer);
+  }
+
+  /** Reconnect when `pc` fails, stays disconnected, or does not come up once negotiated. */
+  _watch(pc, label, gen) {
+    const watch = watchPeer(pc, label, (reason) => { if (gen === this._generation) this._scheduleReconnect(reason); });
+    this._watches[label] = watch;
+    return watch;
   }
 
   _upsertParticipant(info) {
@@ -392,21 +583,14 @@ export class RoomClient extends EventTarget {
   _createSubscriber(gen) {
     const pc = new RTCPeerConnection(rtcConfig(this.iceServers));
     this.subscriber = pc;
+    this._watch(pc, "subscriber", gen);
     pc.addEventListener("connectionstatechange", () => {
       if (gen !== this._generation) return;
       const s = pc.connectionState;
       this._emit("subscriber-state", { state: s });
-      clearTimeout(this._disconnectTimer);
-      if (s === "connected" && this.subscriberConnectedAt === null) {
-        this.subscriberConnectedAt = performance.now();
-      } else if (s === "failed") {
-        this._scheduleReconnect("subscriber connection failed");
-      } else if (s === "disconnected") {
-        this._disconnectTimer = setTimeout(() => {
-          if (gen === this._generation && pc.connectionState !== "connected") {
-            this._scheduleReconnect("subscriber connection lost");
-          }
-        }, DISCONNECTED_GRACE_MS);
+      if (s === "connected") {
+        if (this.subscriberConnectedAt === null) this.subscriberConnectedAt = performance.now();
+        this._checkResumed(gen);
       }
     });
     // Tracks are attached from the transceivers after each offer; ontrack only nudges the view.
@@ -422,6 +606,8 @@ export class RoomClient extends EventTarget {
     await iceGatheringDone(pc);
     if (gen !== this._generation) return;
     this._send({ type: "subscribe_answer", sdp: pc.localDescription.sdp });
+    this._expectSubscriber = true;
+    if (this._watches.subscriber) this._watches.subscriber.negotiated();
     this.midToPublication = new Map(Object.entries(msg.tracks || {}));
     this._attachTracks();
   }
@@ -490,10 +676,11 @@ export class RoomClient extends EventTarget {
     if (gen !== this._generation) return;
     const pc = new RTCPeerConnection(rtcConfig(this.iceServers));
     this.publisher = pc;
+    const watch = this._watch(pc, "publisher", gen);
     pc.addEventListener("connectionstatechange", () => {
       if (gen !== this._generation) return;
       this._emit("publisher-state", { state: pc.connectionState });
-      if (pc.connectionState === "failed") this._scheduleReconnect("publisher connection failed");
+      if (pc.connectionState === "connected") this._checkResumed(gen);
     });
     const entries = [];
     for (const track of stream.getTracks()) {
@@ -508,6 +695,7 @@ export class RoomClient extends EventTarget {
     const answer = await this._request({ type: "publish_offer", sdp: pc.localDescription.sdp, sources });
     if (gen !== this._generation) return;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    watch.negotiated();
     if (this.cameraMuted) this._send({ type: "set_muted", kind: "video", muted: true });
     if (this.micMuted) this._send({ type: "set_muted", kind: "audio", muted: true });
     this._emit("published", {});
@@ -548,7 +736,7 @@ export class RoomClient extends EventTarget {
 
   // --- test and view hooks -----------------------------------------------------------------------
 
-  /** One summary per remote participant: {identity, publication_ids, hasVideo}. */
+  /** One summary per remote participant: {identity, publication_ids, hasVideo, state}. */
   tiles() {
     return [...this.participants.values()].map((p) => {
       const video = this.view ? this.view.videoFor(p.info.identity) : null;
@@ -557,6 +745,7 @@ export class RoomClient extends EventTarget {
         identity: p.info.identity,
         publication_ids: this.publicationsOf(p.info.identity).map((x) => x.publication_id),
         hasVideo,
+        state: p.info.state || "connected",
       };
     });
   }

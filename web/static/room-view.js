@@ -1,12 +1,18 @@
 // Draws a RoomClient: one tile per participant (video, site name zh/en, state badge, quality),
-// spotlight on click, hidden <audio> per participant, the connection banner, toasts.
+// spotlight on click, hidden <audio> per participant, the connection banner, toasts. A tile whose
+// site (or we) is reconnecting keeps its <video> and last picture under a "重连中 Reconnecting…"
+// overlay; a page replaced by another session of its identity shows "在此继续 Continue here".
 
 const STATS_INTERVAL_MS = 2_000;
+// A tile keeps its last picture while its site (or we) reconnect; once everyone is back it waits
+// this long for new frames before it says "waiting for video" instead.
+const FROZEN_MAX_MS = 10_000;
 
 const STATE_TEXT = {
   connecting: ["正在连接…", "Connecting…"],
   connected: ["已连接", "Connected"],
   reconnecting: ["连接中断，正在重连…", "Reconnecting…"],
+  replaced: ["已在其他页面或设备继续", "Continued in another tab or device"],
 };
 
 /** Build an element with a class and optional bilingual text. */
@@ -78,6 +84,11 @@ class Tile {
     this.video.playsInline = true;
     this.video.muted = true; // sound goes through the participant's <audio>, so video always autoplays
     if (mirror) this.video.classList.add("mirror");
+    // the last picture, drawn over the <video> while it has none (an ended track shows black)
+    this.frozen = document.createElement("canvas");
+    this.frozen.className = "tile-frozen";
+    this.frozen.hidden = true;
+    this.frozenAt = 0;
     this.placeholder = el("div", "tile-placeholder", "无视频", "No video");
     this.label = el("div", "tile-label");
     this.badge = el("div", "tile-badge");
@@ -88,9 +99,15 @@ class Tile {
     this.quality.append(this.qualityBars, this.qualityText);
     this.micOff = el("div", "tile-micoff", "静音", "Muted");
     this.micOff.hidden = true;
+    this.overlay = el("div", "tile-reconnecting");
+    this.overlay.setAttribute("role", "status");
+    const chip = el("span", "tile-reconnecting-chip");
+    chip.append(el("span", "spinner"), el("span", "tile-reconnecting-text", "重连中", "Reconnecting…"));
+    this.overlay.append(chip);
+    this.overlay.hidden = true;
     const top = el("div", "tile-top");
     top.append(this.badge, this.quality);
-    this.root.append(this.video, this.placeholder, top, this.micOff, this.label);
+    this.root.append(this.video, this.frozen, this.placeholder, this.overlay, top, this.micOff, this.label);
     this.audio = null;
     this.stats = null;      // previous raw counters, for deltas
     this.q = null;          // last computed quality
@@ -112,10 +129,39 @@ class Tile {
 
   setVideoTrack(track) {
     if (track === this.videoTrack) return;
+    if (this.videoTrack) this.freeze();  // no black gap until the new track's first frame
     this.videoTrack = track;
     this.stats = null;
     this.video.srcObject = track ? new MediaStream([track]) : null;
-    if (track) this.video.play().catch(() => { /* muted video: only fails when detached */ });
+    if (!track) return;
+    this.video.play().catch(() => { /* muted video: only fails when detached */ });
+    const thaw = () => { if (this.videoTrack === track) this.thaw(); };
+    this.video.addEventListener("loadeddata", thaw, { once: true });
+    if (typeof this.video.requestVideoFrameCallback === "function") this.video.requestVideoFrameCallback(thaw);
+  }
+
+  /** Keep the picture on screen now (if there is a live one) until thaw(). */
+  freeze() {
+    const v = this.video;
+    if (this.isFrozen || !this.videoTrack || this.videoTrack.readyState !== "live" || !v.videoWidth || v.hidden) return;
+    this.frozen.width = v.videoWidth;
+    this.frozen.height = v.videoHeight;
+    try {
+      this.frozen.getContext("2d").drawImage(v, 0, 0);
+    } catch {
+      return;
+    }
+    this.frozen.classList.toggle("mirror", v.classList.contains("mirror"));
+    this.frozen.hidden = false;
+    this.frozenAt = performance.now();
+  }
+
+  thaw() {
+    this.frozen.hidden = true;
+  }
+
+  get isFrozen() {
+    return !this.frozen.hidden;
   }
 
   setAudioTracks(tracks, onBlocked) {
@@ -171,6 +217,8 @@ export class RoomView {
     client.addEventListener("join-error", (e) => this.showJoinError(e.detail));
     client.addEventListener("local-stream", (e) => this.setLocalStream(e.detail.stream));
     client.addEventListener("local-mute", () => this.render());
+    client.addEventListener("media-closing", () => { for (const tile of this.tiles.values()) tile.freeze(); });
+    client.addEventListener("replaced", (e) => this.showReplaced(e.detail.message));
 
     const soundBtn = document.getElementById("enable-sound");
     if (soundBtn) soundBtn.addEventListener("click", () => this.enableSound());
@@ -274,10 +322,14 @@ export class RoomView {
       banner.dataset.state = state;
       setBilingual(document.getElementById("conn-text"), zh, en);
     }
+    if (state !== "replaced") this.hideReplaced();
     const pill = document.getElementById("conn-pill");
     if (pill) {
       pill.dataset.state = state;
-      const short = { connecting: "连接中 Connecting", connected: "已连接 Connected", reconnecting: "重连中 Reconnecting" };
+      const short = {
+        connecting: "连接中 Connecting", connected: "已连接 Connected", reconnecting: "重连中 Reconnecting",
+        replaced: "已在别处继续 Continued elsewhere",
+      };
       pill.querySelector(".pill-text").textContent = short[state] || state;
     }
     document.body.dataset.conn = state;
@@ -288,6 +340,45 @@ export class RoomView {
   showJoinError(err) {
     const text = document.getElementById("conn-text");
     if (text) setBilingual(text, `无法加入：${err.message || err.code}`, "Cannot join, retrying…");
+  }
+
+  /**
+   * Another tab or device took this identity over. This page stops and says so; it must not come
+   * back by itself (the two would take each other over for ever), only when the user asks here.
+   */
+  showReplaced(message) {
+    let box = document.getElementById("session-replaced");
+    if (!box) {
+      box = el("div", "session-replaced");
+      box.id = "session-replaced";
+      box.setAttribute("role", "alertdialog");
+      box.setAttribute("aria-modal", "true");
+      box.setAttribute("aria-labelledby", "session-replaced-title");
+      const card = el("div", "card session-replaced-card");
+      const title = el("h2", "", "已在其他页面或设备继续", "Continued in another tab or device");
+      title.id = "session-replaced-title";
+      const detail = el("p", "session-replaced-message");
+      detail.id = "session-replaced-message";
+      const hint = el("p", "muted", "本页已停止，不会自动重连。", "This page has stopped and will not reconnect by itself.");
+      const button = el("button", "btn btn-primary btn-xl btn-block", "在此继续", "Continue here");
+      button.type = "button";
+      button.id = "btn-continue-here";
+      button.addEventListener("click", () => {
+        this.hideReplaced();
+        this.client.resume();
+      });
+      card.append(title, detail, hint, button);
+      box.append(card);
+      document.body.append(box);
+    }
+    document.getElementById("session-replaced-message").textContent = message || "";
+    box.hidden = false;
+    document.getElementById("btn-continue-here").focus();
+  }
+
+  hideReplaced() {
+    const box = document.getElementById("session-replaced");
+    if (box) box.hidden = true;
   }
 
   /** Bring the DOM in line with the client's model. */
@@ -370,12 +461,20 @@ export class RoomView {
     const video = pubs.find((x) => x.kind === "video");
     const audio = pubs.find((x) => x.kind === "audio");
     tile.micOff.hidden = !(audio && audio.muted);
-    const hasPicture = !!(p.videoTrack && !(video && video.muted));
+    // the site (or we) reconnecting: its last picture stays, marked as such, until frames come back
+    const reconnecting = p.info.state === "reconnecting" || this.client.state === "reconnecting";
+    if (tile.isFrozen && reconnecting) tile.frozenAt = performance.now();
+    if (tile.isFrozen && !reconnecting) {
+      const gone = !p.videoTrack || (video && video.muted) || performance.now() - tile.frozenAt > FROZEN_MAX_MS;
+      if (gone) tile.thaw();
+    }
+    tile.overlay.hidden = !reconnecting;
+    tile.root.classList.toggle("reconnecting", reconnecting);
+    if (reconnecting && tile.q) { tile.q = null; this._paintQuality(tile); }  // no stale "good" bars
+    const hasPicture = !!(p.videoTrack && !(video && video.muted)) || tile.isFrozen;
     tile.placeholder.hidden = hasPicture;
     tile.video.hidden = !hasPicture;
-    if (this.client.state === "reconnecting") {
-      tile.setBadge("warn", "重连中", "Reconnecting");
-    } else if (p.info.state && p.info.state !== "connected") {
+    if (reconnecting) {
       tile.setBadge("warn", "重连中", "Reconnecting");
     } else if (!video) {
       tile.setBadge("idle", "未发布视频", "No video");
@@ -386,7 +485,7 @@ export class RoomView {
     } else if (!p.videoTrack || tile.video.videoWidth === 0) {
       tile.setBadge("warn", "等待画面", "Waiting");
       setBilingual(tile.placeholder, "等待画面…", "Waiting for video…");
-      tile.placeholder.hidden = false;
+      tile.placeholder.hidden = tile.isFrozen;
     } else if (tile.q && tile.q.stalled) {
       tile.setBadge("bad", "画面中断", "Stalled");
     } else {

@@ -1,7 +1,8 @@
 // The wall display: joins at once (no one is there to click), never publishes, shows only video
 // and names in the room's layout (or the one in ?layout=), follows the chair's spotlight and,
-// when the chair asks, the active speaker. It recovers by itself: the client reconnects with
-// backoff, and a wall that stays disconnected for long reloads the whole page.
+// when the chair asks, the active speaker. It recovers by itself: the client reconnects (at once,
+// then every second, then with backoff), and a wall that stays disconnected for long reloads the
+// whole page. A wall replaced by another session of its identity stays stopped until told here.
 
 import { initControl } from "./control.js";
 import { pageData } from "./page.js";
@@ -39,13 +40,17 @@ let lostAt = null;
 client.addEventListener("state", (e) => {
   const state = e.detail.state;
   document.body.dataset.conn = state;
-  const text = { connected: ["已连接", "Connected"], reconnecting: ["网络中断，正在自动重连…", "Reconnecting…"] }[state]
-    || ["正在连接…", "Connecting…"];
+  const text = {
+    connected: ["已连接", "Connected"],
+    reconnecting: ["网络中断，正在自动重连…", "Reconnecting…"],
+    replaced: ["已在其他页面或设备继续", "Continued elsewhere"],
+  }[state] || ["正在连接…", "Connecting…"];
   connText.innerHTML = "";
   const zh = document.createElement("span"); zh.className = "zh"; zh.textContent = text[0];
   const en = document.createElement("span"); en.className = "en"; en.textContent = text[1];
   connText.append(zh, " ", en);
-  lostAt = state === "connected" ? null : (lostAt ?? Date.now());
+  // a replaced wall must not reload: it would take the identity back from the other screen
+  lostAt = state === "connected" || state === "replaced" ? null : (lostAt ?? Date.now());
 });
 setInterval(() => {
   if (lostAt !== null && Date.now() - lostAt > RELOAD_AFTER_MS) location.reload();

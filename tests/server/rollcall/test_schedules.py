@@ -10,7 +10,7 @@ import pytest
 
 from server.config import RollCallSchedule
 from server.errors import RequestError
-from server.rollcall.handlers import SCHEDULES
+from server.rollcall.schedules import SCHEDULES
 from server.rollcall.schedule import next_fire
 from signaling.rollcall import RollCallCall, RollCallEscalation
 

@@ -1,0 +1,1 @@
+"""Interop with the encoders and players operators use: FFmpeg, PyAV, GStreamer, Chromium."""
