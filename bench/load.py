@@ -104,15 +104,12 @@ class LeanSubscriber:
         # Per media SSRC: the middle 32 bits of the last sender report's NTP time, and when it came.
         self._last_report: dict[int, tuple[int, float]] = {}
         self._reports: asyncio.Task[None] | None = None
+        self._tapped_receivers: set[object] = set()
 
     async def start(self, session: aiohttp.ClientSession, url: str, publications: list[str]) -> None:
         """Ask for an offer, answer it, tap the socket once ICE connects."""
         offer = await post(session, f"{url}/subscribe", {"name": self.name, "publications": publications})
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
-        for transceiver in self.pc.getTransceivers():
-            # Nothing decodes; the first packet through aiortc's path installs the socket tap.
-            hooks.tap_receiver(transceiver.receiver, self._untapped, repair=False)
-            hooks.tap_sender_reports(transceiver.receiver, self._on_sender_report)
+        await self._apply(offer["sdp"])
         self.counter = LeanCounter(
             rtx_payload_types=hooks.rtx_payload_types(self.pc),
             on_gap=self._nack,
@@ -125,10 +122,24 @@ class LeanSubscriber:
             if self.pc.iceConnectionState in ("completed", "connected"):
                 self._tap()
 
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        self.answered_at = time.monotonic()
-        await post(session, f"{url}/answer", {"name": self.name, "sdp": self.pc.localDescription.sdp})
+        while True:  # the server's first offer carries a few tracks; the rest follow each answer
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            self.answered_at = self.answered_at or time.monotonic()
+            reply = await post(session, f"{url}/answer", {"name": self.name, "sdp": self.pc.localDescription.sdp})
+            if "sdp" not in reply:
+                break
+            await self._apply(reply["sdp"])
         self._reports = asyncio.ensure_future(self._report_loop())
+
+    async def _apply(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.receiver in self._tapped_receivers:
+                continue
+            self._tapped_receivers.add(transceiver.receiver)
+            # Nothing decodes; the first packet through aiortc's path installs the socket tap.
+            hooks.tap_receiver(transceiver.receiver, self._untapped, repair=False)
+            hooks.tap_sender_reports(transceiver.receiver, self._on_sender_report)
 
     async def close(self) -> None:
         """Stop reporting and close the connection."""

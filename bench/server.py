@@ -40,10 +40,14 @@ class RelayBackend:
         answer = await peer.answer(sdp, {})
         return {"sdp": answer, "publications": [p.id for p in publications]}
 
-    async def subscribe(self, name: str, publication_ids: list[str]) -> dict[str, Any]:
-        """Open a subscriber connection delivering the given publications; returns the offer."""
+    def _expect_offer(self, name: str) -> asyncio.Future[tuple[str, dict[str, str]]]:
         future: asyncio.Future[tuple[str, dict[str, str]]] = asyncio.get_running_loop().create_future()
         self._offers[name] = future
+        return future
+
+    async def subscribe(self, name: str, publication_ids: list[str]) -> dict[str, Any]:
+        """Open a subscriber connection delivering the given publications; returns the offer."""
+        future = self._expect_offer(name)
 
         async def send_offer(sdp: str, tracks: dict[str, str]) -> None:
             pending = self._offers.get(name)
@@ -56,12 +60,22 @@ class RelayBackend:
         sdp, tracks = await asyncio.wait_for(future, 30)
         return {"sdp": sdp, "tracks": tracks}
 
-    async def answer(self, name: str, sdp: str) -> None:
-        """The subscriber's answer."""
+    async def answer(self, name: str, sdp: str) -> dict[str, Any]:
+        """The subscriber's answer; the server's next offer when it has one (the first offer carries
+        only a few tracks, the rest follow once the subscriber has answered), else nothing."""
         peer = self.router.subscriber(name)
         assert peer is not None
+        future = self._expect_offer(name)
         peer.handle_answer(sdp)
-        await peer.wait_settled(30)
+        settled = asyncio.ensure_future(peer.wait_settled(30))
+        either: set[asyncio.Future[Any]] = {settled, future}
+        await asyncio.wait(either, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if future.done():
+            settled.cancel()
+            offer, tracks = future.result()
+            return {"sdp": offer, "tracks": tracks}
+        future.cancel()
+        return {}
 
     def stats(self) -> dict[str, Any]:
         """Relay totals and the forwarding-delay histogram."""
@@ -121,9 +135,10 @@ class MediaRelayBackend:
         tracks = {t.mid: pid for t, pid in zip(pc.getTransceivers(), publication_ids)}
         return {"sdp": pc.localDescription.sdp, "tracks": tracks}
 
-    async def answer(self, name: str, sdp: str) -> None:
+    async def answer(self, name: str, sdp: str) -> dict[str, Any]:
         """The subscriber's answer."""
         await self.pcs[name].setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        return {}
 
     def stats(self) -> dict[str, Any]:
         """No relay counters: the naive forwarder has none."""
@@ -144,8 +159,7 @@ def make_app(backend: RelayBackend | MediaRelayBackend) -> web.Application:
 
     async def answer(request: web.Request) -> web.Response:
         body = await request.json()
-        await backend.answer(body["name"], body["sdp"])
-        return web.json_response({"ok": True})
+        return web.json_response(await backend.answer(body["name"], body["sdp"]) or {})
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({"pid": os.getpid(), **backend.stats()})

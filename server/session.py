@@ -16,6 +16,7 @@ from server.outbox import Outbox
 from server.participant import Participant
 from server.room import Room
 from server.services import SERVICES, Services
+from server.websocket import WebSocket
 from server.web_auth import cookie_identity
 from signaling.codec import ProtocolError, parse_client
 from signaling.messages import (
@@ -272,7 +273,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     services = request.app[SERVICES]
     # Oversize messages up to 4x the limit get a wire error from the parser; beyond that aiohttp
     # closes with 1009 (message too big).
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=services.config.server.max_message_bytes * 4)
+    ws = WebSocket(heartbeat=20, max_msg_size=services.config.server.max_message_bytes * 4)
     await ws.prepare(request)
     session = Session(ws, services, cookie_identity(request), request.remote or "?")
     services.sessions.add(session)

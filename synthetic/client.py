@@ -75,6 +75,16 @@ class _Tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class _WebSocket(aiohttp.ClientWebSocketResponse):
+    """aiohttp's client WebSocket, without re-arming its heartbeat timer while it closes (aiohttp
+    3.14 does, and the timer then holds the closed socket's memory for one more interval)."""
+
+    def _reset_heartbeat(self) -> None:
+        if self._closed or self._closing:
+            return
+        super()._reset_heartbeat()
+
+
 def ws_url(base_url: str) -> str:
     """The `/ws` address for a server's base URL (http becomes ws, https becomes wss)."""
     url = base_url.rstrip("/")
@@ -150,7 +160,7 @@ class RoomClient:
 
     async def connect(self, timeout: float = DEFAULT_TIMEOUT) -> Welcome:
         """Open `/ws`, say hello and return the welcome; an `error` reply raises ClientError."""
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(ws_response_class=_WebSocket)
         try:
             async with asyncio.timeout(timeout):
                 self._ws = await self._session.ws_connect(

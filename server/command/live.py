@@ -19,6 +19,7 @@ from server.errors import RequestError, wire_error
 from server.outbox import Outbox
 from server.services import SERVICES, Services
 from server.session import OUTBOX_LIMIT, RATE_BURST, RATE_PER_SECOND, RateLimiter
+from server.websocket import WebSocket
 from server.web_auth import page_identity
 from signaling.codec import ProtocolError, parse_client
 from signaling.command import COMMAND_CLIENT_MESSAGES
@@ -113,7 +114,7 @@ async def command_socket(request: web.Request) -> web.WebSocketResponse:
         raise web.HTTPUnauthorized(text=f"{exc.code}: {exc}\n") from None
     if identity is None:
         raise web.HTTPUnauthorized(text="unauthenticated: log in or give a device token\n")
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=services.config.server.max_message_bytes * 4)
+    ws = WebSocket(heartbeat=20, max_msg_size=services.config.server.max_message_bytes * 4)
     await ws.prepare(request)
     socket = ConsoleSocket(ws, identity, request.remote or "?", services)
     from server.command import COMMAND

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,14 @@ def _healthy(url: str) -> bool:
 class Server:
     """A running server: its base URL and the secret its tokens are signed with."""
 
-    def __init__(self, base_url: str, secret: str) -> None:
+    def __init__(self, base_url: str, secret: str, log_path: Path | None = None) -> None:
         self.base_url = base_url
         self.secret = secret
+        self.log_path = log_path  # the server process's log (None for E2E_BASE_URL)
+
+    def log(self) -> str:
+        """What the server process has logged so far ("" when it is not ours)."""
+        return self.log_path.read_text(errors="replace") if self.log_path is not None else ""
 
     def device_token(self, identity: str, site: str, *, grants: tuple[str, ...] = ("publish", "subscribe"),
                      room: str = ROOM, name: str | None = None) -> str:
@@ -80,21 +86,17 @@ def wait_until(page: object, script: str, arg: object = None, *, timeout_ms: int
         page.wait_for_timeout(interval_ms)  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Start `python -m server run` on a free port; E2E_BASE_URL points the tests at a running one instead."""
+@contextmanager
+def running_server(data_dir: Path, **env: str) -> Iterator[Server]:
+    """`python -m server run` on a free port with `env` added to the environment, until the block ends."""
     secret = os.environ.get("E2E_SERVER_SECRET") or secrets.token_hex(32)
-    if os.environ.get("E2E_BASE_URL"):
-        yield Server(os.environ["E2E_BASE_URL"].rstrip("/"), secret)
-        return
     port = _free_port()
-    data_dir = tmp_path_factory.mktemp("data")
     log_path = data_dir / "server.log"
-    env = {**os.environ, "DATA_DIR": str(data_dir), "SERVER_SECRET": secret, "PYTHONUNBUFFERED": "1"}
+    environment = {**os.environ, "DATA_DIR": str(data_dir), "SERVER_SECRET": secret, "PYTHONUNBUFFERED": "1", **env}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "server", "run", "--config", "config/demo.toml", "--port", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -103,7 +105,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not come up (exit {proc.poll()}):\n{log_path.read_text()[-4000:]}")
             time.sleep(0.1)  # process start-up: nothing to wait on but the port
-        yield Server(base, secret)
+        yield Server(base, secret, log_path)
     finally:
         proc.terminate()
         try:
@@ -113,6 +115,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             proc.wait()
         if os.environ.get("E2E_SHOW_SERVER_LOG"):
             print(log_path.read_text()[-20000:])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Start `python -m server run` on a free port; E2E_BASE_URL points the tests at a running one instead."""
+    if os.environ.get("E2E_BASE_URL"):
+        yield Server(os.environ["E2E_BASE_URL"].rstrip("/"), os.environ.get("E2E_SERVER_SECRET") or "")
+        return
+    with running_server(tmp_path_factory.mktemp("data")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

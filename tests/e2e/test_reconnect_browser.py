@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import soak_or
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, START_TIMEOUT, Server, _free_port, _healthy
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Server, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.soak]
 
@@ -96,36 +95,9 @@ def netns() -> Iterator[NetNs]:
 @pytest.fixture(scope="module")
 def ns_server(netns: NetNs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The server on every address (the namespace reaches it at the veth's host end), grace > outage."""
-    secret = secrets.token_hex(32)
-    port = _free_port()
-    data_dir = tmp_path_factory.mktemp("data")
-    log_path = data_dir / "server.log"
-    env = {
-        **os.environ, "DATA_DIR": str(data_dir), "SERVER_SECRET": secret, "PYTHONUNBUFFERED": "1",
-        "HOST": "0.0.0.0", "RECONNECT_GRACE": str(int(OUTAGE_S + 15)),
-    }
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "run", "--config", "config/demo.toml", "--port", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _healthy(base):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not come up (exit {proc.poll()}):\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.1)  # process start-up: nothing to wait on but the port
-        server = Server(base, secret)
-        server.log_path = log_path  # type: ignore[attr-defined]
+    del netns  # only its order: the namespace's address exists before the server listens
+    with running_server(tmp_path_factory.mktemp("data"), HOST="0.0.0.0", RECONNECT_GRACE=str(int(OUTAGE_S + 15))) as server:
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +255,7 @@ def _run_outage(server: Server, netns: NetNs, phone_ctx: object, wall_ctx: objec
     except Exception:
         print("phone log:\n" + "\n".join(logs[-40:]))
         print("wall probe:", wall.evaluate("() => ({...window.__probe})"))
-        print("server log:\n" + server.log_path.read_text()[-6000:])  # type: ignore[attr-defined]
+        print("server log:\n" + server.log()[-6000:])
         raise
     probe = wall.evaluate("() => ({...window.__probe})")
     back_s = (probe["backAt"] - up_at) / 1000

@@ -13,7 +13,6 @@ still be arriving at the end of the run, not only at its start.
 
 from __future__ import annotations
 
-import datetime
 import json
 import re
 import signal
@@ -26,10 +25,10 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.certificates import self_signed
 from tests.conftest import soak_or
 from tests.e2e.conftest import REPO, Server, wait_until
 
@@ -64,13 +63,7 @@ def ffmpeg_command(url: str, token: str, seconds: float) -> list[str]:
 def p256_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed P-256 certificate and key (PEM), as README's openssl recipe makes them."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "whip")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, "whip", days=30)
     cert_file, key_file = directory / "whip-cert.pem", directory / "whip-key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(key.private_bytes(
@@ -187,6 +180,11 @@ def test_pyav_whip_with_its_own_p224_certificate_is_refused_and_the_reason_count
     while connection_failures(server).get("dtls_failed", 0) <= before:
         assert time.monotonic() < deadline, "the DTLS failure was not counted"
         time.sleep(0.2)  # polling /metrics of another process
+    # The operator's one line: who, where from, and why in words.
+    lines = [line for line in server.log().splitlines() if "peer connection failed" in line and "identity=pyav-p224" in line]
+    assert len(lines) == 1, lines
+    assert f"room={ROOM}" in lines[0] and "remote=127.0.0.1" in lines[0], lines[0]
+    assert "reason=DTLS: peer certificate curve refused (P-224)" in lines[0], lines[0]
 
 
 @pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="no system Python for GStreamer's bindings")

@@ -9,7 +9,6 @@ would. Liveness settings are shortened so that expiries happen in seconds.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,8 +17,6 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from media import aiortc_hooks as hooks
@@ -27,6 +24,7 @@ from media.dtls import DtlsDiagnosis
 from media.liveness import Failure, LivenessSettings, PeerHealth, PeerState
 from media.room import RoomRouter
 from media.router import Publication, RelayCounters
+from tests.certificates import self_signed
 
 FAST = LivenessSettings(probe_after=0.5, stalled_after=1.0, consent_expiry=2.0, connect_timeout=15.0)
 
@@ -110,14 +108,7 @@ PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 def certificate(key: PrivateKey) -> RTCCertificate:
     """A self-signed DTLS certificate on `key` (aiortc only makes P-256 ones)."""
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "peer")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256())
-    )
-    return RTCCertificate(key=key, cert=cert)  # type: ignore[arg-type]  # aiortc types ECDSA keys only
+    return RTCCertificate(key=key, cert=self_signed(key, "peer"))  # type: ignore[arg-type]  # aiortc types ECDSA keys only
 
 
 def new_pc() -> RTCPeerConnection:
