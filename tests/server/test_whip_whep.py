@@ -70,3 +70,29 @@ async def test_whep_for_someone_who_publishes_nothing_is_404(platform: Platform)
             assert response.status == 404
             assert "not_publishing" in await response.text()
     await player.close()
+
+
+async def test_only_its_own_identity_may_delete_a_whip_resource(platform: Platform) -> None:
+    encoder = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    encoder.addTransceiver(TestPatternTrack("Levee", width=160, height=96, fps=10), direction="sendonly")
+    owner = platform.token("levee-encoder", grants=("publish",))
+    someone_else = platform.token("other-encoder", grants=("publish",))
+    async with aiohttp.ClientSession() as http:
+        try:
+            await encoder.setLocalDescription(await encoder.createOffer())
+            async with http.post(
+                platform.url + "/whip/consultation", data=encoder.localDescription.sdp,
+                headers={"Authorization": f"Bearer {owner}", "Content-Type": "application/sdp"},
+            ) as response:
+                assert response.status == 201
+                location = response.headers["Location"]
+            async with http.delete(platform.url + location, headers={"Authorization": f"Bearer {someone_else}"}) as response:
+                assert response.status == 403 and "forbidden" in await response.text()
+            assert "levee-encoder" in platform.services.rooms.rooms["consultation"].participants
+            async with http.delete(platform.url + location, headers={"Authorization": f"Bearer {owner}"}) as response:
+                assert response.status == 200
+            async with http.delete(platform.url + location, headers={"Authorization": f"Bearer {owner}"}) as response:
+                assert response.status == 404
+            assert "levee-encoder" not in platform.services.rooms.rooms["consultation"].participants
+        finally:
+            await encoder.close()

@@ -11,6 +11,7 @@
 // camera. After a reconnect the state says "connected" only once the media is back too.
 
 import { RetryPolicy, watchPeer } from "./reconnect.js";
+import { candidateRtt, inboundAudioStats, inboundVideoStats, outboundVideoStats, sampleVideo } from "./room-stats.js";
 
 const PING_INTERVAL_MS = 5_000;
 const PONG_TIMEOUT_MS = 12_000;       // a 4G link can hang without closing the socket
@@ -750,98 +751,18 @@ export class RoomClient extends EventTarget {
     });
   }
 
-  async _inboundStats(kind) {
-    const pc = this.subscriber;
-    if (!pc) return [];
-    const out = [];
-    for (const t of pc.getTransceivers()) {
-      if (t.mid == null || !this.midToPublication.has(t.mid)) continue;
-      if (!t.receiver.track || t.receiver.track.kind !== kind) continue;
-      const publication_id = this.midToPublication.get(t.mid);
-      const pub = this.publications.get(publication_id);
-      const report = await t.receiver.getStats();
-      let inbound = null;
-      report.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === kind) inbound = s; });
-      out.push({ publication_id, identity: pub ? pub.identity : null, stats: inbound || {} });
-    }
-    return out;
-  }
-
   /** Inbound video per publication: decoded frames, fps, losses. */
-  async inboundVideoStats() {
-    return (await this._inboundStats("video")).map(({ publication_id, identity, stats }) => ({
-      publication_id, identity,
-      framesDecoded: stats.framesDecoded || 0,
-      framesPerSecond: stats.framesPerSecond || 0,
-      packetsLost: stats.packetsLost || 0,
-      packetsReceived: stats.packetsReceived || 0,
-      bytesReceived: stats.bytesReceived || 0,
-    }));
-  }
+  inboundVideoStats() { return inboundVideoStats(this); }
 
   /** Inbound audio per publication: energy and packets. */
-  async inboundAudioStats() {
-    return (await this._inboundStats("audio")).map(({ publication_id, identity, stats }) => ({
-      publication_id, identity,
-      totalAudioEnergy: stats.totalAudioEnergy || 0,
-      packetsReceived: stats.packetsReceived || 0,
-      packetsLost: stats.packetsLost || 0,
-      bytesReceived: stats.bytesReceived || 0,
-    }));
-  }
+  inboundAudioStats() { return inboundAudioStats(this); }
 
   /** Round-trip time to the server on the subscriber connection, in ms (or null). */
-  async subscriberRtt() {
-    if (!this.subscriber) return null;
-    const report = await this.subscriber.getStats();
-    let rtt = null;
-    report.forEach((s) => {
-      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && s.currentRoundTripTime != null) {
-        rtt = s.currentRoundTripTime * 1000;
-      }
-    });
-    return rtt;
-  }
+  subscriberRtt() { return candidateRtt(this.subscriber); }
 
-  /** Uplink figures of our own camera: {fps, lossPct, rttMs, kbps-ish bytesSent}. */
-  async outboundVideoStats() {
-    if (!this.publisher) return null;
-    const report = await this.publisher.getStats();
-    const out = { framesPerSecond: null, bytesSent: 0, packetsSent: 0, rttMs: null, fractionLost: null, packetsLost: 0 };
-    report.forEach((s) => {
-      if (s.type === "outbound-rtp" && s.kind === "video") {
-        out.framesPerSecond = s.framesPerSecond ?? null;
-        out.bytesSent = s.bytesSent || 0;
-        out.packetsSent = s.packetsSent || 0;
-      } else if (s.type === "remote-inbound-rtp" && s.kind === "video") {
-        if (s.roundTripTime != null) out.rttMs = s.roundTripTime * 1000;
-        out.fractionLost = s.fractionLost ?? null;
-        out.packetsLost = s.packetsLost || 0;
-      } else if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && out.rttMs == null
-                 && s.currentRoundTripTime != null) {
-        out.rttMs = s.currentRoundTripTime * 1000;
-      }
-    });
-    return out;
-  }
+  /** Uplink figures of our own camera: {framesPerSecond, bytesSent, packetsSent, rttMs, fractionLost, packetsLost}. */
+  outboundVideoStats() { return outboundVideoStats(this.publisher); }
 
-  /** Draw a participant's tile video into a canvas: {mean, variance} of the grey levels. */
-  sampleTile(identity) {
-    const video = this.view ? this.view.videoFor(identity) : null;
-    if (!video || !video.videoWidth) return { mean: 0, variance: 0, width: 0, height: 0 };
-    const w = 64;
-    const h = Math.max(1, Math.round((w * video.videoHeight) / video.videoWidth));
-    const canvas = document.createElement("canvas");
-    canvas.width = w; canvas.height = h;
-    const ctx = canvas.getContext("2d", { willReadFrequently: true });
-    ctx.drawImage(video, 0, 0, w, h);
-    const px = ctx.getImageData(0, 0, w, h).data;
-    let sum = 0; let sq = 0; const n = w * h;
-    for (let i = 0; i < px.length; i += 4) {
-      const g = 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
-      sum += g; sq += g * g;
-    }
-    const mean = sum / n;
-    return { mean, variance: sq / n - mean * mean, width: video.videoWidth, height: video.videoHeight };
-  }
+  /** A participant's tile picture, sampled: {mean, variance, width, height} of its grey levels. */
+  sampleTile(identity) { return sampleVideo(this.view ? this.view.videoFor(identity) : null); }
 }
