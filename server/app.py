@@ -15,15 +15,18 @@ from aiohttp import web
 from media.aiortc_hooks import check_hooks
 from media.router import RelayCounters
 from media.tasks import TaskGroup
-from server import http_media, metrics, pages, rollcall, whip
-from server import command
+from server import http_media, metrics, pages, rollcall, web_security, whip
+from server import access, command, rate_limits
 from server.auth import PasswordVerifier, TokenService
 from server.config import Config
 from server.connection import CloseReason, LifecycleCounters
 from server.control import install as control
-from server.keys import load_secret
+from server.directory import Directory
+from server.keys import load_previous_secrets, load_secret
 from server.memory import MemoryReleaser
+from server.rate_limits import RateLimits
 from server.registry import RoomRegistry
+from server.revocations import RevocationList
 from server.scheduler import Clock, Scheduler, SystemClock
 from server.services import SERVICES, Limits, Services
 from server.session import websocket_handler
@@ -36,7 +39,12 @@ REFRESH_INTERVAL = 10.0
 
 
 def build_services(
-    config: Config, *, secret: bytes, store: Store | None = None, clock: Clock | None = None
+    config: Config,
+    *,
+    secret: bytes,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    previous_secrets: tuple[bytes, ...] = (),
 ) -> Services:
     """Everything the handlers share, from configuration (the store is started by the app)."""
     node_id = os.environ.get("NODE_ID") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
@@ -50,7 +58,11 @@ def build_services(
     return Services(
         config=config,
         store=store,
-        tokens=TokenService(secret),
+        # Revocations live in the store, users and sites in the configuration: every node refuses alike.
+        tokens=TokenService(
+            secret, directory=Directory(config), revocations=RevocationList(store), max_device_ttl=settings.device_token_max_ttl,
+            previous_secrets=previous_secrets,
+        ),
         passwords=PasswordVerifier(),
         rooms=rooms,
         counters=counters,
@@ -58,6 +70,7 @@ def build_services(
         lifecycle=lifecycle,
         scheduler=Scheduler(clock or SystemClock()),
         background=background,
+        rate_limits=RateLimits(settings.rate_limits),
     )
 
 
@@ -66,6 +79,7 @@ def create_app(services: Services) -> web.Application:
     check_hooks()
     app = web.Application(client_max_size=max(services.config.server.max_sdp_bytes * 2, 1024 * 1024))
     app[SERVICES] = services
+    web_security.install(app, services.config.server)  # origins, JSON bodies, CSP and headers, device links
     pages.add_routes(app)
     metrics.add_routes(app, services)
     whip.add_routes(app)
@@ -75,6 +89,8 @@ def create_app(services: Services) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     rollcall.install(app, services)  # after _lifecycle: it resumes roll-calls from the started store
     command.install(app, services)  # after _lifecycle: it folds the command log from the started store
+    rate_limits.install(services)  # after command: it wraps the directive handler
+    access.install(app, services)  # after _lifecycle: revocations from the store, live sessions rechecked
     return app
 
 
@@ -127,14 +143,16 @@ def _banner(config: Config, scheme: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_server(config: Config) -> None:
-    """Run the server in the foreground until interrupted."""
+def run_server(config: Config, config_path: Path | None = None) -> None:
+    """Run the server in the foreground until interrupted; SIGHUP reloads the users from `config_path`."""
     data_dir = Path(config.server.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = load_secret(data_dir, os.environ)
-    services = build_services(config, secret=secret)
+    services = build_services(config, secret=secret, previous_secrets=load_previous_secrets(os.environ))
     ssl_context = server_ssl_context(config.server, data_dir)
     app = create_app(services)
+    if config_path is not None:
+        access.reload_on_hangup(app, config_path)
     print(_banner(config, "https" if ssl_context else "http"), flush=True)
     web.run_app(
         app,

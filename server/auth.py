@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final, Literal
 
 import argon2
 import jwt
 
 from server.config import GRANTS, UserConfig
+from server.directory import Directory
+from server.revocations import RevocationList
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +25,14 @@ ISSUER: Final[str] = "command-platform"
 DEVICE_AUDIENCE: Final[str] = "device"
 SESSION_AUDIENCE: Final[str] = "session"
 MIN_SECRET_BYTES: Final[int] = 32
-# Nodes' clocks drift a little; a token issued "slightly in the future" by a peer node is still fine.
+# Nodes' clocks drift a little; a token issued "slightly in the future" by a peer node is still fine,
+# and so is one whose `nbf` is a few seconds ahead of this node's clock.
 IAT_SKEW_SECONDS: Final[int] = 60
+# A lost phone's link must die on its own even if nobody revokes it.
+DEFAULT_MAX_DEVICE_TTL: Final[int] = 30 * 86400
+# A device named like a configured user is this user's namesake, never the user: its identity
+# string takes this prefix, which no user name can have (names match config.ID_PATTERN).
+DEVICE_PREFIX: Final[str] = "device:"
 
 IdentityKind = Literal["user", "device"]
 
@@ -55,6 +65,24 @@ class TokenRevoked(AuthError):
     """The token was revoked on this server."""
 
     code = "token_revoked"
+
+
+class TokenNotYetValid(AuthError):
+    """The token's `nbf` (not before) lies in the future."""
+
+    code = "token_not_yet_valid"
+
+
+class TokenTooLong(TokenInvalid):
+    """The device token lives longer (exp - iat) than the server's cap allows."""
+
+    code = "token_lifetime_too_long"
+
+
+class AccessWithdrawn(AuthError):
+    """The configuration no longer has the user, the device's site, or the grants a live session holds."""
+
+    code = "access_withdrawn"
 
 
 class WrongRoom(AuthError):
@@ -95,6 +123,8 @@ class Identity:
     kind: IdentityKind
     expires_at: int
     token_id: str
+    subject: str = ""  # the token's `sub` as signed (a device's identity may carry DEVICE_PREFIX)
+    issued_at: int = 0
 
     @property
     def room(self) -> str | None:
@@ -118,15 +148,45 @@ class Identity:
             raise WrongRoom(f"{self.identity!r} is not allowed in room {room_id!r}")
 
 
-class TokenService:
-    """Issues and verifies device tokens and session cookies; remembers revocations in this process only."""
+@dataclass(frozen=True)
+class TokenFacts:
+    """What a signed token says about itself, read without judging its times (to revoke it)."""
 
-    def __init__(self, secret: bytes, *, clock: Callable[[], float] = time.time) -> None:
-        if len(secret) < MIN_SECRET_BYTES:
-            raise WeakSecret(f"signing secret must be at least {MIN_SECRET_BYTES} bytes")
+    token_id: str
+    kind: IdentityKind
+    subject: str
+    expires_at: int
+
+
+class TokenService:
+    """Issues and verifies device tokens and session cookies, against the configuration and the revocations."""
+
+    # With a `directory` (the loaded configuration's users and sites) a session's grants and rooms
+    # are the configuration's, not the cookie's, and a device named like a user gets DEVICE_PREFIX.
+    # Revocations are asked of `revocations` (kept in the store by the server; this process only
+    # by default). Device tokens may live at most `max_device_ttl` seconds (exp - iat).
+
+    def __init__(
+        self,
+        secret: bytes,
+        *,
+        clock: Callable[[], float] = time.time,
+        directory: Directory | None = None,
+        revocations: RevocationList | None = None,
+        max_device_ttl: int = DEFAULT_MAX_DEVICE_TTL,
+        previous_secrets: Sequence[bytes] = (),
+    ) -> None:
+        for key in (secret, *previous_secrets):
+            if len(key) < MIN_SECRET_BYTES:
+                raise WeakSecret(f"signing secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
+        # Secret rotation: what the previous secrets signed is still accepted (until it expires);
+        # everything new is signed with `secret`.
+        self._verifying = (secret, *previous_secrets)
         self._clock = clock
-        self._revoked: set[str] = set()
+        self.directory = directory
+        self.revocations = revocations if revocations is not None else RevocationList(clock=clock)
+        self.max_device_ttl = max_device_ttl
 
     def issue_device_token(
         self,
@@ -141,6 +201,10 @@ class TokenService:
         """Sign a token that lets a device (encoder, camera, field unit) into one room with the given grants."""
         if not identity or not site or not room:
             raise TokenRequestError("identity, site and room must be non-empty")
+        if identity.startswith(DEVICE_PREFIX):
+            raise TokenRequestError(f"device identity {identity!r} may not start with {DEVICE_PREFIX!r}")
+        if ttl > self.max_device_ttl:
+            raise TokenRequestError(f"ttl {ttl} s exceeds the device token cap of {self.max_device_ttl} s")
         claims = {"site": site, "name": name or identity, "grants": _checked_grants(grants), "rooms": [room]}
         return self._issue(identity, DEVICE_AUDIENCE, ttl, claims)
 
@@ -162,14 +226,32 @@ class TokenService:
         """Return the identity a session cookie proves, or raise an AuthError."""
         return self._verify(cookie, SESSION_AUDIENCE, "user")
 
-    def revoke(self, token_id: str) -> None:
-        """Refuse the token with this id from now on (in this process)."""
-        self._revoked.add(token_id)
-        logger.info("token revoked token_id=%s", token_id)
-
     def is_revoked(self, token_id: str) -> bool:
-        """Whether the token id has been revoked here."""
-        return token_id in self._revoked
+        """Whether the token id has been revoked (as far as this node has heard)."""
+        return self.revocations.contains(token_id)
+
+    def facts(self, token: str) -> TokenFacts:
+        """The id, kind, subject and expiry of a token this server signed, whatever its times; raises TokenInvalid."""
+        payload = self._decode(
+            token, [DEVICE_AUDIENCE, SESSION_AUDIENCE],
+            {"require": ["exp", "sub", "jti", "aud"], "verify_exp": False, "verify_iat": False, "verify_nbf": False},
+        )
+        exp, sub, jti = payload["exp"], payload["sub"], payload["jti"]
+        if not (isinstance(exp, int) and isinstance(sub, str) and isinstance(jti, str)):
+            raise TokenInvalid("token claims malformed")
+        return TokenFacts(jti, "device" if payload["aud"] == DEVICE_AUDIENCE else "user", sub, exp)
+
+    def recheck(self, identity: Identity) -> Identity:
+        """A live identity checked again: AuthError once it must end (expired, revoked, removed, a grant or room lost)."""
+        if identity.expires_at <= self._clock():
+            raise TokenExpired("token expired")
+        if self.revocations.contains(identity.token_id):
+            raise TokenRevoked("token revoked")
+        current = self._as_configured(identity)
+        lost_rooms = bool(current.rooms) and (not identity.rooms or not identity.rooms <= current.rooms)
+        if current.identity != identity.identity or current.site != identity.site or not identity.grants <= current.grants or lost_rooms:
+            raise AccessWithdrawn(f"the configuration changed what {identity.identity!r} may do")
+        return current
 
     def _issue(self, subject: str, audience: str, ttl: int, claims: dict[str, Any]) -> str:
         """Sign the common claims plus the given ones."""
@@ -187,46 +269,106 @@ class TokenService:
         }
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
 
+    def _decode(self, token: str, audience: str | list[str], options: dict[str, Any]) -> dict[str, Any]:
+        """The claims of a token signed with the current secret or a previous one; raises TokenInvalid."""
+        error: jwt.PyJWTError | None = None
+        for key in self._verifying:
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    token, key, algorithms=[ALGORITHM], audience=audience, issuer=ISSUER, options=options,  # type: ignore[arg-type]
+                )
+                return claims
+            except jwt.InvalidSignatureError as exc:
+                error = exc  # perhaps signed with another of the secrets
+            except jwt.PyJWTError as exc:
+                raise TokenInvalid(f"token rejected: {type(exc).__name__}") from None
+        raise TokenInvalid(f"token rejected: {type(error).__name__}")
+
     def _verify(self, token: str, audience: str, kind: IdentityKind) -> Identity:
         """Check signature, audience, issuer, times, revocation and claim types."""
         if not token:
             raise TokenMissing("no token presented")
-        try:
-            payload = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[ALGORITHM],
-                audience=audience,
-                issuer=ISSUER,
-                # Times are checked below against the injectable clock, not PyJWT's wall clock.
-                options={
-                    "require": ["exp", "iat", "sub", "jti", "iss", "aud"],
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "strict_aud": True,
-                },
-            )
-        except jwt.PyJWTError as exc:
-            raise TokenInvalid(f"token rejected: {type(exc).__name__}") from None
+        # Times are checked below against the injectable clock, not PyJWT's wall clock.
+        payload = self._decode(token, audience, {
+            "require": ["exp", "iat", "sub", "jti", "iss", "aud"],
+            "verify_exp": False,
+            "verify_iat": False,
+            "verify_nbf": False,
+            "strict_aud": True,
+        })
         identity = _identity_from(payload, kind)
         now = self._clock()
-        if payload["iat"] > now + IAT_SKEW_SECONDS:
+        if identity.issued_at > now + IAT_SKEW_SECONDS:
             raise TokenInvalid("token issued in the future")
+        nbf = payload.get("nbf")
+        if nbf is not None and (isinstance(nbf, bool) or not isinstance(nbf, (int, float))):
+            raise TokenInvalid("token nbf malformed")
+        if nbf is not None and nbf > now + IAT_SKEW_SECONDS:
+            raise TokenNotYetValid("token not valid yet (nbf)")
         if identity.expires_at <= now:
             raise TokenExpired("token expired")
-        if identity.token_id in self._revoked:
+        if kind == "device" and identity.expires_at - identity.issued_at > self.max_device_ttl:
+            raise TokenTooLong(f"device token lives longer than the cap of {self.max_device_ttl} s")
+        if self.revocations.contains(identity.token_id):
             raise TokenRevoked("token revoked")
-        return identity
+        return self._as_configured(identity)
+
+    def _as_configured(self, identity: Identity) -> Identity:
+        """The identity as the configuration has it now (a user's entry; a device's site, and a user's name not its own)."""
+        directory = self.directory
+        if directory is None:
+            return identity
+        subject = identity.subject or identity.identity
+        if identity.kind == "user":
+            user = directory.user(subject)
+            if user is None:
+                raise AccessWithdrawn(f"user {subject!r} is no longer configured")
+            return replace(identity, site=user.site, name=user.display_name, grants=frozenset(user.grants), rooms=frozenset(user.rooms))
+        if not directory.has_site(identity.site):
+            raise AccessWithdrawn(f"site {identity.site!r} is no longer configured")
+        return replace(identity, identity=DEVICE_PREFIX + subject if directory.is_user(subject) else subject)
+
+
+class PasswordsBusy(AuthError):
+    """More logins wait for a password check than the queue holds; try again in a moment."""
+
+    code = "busy"
 
 
 class PasswordVerifier:
-    """Checks passwords against argon2 hashes without revealing whether the user exists."""
+    """Checks passwords against argon2 hashes without revealing whether the user exists.
 
-    def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
+    `check()` runs at most `workers` verifications at once, on threads of its own: each argon2
+    verification takes 64 MiB, so parallel logins queue (up to `max_queued`) instead of each
+    allocating it; beyond that they are refused at once.
+    """
+
+    def __init__(self, hasher: argon2.PasswordHasher | None = None, *, workers: int = 2, max_queued: int = 32) -> None:
         self._hasher = hasher or argon2.PasswordHasher()
         # Unknown users cost one verification too, so response time does not tell who exists.
         self._dummy_hash = self._hasher.hash(uuid.uuid4().hex)
+        self.workers = workers
+        self._max_pending = workers + max_queued
+        self._pending = 0
+        # Threads start on first use and end with the verifier (the pool's workers hold it weakly).
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+
+    @property
+    def pending(self) -> int:
+        """Verifications asked for and not finished (running or queued)."""
+        return self._pending
+
+    async def check(self, user: UserConfig | None, password: str) -> None:
+        """`verify()` on the bounded pool; raises BadCredentials, or PasswordsBusy when the queue is full."""
+        if self._pending >= self._max_pending:
+            raise PasswordsBusy("too many sign-ins at once")
+        self._pending += 1
+        try:
+            # A cancelled caller's queued verification is dropped; a running one ends on its own
+            # thread, and the pool's size still bounds how many run.
+            await asyncio.get_running_loop().run_in_executor(self._pool, self.verify, user, password)
+        finally:
+            self._pending -= 1
 
     def verify(self, user: UserConfig | None, password: str) -> None:
         """Return if the password matches the user's hash, else raise BadCredentials (CPU-bound: ~50 ms)."""
@@ -268,11 +410,14 @@ def _identity_from(payload: dict[str, Any], kind: IdentityKind) -> Identity:
         raise TokenInvalid("token rooms malformed")
     if kind == "device" and len(rooms) != 1:
         raise TokenInvalid("device token must name exactly one room")
+    subject = payload["sub"]
+    if not isinstance(subject, str) or not subject or (kind == "device" and subject.startswith(DEVICE_PREFIX)):
+        raise TokenInvalid("token subject malformed")
     exp, iat = payload["exp"], payload["iat"]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (exp, iat)):
         raise TokenInvalid("token times malformed")
     return Identity(
-        identity=payload["sub"],
+        identity=subject,
         site=site,
         name=name,
         grants=frozenset(grants),
@@ -280,4 +425,6 @@ def _identity_from(payload: dict[str, Any], kind: IdentityKind) -> Identity:
         kind=kind,
         expires_at=exp,
         token_id=payload["jti"],
+        subject=subject,
+        issued_at=iat,
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
+import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
@@ -99,6 +102,30 @@ class RollCallSchedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
 
 
+class Bucket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A token bucket: `burst` requests at once, refilled at `per_minute`."""
+
+    burst: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+    per_minute: Annotated[float, msgspec.Meta(gt=0, le=600_000)]
+
+
+class RateLimitSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[server.rate_limits]`: one bucket per identity and one per address for each kind of request."""
+
+    enabled: bool = True
+    # A page reconnects at once and then every second while the server is away; a join refused
+    # here waits its turn and retries, so the identity's bucket covers a grace period of retries.
+    join_identity: Bucket = Bucket(burst=20, per_minute=60)
+    join_address: Bucket = Bucket(burst=200, per_minute=1200)
+    issue_identity: Bucket = Bucket(burst=30, per_minute=60)
+    issue_address: Bucket = Bucket(burst=120, per_minute=600)
+    whip_identity: Bucket = Bucket(burst=10, per_minute=30)
+    whip_address: Bucket = Bucket(burst=200, per_minute=1200)
+    # A wall controller opens a player per tile, all at once.
+    whep_identity: Bucket = Bucket(burst=60, per_minute=240)
+    whep_address: Bucket = Bucket(burst=200, per_minute=1200)
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How the server listens and the limits it enforces."""
 
@@ -128,6 +155,24 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reconnect_grace: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 30.0
     media_stalled_after: Annotated[float, msgspec.Meta(gt=0, le=60)] = 4.0
     connect_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 20.0
+    # Access (server/access.py): a device token may live at most `device_token_max_ttl` seconds
+    # (refused when minted and when presented); a node reads the revocations other nodes made every
+    # `revocation_poll` seconds and checks its live sessions against expiry, revocations and the
+    # configuration every `access_recheck` seconds; joins, directives and WHIP/WHEP offers are
+    # limited per identity and per address by `rate_limits`.
+    device_token_max_ttl: Annotated[int, msgspec.Meta(ge=60, le=366 * 86400)] = 30 * 86400
+    revocation_poll: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+    access_recheck: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    rate_limits: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
+    # Browser security (server/web_security.py). A WebSocket upgrade or a state-changing request
+    # (outside /whip and /whep) is accepted from the server's own origin, as the request arrived
+    # (or as `public_host`), and from `allowed_origins` (`https://host[:port]`), no other.
+    # `secure_cookies` marks the session cookie Secure behind a TLS-terminating proxy (it is
+    # Secure anyway when the request came over TLS). `trusted_proxies` (addresses or networks) are
+    # the proxies whose X-Forwarded-For/-Proto/-Host headers are believed.
+    allowed_origins: tuple[str, ...] = ()
+    secure_cookies: bool = False
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -237,7 +282,41 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str], label: str) -> None:
                 server[key] = float(env[var])
             except ValueError:
                 raise ConfigError(f"{label}: environment {var}: not a number: {env[var]!r}") from None
+    _apply_web_env(server, env, label)
+    _apply_access_env(server, env, label)
     raw["server"] = server
+
+
+def _apply_web_env(server: dict[str, Any], env: Mapping[str, str], label: str) -> None:
+    """Overlay ALLOWED_ORIGINS, TRUSTED_PROXIES (comma-separated; set but empty means none) and SECURE_COOKIES."""
+    for var, key in (("ALLOWED_ORIGINS", "allowed_origins"), ("TRUSTED_PROXIES", "trusted_proxies")):
+        if var in env:
+            server[key] = [item.strip() for item in env[var].split(",") if item.strip()]
+    if env.get("SECURE_COOKIES"):
+        value = env["SECURE_COOKIES"].strip().lower()
+        if value not in _BOOLEANS:
+            raise ConfigError(f"{label}: environment SECURE_COOKIES: not a boolean (1/0, true/false): {env['SECURE_COOKIES']!r}")
+        server["secure_cookies"] = _BOOLEANS[value]
+
+
+_BOOLEANS: Final[Mapping[str, bool]] = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _apply_access_env(server: dict[str, Any], env: Mapping[str, str], label: str) -> None:
+    """Overlay DEVICE_TOKEN_MAX_TTL, REVOCATION_POLL, ACCESS_RECHECK and RATE_LIMITS (`off` or `on`)."""
+    for var, key, kind in (("DEVICE_TOKEN_MAX_TTL", "device_token_max_ttl", int), ("REVOCATION_POLL", "revocation_poll", float),
+                           ("ACCESS_RECHECK", "access_recheck", float)):
+        if env.get(var):
+            try:
+                server[key] = kind(env[var])
+            except ValueError:
+                raise ConfigError(f"{label}: environment {var}: not a number: {env[var]!r}") from None
+    if env.get("RATE_LIMITS"):
+        value = env["RATE_LIMITS"].strip().lower()
+        if value not in _BOOLEANS:
+            raise ConfigError(f"{label}: environment RATE_LIMITS: not on/off: {env['RATE_LIMITS']!r}")
+        limits = server.get("rate_limits")
+        server["rate_limits"] = {**(limits if isinstance(limits, dict) else {}), "enabled": _BOOLEANS[value]}
 
 
 def _cross_check(config: Config) -> list[str]:
@@ -284,6 +363,21 @@ def _cross_check(config: Config) -> list[str]:
         zoneinfo.ZoneInfo(config.city.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         problems.append(f"city.timezone: unknown time zone {config.city.timezone!r}")
+    problems += _web_problems(server)
+    return problems
+
+
+def _web_problems(server: ServerSettings) -> list[str]:
+    """Allowed origins must be bare `http(s)://host[:port]`; trusted proxies addresses or networks."""
+    problems: list[str] = []
+    for i, origin in enumerate(server.allowed_origins):
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin) or origin.count("/") != 2:
+            problems.append(f"server.allowed_origins[{i}]: not an origin like https://host[:port]: {origin!r}")
+    for i, proxy in enumerate(server.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            problems.append(f"server.trusted_proxies[{i}]: not an IP address or network: {proxy!r}")
     return problems
 
 
@@ -294,6 +388,8 @@ def schedule_problems(config: Config, schedule: RollCallSchedule, key: str) -> l
     problems: list[str] = []
     if not croniter.is_valid(schedule.cron) or len(schedule.cron.split()) != 5:
         problems.append(f"{key}.cron: not a 5-field cron rule: {schedule.cron!r}")
+    else:
+        problems += _never_fires(config, schedule, key)
     chosen = [name for name, value in (("sites", schedule.sites), ("group", schedule.group), ("subtree", schedule.subtree)) if value]
     if len(chosen) != 1:
         problems.append(f"{key}: give exactly one of sites, group or subtree (got {', '.join(chosen) or 'none'})")
@@ -312,6 +408,21 @@ def schedule_problems(config: Config, schedule: RollCallSchedule, key: str) -> l
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             problems.append(f"{key}.timezone: unknown time zone {schedule.timezone!r}")
     return problems
+
+
+def _never_fires(config: Config, schedule: RollCallSchedule, key: str) -> list[str]:
+    """A problem when the rule has no next time (`0 0 31 2 *`): croniter only finds out by computing one."""
+    from croniter import CroniterError, croniter
+
+    try:
+        zone = zoneinfo.ZoneInfo(schedule.timezone or config.city.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return []  # reported as an unknown time zone
+    try:
+        croniter(schedule.cron, datetime.datetime.now(zone)).get_next(float)
+    except (CroniterError, ValueError, OverflowError) as exc:
+        return [f"{key}.cron: {schedule.cron!r} never fires ({exc})"]
+    return []
 
 
 def _duplicates(section: str, ids: list[str], noun: str) -> list[str]:

@@ -37,6 +37,9 @@ class CloseReason(str, Enum):
     LOST = "lost"  # the grace period of a lost participant ran out
     TARGET_GONE = "target_gone"  # a WHEP player's participant left
     SHUTDOWN = "shutdown"  # the server is stopping
+    REVOKED = "revoked"  # its token was revoked (a logout, a lost device's link), on any node
+    EXPIRED = "expired"  # its token expired while it was connected
+    ACCESS_WITHDRAWN = "access_withdrawn"  # its user, its device's site or a grant it used left the configuration
 
 
 class Connection(Protocol):

@@ -32,6 +32,17 @@ class Refused(RequestError):
     status = 403
 
 
+class RateLimited(RequestError):
+    """Too many requests of one kind from an identity or an address; `retry_after` says how long to wait."""
+
+    status = 429
+
+    def __init__(self, what: str, retry_after: int) -> None:
+        super().__init__("rate_limited", f"too many {what} requests: try again in {retry_after} s")
+        self.what = what
+        self.retry_after = retry_after
+
+
 def wire_error(exc: Exception) -> tuple[str, str]:
     """The (code, message) pair an exception becomes on the wire."""
     if isinstance(exc, (RequestError, ProtocolError)):
@@ -62,7 +73,17 @@ def http_error(exc: Exception) -> web.HTTPException:
     """An aiohttp HTTP exception with a plain-text body naming the error."""
     code, message = wire_error(exc)
     status = http_status(exc)
-    return _STATUS[status](text=f"{code}: {message}\n")
+    error = _STATUS[status](text=f"{code}: {message}\n")
+    if isinstance(exc, RateLimited):
+        error.headers["Retry-After"] = str(exc.retry_after)
+    return error
+
+
+class _TooLarge(web.HTTPRequestEntityTooLarge):
+    """413 with our text (aiohttp's own wants the size for a text of its making)."""
+
+    def __init__(self, *, text: str) -> None:
+        super().__init__(max_size=0, text=text)
 
 
 _STATUS: dict[int, type[web.HTTPException]] = {
@@ -71,5 +92,8 @@ _STATUS: dict[int, type[web.HTTPException]] = {
     403: web.HTTPForbidden,
     404: web.HTTPNotFound,
     409: web.HTTPConflict,
+    413: _TooLarge,
+    415: web.HTTPUnsupportedMediaType,
+    429: web.HTTPTooManyRequests,
     500: web.HTTPInternalServerError,
 }

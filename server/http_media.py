@@ -27,7 +27,7 @@ GRANT_BY_PREFIX: Final[Mapping[str, str]] = {"whip": "publish", "whep": "subscri
 SDP_TYPE: Final[str] = "application/sdp"
 REALM: Final[str] = "command-platform"
 ALLOW_HEADERS: Final[str] = "Authorization, Content-Type, If-Match"
-EXPOSE_HEADERS: Final[str] = "Location, Link, ETag, Accept-Post, Accept-Patch, Allow, WWW-Authenticate"
+EXPOSE_HEADERS: Final[str] = "Location, Link, ETag, Accept-Post, Accept-Patch, Allow, WWW-Authenticate, Retry-After"
 # Chromium caps a preflight's cache at two hours; more would only be ignored.
 PREFLIGHT_MAX_AGE: Final[str] = "7200"
 PATCH_REFUSAL: Final[str] = (

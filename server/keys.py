@@ -40,6 +40,20 @@ def load_secret(data_dir: Path, env: Mapping[str, str]) -> bytes:
     return _checked(_read(path), str(path))
 
 
+def load_previous_secrets(env: Mapping[str, str]) -> tuple[bytes, ...]:
+    """Secrets that signed tokens still in use during a rotation: SERVER_SECRET_PREVIOUS (several
+    separated by commas or spaces), or the file named by SERVER_SECRET_PREVIOUS_FILE (one a line).
+    They verify; nothing new is signed with them."""
+    if env.get("SERVER_SECRET_PREVIOUS"):
+        text, source = env["SERVER_SECRET_PREVIOUS"], "environment SERVER_SECRET_PREVIOUS"
+    elif env.get("SERVER_SECRET_PREVIOUS_FILE"):
+        path = Path(env["SERVER_SECRET_PREVIOUS_FILE"])
+        text, source = _read(path), f"SERVER_SECRET_PREVIOUS_FILE {path}"
+    else:
+        return ()
+    return tuple(_checked(part, source) for part in text.replace(",", " ").split())
+
+
 def _checked(secret: str, source: str) -> bytes:
     """Refuse a short secret; name its source but never its value."""
     secret = secret.strip()

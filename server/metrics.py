@@ -32,6 +32,8 @@ class ServerCollector(Collector):
         yield GaugeMetricFamily("cp_peer_connections", "Open peer connections", value=sum(r.router.peer_count for r in rooms))
         yield GaugeMetricFamily("cp_ws_sessions", "Open signaling sessions", value=len(self._services.sessions))
         yield from self._lifecycle(rooms)
+        yield from self._access()
+        yield from self._records()
         yield CounterMetricFamily("cp_packets_forwarded", "RTP packets forwarded to subscribers", value=counters.packets_forwarded)
         yield CounterMetricFamily("cp_bytes_forwarded", "RTP bytes forwarded to subscribers", value=counters.bytes_forwarded)
         yield CounterMetricFamily("cp_packets_received", "RTP packets received from publishers", value=counters.packets_received)
@@ -69,6 +71,32 @@ class ServerCollector(Collector):
             value=lifecycle.ghosts_cleaned,
         )
         yield CounterMetricFamily("cp_connections_replaced", "Connections closed because the same identity connected again", value=lifecycle.replaced)
+
+
+    def _records(self) -> Iterator[Metric]:
+        skipped = CounterMetricFamily(
+            "cp_log_records_skipped", "Records of a log that a fold could not use (logged once each), by log and reason",
+            labels=["log", "reason"],
+        )
+        for records in self._services.skipped:
+            for reason, count in sorted(records.by_reason.items()):
+                skipped.add_metric([records.log, reason], count)
+        yield skipped
+        yield CounterMetricFamily(
+            "cp_store_undecodable_entries", "Stream entries in the store that are not events of ours (skipped)",
+            value=self._services.store.undecodable_entries,
+        )
+        for name, (text, read) in sorted(self._services.domain_counters.items()):
+            yield CounterMetricFamily(name, text, value=read())
+
+    def _access(self) -> Iterator[Metric]:
+        limited = CounterMetricFamily("cp_rate_limited", "Requests refused by a rate limit, by what was asked", labels=["what"])
+        for what, count in sorted(self._services.rate_limits.refused.items()):
+            limited.add_metric([what], count)
+        yield limited
+        yield GaugeMetricFamily(
+            "cp_revoked_tokens", "Revoked tokens this node refuses (until they expire)", value=len(self._services.tokens.revocations)
+        )
 
 
 async def metrics(request: web.Request) -> web.Response:

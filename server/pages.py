@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 from aiohttp import web
 
-from server.auth import AuthError, Identity
+from server.access import ACCESS
+from server.auth import AuthError, Identity, PasswordsBusy
 from server.ice_servers import browser_ice_servers
+from server.login_throttle import LoginThrottle
 from server.services import SERVICES, Services
-from server.web_auth import SESSION_COOKIE, cookie_identity, page_identity
+from server.store import RevocationRecord
+from server.web_auth import SESSION_COOKIE, cookie_identity, page_identity, set_session_cookie
 
 logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+MAX_NEXT = 2048
+MAX_USERNAME = 64
+BUSY_RETRY_AFTER = 2
 
 
 def make_templates() -> jinja2.Environment:
@@ -40,59 +47,83 @@ def _render(request: web.Request, name: str, status: int = 200, **context: Any) 
 
 
 def _me(identity: Identity) -> dict[str, Any]:
-    return {"identity": identity.identity, "name": identity.name, "site": identity.site, "grants": sorted(identity.grants)}
+    # `kind` tells a page opened by a device link (joins at once) from a person's (joins on a click).
+    return {"identity": identity.identity, "name": identity.name, "site": identity.site, "grants": sorted(identity.grants),
+            "kind": identity.kind}
 
 
 def _sites(services: Services) -> dict[str, dict[str, str]]:
     return {s.id: {"name_zh": s.name_zh, "name_en": s.name_en, "kind": s.kind} for s in services.config.sites}
 
 
-def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an absolute URL here would make the login page an open redirect.
-    if not target or not target.startswith("/") or target.startswith("//"):
+def safe_next(target: str | None) -> str:
+    """Where to go after login: `target` if it is a path on this server, else `/` (never another site)."""
+    # Browsers drop tabs and newlines anywhere in a URL and read a backslash as a slash, so
+    # "/<tab>/x" and "/<backslash>x" mean "//x", another host: only printable ASCII, no backslash.
+    if not target or len(target) > MAX_NEXT or any(not "!" <= c <= "~" or c == "\\" for c in target):
         return "/"
-    return target
+    if not target.startswith("/") or target.startswith("//"):
+        return "/"
+    parts = urlsplit(target)
+    return "/" if parts.scheme or parts.netloc else target
 
 
 async def login_page(request: web.Request) -> web.Response:
     """`GET /login`."""
-    return _render(request, "login.html", error=None, next=_safe_next(request.query.get("next")))
+    return _render(request, "login.html", error=None, next=safe_next(request.query.get("next")))
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    """`POST /login`: check the password, set the signed session cookie."""
+    """`POST /login`: throttled per address and user name; check the password, set the signed session cookie."""
     services = request.app[SERVICES]
+    throttle = request.app[LOGIN_THROTTLE]
     form = await request.post()
-    username = str(form.get("username", "")).strip()
+    username = str(form.get("username", "")).strip()[:MAX_USERNAME]
     password = str(form.get("password", ""))
-    target = _safe_next(str(form.get("next", "/")))
+    target = safe_next(str(form.get("next", "/")))
+    address = request.remote or "?"
+    wait = throttle.retry_after(address, username)
+    if wait:
+        logger.info("login throttled username=%s remote=%s retry_after=%d", username, address, wait)
+        return _throttled(request, wait, target, username)
     user = services.config.user(username)
     try:
-        # argon2 costs tens of milliseconds of CPU: keep it off the event loop.
-        await asyncio.get_running_loop().run_in_executor(None, services.passwords.verify, user, password)
+        await services.passwords.check(user, password)  # argon2 on a small pool: off the loop, bounded memory
+    except PasswordsBusy:
+        logger.warning("login refused: password checks queue full remote=%s", address)
+        return _throttled(request, BUSY_RETRY_AFTER, target, username, status=503)
     except AuthError:
-        logger.info("login refused username=%s remote=%s", username[:64], request.remote)
-        return _render(request, "login.html", status=401, error="用户名或密码错误 Wrong user name or password", next=target)
+        wait = throttle.failed(address, username)
+        logger.info("login refused username=%s remote=%s lockout=%d", username, address, wait)
+        if wait:
+            return _throttled(request, wait, target, username, wrong=True)
+        return _render(request, "login.html", status=401, error="用户名或密码错误 Wrong user name or password", next=target,
+                       username=username)
     assert user is not None
+    throttle.succeeded(address, username)
     ttl = services.config.server.session_ttl
     response = web.HTTPSeeOther(target)
-    response.set_cookie(
-        SESSION_COOKIE,
-        services.tokens.issue_session(user, ttl),
-        max_age=ttl,
-        httponly=True,
-        samesite="Lax",
-        secure=request.secure,
-    )
-    logger.info("login username=%s remote=%s", username, request.remote)
+    set_session_cookie(response, request, services.tokens.issue_session(user, ttl), ttl)
+    logger.info("login username=%s remote=%s", username, address)
     raise response
 
 
+def _throttled(request: web.Request, wait: int, target: str, username: str, *, status: int = 429, wrong: bool = False) -> web.Response:
+    """The login page saying how long to wait, with `Retry-After`."""
+    response = _render(request, "login.html", status=status, error=None, retry_after=wait, wrong=wrong, busy=status == 503,
+                       next=target, username=username)
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
 async def logout(request: web.Request) -> web.Response:
-    """`POST /logout`."""
+    """`POST /logout`: a user's session is revoked; a device's cookie is only dropped (its link stays valid)."""
     identity = cookie_identity(request)
-    if identity is not None:
-        request.app[SERVICES].tokens.revoke(identity.token_id)
+    if identity is not None and identity.kind == "user":
+        # Kept in the store, so every node refuses the cookie, and its open sockets end now.
+        record = RevocationRecord(token_id=identity.token_id, expires_at=identity.expires_at, revoked_at=time.time(),
+                                  identity=identity.identity, kind="user", by=identity.identity, reason="logout")
+        await request.app[ACCESS].revoke(record, best_effort=True)
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE)
     raise response
@@ -154,6 +185,7 @@ async def wall_page(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Register the page routes and the static files."""
     app[TEMPLATES] = make_templates()
+    app[LOGIN_THROTTLE] = LoginThrottle(app[SERVICES].scheduler.clock.now)
     app.router.add_get("/", index)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_submit)

@@ -16,9 +16,11 @@ from server.config import Config
 from server.connection import CloseReason, LifecycleCounters
 from server.errors import RequestError
 from server.participant import Participant
+from server.rate_limits import RateLimits
 from server.registry import RoomRegistry
 from server.room import Room
 from server.scheduler import Scheduler, SystemClock
+from server.skipped import SkippedRecords
 from server.store import Store
 from signaling.messages import ServerMessage
 
@@ -75,14 +77,37 @@ class Limits:
 
     def check_sdp(self, sdp: str, *, offer: bool = True) -> None:
         """Raise RequestError for an SDP that is too large or is not SDP; an offer may not carry
-        more m-lines than the track limit (answers mirror the server's own offers)."""
-        if len(sdp.encode()) > self.max_sdp_bytes:
+        more m-lines than the track limit (answers mirror the server's own offers), nor a BUNDLE
+        group naming a mid no m-section has (aiortc would leave that m-section without a transport).
+        Lines are split the way any parser might split them (CR, LF, or Unicode line breaks)."""
+        if len(sdp.encode("utf-8", "surrogatepass")) > self.max_sdp_bytes:
             raise RequestError("sdp_too_large", f"SDP exceeds {self.max_sdp_bytes} bytes")
         if not sdp.startswith("v=0"):
             raise RequestError("bad_sdp", "not an SDP description (must start with v=0)")
-        media_lines = sdp.count("\nm=")
-        if offer and media_lines > self.max_media_lines:
+        if not offer:
+            return
+        lines = sdp.splitlines()
+        media_lines = sum(line.startswith("m=") for line in lines)
+        if media_lines > self.max_media_lines:
             raise RequestError("too_many_tracks", f"SDP has {media_lines} m-lines, at most {self.max_media_lines} allowed")
+        mids = _section_mids(lines)
+        for line in lines:
+            if line.startswith("a=group:BUNDLE"):
+                unknown = [mid for mid in line[len("a=group:BUNDLE"):].split() if mid not in mids]
+                if unknown:
+                    raise RequestError("bad_sdp", f"the BUNDLE group names mid {unknown[0]!r}, which no m-section has")
+
+
+def _section_mids(lines: list[str]) -> set[str]:
+    """The mid of each m-section as aiortc reads it (the last `a=mid` of the section; one before
+    the first m-line belongs to the session and names nothing)."""
+    mids: list[str | None] = []
+    for line in lines:
+        if line.startswith("m="):
+            mids.append(None)
+        elif line.startswith("a=mid:") and mids:
+            mids[-1] = line[len("a=mid:"):]
+    return {mid for mid in mids if mid is not None}
 
 
 class SessionSet:
@@ -127,10 +152,15 @@ class Services:
     counters: RelayCounters
     limits: Limits
     lifecycle: LifecycleCounters = field(default_factory=LifecycleCounters)
+    # Every log folded at start-up registers what it had to skip, and domains their own totals
+    # (name -> help text, reader), for /metrics.
+    skipped: list[SkippedRecords] = field(default_factory=list)
+    domain_counters: dict[str, tuple[str, Callable[[], int]]] = field(default_factory=dict)
     sessions: SessionSet = field(default_factory=SessionSet)
     handlers: dict[type, Handler] = field(default_factory=dict)
     scheduler: Scheduler = field(default_factory=lambda: Scheduler(SystemClock()))
     background: TaskGroup = field(default_factory=lambda: TaskGroup("server"))
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -9,6 +9,7 @@ import uuid
 
 from aiohttp import WSMsgType, web
 
+from server.access import ended_notice
 from server.auth import AuthError, Identity, TokenMissing
 from server.connection import CloseReason, ConnectionKind
 from server.errors import RequestError, wire_error
@@ -17,7 +18,7 @@ from server.participant import Participant
 from server.room import Room
 from server.services import SERVICES, Services
 from server.websocket import WebSocket
-from server.web_auth import cookie_identity
+from server.web_auth import cookie_auth
 from signaling.codec import ProtocolError, parse_client
 from signaling.messages import (
     PROTOCOL_VERSION,
@@ -74,10 +75,12 @@ class Session:
     kind = ConnectionKind.SESSION
     slot = "session"
 
-    def __init__(self, ws: web.WebSocketResponse, services: Services, cookie_identity: Identity | None, remote: str) -> None:
+    def __init__(self, ws: web.WebSocketResponse, services: Services, cookie: Identity | AuthError | None, remote: str) -> None:
         self.ws = ws
         self.services = services
-        self.cookie_identity = cookie_identity
+        # What the session cookie proved at the upgrade: an identity, or why not (a revoked device link).
+        self.cookie_identity = cookie if isinstance(cookie, Identity) else None
+        self._cookie_refusal = cookie if isinstance(cookie, AuthError) else None
         self.remote = remote
         self.room: Room | None = None
         self.participant: Participant | None = None
@@ -113,6 +116,10 @@ class Session:
             self.send(SessionReplaced(message="您已在其他窗口或设备加入，此处已断开 You joined again from another window or device; this one is closed"))
         elif reason is CloseReason.LOST:
             self.send(Error(code="connection_lost", message="连接中断过久，请重新加入 The connection was lost for too long: join again"))
+        else:
+            notice = ended_notice(reason)  # revoked, expired, access withdrawn
+            if notice is not None:
+                self.send(notice)
         self._outbox.close()
 
     async def run(self) -> None:
@@ -176,12 +183,17 @@ class Session:
     async def _join(self, hello: Hello) -> None:
         if hello.version != PROTOCOL_VERSION:
             raise ProtocolError("unsupported_version", f"protocol version {PROTOCOL_VERSION} expected", hello.id)
+        # The address is limited before the token is looked at, the identity once it is known.
+        self.services.rate_limits.check("join", address=self.remote)
         if hello.token:
             identity = self.services.tokens.verify_device_token(hello.token)
         elif self.cookie_identity is not None:
-            identity = self.cookie_identity
+            identity = self.services.tokens.recheck(self.cookie_identity)  # revoked since the upgrade?
+        elif self._cookie_refusal is not None:
+            raise self._cookie_refusal
         else:
             raise TokenMissing("log in or give a device token")
+        self.services.rate_limits.check("join", identity=identity.identity)
         identity.check_room(hello.room)
         room = await self.services.rooms.get(hello.room)
         self._identity = identity
@@ -275,7 +287,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     # closes with 1009 (message too big).
     ws = WebSocket(heartbeat=20, max_msg_size=services.config.server.max_message_bytes * 4)
     await ws.prepare(request)
-    session = Session(ws, services, cookie_identity(request), request.remote or "?")
+    session = Session(ws, services, cookie_auth(request), request.remote or "?")
     services.sessions.add(session)
     try:
         await session.run()

@@ -1,24 +1,46 @@
-"""Who is asking: the session cookie of a logged-in user, or a device token in the URL or header."""
+"""Who is asking: the session cookie (a logged-in user or a device), or a device token in the URL or header."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from server.auth import AuthError, Identity, TokenMissing
+from server.auth import AuthError, Identity, TokenExpired, TokenMissing, TokenRevoked
 from server.services import SERVICES
 
 SESSION_COOKIE = "cp_session"
 
 
-def cookie_identity(request: web.Request) -> Identity | None:
-    """The logged-in user behind the request's session cookie, or None."""
+def cookie_auth(request: web.Request) -> Identity | AuthError | None:
+    """What the request's session cookie proves: a logged-in user, or a device whose link was opened
+    here; a revoked or expired device link's refusal (so its page can say so); otherwise None."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
+    tokens = request.app[SERVICES].tokens
+    # A device link's token becomes the cookie as it is (server/web_security.py): its expiry,
+    # grants and revocation stay the token's own.
+    # A user's ended session (logged out, expired) is no session: the client is sent to log in.
     try:
-        return request.app[SERVICES].tokens.verify_session(cookie)
+        return tokens.verify_session(cookie)
     except AuthError:
-        return None
+        try:
+            return tokens.verify_device_token(cookie)
+        except (TokenRevoked, TokenExpired) as as_device:
+            return as_device
+        except AuthError:
+            return None
+
+
+def cookie_identity(request: web.Request) -> Identity | None:
+    """Who the request's session cookie proves, or None."""
+    found = cookie_auth(request)
+    return found if isinstance(found, Identity) else None
+
+
+def set_session_cookie(response: web.StreamResponse, request: web.Request, value: str, max_age: int) -> None:
+    """Set the session cookie: HttpOnly, SameSite=Lax, Secure over TLS or when configured (a TLS proxy in front)."""
+    secure = request.secure or request.app[SERVICES].config.server.secure_cookies
+    response.set_cookie(SESSION_COOKIE, value, max_age=max(1, max_age), path="/", httponly=True, samesite="Lax", secure=secure)
 
 
 def bearer_identity(request: web.Request) -> Identity:

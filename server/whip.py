@@ -112,7 +112,9 @@ async def whip_post(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     room_id = request.match_info["room"]
     try:
+        services.rate_limits.check("whip", address=request.remote)  # before the token is looked at
         identity = bearer_identity(request)
+        services.rate_limits.check("whip", identity=identity.identity)
         offer = await _read_offer(request, services)
         room = await services.rooms.get(room_id)
         resource = HttpResource(ConnectionKind.WHIP, identity, room, request.remote or "?")
@@ -145,7 +147,9 @@ async def whep_post(request: web.Request) -> web.Response:
     room_id = request.match_info["room"]
     target = request.match_info["identity"]
     try:
+        services.rate_limits.check("whep", address=request.remote)  # before the token is looked at
         identity = bearer_identity(request)
+        services.rate_limits.check("whep", identity=identity.identity)
         offer = await _read_offer(request, services)
         room = await services.rooms.get(room_id)
         resource = HttpResource(ConnectionKind.WHEP, identity, room, request.remote or "?", target=target)

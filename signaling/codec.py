@@ -35,7 +35,7 @@ _encoder = msgspec.json.Encoder()
 def _request_id(raw: bytes) -> str | None:
     try:
         return _id_decoder.decode(raw).id
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
 
 
@@ -43,7 +43,10 @@ T = TypeVar("T")
 
 
 def _decode(decoder: msgspec.json.Decoder[T], raw: str | bytes) -> T:
-    data = raw.encode() if isinstance(raw, str) else raw
+    try:
+        data = raw.encode() if isinstance(raw, str) else raw
+    except UnicodeEncodeError:  # a lone surrogate: only a Python caller can make such a str
+        raise ProtocolError("malformed_json", "not valid JSON: the text is not valid Unicode") from None
     if len(data) > MAX_MESSAGE_BYTES:
         raise ProtocolError("too_large", f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
@@ -54,6 +57,8 @@ def _decode(decoder: msgspec.json.Decoder[T], raw: str | bytes) -> T:
         raise ProtocolError(code, text, _request_id(data)) from None
     except msgspec.DecodeError as exc:
         raise ProtocolError("malformed_json", f"not valid JSON: {exc}") from None
+    except RecursionError:  # msgspec's nesting limit is Python's recursion limit (found by fuzzing)
+        raise ProtocolError("malformed_json", "not valid JSON: nested too deeply") from None
 
 
 def parse_client(raw: str | bytes) -> ClientMessage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,18 +11,20 @@ from pathlib import Path
 from aiohttp import web
 
 from server.command.handlers import CommandHandlers
-from server.command.photos import DEFAULT_MAX_PHOTO_BYTES, PhotoStore
+from server.command.photo_sweep import PhotoSweeper
+from server.command.photos import DEFAULT_MAX_PHOTO_BYTES, DEFAULT_QUOTA_BYTES, PhotoStore
 from server.command.service import CommandService
 from server.services import Services
 
 
 @dataclass
 class Command:
-    """The command channel of one app: its service, photo store and handlers."""
+    """The command channel of one app: its service, photo store and handlers, and the sweep of unused photos."""
 
     service: CommandService
     photos: PhotoStore
     handlers: CommandHandlers
+    sweeper: PhotoSweeper
 
 
 COMMAND = web.AppKey("command", Command)
@@ -31,24 +34,34 @@ def install(app: web.Application, services: Services) -> Command:
     """Register the handlers, pages and exports; the log is folded once the store has started.
 
     Call after the app's own lifecycle is added, so the store is up when the log is read.
-    The photo size limit is `COMMAND_MAX_PHOTO_BYTES` (default 8 MiB).
+    The photo size limit is `COMMAND_MAX_PHOTO_BYTES` (default 8 MiB), a site's photo bytes per day
+    `COMMAND_PHOTO_QUOTA_BYTES` (default 256 MiB; 0 for no quota).
     """
     from server.command import export, live, pages
 
     service = CommandService(services)
     max_bytes = int(os.environ.get("COMMAND_MAX_PHOTO_BYTES") or DEFAULT_MAX_PHOTO_BYTES)
-    photos = PhotoStore(Path(services.config.server.data_dir) / "photos", max_bytes)
+    quota = int(os.environ.get("COMMAND_PHOTO_QUOTA_BYTES") or DEFAULT_QUOTA_BYTES)
+    photos = PhotoStore(Path(services.config.server.data_dir) / "photos", max_bytes, quota)
     handlers = CommandHandlers(service, photos)
     handlers.register(services)
-    command = Command(service, photos, handlers)
+    command = Command(service, photos, handlers, PhotoSweeper(service, photos))
     app[COMMAND] = command
+    services.skipped.append(service.skipped)
+    services.domain_counters["cp_photos_removed"] = (
+        "Uploaded photos that no event referenced, removed after a day", lambda: command.sweeper.removed,
+    )
     app.router.add_get("/command/ws", live.command_socket)
     pages.add_routes(app)
     export.add_routes(app)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await asyncio.get_running_loop().run_in_executor(photos.executor, photos.load)
         await service.start()
+        command.sweeper.start()
         yield
+        command.sweeper.close()
+        photos.close()
 
     app.cleanup_ctx.append(lifecycle)
     return command

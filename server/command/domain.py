@@ -110,8 +110,11 @@ class Event:
 
     @property
     def t(self) -> float:
-        """When it happened by the scheduler's clock."""
-        return float(self.data.get("t", 0.0))  # type: ignore[arg-type]
+        """When it happened by the scheduler's clock; IllegalTransition for a record whose time is not a number."""
+        value = self.data.get("t", 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise IllegalTransition("bad_event", f"event time must be a number, not {value!r}")
+        return float(value)
 
     def text(self, key: str) -> str:
         """A string field, or ''."""

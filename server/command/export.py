@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import zoneinfo
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 import msgspec
 from aiohttp import web
@@ -15,6 +14,12 @@ from server.command.domain import Directive
 from server.command.pages import _identity_or_login, time_formatter, visible_directive
 from server.command.views import directive_info, event_info, recipient_info
 from server.services import SERVICES
+from server.spreadsheet import csv_text
+
+# The records of this system start in this century; a range past these years is a mistake (and
+# 9999-12-31 plus a day overflowed into a 500).
+FIRST_YEAR: Final[int] = 2000
+YEARS_AHEAD: Final[int] = 1
 
 CSV_HEADER = [
     "directive_id", "class", "title", "issuer", "issued_at", "ack_by", "feedback_by", "status",
@@ -22,7 +27,7 @@ CSV_HEADER = [
 ]
 
 
-def csv_rows(d: Directive, sites: list[str], names: dict[str, str], fmt: Any) -> list[list[str]]:
+def csv_rows(d: Directive, sites: list[str], names: dict[str, str], fmt: Callable[[float | None], str]) -> list[list[str]]:
     """One row per recipient the caller may see."""
     rows = []
     for site in sites:
@@ -36,12 +41,8 @@ def csv_rows(d: Directive, sites: list[str], names: dict[str, str], fmt: Any) ->
 
 
 def _csv(rows: list[list[str]], filename: str) -> web.Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_HEADER)
-    writer.writerows(rows)
-    # The BOM makes spreadsheet programs read the Chinese text as UTF-8.
-    return web.Response(body=("\ufeff" + out.getvalue()).encode(), content_type="text/csv", charset="utf-8",
+    # csv_text adds the BOM (spreadsheets read the Chinese text as UTF-8) and defuses formulas.
+    return web.Response(body=csv_text(CSV_HEADER, rows).encode(), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
@@ -84,6 +85,9 @@ def _range(request: web.Request) -> tuple[float, float]:
         raise web.HTTPBadRequest(text="bad_range: give ?from=YYYY-MM-DD and optionally &to=YYYY-MM-DD\n") from None
     if end < start:
         raise web.HTTPBadRequest(text="bad_range: 'to' is before 'from'\n")
+    last_year = dt.datetime.fromtimestamp(request.app[SERVICES].scheduler.clock.now(), tz).year + YEARS_AHEAD
+    if start.year < FIRST_YEAR or end.year > last_year:
+        raise web.HTTPBadRequest(text=f"bad_range: dates must lie in the years {FIRST_YEAR} to {last_year}\n")
     begin = dt.datetime.combine(start, dt.time(), tz).timestamp()
     finish = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz).timestamp()
     return begin, finish

@@ -9,17 +9,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from aiohttp import web
+
 from server.command.domain import AlreadyDone, IllegalTransition
+from server.command.photo_owners import effective_owners
 from server.command.photos import PhotoStore
+from server.command.replay import Replays, Request
 from server.command.service import Caller, CommandService, new_id
-from server.command.views import Viewer
 from server.errors import RequestError
+from server.times import deadline_problem, past_time_problem
+from server.outbox import Outbox
 from server.services import ClientSession, Services
-from server.store import EventIdInvalid
+from server.store import EventIdInvalid, event_id_key
 from signaling.command import (
     CommandOk,
     CommandSubscribe,
-    CommandSynced,
     DirectiveAcknowledge,
     DirectiveCancel,
     DirectiveFeedback,
@@ -29,6 +33,7 @@ from signaling.command import (
     IncidentClose,
     ReportFile,
 )
+from signaling.messages import ServerMessage
 
 
 MAX_TITLE: Final[int] = 200
@@ -50,6 +55,7 @@ class CommandHandlers:
     def __init__(self, service: CommandService, photos: PhotoStore) -> None:
         self.service = service
         self.photos = photos
+        self.replays = Replays(service)
         self.children: dict[str, list[str]] = {}
         for site, parent in service.parent_of.items():
             if parent is not None:
@@ -91,8 +97,28 @@ class CommandHandlers:
             raise await self.service.refuse(caller, action, "too_long", f"{field} exceeds {limit} characters")
 
     async def _photo(self, caller: Caller, action: str, photo: str | None) -> None:
-        if photo is not None and self.photos.path(photo) is None:
+        if photo is None:
+            return
+        if self.photos.path(photo) is None:
             raise await self.service.refuse(caller, action, "unknown_photo", f"no uploaded photo {photo!r}")
+        # A photo belongs to the sites that uploaded it: another site's reference must not take it over.
+        owners = effective_owners(self.photos.owners(photo), self.service.photo_refs.get(photo, []))
+        if caller.identity.site not in owners:
+            raise await self.service.refuse(
+                caller, action, "not_your_photo", f"photo {photo!r} was uploaded by another site; upload your own")
+
+    async def _checked_times(self, caller: Caller, action: str, deadlines: Mapping[str, float | None],
+                             past: Mapping[str, float | None] | None = None) -> None:
+        """Refuse a client's time no record should hold: a deadline over a year out, an event years ago."""
+        now = self.service.clock.now()
+        for name, value in deadlines.items():
+            problem = None if value is None else deadline_problem(name, value, now)
+            if problem:
+                raise await self.service.refuse(caller, action, "time_out_of_range", problem)
+        for name, value in (past or {}).items():
+            problem = None if value is None else past_time_problem(name, value, now)
+            if problem:
+                raise await self.service.refuse(caller, action, "time_out_of_range", problem)
 
     def resolve(self, sites: list[str], subtrees: list[str]) -> tuple[list[str], list[str]]:
         """(recipient sites in order without repeats, unknown site ids)."""
@@ -113,6 +139,7 @@ class CommandHandlers:
         await self._require_issue(caller, "issue")
         await self._checked_text(caller, "issue", "title", msg.title, MAX_TITLE)
         await self._checked_text(caller, "issue", "body", msg.body, MAX_TEXT)
+        await self._checked_times(caller, "issue", {"ack_by": msg.ack_by, "feedback_by": msg.feedback_by})
         recipients, unknown = self.resolve(msg.sites, msg.subtrees)
         if unknown:
             raise await self.service.refuse(caller, "issue", "unknown_site", f"unknown sites: {', '.join(sorted(set(unknown))[:20])}")
@@ -138,6 +165,7 @@ class CommandHandlers:
                 data[key] = value
         await self._checked_text(caller, "update", "title", msg.title or "", MAX_TITLE)
         await self._checked_text(caller, "update", "body", msg.body or "", MAX_TEXT)
+        await self._checked_times(caller, "update", {"ack_by": msg.ack_by, "feedback_by": msg.feedback_by})
         event_id = await self._record(caller, "update", "updated", data)
         return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
 
@@ -183,6 +211,7 @@ class CommandHandlers:
         caller = caller_of(session)
         await self._checked_text(caller, "report", "summary", msg.summary, MAX_TEXT)
         await self._checked_text(caller, "report", "place", msg.place, MAX_TITLE)
+        await self._checked_times(caller, "report", {}, {"occurred_at": msg.occurred_at})
         await self._photo(caller, "report", msg.photo)
         site = caller.identity.site
         data: dict[str, object] = {
@@ -205,25 +234,19 @@ class CommandHandlers:
         event_id = await self._record(caller, "close", "incident_closed", {"incident_id": msg.incident_id, "site": caller.identity.site})
         return CommandOk(id=msg.id, event_id=event_id, incident_id=msg.incident_id)
 
-    async def subscribe(self, session: Any, msg: CommandSubscribe) -> CommandSynced:
-        """`command_subscribe`: live updates from now on, and everything after `after` that concerns us."""
+    async def subscribe(self, session: Any, msg: CommandSubscribe) -> ServerMessage | None:
+        """`command_subscribe`: live updates from now on, and everything after `after` that concerns us.
+
+        The replay runs in the background (server/command/replay.py) and ends with `command_synced`;
+        the socket keeps serving its other requests meanwhile.
+        """
         caller = caller_of(session)
+        if msg.after is not None:
+            try:
+                event_id_key(msg.after)
+            except EventIdInvalid as exc:
+                raise await self.service.refuse(caller, "subscribe", "bad_event_id", str(exc)) from None
         listener = getattr(session, "listener", None) or self.service.listeners.session(session)
-        viewer: Viewer = listener.viewer
-        service = self.service
-        replayed = 0
-        try:
-            async for event in service.read_after(msg.after):
-                target_id = event.text("directive_id") or event.text("incident_id")
-                changed = service.ledger.directives.get(target_id) or service.board.incidents.get(target_id)
-                message = None if changed is None else service.message_for(event, changed, viewer)
-                if message is not None:
-                    listener.send(message)
-                    replayed += 1
-        except EventIdInvalid as exc:
-            raise await service.refuse(caller, "subscribe", "bad_event_id", str(exc)) from None
-        for d in list(service.ledger.directives.values()):
-            r = d.recipients.get(viewer.site)
-            if r is not None and r.delivered_at is None and d.status == "active":
-                await service.mark_delivered(d.id, [viewer.site])
-        return CommandSynced(id=msg.id, last_event_id=service.last_event_id, replayed=replayed)
+        ws = getattr(session, "ws", None)
+        outbox = Outbox.of(ws) if isinstance(ws, web.WebSocketResponse) else None
+        return self.replays.start(session, Request(listener, outbox, msg.after, msg.id))

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
 
+from server.access import ACCESS, ended_notice
 from server.auth import AuthError, Identity
 from server.command.views import Viewer
+from server.connection import CloseReason
 from server.errors import RequestError, wire_error
 from server.outbox import Outbox
 from server.services import SERVICES, Services
@@ -56,6 +58,18 @@ class ConsoleSocket:
     def closed(self) -> bool:
         """Whether the socket is gone."""
         return self.ws.closed
+
+    @property
+    def identity(self) -> Identity:
+        """The verified identity behind the socket."""
+        return self.participant.identity
+
+    async def close(self, reason: CloseReason) -> None:
+        """End the socket from the server's side (its token was revoked, expired, or lost its access)."""
+        notice = ended_notice(reason)
+        if notice is not None:
+            self.send(notice)
+        self._outbox.close()
 
     async def run(self) -> None:
         """Serve until the client goes away."""
@@ -121,8 +135,11 @@ async def command_socket(request: web.Request) -> web.WebSocketResponse:
 
     listeners = request.app[COMMAND].service.listeners
     listeners.add(socket)
+    access = request.app[ACCESS]  # a logout or a revocation ends this socket too
+    access.track(socket)
     try:
         await socket.run()
     finally:
+        access.untrack(socket)
         listeners.remove(socket)
     return ws

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import zoneinfo
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from server.auth import AuthError, Identity
 from server.command.domain import CLASS_NAMES, Directive
+from server.command.photo_body import read_photo
+from server.command.photo_owners import Upload, rightful_targets
 from server.command.reports import INCIDENT_TYPES
 from server.command.views import Viewer, event_info, may_see_directive
 from server.errors import http_error
 from server.pages import _me, _render, _sites
 from server.services import SERVICES
+from server.times import format_time
 from server.web_auth import bearer_identity, page_identity
 
 STAGE_NAMES = {
@@ -47,14 +50,9 @@ def _identity_or_login(request: web.Request) -> Identity:
     return identity
 
 
-def time_formatter(tz_name: str):  # type: ignore[no-untyped-def]
-    """A Jinja filter: epoch seconds as local `YYYY-MM-DD HH:MM:SS` (or — for none)."""
-    tz = zoneinfo.ZoneInfo(tz_name)
-
-    def fmt(value: float | None) -> str:
-        return "—" if value is None else dt.datetime.fromtimestamp(value, tz).strftime("%Y-%m-%d %H:%M:%S")
-
-    return fmt
+def time_formatter(tz_name: str) -> Callable[[float | None], str]:
+    """A Jinja filter: epoch seconds as local `YYYY-MM-DD HH:MM:SS` (— for none); never raises."""
+    return partial(format_time, tz=tz_name, fmt="%Y-%m-%d %H:%M:%S", none="—")
 
 
 def _common(request: web.Request, identity: Identity) -> dict[str, Any]:
@@ -147,23 +145,12 @@ async def upload_photo(request: web.Request) -> web.Response:
     if identity is None:
         raise web.HTTPUnauthorized(text="unauthenticated: log in or give a device token\n")
     photos = request.app[COMMAND].photos
-    limit = photos.max_bytes
-    if request.content_length is not None and request.content_length > limit + 64 * 1024:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length,
-                                            text=f"photo_too_large: at most {limit} bytes\n")
-    if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        part = await reader.next()
-        while part is not None and getattr(part, "name", None) != "photo":
-            part = await reader.next()
-        if part is None:
-            raise web.HTTPBadRequest(text="no_photo: send the image as the multipart field 'photo'\n")
-        data = await part.read(decode=False)  # type: ignore[union-attr]
-    else:
-        data = await request.content.read(limit + 1)
+    clock = request.app[SERVICES].scheduler.clock
     try:
-        name = await asyncio.get_running_loop().run_in_executor(None, photos.save, bytes(data))
-    except Exception as exc:  # noqa: BLE001 - PhotoRejected (400) or a disk problem (500)
+        data = await read_photo(request, photos.max_bytes)
+        upload = Upload(identity.site, identity.identity, clock.now(), len(data))  # the owner: who sent it
+        name = await asyncio.get_running_loop().run_in_executor(photos.executor, photos.save, data, upload)
+    except Exception as exc:  # noqa: BLE001 - refused (400, 413, 429) or a disk problem (500)
         raise http_error(exc) from None
     return web.json_response({"photo": name, "url": f"/command/photos/{name}"}, status=201)
 
@@ -176,18 +163,26 @@ async def photo_file(request: web.Request) -> web.StreamResponse:
     command = request.app[COMMAND]
     name = request.match_info["name"]
     path = command.photos.path(name)
-    owner = command.service.photos.get(name)
-    service = command.service
-    viewer = Viewer(identity.identity, identity.site)
-    allowed = False
-    if owner in service.ledger.directives:
-        allowed = may_see_directive(service.ledger.directives[owner], viewer, service.parent_of) is not None
-    elif owner in service.board.incidents:
-        incident = service.board.incidents[owner]
-        allowed = identity.site == incident.site or identity.site in incident.chain
+    owners = command.photos.owners(name)
+    # The uploader sees its own photo; others through what references it, and only an owner's reference counts.
+    allowed = identity.site in owners or any(
+        _may_see_target(request, identity, target)
+        for target in rightful_targets(command.service.photo_refs.get(name, []), owners))
     if path is None or not allowed:
         raise web.HTTPNotFound(text="unknown_photo: no such photo visible to you\n")
     return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
+
+
+def _may_see_target(request: web.Request, identity: Identity, target: str) -> bool:
+    """Whether the caller may see the directive or incident `target`."""
+    from server.command import COMMAND
+
+    service = request.app[COMMAND].service
+    directive = service.ledger.directives.get(target)
+    if directive is not None:
+        return may_see_directive(directive, Viewer(identity.identity, identity.site), service.parent_of) is not None
+    incident = service.board.incidents.get(target)
+    return incident is not None and (identity.site == incident.site or identity.site in incident.chain)
 
 
 def add_routes(app: web.Application) -> None:

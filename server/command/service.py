@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -30,7 +30,8 @@ from server.command.views import (
 from server.errors import RequestError
 from server.scheduler import Timer
 from server.services import Services
-from server.store import StoredEvent, StoreError
+from server.skipped import SkippedRecords
+from server.store import StoredEvent, StoreError, event_id_key
 from signaling.command import CommandEvent
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ class CommandService:
         self.ledger = Ledger()
         self.board = Board()
         self.timeline: dict[str, list[Event]] = {}
-        self.photos: dict[str, str] = {}  # photo name -> directive or incident id referencing it
+        # photo name -> (directive or incident id, site of the event) of every reference, in log order
+        self.photo_refs: dict[str, list[tuple[str, str]]] = {}
+        self.skipped = SkippedRecords(STREAM)  # events of the log the fold could not use, for /metrics
         self.last_event_id: str | None = None
         self.listeners = Listeners(services)
         self._timers: dict[tuple[str, str], Timer] = {}
@@ -77,13 +80,15 @@ class CommandService:
         """Fold the whole stored log, then arm every deadline."""
         count = 0
         async for event in self.read_after(None):
-            self._fold(event)
+            try:
+                self._fold(event)
+            except Exception as exc:  # noqa: BLE001 - one record the fold cannot read must cost only itself
+                self.skipped.add(event.id, "unreadable", f"{type(exc).__name__}: {exc}")
             count += 1
         for directive in self.ledger.directives.values():
             self._arm(directive)
-        skipped = self.ledger.skipped + self.board.skipped
         logger.info("command log loaded events=%d directives=%d incidents=%d skipped=%d",
-                    count, len(self.ledger.directives), len(self.board.incidents), len(skipped))
+                    count, len(self.ledger.directives), len(self.board.incidents), self.skipped.total)
 
     async def read_after(self, after: str | None):  # type: ignore[no-untyped-def]
         """Every stored command event after `after`, oldest first (an async iterator)."""
@@ -94,6 +99,18 @@ class CommandService:
             if len(page) < PAGE:
                 return
             after = page[-1].id
+
+    async def read_pages(self, after: str | None, until: str, limit: int) -> AsyncIterator[list[Event]]:
+        """The stored command events after `after` up to `until` (both ids), oldest first, `limit` a page."""
+        last = event_id_key(until)
+        while True:
+            page = await self.store.read_events(STREAM, after=after, limit=limit)
+            events = [_event(stored) for stored in page if event_id_key(stored.id) <= last]
+            if events:
+                yield events
+            if len(events) < limit:
+                return
+            after = events[-1].id
 
     def ancestors(self, site: str) -> list[str]:
         """The chain above a site: its parent, the parent's parent, and so on."""
@@ -156,17 +173,24 @@ class CommandService:
     def _fold(self, event: Event) -> Directive | Incident | None:
         self.last_event_id = event.id
         changed: Directive | Incident | None
+        try:
+            _ = event.t  # pages and replays read it from every folded event: refuse a bad one now
+        except IllegalTransition as exc:
+            self.skipped.add(event.id, exc.code, exc.message)
+            return None
         if is_directive_event(event.kind):
-            changed = self.ledger.fold(event)
+            changed, skipped = self.ledger.fold(event), self.ledger.skipped
         else:
-            changed = self.board.fold(event)
-        if changed is not None:
-            self.timeline.setdefault(changed.id, []).append(event)
-            photo = event.data.get("photo")
-            if isinstance(photo, str):
-                self.photos[photo] = changed.id
-            if isinstance(changed, Directive) and event.kind in ("issued", "updated", "cancelled"):
-                self._arm(changed)
+            changed, skipped = self.board.fold(event), self.board.skipped
+        if changed is None:
+            self.skipped.add(event.id, skipped[-1][1] if skipped else "unknown", event.kind)
+            return None
+        self.timeline.setdefault(changed.id, []).append(event)
+        photo = event.data.get("photo")
+        if isinstance(photo, str):
+            self.photo_refs.setdefault(photo, []).append((changed.id, event.text("site")))
+        if isinstance(changed, Directive) and event.kind in ("issued", "updated", "cancelled"):
+            self._arm(changed)
         return changed
 
     # --- live pushes ---------------------------------------------------------------------------

@@ -8,9 +8,10 @@ the same answer in tests (manual time) and in production.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal, NewType, Protocol
+from typing import Final, Literal, NewType, Protocol
 
 RollCallId = NewType("RollCallId", str)
 Mode = Literal["sequence", "all"]
@@ -96,6 +97,7 @@ class RollCall:
     last_window_end: float | None = None
     resumed: list[float] = field(default_factory=list)
     last_event_id: str | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (event id, why) of events the fold could not use
 
     @property
     def open(self) -> bool:
@@ -116,19 +118,37 @@ class RollCall:
 
 
 class FoldError(Exception):
-    """A stream that does not describe a roll-call (no `started` first)."""
+    """A stream that does not describe a roll-call (no `started` first), or an event that cannot be folded."""
 
 
 def _float(data: dict[str, object], key: str) -> float:
-    value = data[key]
-    assert isinstance(value, (int, float)), f"{key} must be a number"
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise FoldError(f"{key} must be a number, not {value!r}")
     return float(value)
+
+
+def _text(data: dict[str, object], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise FoldError(f"{key} must be text, not {value!r}")
+    return value
 
 
 def _sites(data: dict[str, object], key: str = "sites") -> list[str]:
     value = data.get(key, [])
-    assert isinstance(value, list)
-    return [str(s) for s in value]
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise FoldError(f"{key} must be a list of site ids")
+    return list(value)
+
+
+def _results(rollcall: RollCall, sites: Iterable[str]) -> list[SiteResult]:
+    """The results of `sites`, every one looked up before any is changed: a bad event changes nothing."""
+    sites = list(sites)
+    missing = [s for s in sites if s not in rollcall.results]
+    if missing:
+        raise FoldError(f"sites not called by roll-call {rollcall.id}: {', '.join(missing[:5])}")
+    return [rollcall.results[s] for s in sites]
 
 
 def start(event: Event) -> RollCall:
@@ -138,7 +158,7 @@ def start(event: Event) -> RollCall:
     d = event.data
     sites = _sites(d)
     return RollCall(
-        id=RollCallId(str(d["id"])),
+        id=RollCallId(_text(d, "id")),
         title=str(d.get("title", "")),
         mode="all" if d.get("mode") == "all" else "sequence",
         window=_float(d, "window"),
@@ -176,65 +196,97 @@ def press_refusal(rollcall: RollCall, site: str) -> str | None:
     return None
 
 
+def _called(rollcall: RollCall, d: dict[str, object], actor: str) -> None:
+    at, deadline, results = _float(d, "at"), _float(d, "deadline"), _results(rollcall, _sites(d))
+    for r in results:
+        if r.outcome == "waiting":
+            r.outcome = "calling"
+        r.called_at, r.deadline, r.window_open = at, deadline, True
+
+
+def _window_ended(rollcall: RollCall, d: dict[str, object], actor: str) -> None:
+    at, results = _float(d, "at"), _results(rollcall, _sites(d))
+    rollcall.last_window_end = at
+    for r in results:
+        r.window_open = False
+        if r.outcome == "calling":
+            r.outcome = "overdue"
+
+
+def _pressed(rollcall: RollCall, d: dict[str, object], actor: str) -> None:
+    (r,) = _results(rollcall, [_text(d, "site")])
+    at = _float(d, "at")
+    r.presses += 1
+    if r.settled or r.called_at is None or r.deadline is None or not rollcall.open:
+        return
+    outcome, response = judge_press(r, at, bool(d.get("video")))
+    if outcome == "no_video" and r.outcome == "no_video":
+        return  # keep the first press's time
+    r.outcome, r.response_time = outcome, response
+    r.answered_at, r.identity = at, str(d.get("identity", ""))
+
+
+def _snapshot(rollcall: RollCall, d: dict[str, object], actor: str) -> None:
+    (r,) = _results(rollcall, [_text(d, "site")])
+    r.snapshot, r.snapshot_error = _text(d, "file"), None
+    took = d.get("took")
+    r.snapshot_took = float(took) if isinstance(took, (int, float)) else None
+
+
+def _snapshot_failed(rollcall: RollCall, d: dict[str, object], actor: str) -> None:
+    (r,) = _results(rollcall, [_text(d, "site")])
+    if r.snapshot is None:
+        r.snapshot_error = str(d.get("error", ""))
+
+
+def _excused(rollcall: RollCall, d: dict[str, object], actor: str) -> None:
+    (r,) = _results(rollcall, [_text(d, "site")])
+    if r.outcome not in ("answered", "late"):
+        r.outcome, r.reason, r.excused_by = "excused", str(d.get("reason", "")), actor
+
+
+def _escalated(rollcall: RollCall, d: dict[str, object], actor: str) -> None:
+    parents = d.get("parents", {})
+    if not isinstance(parents, dict):
+        raise FoldError("parents must be a mapping of site to parent site")
+    for r, parent in zip(_results(rollcall, [str(s) for s in parents]), parents.values()):
+        r.escalated_to = str(parent)
+
+
+def _resumed(rollcall: RollCall, d: dict[str, object], actor: str) -> None:
+    rollcall.resumed.append(_float(d, "at"))
+
+
+def _closed(rollcall: RollCall, d: dict[str, object], actor: str) -> None:
+    rollcall.closed_at, rollcall.close_reason = _float(d, "at"), str(d.get("reason", ""))
+    for r in rollcall.results.values():
+        r.window_open = False
+        if r.outcome in ("waiting", "calling", "overdue"):
+            r.outcome = "absent"
+
+
+# Each step checks every field it reads before it changes anything, so a bad event leaves the roll-call as it was.
+_STEPS: Final[dict[str, Callable[[RollCall, dict[str, object], str], None]]] = {
+    "called": _called, "window_ended": _window_ended, "pressed": _pressed, "snapshot": _snapshot,
+    "snapshot_failed": _snapshot_failed, "excused": _excused, "escalated": _escalated, "resumed": _resumed,
+    "closed": _closed,
+}
+
+
 def apply(rollcall: RollCall, event: Event, event_id: str | None = None) -> None:
-    """Fold one more event into the roll-call."""
-    d = event.data
-    kind = event.kind
+    """Fold one more event into the roll-call; FoldError (and no change) for one that cannot be folded."""
+    step = _STEPS.get(event.kind)
+    if step is None:
+        raise FoldError(f"unknown roll-call event {event.kind!r}")
+    if not isinstance(event.data, dict):
+        raise FoldError("event data must be a mapping")
+    step(rollcall, event.data, event.actor)
     if event_id is not None:
         rollcall.last_event_id = event_id
-    if kind == "called":
-        for site in _sites(d):
-            r = rollcall.results[site]
-            if r.outcome == "waiting":
-                r.outcome = "calling"
-            r.called_at, r.deadline, r.window_open = _float(d, "at"), _float(d, "deadline"), True
-    elif kind == "window_ended":
-        rollcall.last_window_end = _float(d, "at")
-        for site in _sites(d):
-            r = rollcall.results[site]
-            r.window_open = False
-            if r.outcome == "calling":
-                r.outcome = "overdue"
-    elif kind == "pressed":
-        r = rollcall.results[str(d["site"])]
-        r.presses += 1
-        if r.settled or r.called_at is None or not rollcall.open:
-            return
-        outcome, response = judge_press(r, _float(d, "at"), bool(d.get("video")))
-        if outcome == "no_video" and r.outcome == "no_video":
-            return  # keep the first press's time
-        r.outcome, r.response_time = outcome, response
-        r.answered_at, r.identity = _float(d, "at"), str(d.get("identity", ""))
-    elif kind == "snapshot":
-        r = rollcall.results[str(d["site"])]
-        r.snapshot, r.snapshot_error = str(d["file"]), None
-        took = d.get("took")
-        r.snapshot_took = float(took) if isinstance(took, (int, float)) else None
-    elif kind == "snapshot_failed":
-        r = rollcall.results[str(d["site"])]
-        if r.snapshot is None:
-            r.snapshot_error = str(d.get("error", ""))
-    elif kind == "excused":
-        r = rollcall.results[str(d["site"])]
-        if r.outcome not in ("answered", "late"):
-            r.outcome, r.reason, r.excused_by = "excused", str(d.get("reason", "")), event.actor
-    elif kind == "escalated":
-        parents = d.get("parents", {})
-        assert isinstance(parents, dict)
-        for site, parent in parents.items():
-            rollcall.results[str(site)].escalated_to = str(parent)
-    elif kind == "resumed":
-        rollcall.resumed.append(_float(d, "at"))
-    elif kind == "closed":
-        rollcall.closed_at, rollcall.close_reason = _float(d, "at"), str(d.get("reason", ""))
-        for r in rollcall.results.values():
-            r.window_open = False
-            if r.outcome in ("waiting", "calling", "overdue"):
-                r.outcome = "absent"
 
 
 def fold(events: Iterable[Event]) -> RollCall:
-    """The roll-call described by its whole stream, oldest event first."""
+    """The roll-call described by its whole stream, oldest event first; events it cannot use are listed in `skipped`."""
     iterator = iter(events)
     first = next(iterator, None)
     if first is None:
@@ -242,7 +294,11 @@ def fold(events: Iterable[Event]) -> RollCall:
     rollcall = start(first)
     rollcall.last_event_id = getattr(first, "id", None)
     for event in iterator:
-        apply(rollcall, event, getattr(event, "id", None))
+        event_id = getattr(event, "id", None)
+        try:
+            apply(rollcall, event, event_id)
+        except FoldError as exc:
+            rollcall.skipped.append((str(event_id), str(exc)))
     return rollcall
 
 

@@ -21,6 +21,7 @@ def install(app: web.Application, services: Services) -> None:
     runner = ScheduleRunner(service)
     app[ROLLCALLS] = service
     app[SCHEDULES] = runner
+    services.skipped += [service.skipped, runner.skipped]
     handlers = RollCallHandlers(service)
     services.handlers[RollCallStart] = handlers.start
     services.handlers[RollCallAnswer] = handlers.answer

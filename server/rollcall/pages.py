@@ -68,7 +68,7 @@ async def _start(request: web.Request, form: dict[str, Any], identity: Identity)
                               subtree=form.get("subtree") or None)
         window = float(form.get("window") or 30)
         grace = float(15 if form.get("grace") in (None, "") else form["grace"])
-    except (TargetError, ValueError) as exc:
+    except (TargetError, ValueError, TypeError) as exc:  # TypeError: a JSON list or object where a number goes
         raise web.HTTPBadRequest(text=f"bad_request: {exc}\n") from None
     if not 0 < window <= 3600 or not 0 <= grace <= 3600:
         raise web.HTTPBadRequest(text="bad_request: window must be in (0, 3600] s, grace in [0, 3600] s\n")

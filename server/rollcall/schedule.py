@@ -6,13 +6,18 @@ import zoneinfo
 from collections.abc import Iterable
 from datetime import datetime
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from server.config import Config, RollCallSchedule
+from server.times import format_time
 
 
 class TargetError(ValueError):
     """The chosen sites, group or subtree name nothing callable."""
+
+
+class ScheduleError(ValueError):
+    """A cron rule with no next time (`0 0 31 2 *`) or a time zone that cannot be read."""
 
 
 def resolve_sites(
@@ -40,16 +45,22 @@ def resolve_sites(
 
 
 def schedule_zone(config: Config, schedule: RollCallSchedule) -> zoneinfo.ZoneInfo:
-    """The time zone a schedule's cron rule is read in: its own, else the city's."""
-    return zoneinfo.ZoneInfo(schedule.timezone or config.city.timezone)
+    """The time zone a schedule's cron rule is read in: its own, else the city's; ScheduleError if unknown."""
+    try:
+        return zoneinfo.ZoneInfo(schedule.timezone or config.city.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScheduleError(f"unknown time zone {schedule.timezone!r}: {exc}") from None
 
 
 def next_fire(cron: str, zone: zoneinfo.ZoneInfo, after: float) -> float:
-    """The first time strictly after `after` (epoch seconds) that the cron rule matches in `zone`."""
-    start = datetime.fromtimestamp(after, zone)
-    return float(croniter(cron, start).get_next(float))
+    """The first time strictly after `after` (epoch seconds) that the cron rule matches in `zone`; else ScheduleError."""
+    try:
+        start = datetime.fromtimestamp(after, zone)
+        return float(croniter(cron, start).get_next(float))
+    except (CroniterError, ValueError, OverflowError, KeyError) as exc:
+        raise ScheduleError(f"cron rule {cron!r} has no next time: {exc}") from None
 
 
 def local_time(when: float, zone: zoneinfo.ZoneInfo) -> str:
     """`when` as local wall-clock text, e.g. "2027-01-15 17:30:00 CST"."""
-    return datetime.fromtimestamp(when, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return format_time(when, zone, "%Y-%m-%d %H:%M:%S %Z")

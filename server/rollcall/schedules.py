@@ -9,9 +9,11 @@ from aiohttp import web
 
 from server.config import RollCallSchedule, schedule_problems
 from server.errors import NotFound, RequestError
-from server.rollcall.schedule import next_fire, resolve_sites, schedule_zone
+from server.rollcall.schedule import ScheduleError, TargetError, next_fire, resolve_sites, schedule_zone
 from server.rollcall.service import RollCallService, read_all
 from server.scheduler import Timer
+from server.skipped import SkippedRecords
+from server.store import StoredEvent, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -19,28 +21,47 @@ SCHEDULE_STREAM = "rollcall-schedules"
 
 
 class ScheduleRunner:
-    """Keeps one timer per enabled schedule; when it fires, starts the roll-call and arms the next."""
+    """Keeps one timer per enabled schedule; when it fires, starts the roll-call and arms the next.
+
+    A schedule that cannot run (a rule with no next time, a group since removed) is logged and
+    skipped, at start-up and when it fires; it never stops the server. `skipped` counts them and
+    the unreadable records of the schedules' log.
+    """
 
     def __init__(self, rollcalls: RollCallService) -> None:
         self.rollcalls = rollcalls
         self.services = rollcalls.services
         self._timers: dict[str, Timer] = {}
         self.next_at: dict[str, float] = {}
+        self.skipped = SkippedRecords(SCHEDULE_STREAM)
 
     async def schedules(self) -> list[RollCallSchedule]:
         """Every schedule now in force: configured ones, then UI edits and deletions in log order."""
         current = {s.id: s for s in self.services.config.rollcall_schedules}
         for event in await read_all(self.services, SCHEDULE_STREAM):
-            if event.kind == "saved":
-                schedule = msgspec.convert(event.data["schedule"], type=RollCallSchedule)
-                current[schedule.id] = schedule
-            elif event.kind == "deleted":
-                current.pop(str(event.data["id"]), None)
+            self._fold(current, event)
         return list(current.values())
 
+    def _fold(self, current: dict[str, RollCallSchedule], event: StoredEvent) -> None:
+        if event.kind == "saved":
+            try:
+                schedule = msgspec.convert(event.data.get("schedule"), type=RollCallSchedule)
+            except msgspec.ValidationError as exc:
+                self.skipped.add(event.id, "bad_schedule", str(exc))
+                return
+            current[schedule.id] = schedule
+        elif event.kind == "deleted" and isinstance(event.data.get("id"), str):
+            current.pop(str(event.data["id"]), None)
+        else:
+            self.skipped.add(event.id, "bad_event", f"kind={event.kind!r}")
+
     async def start(self) -> None:
-        """Arm every enabled schedule for its next time after now."""
+        """Arm every enabled schedule that can run for its next time after now; log and skip the others."""
         for schedule in await self.schedules():
+            problems = schedule_problems(self.services.config, schedule, f"schedule {schedule.id}")
+            if problems:
+                self.skipped.add(_record(schedule), "invalid_schedule", "; ".join(problems))
+                continue
             self._arm(schedule)
 
     def close(self) -> None:
@@ -50,7 +71,7 @@ class ScheduleRunner:
         self._timers.clear()
 
     async def save(self, schedule: RollCallSchedule, *, actor: str) -> None:
-        """Validate and record a new or changed schedule, then re-arm it."""
+        """Validate (its next time computed) and only then record a new or changed schedule, and re-arm it."""
         problems = schedule_problems(self.services.config, schedule, "schedule")
         if problems:
             raise RequestError("invalid_schedule", "; ".join(problems))
@@ -72,11 +93,16 @@ class ScheduleRunner:
         self.next_at.pop(schedule_id, None)
 
     def _arm(self, schedule: RollCallSchedule, after: float | None = None) -> None:
+        """Arm the schedule's next time; one that has none is logged and left unarmed, never raised."""
         self._disarm(schedule.id)
         if not schedule.enabled:
             return
         now = self.services.scheduler.clock.now()
-        when = next_fire(schedule.cron, schedule_zone(self.services.config, schedule), max(now, after or now))
+        try:
+            when = next_fire(schedule.cron, schedule_zone(self.services.config, schedule), max(now, after or now))
+        except ScheduleError as exc:
+            self.skipped.add(_record(schedule), "never_fires", str(exc))
+            return
         self.next_at[schedule.id] = when
         self._timers[schedule.id] = self.services.scheduler.at(
             when, lambda: self._fire(schedule, when), name=f"rollcall-schedule:{schedule.id}")
@@ -91,8 +117,16 @@ class ScheduleRunner:
                 room=schedule.room, schedule=schedule.id,
             )
             logger.info("scheduled rollcall fired schedule=%s at=%s", schedule.id, when)
+        except (TargetError, RequestError, StoreError) as exc:
+            # This time is lost; the next one may find the group, room or store back.
+            logger.warning("scheduled rollcall not started schedule=%s at=%s error=%s", schedule.id, when, exc)
         finally:
             self._arm(schedule, after=when)
+
+
+def _record(schedule: RollCallSchedule) -> str:
+    """What a skipped schedule is counted as: this version of it (an edit that breaks it again is logged again)."""
+    return f"schedule:{schedule.id}:{hash(schedule) & 0xFFFFFFFF:08x}"
 
 
 SCHEDULES = web.AppKey("rollcall_schedules", ScheduleRunner)

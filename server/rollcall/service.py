@@ -23,10 +23,11 @@ from aiohttp import web
 
 from server.auth import Forbidden, Identity
 from server.errors import NotFound, RequestError
-from server.rollcall.domain import Action, RollCall, RollCallId, apply, fold, next_action, press_refusal
+from server.rollcall.domain import Action, FoldError, RollCall, RollCallId, apply, fold, next_action, press_refusal
 from server.rollcall.evidence import SnapshotFiles, capture, live_video
 from server.scheduler import Timer
 from server.services import Services
+from server.skipped import SkippedRecords
 from server.store import StoredEvent
 from signaling.messages import ServerMessage
 from signaling.rollcall import (
@@ -73,20 +74,22 @@ class RollCallService:
         self._snapshots: dict[RollCallId, set[asyncio.Task[None]]] = {}
         self._changed = asyncio.Condition()
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rollcall-snapshot")
+        # Unreadable events of the roll-call logs: skipped (one WARNING each), counted for /metrics.
+        self.skipped = SkippedRecords("rollcall")
 
     # --- life cycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resume every roll-call the log says is still open."""
+        """Resume every roll-call the log says is still open (one that cannot be read is logged and skipped)."""
         opened: dict[str, None] = {}
-        for event in await read_all(self.services, INDEX_STREAM):
+        for event in await self._index():
             if event.kind == "created":
                 opened[str(event.data["id"])] = None
             elif event.kind == "closed":
                 opened.pop(str(event.data["id"]), None)
         for rollcall_id in opened:
-            rollcall = fold(await read_all(self.services, stream_of(rollcall_id)))
-            if not rollcall.open:
+            rollcall = await self._fold(rollcall_id)
+            if rollcall is None or not rollcall.open:
                 continue
             self.active[rollcall.id] = rollcall
             await self._append(rollcall, "resumed", {"at": self.clock.now()}, actor="server")
@@ -110,20 +113,45 @@ class RollCallService:
     # --- reading -----------------------------------------------------------------------------------
 
     async def get(self, rollcall_id: str) -> RollCall:
-        """The roll-call, live or from the log; NotFound if there is none."""
+        """The roll-call, live or from the log; NotFound if there is none (or its log cannot be read)."""
         live = self.active.get(RollCallId(rollcall_id))
         if live is not None:
             return live
-        events = await read_all(self.services, stream_of(rollcall_id))
-        if not events:
+        rollcall = await self._fold(rollcall_id)
+        if rollcall is None:
             raise NotFound("unknown_rollcall", f"no roll-call {rollcall_id!r}")
-        return fold(events)
+        return rollcall
 
     async def history(self, site: str | None = None, limit: int = 200) -> list[RollCall]:
         """Roll-calls newest first (only those that called `site`, if given)."""
-        ids = [str(e.data["id"]) for e in await read_all(self.services, INDEX_STREAM) if e.kind == "created"
-               and (site is None or site in list(e.data.get("sites", [])))]  # type: ignore[call-overload]
-        return [await self.get(i) for i in reversed(ids[-limit:])]
+        ids = [str(e.data["id"]) for e in await self._index() if e.kind == "created"
+               and (site is None or site in _listed_sites(e))]
+        found = [self.active.get(RollCallId(i)) or await self._fold(i) for i in reversed(ids[-limit:])]
+        return [rollcall for rollcall in found if rollcall is not None]
+
+    async def _index(self) -> list[StoredEvent]:
+        """The index of roll-calls, without the entries that name none."""
+        events = []
+        for event in await read_all(self.services, INDEX_STREAM):
+            if event.kind in ("created", "closed") and isinstance(event.data.get("id"), str):
+                events.append(event)
+            else:
+                self.skipped.add(f"{INDEX_STREAM}/{event.id}", "bad_event", f"kind={event.kind!r}, names no roll-call")
+        return events
+
+    async def _fold(self, rollcall_id: str) -> RollCall | None:
+        """A roll-call from its log, its unreadable events skipped; None if it has no log or no readable start."""
+        events = await read_all(self.services, stream_of(rollcall_id))
+        if not events:
+            return None
+        try:
+            rollcall = fold(events)
+        except FoldError as exc:
+            self.skipped.add(f"{stream_of(rollcall_id)}/{events[0].id}", "bad_start", str(exc))
+            return None
+        for event_id, why in rollcall.skipped:
+            self.skipped.add(f"{stream_of(rollcall_id)}/{event_id}", "bad_event", why)
+        return rollcall
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
         """Return once `predicate()` holds after some roll-call change (tests, benchmark)."""
@@ -332,6 +360,12 @@ class RollCallService:
         room = self.services.rooms.rooms.get(rollcall.room or "")
         if room is not None:
             room.broadcast(message)
+
+
+def _listed_sites(event: StoredEvent) -> list[str]:
+    """The sites an index entry lists (none when the entry holds something else)."""
+    sites = event.data.get("sites", [])
+    return [s for s in sites if isinstance(s, str)] if isinstance(sites, list) else []
 
 
 ROLLCALLS = web.AppKey("rollcalls", RollCallService)

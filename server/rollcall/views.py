@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import zoneinfo
-from datetime import datetime
 from typing import Any
 
 from server.config import Config
 from server.rollcall.domain import LABELS, RollCall
+from server.spreadsheet import csv_text
+from server.times import format_time
 
 CSV_COLUMNS = ["site", "name_zh", "name_en", "outcome", "outcome_zh", "response_time_s", "called_at", "answered_at",
                "snapshot_sha256", "excuse_reason", "escalated_to"]
 
 
 def local(config: Config, when: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    """A clock time as local text in the city's time zone ("" for None)."""
-    if when is None:
-        return ""
-    return datetime.fromtimestamp(when, zoneinfo.ZoneInfo(config.city.timezone)).strftime(fmt)
+    """A clock time as local text in the city's time zone ("" for None); never raises."""
+    return format_time(when, config.city.timezone, fmt)
 
 
 def rows(config: Config, rollcall: RollCall) -> list[dict[str, Any]]:
@@ -58,16 +54,10 @@ def as_json(config: Config, rollcall: RollCall, now: float) -> dict[str, Any]:
 
 
 def as_csv(config: Config, rollcall: RollCall) -> str:
-    """The results as CSV (UTF-8 with BOM so spreadsheet programs read the Chinese names)."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for row in rows(config, rollcall):
-        writer.writerow([
-            row["site"], row["name_zh"], row["name_en"], row["outcome"], row["label_zh"],
-            "" if row["response_time"] is None else f"{row['response_time']:.1f}",
-            local(config, row["called_at"]), local(config, row["answered_at"]), row["snapshot"] or "",
-            row["reason"] or "", row["escalated_to"] or "",
-        ])
-    return out.getvalue()
+    """The results as CSV (UTF-8 with BOM so spreadsheet programs read the Chinese names; no cell is a formula)."""
+    return csv_text(CSV_COLUMNS, ([
+        row["site"], row["name_zh"], row["name_en"], row["outcome"], row["label_zh"],
+        "" if row["response_time"] is None else f"{row['response_time']:.1f}",
+        local(config, row["called_at"]), local(config, row["answered_at"]), row["snapshot"] or "",
+        row["reason"] or "", row["escalated_to"] or "",
+    ] for row in rows(config, rollcall)))

@@ -6,9 +6,11 @@ import time
 from collections.abc import Callable
 
 from .base import (
+    DeviceLinkRecord,
     EventIdInvalid,
     PresenceRecord,
     RecordInvalid,
+    RevocationRecord,
     RoomRecord,
     Store,
     StoredEvent,
@@ -21,11 +23,13 @@ from .memory import MemoryStore
 from .redis_store import RedisStore
 
 __all__ = [
+    "DeviceLinkRecord",
     "EventIdInvalid",
     "MemoryStore",
     "PresenceRecord",
     "RecordInvalid",
     "RedisStore",
+    "RevocationRecord",
     "RoomRecord",
     "Store",
     "StoreError",

@@ -11,9 +11,11 @@ import msgspec
 from msgspec import Struct
 
 __all__ = [
+    "DeviceLinkRecord",
     "EventIdInvalid",
     "PresenceRecord",
     "RecordInvalid",
+    "RevocationRecord",
     "RoomRecord",
     "Store",
     "StoreError",
@@ -78,6 +80,33 @@ class StoredEvent(Struct, frozen=True):
     data: dict[str, object]
 
 
+class RevocationRecord(Struct, frozen=True):
+    """A token refused before its own expiry (a logout, a lost device); kept until that expiry."""
+
+    token_id: str
+    expires_at: float
+    revoked_at: float
+    identity: str = ""
+    kind: str = ""  # "user", "device", or "" when only the token id was known
+    by: str = ""
+    reason: str = ""
+    seq: int = 0  # the store's order of revocations, set when read back
+
+
+class DeviceLinkRecord(Struct, frozen=True):
+    """A device token that was issued (a link for a phone or a wall, an encoder's token); kept until it expires."""
+
+    token_id: str
+    identity: str
+    name: str
+    site: str
+    room: str
+    grants: tuple[str, ...]
+    issued_at: float
+    expires_at: float
+    issued_by: str = ""
+
+
 class Store(Protocol):
     """State shared by the server: rooms, placement, presence and event logs."""
 
@@ -136,8 +165,33 @@ class Store(Protocol):
         """Return up to limit events strictly after the given id, oldest first."""
         ...
 
+    async def revoke_token(self, record: RevocationRecord) -> int:
+        """Keep a revocation until its `expires_at` (replacing one of the same token); return its sequence number."""
+        ...
+
+    async def revocations_after(self, seq: int) -> tuple[list[RevocationRecord], int]:
+        """Unexpired revocations numbered above seq, in order, and the latest number the store gave."""
+        ...
+
+    async def put_device_link(self, record: DeviceLinkRecord) -> None:
+        """Keep an issued device token's record until its `expires_at`."""
+        ...
+
+    async def get_device_link(self, token_id: str) -> DeviceLinkRecord | None:
+        """Return the unexpired device link with this token id, or None."""
+        ...
+
+    async def list_device_links(self) -> list[DeviceLinkRecord]:
+        """Return the unexpired device links, newest first."""
+        ...
+
     async def ping(self) -> bool:
         """Return whether the backend answers."""
+        ...
+
+    @property
+    def undecodable_entries(self) -> int:
+        """How many stream entries were found that are not events of ours (each read as kind `undecodable`)."""
         ...
 
 

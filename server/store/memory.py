@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 import msgspec
 
 from .base import (
+    DeviceLinkRecord,
     PresenceRecord,
+    RevocationRecord,
     RoomRecord,
     StoredEvent,
     encode_event_data,
@@ -45,6 +47,10 @@ class MemoryStore:
         self._placements: dict[str, tuple[str, float]] = {}
         self._presence: dict[str, dict[str, tuple[PresenceRecord, float]]] = {}
         self._streams: dict[str, _Stream] = {}
+        # Revocations by token id, each with its sequence number; expired ones are dropped when read.
+        self._revocations: dict[str, RevocationRecord] = {}
+        self._revocation_seq = 0
+        self._device_links: dict[str, DeviceLinkRecord] = {}
 
     async def start(self) -> None:
         """Say that nothing outlives this process."""
@@ -141,6 +147,41 @@ class MemoryStore:
         start = 0 if start_key is None else bisect.bisect_right(events.keys, start_key)
         return events.events[start : start + limit]
 
+    async def revoke_token(self, record: RevocationRecord) -> int:
+        """Keep the revocation under the next sequence number (a repeat moves it there)."""
+        self._revocation_seq += 1
+        self._revocations.pop(record.token_id, None)  # dicts keep insertion order: sequence order
+        self._revocations[record.token_id] = msgspec.structs.replace(record, seq=self._revocation_seq)
+        return self._revocation_seq
+
+    async def revocations_after(self, seq: int) -> tuple[list[RevocationRecord], int]:
+        """Unexpired revocations numbered above seq, in order, and the latest number."""
+        now = self._clock()
+        for token_id in [t for t, r in self._revocations.items() if r.expires_at <= now]:
+            del self._revocations[token_id]
+        return [r for r in self._revocations.values() if r.seq > seq], self._revocation_seq
+
+    async def put_device_link(self, record: DeviceLinkRecord) -> None:
+        """Keep the device link until it expires."""
+        self._device_links[record.token_id] = record
+
+    async def get_device_link(self, token_id: str) -> DeviceLinkRecord | None:
+        """Return the unexpired device link or None."""
+        record = self._device_links.get(token_id)
+        return record if record is not None and record.expires_at > self._clock() else None
+
+    async def list_device_links(self) -> list[DeviceLinkRecord]:
+        """Return the unexpired device links, newest first, dropping expired ones."""
+        now = self._clock()
+        for token_id in [t for t, r in self._device_links.items() if r.expires_at <= now]:
+            del self._device_links[token_id]
+        return sorted(self._device_links.values(), key=lambda r: (-r.issued_at, r.token_id))
+
     async def ping(self) -> bool:
         """Always answers."""
         return True
+
+    @property
+    def undecodable_entries(self) -> int:
+        """None: every event here was written by this process."""
+        return 0

@@ -13,7 +13,9 @@ import redis.exceptions
 from msgspec import Struct
 
 from .base import (
+    DeviceLinkRecord,
     PresenceRecord,
+    RevocationRecord,
     RoomRecord,
     StoredEvent,
     StoreError,
@@ -58,7 +60,50 @@ end
 return out
 """
 
+# Revocations: KEYS[1] a hash token id -> record, KEYS[2] a sorted set token id -> expiry, KEYS[3]
+# a sorted set token id -> sequence number, KEYS[4] the counter. Numbering and storing in one
+# script means a reader that has seen number N has seen every revocation up to N.
+_REVOKE = """
+local seq = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+return seq
+"""
+
+# Expired revocations are dropped here, at read time, as presences are; then those numbered
+# above ARGV[2] are returned as (number, record) pairs after the latest number.
+_REVOCATIONS_AFTER = """
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for _, token_id in ipairs(dead) do
+  redis.call('HDEL', KEYS[1], token_id)
+  redis.call('ZREM', KEYS[3], token_id)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local out = {redis.call('GET', KEYS[4]) or '0'}
+local found = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[2], '+inf', 'WITHSCORES')
+for i = 1, #found, 2 do
+  local record = redis.call('HGET', KEYS[1], found[i])
+  if record then
+    table.insert(out, found[i + 1])
+    table.insert(out, record)
+  end
+end
+return out
+"""
+
+# Records with an expiry: KEYS[1] a hash id -> record, KEYS[2] a sorted set id -> expiry.
+_LIVE_RECORDS = """
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for _, id in ipairs(dead) do
+  redis.call('HDEL', KEYS[1], id)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+return redis.call('HVALS', KEYS[1])
+"""
+
 _EVENT_FIELD = b"e"
+UNDECODABLE_KIND = "undecodable"  # what an entry we cannot read becomes: no fold knows the kind, all skip it
 
 
 def _text(value: object) -> str:
@@ -97,6 +142,7 @@ class RedisStore:
         self.safe_url = redact_url(url)
         self._clock = clock
         self._closed = False
+        self._undecodable: set[tuple[str, str]] = set()  # (stream, id) of entries already logged as unreadable
         try:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url,
@@ -110,6 +156,9 @@ class RedisStore:
         self._redis = aioredis.Redis.from_pool(pool)
         self._place = self._redis.register_script(_PLACE)
         self._list_presence = self._redis.register_script(_LIST_PRESENCE)
+        self._revoke = self._redis.register_script(_REVOKE)
+        self._revocations_after = self._redis.register_script(_REVOCATIONS_AFTER)
+        self._live_records = self._redis.register_script(_LIVE_RECORDS)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -232,7 +281,7 @@ class RedisStore:
         for raw_id, fields in entries or []:
             if fields is None:  # an entry deleted under us; our streams are never trimmed
                 continue
-            body = msgspec.json.decode(fields[_EVENT_FIELD], type=_EventBody)
+            body = self._decode_entry(stream, _text(raw_id), fields)
             events.append(
                 StoredEvent(
                     id=_text(raw_id),
@@ -244,6 +293,72 @@ class RedisStore:
                 )
             )
         return events
+
+    def _decode_entry(self, stream: str, event_id: str, fields: Mapping[bytes | str, bytes | str]) -> _EventBody:
+        """The entry's event; one that is not ours (written into Redis by hand) reads as kind `undecodable`.
+
+        Its id stays in the page, so readers page on, and every fold skips the unknown kind.
+        """
+        try:
+            return msgspec.json.decode(fields[_EVENT_FIELD], type=_EventBody)
+        except (KeyError, msgspec.DecodeError) as exc:
+            if (stream, event_id) not in self._undecodable:
+                self._undecodable.add((stream, event_id))
+                log.warning("undecodable stream entry stream=%s id=%s error=%s: %s", stream, event_id, type(exc).__name__, exc)
+            return _EventBody(at=0.0, actor="", kind=UNDECODABLE_KIND, data={})
+
+    @property
+    def undecodable_entries(self) -> int:
+        """Stream entries read that were not ours to decode (each counted once), for /metrics."""
+        return len(self._undecodable)
+
+    def _revocation_keys(self) -> list[str]:
+        return [self._key("revoked"), self._key("revoked-exp"), self._key("revoked-seq"), self._key("revoked-counter")]
+
+    async def revoke_token(self, record: RevocationRecord) -> int:
+        """Number and keep the revocation in one script; it expires at the token's own expiry."""
+        body = msgspec.json.encode(msgspec.structs.replace(record, seq=0))
+        with self._errors():
+            seq = await self._revoke(
+                keys=self._revocation_keys(), args=[record.token_id, body, repr(record.expires_at)]
+            )
+        return int(seq)
+
+    async def revocations_after(self, seq: int) -> tuple[list[RevocationRecord], int]:
+        """Unexpired revocations numbered above seq, in order, and the latest number."""
+        with self._errors():
+            raw = await self._revocations_after(keys=self._revocation_keys(), args=[repr(self._clock()), str(seq)])
+        latest, pairs = int(_text(raw[0])), raw[1:]
+        records = [
+            msgspec.structs.replace(msgspec.json.decode(pairs[i + 1], type=RevocationRecord), seq=int(float(_text(pairs[i]))))
+            for i in range(0, len(pairs), 2)
+        ]
+        return records, latest
+
+    async def put_device_link(self, record: DeviceLinkRecord) -> None:
+        """Keep the device link until it expires (by this store's clock, filtered at read)."""
+        with self._errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._key("device-links"), record.token_id, msgspec.json.encode(record))
+                pipe.zadd(self._key("device-links-exp"), {record.token_id: record.expires_at})
+                await pipe.execute()
+
+    async def get_device_link(self, token_id: str) -> DeviceLinkRecord | None:
+        """Return the unexpired device link or None."""
+        with self._errors():
+            raw = await self._redis.hget(self._key("device-links"), token_id)
+        if raw is None:
+            return None
+        record = msgspec.json.decode(raw, type=DeviceLinkRecord)
+        return record if record.expires_at > self._clock() else None
+
+    async def list_device_links(self) -> list[DeviceLinkRecord]:
+        """Return the unexpired device links, newest first, dropping expired ones."""
+        keys = [self._key("device-links"), self._key("device-links-exp")]
+        with self._errors():
+            raw = await self._live_records(keys=keys, args=[repr(self._clock())])
+        records = [msgspec.json.decode(item, type=DeviceLinkRecord) for item in raw]
+        return sorted(records, key=lambda r: (-r.issued_at, r.token_id))
 
     async def ping(self) -> bool:
         """Return whether Redis answers."""

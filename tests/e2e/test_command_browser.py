@@ -60,3 +60,7 @@ def test_a_directive_issued_on_the_console_is_acknowledged_from_the_field_inbox_
     errors = [m for p in (console, board) for m in p.console_messages_seen if m.startswith("pageerror")]  # type: ignore[attr-defined]
     # field.js (not ours) throws a TDZ error at start-up in its own paintStatus; our pages must not throw.
     assert errors == []
+    # Every page ran under its Content-Security-Policy (no inline script or style) without a violation.
+    violations = [m for p in (console, phone, detail, board) for m in p.console_messages_seen  # type: ignore[attr-defined]
+                  if "Content Security Policy" in m]
+    assert violations == []

@@ -14,7 +14,7 @@ from PIL import Image
 pytestmark = pytest.mark.browser
 
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
-SITES = [("county01", "jiangbei"), ("county02", "jiangnan"), ("county03", "linjiang")]
+SITES = [("desk-county01", "jiangbei"), ("desk-county02", "jiangnan"), ("desk-county03", "linjiang")]
 
 
 def _call(server, token: str, path: str, body: dict | None = None) -> object:
@@ -49,7 +49,7 @@ def test_a_sequential_rollcall_scores_in_time_late_and_absent_with_real_snapshot
     first = pages["jiangbei"]
     first.wait_for_selector("#rollcall-alert[data-state='calling']", timeout=10_000)
     # the others' screens spotlight the site being called
-    pages["jiangnan"].wait_for_function("() => window.__view.spotlit === 'county01'", timeout=10_000)
+    pages["jiangnan"].wait_for_function("() => window.__view.spotlit === 'desk-county01'", timeout=10_000)
     first.screenshot(path=str(SHOTS / "rollcall-alert.png"))
     first.click("#rc-present")
     first.wait_for_selector("#rollcall-alert[data-state='answered']", timeout=10_000)
@@ -84,7 +84,7 @@ def test_a_sequential_rollcall_scores_in_time_late_and_absent_with_real_snapshot
 
 
 def test_a_site_pressing_present_with_its_camera_off_gets_no_video(server, open_page) -> None:
-    page = open_page(server.room_url(server.device_token("county05", "baishui")))
+    page = open_page(server.room_url(server.device_token("desk-county05", "baishui")))
     page.wait_for_function("() => window.__room && window.__room.publisher && "
                            "window.__room.publisher.connectionState === 'connected'", timeout=30_000)
     page.click("#btn-camera")

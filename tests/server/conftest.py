@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
+import argon2
 import msgspec
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from server.app import build_services, create_app
 from server.config import DEFAULT_CONFIG_PATH, Config, load_config
+from server.scheduler import ManualClock
 from server.services import Services
 from server.store import MemoryStore
 
@@ -63,5 +67,40 @@ def make_platform(aiohttp_server: Callable[..., TestServer], demo_config: Config
         services = build_services(config, secret=SECRET, store=MemoryStore(node_id="test"))
         server = await aiohttp_server(create_app(services))
         return Platform(url=str(server.make_url("")).rstrip("/"), services=services)
+
+    return make
+
+
+@dataclass
+class WebPlatform(Platform):
+    """A platform for the browser-facing rules: a clock the test moves, cheap password hashes, cookies."""
+
+    clock: ManualClock
+    app: web.Application
+
+    def cookie(self, username: str = "mayor") -> dict[str, str]:
+        """A `Cookie` header with a logged-in user's session, as the browser would send it."""
+        user = self.services.config.user(username)
+        assert user is not None
+        return {"Cookie": f"cp_session={self.services.tokens.issue_session(user, 3600)}"}
+
+
+WebPlatformFactory = Callable[..., Awaitable[WebPlatform]]
+
+
+@pytest.fixture
+def make_web_platform(aiohttp_server: Callable[..., TestServer], demo_config: Config, tmp_path: Path) -> WebPlatformFactory:
+    """The demo server with `[server]` settings changed; every password is still "demo" + the user name,
+    hashed with small argon2 parameters (the tests check behaviour, not cost)."""
+
+    async def make(**settings: object) -> WebPlatform:
+        cheap = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+        users = tuple(msgspec.structs.replace(u, password_hash=cheap.hash("demo" + u.username)) for u in demo_config.users)
+        server_settings = msgspec.structs.replace(demo_config.server, data_dir=str(tmp_path), **settings)
+        config = msgspec.structs.replace(demo_config, users=users, server=server_settings)
+        clock = ManualClock()
+        services = build_services(config, secret=SECRET, store=MemoryStore(node_id="test", clock=clock.now), clock=clock)
+        server = await aiohttp_server(create_app(services))
+        return WebPlatform(url=str(server.make_url("")).rstrip("/"), services=services, clock=clock, app=server.app)
 
     return make

@@ -9,24 +9,31 @@ from pathlib import Path
 
 import argon2
 import jwt
+import msgspec
 import pytest
 from cryptography import x509
 
 from server.auth import (
+    DEVICE_PREFIX,
+    AccessWithdrawn,
     BadCredentials,
     Forbidden,
     PasswordVerifier,
     TokenExpired,
     TokenInvalid,
     TokenMissing,
+    TokenNotYetValid,
     TokenRequestError,
     TokenRevoked,
     TokenService,
+    TokenTooLong,
     WeakSecret,
     WrongRoom,
 )
-from server.config import ServerSettings, UserConfig
-from server.keys import SecretTooShort, SecretUnreadable, load_secret
+from server.config import DEFAULT_CONFIG_PATH, Config, ServerSettings, UserConfig, load_config
+from server.directory import Directory
+from server.store import RevocationRecord
+from server.keys import SecretTooShort, SecretUnreadable, load_previous_secrets, load_secret
 from server.tls import TlsError, ensure_self_signed, server_ssl_context
 
 SECRET = b"k" * 32
@@ -171,14 +178,142 @@ def test_garbage_and_empty_tokens_are_refused(tokens: TokenService) -> None:
     assert info.value.code == "unauthenticated"
 
 
-def test_revoked_token_is_refused(tokens: TokenService) -> None:
+async def test_revoked_token_is_refused(tokens: TokenService) -> None:
     token = device_token(tokens)
     identity = tokens.verify_device_token(token)
-    tokens.revoke(identity.token_id)
+    await tokens.revocations.revoke(RevocationRecord(token_id=identity.token_id, expires_at=identity.expires_at, revoked_at=START))
     with pytest.raises(TokenRevoked) as info:
         tokens.verify_device_token(token)
     assert info.value.code == "token_revoked"
     tokens.verify_device_token(device_token(tokens))
+
+
+def forged(tokens: TokenService, **claims: object) -> str:
+    """A device token signed with the right secret, with some claims changed."""
+    return jwt.encode({**claims_of(device_token(tokens)), **claims}, SECRET, algorithm="HS256")
+
+
+def test_a_token_not_valid_before_a_future_time_is_refused(tokens: TokenService, clock: Clock) -> None:
+    with pytest.raises(TokenNotYetValid) as info:
+        tokens.verify_device_token(forged(tokens, nbf=int(START) + 3600))
+    assert info.value.code == "token_not_yet_valid"
+    tokens.verify_device_token(forged(tokens, nbf=int(START) + 30))  # within the clock skew between nodes
+    tokens.verify_device_token(forged(tokens, nbf=int(START) - 10))
+    with pytest.raises(TokenInvalid):
+        tokens.verify_device_token(forged(tokens, nbf="tomorrow"))
+
+
+def test_a_device_token_may_not_outlive_the_cap(tokens: TokenService) -> None:
+    year_3000 = 32_503_680_000
+    with pytest.raises(TokenTooLong) as info:
+        tokens.verify_device_token(forged(tokens, exp=year_3000))
+    assert info.value.code == "token_lifetime_too_long"
+    capped = TokenService(SECRET, clock=lambda: START, max_device_ttl=3600)
+    capped.verify_device_token(device_token(capped, ttl=3600))
+    with pytest.raises(TokenTooLong):
+        capped.verify_device_token(device_token(tokens, ttl=3601))  # minted where the cap was longer
+
+
+def test_minting_a_device_token_longer_than_the_cap_is_refused(clock: Clock) -> None:
+    tokens = TokenService(SECRET, clock=clock, max_device_ttl=86400)
+    device_token(tokens, ttl=86400)
+    with pytest.raises(TokenRequestError, match="cap"):
+        device_token(tokens, ttl=86401)
+    with pytest.raises(TokenRequestError):
+        tokens.issue_device_token(identity=DEVICE_PREFIX + "mayor", site="office", room="consultation", grants=[], ttl=60)
+
+
+def test_facts_of_a_token_are_read_even_after_it_expired(tokens: TokenService, clock: Clock) -> None:
+    token = device_token(tokens, ttl=60)
+    clock.now += 3600
+    facts = tokens.facts(token)
+    assert (facts.kind, facts.subject, facts.expires_at) == ("device", "mobile01-cam", int(START) + 60)
+    assert facts.token_id == claims_of(token)["jti"]
+    assert tokens.facts(tokens.issue_session(make_user(), ttl=60)).kind == "user"
+    with pytest.raises(TokenInvalid):
+        tokens.facts(device_token(TokenService(OTHER_SECRET, clock=clock)))
+
+
+# ---------------------------------------------- identities and the configuration ---
+
+
+@pytest.fixture
+def demo() -> Config:
+    return load_config(DEFAULT_CONFIG_PATH, env={})
+
+
+@pytest.fixture
+def configured(demo: Config, clock: Clock) -> TokenService:
+    return TokenService(SECRET, clock=clock, directory=Directory(demo))
+
+
+def without_user(config: Config, username: str) -> Config:
+    return msgspec.structs.replace(config, users=tuple(u for u in config.users if u.username != username))
+
+
+def with_grants(config: Config, username: str, grants: tuple[str, ...]) -> Config:
+    users = tuple(msgspec.structs.replace(u, grants=grants) if u.username == username else u for u in config.users)
+    return msgspec.structs.replace(config, users=users)
+
+
+def test_a_session_has_the_grants_the_configuration_gives_now(configured: TokenService, demo: Config) -> None:
+    mayor = demo.user("mayor")
+    assert mayor is not None
+    cookie = configured.issue_session(msgspec.structs.replace(mayor, grants=("publish", "subscribe", "moderate", "issue", "admin")), ttl=60)
+    assert configured.verify_session(cookie).grants == frozenset(mayor.grants)  # not the cookie's "admin"
+
+
+def test_a_user_taken_out_of_the_configuration_is_refused(configured: TokenService, demo: Config) -> None:
+    mayor = demo.user("mayor")
+    assert mayor is not None
+    cookie = configured.issue_session(mayor, ttl=60)
+    assert configured.directory is not None
+    configured.directory.load(without_user(demo, "mayor"))
+    with pytest.raises(AccessWithdrawn) as info:
+        configured.verify_session(cookie)
+    assert info.value.code == "access_withdrawn"
+
+
+def test_a_device_named_like_a_user_is_not_that_user(configured: TokenService) -> None:
+    token = configured.issue_device_token(identity="mayor", site="office", room="consultation", grants=["issue"], ttl=60)
+    identity = configured.verify_device_token(token)
+    assert identity.identity == "device:mayor" and identity.subject == "mayor" and identity.kind == "device"
+    other = configured.issue_device_token(identity="levee-phone", site="linjiang", room="consultation", grants=[], ttl=60)
+    assert configured.verify_device_token(other).identity == "levee-phone"
+
+
+def test_a_device_token_whose_subject_carries_the_device_prefix_is_refused(configured: TokenService) -> None:
+    with pytest.raises(TokenInvalid):
+        configured.verify_device_token(forged(configured, sub="device:mayor"))
+
+
+def test_a_device_of_a_site_taken_out_of_the_configuration_is_refused(configured: TokenService, demo: Config) -> None:
+    token = configured.issue_device_token(identity="levee-phone", site="linjiang", room="consultation", grants=[], ttl=60)
+    assert configured.directory is not None
+    configured.directory.load(msgspec.structs.replace(demo, sites=tuple(s for s in demo.sites if s.id != "linjiang")))
+    with pytest.raises(AccessWithdrawn):
+        configured.verify_device_token(token)
+
+
+def test_recheck_ends_a_live_identity_that_expired_was_revoked_or_lost_a_grant(
+    configured: TokenService, demo: Config, clock: Clock
+) -> None:
+    mayor = demo.user("mayor")
+    assert mayor is not None and configured.directory is not None
+    live = configured.verify_session(configured.issue_session(mayor, ttl=600))
+    assert configured.recheck(live) == live
+    configured.directory.load(with_grants(demo, "mayor", ("publish", "subscribe", "moderate", "issue", "admin")))
+    assert configured.recheck(live).can("admin")  # a grant added ends nothing
+    configured.directory.load(with_grants(demo, "mayor", ("publish", "subscribe")))
+    with pytest.raises(AccessWithdrawn):
+        configured.recheck(live)
+    configured.directory.load(demo)
+    configured.revocations.remember(RevocationRecord(token_id=live.token_id, expires_at=live.expires_at, revoked_at=START))
+    with pytest.raises(TokenRevoked):
+        configured.recheck(live)
+    clock.now += 600
+    with pytest.raises(TokenExpired):
+        configured.recheck(live)
 
 
 def test_device_token_is_refused_in_another_room(tokens: TokenService) -> None:
@@ -329,3 +464,26 @@ def test_missing_certificate_file_is_a_clear_error(tmp_path: Path) -> None:
     settings = ServerSettings(tls_cert=str(tmp_path / "nope.crt"), tls_key=str(tmp_path / "nope.key"))
     with pytest.raises(TlsError, match="tls_cert: file not found"):
         server_ssl_context(settings, tmp_path)
+
+
+def test_a_rotated_secret_keeps_what_the_previous_one_signed_valid_until_it_expires() -> None:
+    old, new = b"o" * 40, b"n" * 40
+    before = TokenService(old)
+    token = before.issue_device_token(identity="levee-phone", site="mobile01", room="consultation", grants=["publish"], ttl=600)
+    rotating = TokenService(new, previous_secrets=[old])
+    assert rotating.verify_device_token(token).identity == "levee-phone"
+    fresh = rotating.issue_device_token(identity="levee-phone", site="mobile01", room="consultation", grants=["publish"], ttl=600)
+    with pytest.raises(TokenInvalid):
+        before.verify_device_token(fresh)  # new tokens are signed with the new secret only
+    with pytest.raises(TokenInvalid):
+        TokenService(new).verify_device_token(token)  # once the previous secret is dropped, its tokens are refused
+
+
+def test_previous_secrets_come_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    assert load_previous_secrets({}) == ()
+    assert load_previous_secrets({"SERVER_SECRET_PREVIOUS": "a" * 32 + ", " + "b" * 32}) == (b"a" * 32, b"b" * 32)
+    listed = tmp_path / "previous"
+    listed.write_text("c" * 32 + "\n" + "d" * 32 + "\n")
+    assert load_previous_secrets({"SERVER_SECRET_PREVIOUS_FILE": str(listed)}) == (b"c" * 32, b"d" * 32)
+    with pytest.raises(SecretTooShort):
+        load_previous_secrets({"SERVER_SECRET_PREVIOUS": "short"})

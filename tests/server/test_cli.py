@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import argon2
 import pytest
+import redis.asyncio as aioredis
 
-from server.auth import TokenService
+from server.auth import TokenRevoked, TokenService
 from server.cli import main
+from server.revocations import RevocationList
+from server.store import RedisStore
 
 SECRET = "c" * 48
 
@@ -118,3 +123,102 @@ def test_empty_password_is_refused(monkeypatch: pytest.MonkeyPatch, capsys: pyte
 def test_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+# ------------------------------------------------------- devices apart from users, lifetimes, revoking ---
+
+CLI_REDIS_DB = 13  # the CLI keeps the default key prefix: a database of its own keeps these tests apart
+
+
+@pytest.fixture
+async def shared_redis(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> AsyncIterator[str]:
+    """REDIS_URL for the CLI: a database of the test Redis, emptied of revocations and device links around the test."""
+    url = redis_url.rsplit("/", 1)[0] + f"/{CLI_REDIS_DB}"
+    monkeypatch.setenv("REDIS_URL", url)
+
+    async def clean() -> None:
+        client = aioredis.Redis.from_url(url)
+        try:
+            keys = [k async for k in client.scan_iter(match="cp:revoked*")] + [k async for k in client.scan_iter(match="cp:device-links*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+    await clean()
+    yield url
+    await clean()
+
+
+def test_a_device_token_named_like_a_user_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(token_args(identity="mayor")) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "'mayor' is a user's name" in captured.err
+    assert main(token_args(identity="device:x")) == 2
+
+
+def test_a_device_token_longer_than_the_cap_is_refused_and_the_cap_is_a_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*token_args(), "--ttl", str(30 * 86400 + 1)]) == 2
+    assert "device_token_max_ttl" in capsys.readouterr().err
+    assert main([*token_args(), "--ttl", str(30 * 86400)]) == 0
+    monkeypatch.setenv("DEVICE_TOKEN_MAX_TTL", "3600")
+    capsys.readouterr()
+    assert main([*token_args(), "--ttl", "3601"]) == 2
+
+
+def test_issuing_needs_identity_site_room_and_grants(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "--identity", "x"]) == 2
+    assert "--site, --room, --grants" in capsys.readouterr().err
+
+
+def test_revoking_without_a_shared_store_says_where_to_revoke_instead(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(token_args()) == 0
+    token = capsys.readouterr().out.strip()
+    assert main(["token", "--revoke", token]) == 2
+    assert "/admin/devices" in capsys.readouterr().err
+
+
+@pytest.mark.redis
+async def test_a_revoked_token_is_refused_by_a_server_that_reads_the_store(
+    shared_redis: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await asyncio.to_thread(main, [*token_args(), "--name", "临江县 手机"]) == 0
+    token = capsys.readouterr().out.strip()
+    store = RedisStore(shared_redis, node_id="server")
+    server_tokens = TokenService(SECRET.encode(), revocations=RevocationList(store))
+    try:
+        await store.start()
+        identity = server_tokens.verify_device_token(token)
+        links = await store.list_device_links()
+        assert [(link.token_id, link.identity, link.name) for link in links] == [(identity.token_id, "mobile01-cam", "临江县 手机")]
+        assert await asyncio.to_thread(main, ["token", "--revoke", token, "--reason", "phone lost"]) == 0
+        assert identity.token_id in capsys.readouterr().out
+        assert [r.token_id for r in await server_tokens.revocations.sync()] == [identity.token_id]
+        with pytest.raises(TokenRevoked):
+            server_tokens.verify_device_token(token)
+        records, _ = await store.revocations_after(0)
+        assert [(r.identity, r.kind, r.reason, r.expires_at) for r in records] == [
+            ("mobile01-cam", "device", "phone lost", float(identity.expires_at))]
+    finally:
+        await store.close()
+
+
+@pytest.mark.redis
+async def test_a_token_id_alone_is_revoked_until_its_recorded_link_expires(
+    shared_redis: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await asyncio.to_thread(main, [*token_args(), "--ttl", "600"]) == 0
+    token_id = TokenService(SECRET.encode()).facts(capsys.readouterr().out.strip()).token_id
+    assert await asyncio.to_thread(main, ["token", "--revoke", token_id]) == 0
+    assert await asyncio.to_thread(main, ["token", "--revoke", "not-a-token"]) == 2
+    store = RedisStore(shared_redis, node_id="server")
+    try:
+        records, _ = await store.revocations_after(0)
+        link = await store.get_device_link(token_id)
+    finally:
+        await store.close()
+    assert link is not None
+    assert [(r.token_id, r.identity, r.expires_at) for r in records] == [(token_id, "mobile01-cam", link.expires_at)]

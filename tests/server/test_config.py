@@ -299,3 +299,30 @@ def test_an_ice_server_that_is_not_a_stun_or_turn_url_is_refused(tmp_path: Path)
     assert "server.ice_servers[1]: not a stun:, stuns:, turn: or turns: URL: 'http://turn.example'" in message
     assert "TURN_CREDENTIAL_TTL" in error_for(tmp_path, MINIMAL, env={"TURN_CREDENTIAL_TTL": "a day"})
     assert "turn_credential_ttl" in error_for(tmp_path, MINIMAL, env={"TURN_CREDENTIAL_TTL": "5"})
+
+
+def test_browser_security_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    server = '\n[server]\nallowed_origins = ["https://ops.example"]\nsecure_cookies = true\ntrusted_proxies = ["10.0.0.0/8"]\n'
+    config = load_config(write(tmp_path, MINIMAL + server), env={})
+    assert config.server.allowed_origins == ("https://ops.example",)
+    assert config.server.secure_cookies is True and config.server.trusted_proxies == ("10.0.0.0/8",)
+    env = {"ALLOWED_ORIGINS": "https://a.example, http://b.example:8080", "SECURE_COOKIES": "0", "TRUSTED_PROXIES": "127.0.0.1"}
+    config = load_config(write(tmp_path, MINIMAL + server), env=env)
+    assert config.server.allowed_origins == ("https://a.example", "http://b.example:8080")
+    assert config.server.secure_cookies is False and config.server.trusted_proxies == ("127.0.0.1",)
+    defaults = load_config(write(tmp_path, MINIMAL), env={}).server
+    assert defaults.allowed_origins == () and defaults.secure_cookies is False and defaults.trusted_proxies == ()
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"ALLOWED_ORIGINS": "https://ok.example,ops.example"}, "server.allowed_origins[1]"),
+        ({"ALLOWED_ORIGINS": "https://ops.example/path"}, "server.allowed_origins[0]"),
+        ({"ALLOWED_ORIGINS": "*"}, "server.allowed_origins[0]"),
+        ({"TRUSTED_PROXIES": "proxy.local"}, "server.trusted_proxies[0]"),
+        ({"SECURE_COOKIES": "maybe"}, "SECURE_COOKIES"),
+    ],
+)
+def test_bad_browser_security_settings_name_their_key(tmp_path: Path, env: dict[str, str], key: str) -> None:
+    assert key in error_for(tmp_path, MINIMAL, env=env)

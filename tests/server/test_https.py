@@ -40,6 +40,14 @@ async def test_a_self_signed_server_serves_https_and_wss(tmp_path: Path, demo_co
                 assert response.status == 200
             async with http.get(f"https://localhost:{port}/login", ssl=client_context) as response:
                 assert "登录" in await response.text()
+                assert f"connect-src 'self' wss://localhost:{port}" in response.headers["Content-Security-Policy"]
+            wall = services.tokens.issue_device_token(identity="wall-1", site="command_centre", room="consultation",
+                                                      grants=["subscribe"], ttl=60)
+            navigation = {"Accept": "text/html", "Sec-Fetch-Dest": "document"}
+            async with http.get(f"https://localhost:{port}/wall/consultation?token={wall}", headers=navigation,
+                                ssl=client_context, allow_redirects=False) as response:
+                assert response.status == 303
+                assert "; Secure" in response.headers["Set-Cookie"]  # served over TLS: Secure with no setting
         token = services.tokens.issue_device_token(
             identity="levee-phone", site="linjiang", room="consultation", grants=["publish"], ttl=60
         )

@@ -94,7 +94,7 @@ async def test_a_newer_session_of_an_identity_closes_the_older_one(platform: Pla
 
 
 async def test_the_removed_identity_can_do_nothing_by_any_way_in(platform: Platform, loops: tuple[list[bytes], list[bytes]]) -> None:
-    mayor = RoomClient(platform.url, ROOM, platform.token("mayor", site="office", grants=("publish", "subscribe", "moderate")), name="mayor")
+    mayor = RoomClient(platform.url, ROOM, platform.token("mayor-laptop", site="office", grants=("publish", "subscribe", "moderate")), name="mayor-laptop")
     older, newer = _client(platform, "target"), _client(platform, "target")
     player = await _whep_offer()
     async with aiohttp.ClientSession() as http:
@@ -117,7 +117,7 @@ async def test_the_removed_identity_can_do_nothing_by_any_way_in(platform: Platf
             assert refused.value.code == "removed_from_room"
             await _publish(mayor, loops)
             await mayor.wait_for(lambda m: m.publications != {}, timeout=5)
-            status, body = await _post_whep(http, platform, platform.token("target", grants=("subscribe",)), "mayor", player.localDescription.sdp)
+            status, body = await _post_whep(http, platform, platform.token("target", grants=("subscribe",)), "mayor-laptop", player.localDescription.sdp)
             assert status == 403 and "removed_from_room" in body
             async with http.post(
                 f"{platform.url}/whip/{ROOM}", data=player.localDescription.sdp,
@@ -131,7 +131,7 @@ async def test_the_removed_identity_can_do_nothing_by_any_way_in(platform: Platf
 
 
 async def test_a_locked_room_refuses_outsiders_on_every_way_in(platform: Platform, loops: tuple[list[bytes], list[bytes]]) -> None:
-    mayor = RoomClient(platform.url, ROOM, platform.token("mayor", site="office", grants=("publish", "subscribe", "moderate")), name="mayor")
+    mayor = RoomClient(platform.url, ROOM, platform.token("mayor-laptop", site="office", grants=("publish", "subscribe", "moderate")), name="mayor-laptop")
     member = _client(platform, "member")
     player = await _whep_offer()
     async with aiohttp.ClientSession() as http:
@@ -141,7 +141,7 @@ async def test_a_locked_room_refuses_outsiders_on_every_way_in(platform: Platfor
             await _publish(mayor, loops)
             await member.wait_for(lambda m: len(m.publications) == 2, timeout=10)
             await mayor.request(LockRoom(locked=True))
-            status, body = await _post_whep(http, platform, platform.token("outsider", grants=("subscribe",)), "mayor", player.localDescription.sdp)
+            status, body = await _post_whep(http, platform, platform.token("outsider", grants=("subscribe",)), "mayor-laptop", player.localDescription.sdp)
             assert status == 403 and "room_locked" in body
             with pytest.raises(ClientError) as refused:
                 await _client(platform, "outsider").connect()
@@ -156,7 +156,7 @@ async def test_a_lost_participant_keeps_its_tiles_and_takes_them_over_when_it_co
     make_platform: PlatformFactory, loops: tuple[list[bytes], list[bytes]]
 ) -> None:
     platform = await make_platform(reconnect_grace=GRACE)
-    watcher = _client(platform, "wall", grants=("subscribe",), site="command_centre")
+    watcher = _client(platform, "wall-screen", grants=("subscribe",), site="command_centre")
     seen: list[ServerMessage] = []
     watcher.on_message = seen.append
     unit = _client(platform, "levee")
@@ -189,7 +189,7 @@ async def test_a_participant_that_does_not_come_back_is_gone_after_the_grace_per
     make_platform: PlatformFactory, loops: tuple[list[bytes], list[bytes]]
 ) -> None:
     platform = await make_platform(reconnect_grace=GRACE)
-    watcher = _client(platform, "wall", grants=("subscribe",), site="command_centre")
+    watcher = _client(platform, "wall-screen", grants=("subscribe",), site="command_centre")
     unit = _client(platform, "levee")
     try:
         await _watched(watcher, unit, loops)
@@ -200,7 +200,7 @@ async def test_a_participant_that_does_not_come_back_is_gone_after_the_grace_per
         took = time.monotonic() - dropped
         assert GRACE - 0.5 < took < GRACE + 5, took
         room = platform.services.rooms.rooms[ROOM]
-        assert set(room.participants) == {"wall"}
+        assert set(room.participants) == {"wall-screen"}
         assert not room.router.publications and room.router.subscription_count == 0
         assert platform.services.lifecycle.ghosts_cleaned == 1
         async with aiohttp.ClientSession() as http, http.get(platform.url + "/metrics") as response:
@@ -215,7 +215,7 @@ async def test_a_publisher_whose_udp_is_black_holed_is_reconnecting_within_5_s_a
     make_platform: PlatformFactory, loops: tuple[list[bytes], list[bytes]]
 ) -> None:
     platform = await make_platform(reconnect_grace=GRACE)
-    watcher = _client(platform, "wall", grants=("subscribe",), site="command_centre")
+    watcher = _client(platform, "wall-screen", grants=("subscribe",), site="command_centre")
     unit = _client(platform, "levee", grants=("publish",))
     try:
         await _watched(watcher, unit, loops)
@@ -235,7 +235,7 @@ async def test_a_publisher_whose_udp_is_black_holed_is_reconnecting_within_5_s_a
 
 async def test_a_short_outage_heals_on_the_same_connection(make_platform: PlatformFactory, loops: tuple[list[bytes], list[bytes]]) -> None:
     platform = await make_platform(reconnect_grace=20.0)
-    watcher = _client(platform, "wall", grants=("subscribe",), site="command_centre")
+    watcher = _client(platform, "wall-screen", grants=("subscribe",), site="command_centre")
     unit = _client(platform, "levee", grants=("publish",))
     outage = True
     try:
@@ -308,7 +308,7 @@ async def _metric(platform: Platform, name: str) -> float:
 
 async def test_a_killed_whip_encoder_and_a_killed_whep_player_are_gone_within_the_grace_period(make_platform: PlatformFactory) -> None:
     platform = await make_platform(reconnect_grace=GRACE)
-    watcher = _client(platform, "wall", grants=("subscribe",), site="command_centre")
+    watcher = _client(platform, "wall-screen", grants=("subscribe",), site="command_centre")
     encoder = player = None
     try:
         await watcher.connect()

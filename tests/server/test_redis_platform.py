@@ -25,11 +25,11 @@ async def test_rooms_and_presence_go_through_redis(
     url = str(server.make_url("")).rstrip("/")
     try:
         assert [r.id for r in await store.list_rooms()] == sorted(r.id for r in demo_config.rooms)
-        token = services.tokens.issue_device_token(identity="county01", site="jiangbei", room="consultation", grants=["publish"], ttl=60)
+        token = services.tokens.issue_device_token(identity="desk-county01", site="jiangbei", room="consultation", grants=["publish"], ttl=60)
         client = RoomClient(url, "consultation", token)
         await client.connect()
         presence = await store.list_presence("consultation")
-        assert [(p.identity, p.site, p.node) for p in presence] == [("county01", "jiangbei", "node-a")]
+        assert [(p.identity, p.site, p.node) for p in presence] == [("desk-county01", "jiangbei", "node-a")]
         assert await store.place_room("consultation", "node-b", ttl=30) == "node-a", "the room is placed on this node"
         await client.close()
         await client.wait_disconnected()

@@ -12,11 +12,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from server.store import (
+    DeviceLinkRecord,
     EventIdInvalid,
     MemoryStore,
     PresenceRecord,
     RecordInvalid,
     RedisStore,
+    RevocationRecord,
     RoomRecord,
     Store,
     StoreUnavailable,
@@ -361,6 +363,77 @@ async def test_concurrent_appends_get_distinct_ids_in_one_order(store: Store) ->
     keys = [event_id_key(e.id) for e in read]
     assert keys == sorted(keys)
     assert sorted(e.data["i"] for e in read) == list(range(200))  # type: ignore[type-var]
+
+
+# Revocations and device links
+
+
+def revocation(token_id: str, expires_in: float, now: float = 1_700_000_000.0, **changes: object) -> RevocationRecord:
+    record = RevocationRecord(token_id=token_id, expires_at=now + expires_in, revoked_at=now, identity="mayor", kind="user",
+                              by="mayor", reason="logout")
+    return msgspec.structs.replace(record, **changes)
+
+
+def device_link(token_id: str, issued_at: float, expires_in: float = 3600.0) -> DeviceLinkRecord:
+    return DeviceLinkRecord(token_id=token_id, identity=f"phone-{token_id}", name="临江县 手机", site="linjiang",
+                            room="consultation", grants=("publish", "subscribe"), issued_at=issued_at,
+                            expires_at=issued_at + expires_in, issued_by="cli")
+
+
+async def test_a_revocation_is_read_back_as_it_was_kept_with_its_number(store: Store) -> None:
+    seq = await store.revoke_token(revocation("t1", 600))
+    records, latest = await store.revocations_after(0)
+    assert records == [revocation("t1", 600, seq=seq)]
+    assert latest == seq >= 1
+
+
+async def test_revocations_are_read_in_order_after_a_number(store: Store) -> None:
+    first = await store.revoke_token(revocation("t1", 600))
+    second = await store.revoke_token(revocation("t2", 600))
+    third = await store.revoke_token(revocation("t3", 600))
+    assert first < second < third
+    records, latest = await store.revocations_after(first)
+    assert [(r.token_id, r.seq) for r in records] == [("t2", second), ("t3", third)]
+    assert latest == third
+    assert await store.revocations_after(third) == ([], third)
+
+
+async def test_no_revocations_read_as_empty_at_number_zero(store: Store) -> None:
+    assert await store.revocations_after(0) == ([], 0)
+
+
+async def test_revoking_a_token_again_renumbers_its_one_record(store: Store) -> None:
+    first = await store.revoke_token(revocation("t1", 600))
+    await store.revoke_token(revocation("t2", 600))
+    again = await store.revoke_token(revocation("t1", 900, reason="lost"))
+    records, _ = await store.revocations_after(first - 1)
+    assert [(r.token_id, r.seq, r.reason) for r in records][-1] == ("t1", again, "lost")
+    assert [r.token_id for r in records].count("t1") == 1
+
+
+async def test_a_revocation_is_dropped_once_the_token_would_have_expired(store: Store, clock: FakeClock) -> None:
+    await store.revoke_token(revocation("short", 60))
+    await store.revoke_token(revocation("long", 600))
+    clock.advance(61)
+    records, latest = await store.revocations_after(0)
+    assert [r.token_id for r in records] == ["long"]
+    assert latest == 2
+
+
+async def test_device_links_are_listed_newest_first(store: Store) -> None:
+    await store.put_device_link(device_link("a", 1_700_000_000.0))
+    await store.put_device_link(device_link("b", 1_700_000_100.0))
+    assert [r.token_id for r in await store.list_device_links()] == ["b", "a"]
+    assert await store.get_device_link("a") == device_link("a", 1_700_000_000.0)
+    assert await store.get_device_link("nobody") is None
+
+
+async def test_a_device_link_is_gone_once_its_token_expires(store: Store, clock: FakeClock) -> None:
+    await store.put_device_link(device_link("short", clock.now, expires_in=60))
+    await store.put_device_link(device_link("long", clock.now, expires_in=600))
+    clock.advance(60)
+    assert await store.get_device_link("short") is None
+    assert [r.token_id for r in await store.list_device_links()] == ["long"]
 
 
 # The store itself

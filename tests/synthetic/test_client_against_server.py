@@ -57,7 +57,7 @@ def _is_uniform(image: Image.Image) -> bool:
 async def test_a_participant_receives_the_pattern_another_publishes(server: tuple[str, Mint]) -> None:
     base_url, mint = server
     publisher = RoomClient(base_url, ROOM, mint("jiangbei", "jiangbei", ["publish"]), name="jiangbei")
-    viewer = RoomClient(base_url, ROOM, mint("wall", "office", ["subscribe"]), name="wall")
+    viewer = RoomClient(base_url, ROOM, mint("wall-screen", "office", ["subscribe"]), name="wall-screen")
     camera = TestPatternTrack("Jiangbei District", "江北区", width=320, height=180, fps=10)
     try:
         await viewer.connect()
@@ -82,18 +82,18 @@ async def test_a_participant_receives_the_pattern_another_publishes(server: tupl
 
 async def test_the_viewer_sees_the_publisher_leave(server: tuple[str, Mint]) -> None:
     base_url, mint = server
-    publisher = RoomClient(base_url, ROOM, mint("mobile01", "mobile01", ["publish"]), name="mobile01")
-    viewer = RoomClient(base_url, ROOM, mint("wall", "office", ["subscribe"]), name="wall")
+    publisher = RoomClient(base_url, ROOM, mint("mobile01-kit", "mobile01", ["publish"]), name="mobile01-kit")
+    viewer = RoomClient(base_url, ROOM, mint("wall-screen", "office", ["subscribe"]), name="wall-screen")
     try:
         await viewer.connect()
         await publisher.connect()
-        await viewer.wait_for(lambda c: "mobile01" in c.participants, timeout=10)
+        await viewer.wait_for(lambda c: "mobile01-kit" in c.participants, timeout=10)
         await publisher.publish({"microphone": ToneTrack()})
-        await viewer.wait_for(lambda c: any(p.identity == "mobile01" for p in c.publications.values()), timeout=10)
+        await viewer.wait_for(lambda c: any(p.identity == "mobile01-kit" for p in c.publications.values()), timeout=10)
         await publisher.close()
         await viewer.wait_for(
-            lambda c: "mobile01" not in c.participants
-            and not any(p.identity == "mobile01" for p in c.publications.values()),
+            lambda c: "mobile01-kit" not in c.participants
+            and not any(p.identity == "mobile01-kit" for p in c.publications.values()),
             timeout=10,
         )
     finally:

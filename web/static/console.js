@@ -1,6 +1,7 @@
 // The command console and the incident board: a lean /command/ws socket that resumes from the last
 // event id it saw, applies each event once (by id) and redraws. Chinese first, English beside it.
 
+import { errorText } from "./error-text.js";
 const STAGES = ["sent", "delivered", "read", "acknowledged", "feedback", "done"];
 
 function pageData() {
@@ -51,7 +52,7 @@ export class CommandSocket {
     const p = msg.id != null ? this.pending.get(msg.id) : null;
     if (!p) return;
     this.pending.delete(msg.id);
-    if (msg.type === "error") p.reject(new Error(`${msg.message} (${msg.code})`)); else p.resolve(msg);
+    if (msg.type === "error") p.reject(new Error(errorText(msg.code, msg.message))); else p.resolve(msg);
   }
   request(msg) {
     const id = `c${this.nextId++}`;

@@ -63,9 +63,11 @@ export function startPage(opts = {}) {
 
   if (opts.onState) client.addEventListener("state", (e) => opts.onState(e.detail.state));
 
-  if (data.token) {
-    // Device links (wall screens, unattended kits): nobody is there to click. Start after the
-    // caller has wired its own listeners (inbox, roll-call, status), which run before any event.
+  if (data.token || (data.me && data.me.kind === "device")) {
+    // Device links (wall screens, unattended kits): nobody is there to click. The link's token
+    // became this browser's cookie (the address bar no longer shows it), so the identity says so.
+    // Start after the caller has wired its own listeners (inbox, roll-call, status), which run
+    // before any event.
     queueMicrotask(() => client.start());
   } else {
     const gate = document.getElementById("join-gate");

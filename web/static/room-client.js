@@ -10,6 +10,7 @@
 // starts over with a new socket and new peer connections (aiortc cannot restart ICE), keeping the
 // camera. After a reconnect the state says "connected" only once the media is back too.
 
+import { errorText } from "./error-text.js";
 import { RetryPolicy, watchPeer } from "./reconnect.js";
 import { candidateRtt, inboundAudioStats, inboundVideoStats, outboundVideoStats, sampleVideo } from "./room-stats.js";
 
@@ -439,7 +440,7 @@ export class RoomClient extends EventTarget {
   }
 
   _onError(msg) {
-    const text = `${msg.message || msg.code} (${msg.code})`;
+    const text = errorText(msg.code, msg.message);
     this.lastError = msg;
     if (msg.code === "session_replaced") {
       // refused because a newer session of ours exists (two tabs raced): the same as being told so

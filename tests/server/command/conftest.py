@@ -130,9 +130,14 @@ class CommandPlatform:
         return client
 
     async def console(self, identity: str, site: str, grants: Iterable[str] = ("issue",)) -> CommandClient:
-        """A client on `/command/ws` (the console's socket), subscribed."""
-        token = self.token(identity, site, grants)
-        ws = await self.session.ws_connect(f"{self.url}/command/ws?token={token}")
+        """A client on `/command/ws` (the console's socket), subscribed: a configured user's login (its
+        site and grants are the configuration's), else a device token with `site` and `grants`."""
+        user = self.services.config.user(identity)
+        if user is not None:  # a device named like a user is not that user (it gets "device:" before its name)
+            cookie = self.services.tokens.issue_session(user, 600)
+            ws = await self.session.ws_connect(f"{self.url}/command/ws", headers={"Cookie": f"cp_session={cookie}", "Origin": self.url})
+        else:
+            ws = await self.session.ws_connect(f"{self.url}/command/ws?token={self.token(identity, site, grants)}")
         client = CommandClient(ws)
         self.clients.append(client)
         await client.start(None)

@@ -59,9 +59,9 @@ async def test_roles_come_from_grants_and_the_rooms_host_site(join: Join) -> Non
     mayor = await join("mayor-laptop", site="office", grants=CHAIR_GRANTS)
     assert mayor.welcome is not None and mayor.welcome.you.role == "chair"  # the host site takes the chair
     site = await join("county", site="linjiang")
-    wall = await join("wall", site="command_centre", grants=("subscribe",))
-    roles = (await wait_state(mayor, lambda s: "wall" in s.roles)).roles
-    assert roles == {"duty": "moderator", "mayor-laptop": "chair", "county": "participant", "wall": "observer"}
+    wall = await join("wall-screen", site="command_centre", grants=("subscribe",))
+    roles = (await wait_state(mayor, lambda s: "wall-screen" in s.roles)).roles
+    assert roles == {"duty": "moderator", "mayor-laptop": "chair", "county": "participant", "wall-screen": "observer"}
     assert state(duty).chair == "mayor-laptop"
     del site, wall
 

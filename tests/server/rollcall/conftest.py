@@ -18,7 +18,7 @@ from server.rollcall.service import ROLLCALLS
 from server.rollcall.service import RollCallService
 from server.scheduler import ManualClock
 from server.services import Services
-from server.store import MemoryStore
+from server.store import MemoryStore, Store
 from signaling.messages import ServerMessage
 from synthetic.client import RoomClient
 from synthetic.encoded import encode_video_loop, video_loop_track
@@ -97,10 +97,13 @@ async def make_platform(aiohttp_server: Callable[..., TestServer], demo_config: 
     """Build the platform (optionally from another configuration); sites are closed afterwards."""
     built: list[RollCallPlatform] = []
 
-    async def _make(config: Config | None = None, start: float = START) -> RollCallPlatform:
+    async def _make(config: Config | None = None, start: float = START, store: Store | None = None,
+                    store_factory: Callable[[ManualClock], Store] | None = None) -> RollCallPlatform:
+        """`store` (already holding records) or `store_factory(clock)` instead of an empty MemoryStore."""
         clock = ManualClock(start)
-        services = build_services(with_data_dir(config or demo_config, tmp_path), secret=SECRET,
-                                  store=MemoryStore(node_id="test", clock=clock.now), clock=clock)
+        if store is None:
+            store = store_factory(clock) if store_factory else MemoryStore(node_id="test", clock=clock.now)
+        services = build_services(with_data_dir(config or demo_config, tmp_path), secret=SECRET, store=store, clock=clock)
         app = create_app(services)
         server = await aiohttp_server(app)
         platform = RollCallPlatform(str(server.make_url("")).rstrip("/"), services, clock, app)

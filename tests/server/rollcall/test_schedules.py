@@ -28,7 +28,7 @@ def test_the_next_fire_time_is_read_in_the_schedules_time_zone() -> None:
 async def test_the_daily_duty_check_fires_at_1730_local_and_escalates_the_absent(make_platform) -> None:
     p = await make_platform()  # the clock reads 17:29:00 in Jiangzhou
     office = await p.connect("mayor-desk", "office", grants=("subscribe",))
-    county = await p.connect("county01", "jiangbei", video=True)
+    county = await p.connect("desk-county01", "jiangbei", video=True)
     assert not p.rollcalls.active
     p.clock.advance(59)
     await p.services.scheduler.run_due()

@@ -24,10 +24,10 @@ from synthetic.client import ClientError
 
 async def test_a_sequence_scores_in_time_late_and_no_video_and_keeps_a_real_snapshot(make_platform) -> None:
     p = await make_platform()
-    caller = await p.connect("chief", "command_centre", grants=("subscribe", "moderate"))
-    a = await p.connect("county01", "jiangbei", video=True)
-    b = await p.connect("county02", "jiangnan", video=True)
-    c = await p.connect("county03", "linjiang")  # joined, but no camera
+    caller = await p.connect("chief-desk", "command_centre", grants=("subscribe", "moderate"))
+    a = await p.connect("desk-county01", "jiangbei", video=True)
+    b = await p.connect("desk-county02", "jiangnan", video=True)
+    c = await p.connect("desk-county03", "linjiang")  # joined, but no camera
     started = await caller.client.request(RollCallStart(sites=["jiangbei", "jiangnan", "linjiang"], window=30, grace=10))
     assert isinstance(started, RollCallStarted)
     rid = started.rollcall_id
@@ -35,7 +35,7 @@ async def test_a_sequence_scores_in_time_late_and_no_video_and_keeps_a_real_snap
     call = await a.wait_message(RollCallCall, rollcall_id=rid)
     assert call.deadline - call.now == 30
     spot = await caller.wait_message(RollCallSpotlight, rollcall_id=rid, site="jiangbei")
-    assert spot.identity == "county01"
+    assert spot.identity == "desk-county01"
     p.clock.advance(3.5)
     reply = await a.client.request(RollCallAnswer(rollcall_id=rid))
     assert isinstance(reply, RollCallAnswerResult) and (reply.outcome, reply.response_time) == ("answered", 3.5)
@@ -71,23 +71,23 @@ async def test_a_sequence_scores_in_time_late_and_no_video_and_keeps_a_real_snap
 
 async def test_a_press_from_a_site_that_stopped_sending_is_no_video(make_platform) -> None:
     p = await make_platform()
-    caller = await p.connect("chief", "command_centre", grants=("subscribe", "moderate"))
-    a = await p.connect("county01", "jiangbei", video=True)
+    caller = await p.connect("chief-desk", "command_centre", grants=("subscribe", "moderate"))
+    a = await p.connect("desk-county01", "jiangbei", video=True)
     started = await caller.client.request(RollCallStart(sites=["jiangbei"], mode="all", window=30))
     await a.wait_message(RollCallCall, rollcall_id=started.rollcall_id)
-    p.publication_of("county01").last_packet_at -= 5  # as if the camera had stopped 5 s ago
-    p.publication_of("county01").last_packet_at = None
+    p.publication_of("desk-county01").last_packet_at -= 5  # as if the camera had stopped 5 s ago
+    p.publication_of("desk-county01").last_packet_at = None
     reply = await a.client.request(RollCallAnswer(rollcall_id=started.rollcall_id))
     assert reply.outcome == "no_video"
 
 
 async def test_only_callers_may_start_and_unknown_sites_are_refused(make_platform) -> None:
     p = await make_platform()
-    site = await p.connect("county01", "jiangbei")
+    site = await p.connect("desk-county01", "jiangbei")
     with pytest.raises(ClientError) as refused:
         await site.client.request(RollCallStart(sites=["jiangnan"]))
     assert refused.value.code == "forbidden"
-    caller = await p.connect("chief", "command_centre", grants=("subscribe", "moderate"))
+    caller = await p.connect("chief-desk", "command_centre", grants=("subscribe", "moderate"))
     with pytest.raises(ClientError) as bad:
         await caller.client.request(RollCallStart(sites=["atlantis"]))
     assert bad.value.code == "bad_sites"
@@ -96,7 +96,7 @@ async def test_only_callers_may_start_and_unknown_sites_are_refused(make_platfor
 
 async def test_an_open_rollcall_resumes_with_its_remaining_time_after_a_restart(make_platform) -> None:
     p = await make_platform()
-    caller = await p.connect("chief", "command_centre", grants=("subscribe", "moderate"))
+    caller = await p.connect("chief-desk", "command_centre", grants=("subscribe", "moderate"))
     started = await caller.client.request(RollCallStart(sites=["jiangbei", "jiangnan"], window=30, grace=0))
     rid = started.rollcall_id
     p.clock.advance(10)

@@ -1,0 +1,4 @@
+// The command console page (/command).
+import { startConsole } from "./console.js";
+
+startConsole();

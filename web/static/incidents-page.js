@@ -1,0 +1,4 @@
+// The incident board page (/command/incidents).
+import { startBoard } from "./console.js";
+
+startBoard();
