@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test soak venv .venv
+.PHONY: run demo test soak fuzz venv .venv
 
 run: $(STAMP)
 	$(PY) -m server run $(RUN_ARGS)
@@ -26,6 +26,12 @@ soak: $(STAMP)
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-gstreamer.sh
 	SOAK=1 $(PY) -m pytest -m soak $(PYTEST_ARGS)
+
+# The fuzz tests (wire decoder, SDP offers over /ws and WHIP, RTP/RTCP datagrams) with many more
+# inputs, drawn at random: FUZZ_SCALE=100 by default (`make test` runs them at 1, under a minute).
+FUZZ_SCALE ?= 100
+fuzz: $(STAMP)
+	FUZZ_SCALE=$(FUZZ_SCALE) $(PY) -m pytest tests/fuzz --timeout=0 $(PYTEST_ARGS)
 
 venv .venv: $(STAMP)
 

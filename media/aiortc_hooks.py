@@ -21,7 +21,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiortc
@@ -120,6 +120,8 @@ def check_hooks() -> None:
         (RTCRtpReceiver, "_send_rtcp"),
         (RTCRtpSender, "_handle_rtcp_packet"),
         (RTCDtlsTransport, "_send_rtp"),
+        (RTCDtlsTransport, "_handle_rtp_data"),
+        (RTCDtlsTransport, "_handle_rtcp_data"),
         (RTCRtpReceiver, "_handle_rtcp_packet"),
         (RTCRtpSender, "_send_keyframe"),
         (RTCRtpSender, "_run_rtcp"),
@@ -403,7 +405,7 @@ def _lean_receive(dtls: RTCDtlsTransport) -> None:
     time_ = time.time
 
     def data_received(data: bytes, component: int) -> None:
-        if 127 < data[0] < 192 and len(data) > 12 and not 191 < data[1] < 224:
+        if len(data) > 12 and 127 < data[0] < 192 and not 191 < data[1] < 224:
             srtp = dtls._rx_srtp
             receiver = ssrc_table.get(int.from_bytes(data[8:12], "big"))
             process = getattr(receiver, "_relay_process", None)
@@ -820,6 +822,54 @@ def enlarge_buffers_when_gathered(
     pc.on("icegatheringstatechange", gathered)
 
 
+def guard_receive_when_gathered(pc: RTCPeerConnection) -> None:
+    """Make `pc`'s transports drop what would end them, once they exist (call at creation).
+
+    aiortc's DTLS receive loop reads `data[0]` of every datagram and catches only ValueError from
+    its RTP and RTCP parsers; anything else ends the loop and, with it, the connection. Anyone
+    who can reach the port can send an empty UDP datagram (aioice queues it: only STUN is checked),
+    and a peer can send an authenticated RTP packet whose header extensions make aiortc's parser
+    raise struct.error. Both are dropped here: empty datagrams before the queue, and any error
+    but a lost connection in handling one SRTP or SRTCP packet.
+    """
+
+    def gathered() -> None:
+        if pc.iceGatheringState == "complete":
+            for transceiver in pc.getTransceivers():
+                if transceiver.receiver.transport is not None:
+                    guard_receive(transceiver.receiver.transport)
+
+    pc.on("icegatheringstatechange", gathered)
+
+
+def guard_receive(dtls: RTCDtlsTransport) -> None:
+    """See `guard_receive_when_gathered`; does nothing the second time for the same transport."""
+    if getattr(dtls, "_relay_guarded", False):
+        return
+    dtls._relay_guarded = True  # type: ignore[attr-defined]
+    connection = getattr(dtls.transport, "_connection", None)
+    if connection is not None:
+        queue = connection.data_received  # the lean receive path may wrap this later: it checks length first
+
+        def data_received(data: bytes, component: int) -> None:
+            if data:
+                queue(data, component)
+
+        connection.data_received = data_received
+    for name in ("_handle_rtp_data", "_handle_rtcp_data"):
+        handler = getattr(dtls, name)
+
+        async def guarded(*args: Any, _handler: Callable[..., Awaitable[None]] = handler, **kwargs: Any) -> None:
+            try:
+                await _handler(*args, **kwargs)
+            except ConnectionError:
+                raise  # the connection is gone: aiortc's loop ends as it should
+            except Exception as exc:  # noqa: BLE001 - one bad packet costs only itself
+                logger.debug("malformed packet dropped error=%r", exc)
+
+        setattr(dtls, name, guarded)
+
+
 def tap_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None], *, receive_buffer: int = 0) -> int:
     """Hand every SRTP (not SRTCP) datagram a connection receives to `on_rtp`, undecrypted.
 
@@ -838,7 +888,7 @@ def tap_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None], *, rec
         original = protocol.datagram_received
 
         def received(data: bytes, addr: Any, _original: Callable[[bytes, Any], None] = original) -> None:
-            if 127 < data[0] < 192 and not 191 < data[1] < 224:
+            if len(data) > 12 and 127 < data[0] < 192 and not 191 < data[1] < 224:
                 on_rtp(data)
             else:
                 _original(data, addr)
@@ -961,7 +1011,7 @@ async def close_peer_connection(pc: RTCPeerConnection) -> None:
     """
     connections = []
     for transceiver in pc.getTransceivers():
-        connection = getattr(transceiver.receiver.transport.transport, "_connection", None)
+        connection = getattr(getattr(transceiver.receiver.transport, "transport", None), "_connection", None)
         if connection is not None and connection not in connections:
             connections.append(connection)
 
@@ -970,7 +1020,12 @@ async def close_peer_connection(pc: RTCPeerConnection) -> None:
 
     for connection in connections:
         connection.query_consent = no_consent
-    await pc.close()
+    try:
+        await pc.close()
+    except Exception:  # noqa: BLE001 - aiortc fails on a transceiver left without a transport
+        logger.warning("peer connection close failed: closing its ICE connections", exc_info=True)
+        for connection in connections:
+            await connection.close()
     for connection in connections:
         task = getattr(connection, "_query_consent_task", None)
         if task is not None and not task.done():

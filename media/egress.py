@@ -65,7 +65,10 @@ class EgressPeer:
             bound.append((publication, transceiver))
         if not bound:
             raise NegotiationError("nothing_to_play", "the offer has no m-line for the participant's tracks")
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        try:
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except Exception as exc:  # noqa: BLE001 - an offer aiortc took can still fail here
+            raise NegotiationError("bad_sdp", f"offer rejected: {exc}") from None
         for publication, transceiver in bound:
             payload_type = SubscriberPeer.payload_type(transceiver, publication.codec)
             if payload_type is None:

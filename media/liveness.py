@@ -185,7 +185,8 @@ class PeerHealth:
     # --- transports -------------------------------------------------------------------------------
 
     def _transports(self) -> list[RTCDtlsTransport]:
-        found = [t.receiver.transport for t in self.pc.getTransceivers()]
+        # A transceiver of an offer aiortc could not bundle has no transport (the offer is refused).
+        found = [t.receiver.transport for t in self.pc.getTransceivers() if t.receiver.transport is not None]
         if self.pc.sctp is not None:
             found.append(self.pc.sctp.transport)
         return list(dict.fromkeys(found))

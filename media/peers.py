@@ -66,6 +66,7 @@ def make_peer_connection(ice_servers: Sequence[str]) -> RTCPeerConnection:
         )
     )
     hooks.enlarge_buffers_when_gathered(pc)  # a busy relay must not drop a keyframe burst
+    hooks.guard_receive_when_gathered(pc)  # an empty datagram or a malformed packet ends nothing
     return pc
 
 
@@ -112,14 +113,12 @@ class PublisherPeer:
         continue an orphaned publication of the same owner, kind and source (see `Adopt`)."""
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            for transceiver in self.pc.getTransceivers():
+                transceiver.direction = "recvonly"
+            # An offer aiortc took can still fail here (an m-section without a direction, say).
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except Exception as exc:  # noqa: BLE001 - aiortc raises ValueError, KeyError, its own OperationError...
             raise NegotiationError("bad_sdp", f"offer rejected: {exc}") from None
-        except Exception as exc:  # aiortc raises its own OperationError/InvalidStateError
-            raise NegotiationError("bad_sdp", f"offer rejected: {exc}") from None
-        for transceiver in self.pc.getTransceivers():
-            transceiver.direction = "recvonly"
-        answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
             if mid is None or mid in self.publications or not hooks.remote_sends(transceiver):

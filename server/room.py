@@ -258,7 +258,16 @@ class Room:
                 on_health=self._watcher(participant, connection, "publisher"),
             )
             participant.publishers[connection.id] = peer
-        answer = await peer.answer(sdp, sources)
+        try:
+            answer = await peer.answer(sdp, sources)
+        except Exception:
+            # A refused offer leaves nothing behind: a new connection is closed, and so is one that
+            # can no longer negotiate (aiortc cannot roll an applied offer back).
+            if not peer.publications or peer.pc.signalingState != "stable":
+                participant.publishers.pop(connection.id, None)
+                await self.router.close_publisher(participant.id, peer)
+                self._update_state(participant)
+            raise
         await self._settle_orphans(participant, connection.kind)
         return answer
 
