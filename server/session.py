@@ -19,7 +19,7 @@ from server.room import Room
 from server.services import SERVICES, Services
 from server.websocket import WebSocket
 from server.web_auth import cookie_auth
-from signaling.codec import ProtocolError, parse_client
+from signaling.codec import ProtocolError, parse_client, request_id
 from signaling.messages import (
     PROTOCOL_VERSION,
     ClientMessage,
@@ -208,7 +208,7 @@ class Session:
             if raw is None:
                 return
             if not self._rate.allow():
-                self.send(Error(code="rate_limited", message="too many messages"))
+                self.send(Error(id=request_id(raw), code="rate_limited", message="too many messages"))
                 self.bad_messages += 1
             else:
                 await self._dispatch(raw)

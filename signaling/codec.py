@@ -32,10 +32,13 @@ _id_decoder = msgspec.json.Decoder(_IdOnly)
 _encoder = msgspec.json.Encoder()
 
 
-def _request_id(raw: bytes) -> str | None:
+def request_id(raw: str | bytes) -> str | None:
+    """The `id` of a message that is not parsed (refused before it, or not parseable), if it has one:
+    every refusal carries the id of what it refuses, so the client's request does not hang."""
     try:
-        return _id_decoder.decode(raw).id
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        data = raw.encode() if isinstance(raw, str) else raw
+        return _id_decoder.decode(data).id
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeEncodeError):
         return None
 
 
@@ -54,7 +57,7 @@ def _decode(decoder: msgspec.json.Decoder[T], raw: str | bytes) -> T:
     except msgspec.ValidationError as exc:
         text = str(exc)
         code = "unknown_type" if "`$.type`" in text or "missing required field `type`" in text else "invalid_field"
-        raise ProtocolError(code, text, _request_id(data)) from None
+        raise ProtocolError(code, text, request_id(data)) from None
     except msgspec.DecodeError as exc:
         raise ProtocolError("malformed_json", f"not valid JSON: {exc}") from None
     except RecursionError:  # msgspec's nesting limit is Python's recursion limit (found by fuzzing)

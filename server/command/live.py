@@ -23,7 +23,7 @@ from server.services import SERVICES, Services
 from server.session import OUTBOX_LIMIT, RATE_BURST, RATE_PER_SECOND, RateLimiter
 from server.websocket import WebSocket
 from server.web_auth import page_identity
-from signaling.codec import ProtocolError, parse_client
+from signaling.codec import ProtocolError, parse_client, request_id
 from signaling.command import COMMAND_CLIENT_MESSAGES
 from signaling.messages import Error, Ping, Pong, ServerMessage
 
@@ -81,7 +81,7 @@ class ConsoleSocket:
                 if raw.type != WSMsgType.TEXT:
                     continue
                 if not rate.allow():
-                    self.send(Error(code="rate_limited", message="too many messages"))
+                    self.send(Error(id=request_id(str(raw.data)), code="rate_limited", message="too many messages"))
                     bad += 1
                 elif not await self._dispatch(str(raw.data)):
                     bad += 1

@@ -115,3 +115,22 @@ async def test_a_whep_offer_stream_from_one_address_is_limited_before_its_token_
                                  headers={"Authorization": "Bearer forged", "Content-Type": "application/sdp"}) as response:
                 statuses.append(response.status)
     assert statuses == [401, 401, 429]
+
+
+async def test_a_message_past_the_sockets_rate_is_refused_with_its_id(make_platform: PlatformFactory) -> None:
+    """The per-socket message rate: the refusal names the request it refuses, so the client's waits end."""
+    platform = await make_platform()
+    token = platform.token("levee-phone")
+    async with aiohttp.ClientSession() as http, http.ws_connect(platform.url + "/ws") as ws:
+        await ws.send_str(json.dumps({"type": "hello", "id": "h", "version": 1, "room": "consultation", "token": token}))
+        while json.loads((await ws.receive(timeout=10)).data).get("id") != "h":
+            pass
+        for n in range(205):  # the burst is 200, refilled at 50 a second
+            await ws.send_str(json.dumps({"type": "ping", "id": f"p{n}"}))
+        refused: list[dict[str, str]] = []
+        while not refused:
+            message = json.loads((await ws.receive(timeout=10)).data)
+            if message["type"] == "error":
+                refused.append(message)
+    assert refused[0]["code"] == "rate_limited"
+    assert refused[0]["id"] is not None and refused[0]["id"].startswith("p")
