@@ -18,7 +18,8 @@ const TEXT = {
 };
 
 export function errorText(code, message) {
-  const zh = TEXT[code];
+  // Some of the server's messages are bilingual already.
+  const zh = /[\u4e00-\u9fff]/.test(message || "") ? null : TEXT[code];
   const en = message || code;
   return zh ? `${zh} ${en} (${code})` : `${en} (${code})`;
 }

@@ -21,6 +21,7 @@ const STATUS = {
   live: ["直播中", "Live"],
   reconnecting: ["断线重连中", "Reconnecting"],
   replaced: ["已在别处继续", "Continued elsewhere"],
+  ended: ["已停止", "Stopped"],
 };
 
 const { client, view } = startPage({ facingMode: "environment", localVideo, onState: paintStatus });

@@ -5,12 +5,16 @@
 // a view (room-view.js) listens to its events and draws tiles. Tests reach it as `window.__room`.
 //
 // Session states ("state" events): connecting -> connected <-> reconnecting; replaced (another tab
-// or device took the identity: wait for resume()). A loss (socket closed, no pong, a peer connection
+// or device took the identity: wait for resume()); ended (refused for good: a revoked or expired
+// link, an ended sign-in, a site that lost access). A loss (socket closed, no pong, a peer connection
 // failed or disconnected for 1.5 s, an attempt that does not answer) tears everything down and
 // starts over with a new socket and new peer connections (aiortc cannot restart ICE), keeping the
 // camera. After a reconnect the state says "connected" only once the media is back too.
 
 import { errorText } from "./error-text.js";
+
+// Refusals that retrying cannot change: the page stops and says why (room-view.js).
+const ACCESS_ENDED = new Set(["token_revoked", "token_expired", "access_withdrawn", "invalid_token", "unauthenticated"]);
 import { RetryPolicy, watchPeer } from "./reconnect.js";
 import { candidateRtt, inboundAudioStats, inboundVideoStats, outboundVideoStats, sampleVideo } from "./room-stats.js";
 
@@ -184,6 +188,11 @@ export class RoomClient extends EventTarget {
     this.start();
   }
 
+  /** Replaced by another session, or refused for good: nothing reconnects by itself. */
+  _stopped() {
+    return this.state === "replaced" || this.state === "ended";
+  }
+
   _stopLocalMedia() {
     if (this.localStream) this.localStream.getTracks().forEach((t) => t.stop());
     this.localStream = null;
@@ -231,7 +240,7 @@ export class RoomClient extends EventTarget {
 
   /** The session is lost: tear it down and try again when the retry policy says. */
   _scheduleReconnect(reason, { refused = false } = {}) {
-    if (this._closed || this.state === "replaced") return;
+    if (this._closed || this._stopped()) return;
     this._teardown();
     this._setState("reconnecting", { reason });
     clearTimeout(this._reconnectTimer);
@@ -242,7 +251,7 @@ export class RoomClient extends EventTarget {
 
   /** A hint that the network is back: check now instead of at the next timer. */
   _hurry(reason) {
-    if (this._closed || this.state === "replaced" || !this.retry.mayHurry) return;
+    if (this._closed || this._stopped() || !this.retry.mayHurry) return;
     if (this.state === "connected") {
       if (this._healthy()) this._probe(reason);
       else this._scheduleReconnect(`${reason}, connection unhealthy`);
@@ -259,7 +268,7 @@ export class RoomClient extends EventTarget {
    * and be ready to start afresh the moment "online" comes.
    */
   _offline() {
-    if (this._closed || this.state === "replaced" || this.state === "reconnecting") return;
+    if (this._closed || this._stopped() || this.state === "reconnecting") return;
     this._scheduleReconnect("network offline");
   }
 
@@ -282,7 +291,7 @@ export class RoomClient extends EventTarget {
   }
 
   _connect() {
-    if (this._closed || this.state === "replaced") return;
+    if (this._closed || this._stopped()) return;
     clearTimeout(this._reconnectTimer);
     this._teardown();
     const gen = this._generation;
@@ -447,6 +456,11 @@ export class RoomClient extends EventTarget {
       this._onReplaced(msg);
       return;
     }
+    if (ACCESS_ENDED.has(msg.code)) {
+      // the link was revoked or expired, the sign-in ended, the site lost access: retrying cannot help
+      this._onAccessEnded(msg, text);
+      return;
+    }
     if (msg.id === "1" && !this._welcomed) {
       // hello refused (locked, removed, bad token): the banner says why; keep retrying, slowly
       this._emit("join-error", msg);
@@ -526,6 +540,19 @@ export class RoomClient extends EventTarget {
     clearTimeout(this._resumeTimer);
     this.retry.reset();
     this._setState("connected", { resumed: true });
+  }
+
+  /** Refused for good (see ACCESS_ENDED): stop, free the camera, and say why. */
+  _onAccessEnded(msg, text) {
+    this._teardown();
+    clearTimeout(this._reconnectTimer);
+    this.participants.clear();
+    this.publications.clear();
+    this._stopLocalMedia();
+    this._toast(`无法继续 Cannot continue: ${text}`);
+    this._setState("ended", { reason: msg.code, message: msg.message || "" });
+    this._emit("access-ended", { code: msg.code, message: msg.message || "" });
+    this._emit("participants", {});
   }
 
   /** The same identity joined elsewhere: stop here, and do not come back by ourselves. */

@@ -13,6 +13,16 @@ const STATE_TEXT = {
   connected: ["已连接", "Connected"],
   reconnecting: ["连接中断，正在重连…", "Reconnecting…"],
   replaced: ["已在其他页面或设备继续", "Continued in another tab or device"],
+  ended: ["已停止：无法继续", "Stopped: cannot continue"],
+};
+
+// Why a page stopped for good (RoomClient state "ended"), and whether signing in again can help.
+const ENDED_TEXT = {
+  token_revoked: ["此登录或链接已被吊销", "This sign-in or link was revoked", true],
+  token_expired: ["此登录或链接已过期", "This sign-in or link has expired", true],
+  access_withdrawn: ["此账号或站点已无权进入", "This account or site no longer has access", false],
+  invalid_token: ["此链接无效", "This link is not valid", false],
+  unauthenticated: ["请重新登录", "Please sign in again", true],
 };
 
 /** Build an element with a class and optional bilingual text. */
@@ -219,6 +229,7 @@ export class RoomView {
     client.addEventListener("local-mute", () => this.render());
     client.addEventListener("media-closing", () => { for (const tile of this.tiles.values()) tile.freeze(); });
     client.addEventListener("replaced", (e) => this.showReplaced(e.detail.message));
+    client.addEventListener("access-ended", (e) => this.showEnded(e.detail));
 
     const soundBtn = document.getElementById("enable-sound");
     if (soundBtn) soundBtn.addEventListener("click", () => this.enableSound());
@@ -328,7 +339,7 @@ export class RoomView {
       pill.dataset.state = state;
       const short = {
         connecting: "连接中 Connecting", connected: "已连接 Connected", reconnecting: "重连中 Reconnecting",
-        replaced: "已在别处继续 Continued elsewhere",
+        replaced: "已在别处继续 Continued elsewhere", ended: "已停止 Stopped",
       };
       pill.querySelector(".pill-text").textContent = short[state] || state;
     }
@@ -374,6 +385,41 @@ export class RoomView {
     document.getElementById("session-replaced-message").textContent = message || "";
     box.hidden = false;
     document.getElementById("btn-continue-here").focus();
+  }
+
+  /**
+   * Refused for good: a revoked or expired link, an ended sign-in, a site without access. The page
+   * stops and says so in words a field unit can act on; only a sign-in can help a user's page.
+   */
+  showEnded({ code, message }) {
+    const [zh, en, mayHelp] = ENDED_TEXT[code] || ["无法继续", "Cannot continue", false];
+    // A device link cannot sign in: only a person's page gets the button.
+    const signIn = mayHelp && (this.client.me || {}).kind !== "device";
+    const box = el("div", "session-replaced");
+    box.id = "session-ended";
+    box.dataset.code = code;
+    box.setAttribute("role", "alertdialog");
+    box.setAttribute("aria-modal", "true");
+    box.setAttribute("aria-labelledby", "session-ended-title");
+    const card = el("div", "card session-replaced-card");
+    const title = el("h2", "", zh, en);
+    title.id = "session-ended-title";
+    const detail = el("p", "session-replaced-message");
+    detail.textContent = message && !message.includes(zh) ? `${message} (${code})` : `(${code})`;
+    const hint = signIn
+      ? el("p", "muted", "本页已停止，不会自动重连。", "This page has stopped and will not reconnect.")
+      : el("p", "muted", "本页已停止，不会自动重连。如需继续，请联系值班员获取新链接。",
+        "This page has stopped and will not reconnect. To go on, ask the duty officer for a new link.");
+    card.append(title, detail, hint);
+    if (signIn) {
+      const link = el("a", "btn btn-primary btn-xl btn-block", "重新登录", "Sign in again");
+      link.href = `/login?next=${encodeURIComponent(location.pathname)}`;
+      link.id = "btn-sign-in-again";
+      card.append(link);
+    }
+    box.append(card);
+    document.getElementById("session-ended")?.remove();
+    document.body.append(box);
   }
 
   hideReplaced() {

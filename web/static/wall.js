@@ -44,13 +44,15 @@ client.addEventListener("state", (e) => {
     connected: ["已连接", "Connected"],
     reconnecting: ["网络中断，正在自动重连…", "Reconnecting…"],
     replaced: ["已在其他页面或设备继续", "Continued elsewhere"],
+    ended: ["已停止：此链接已无法使用", "Stopped: this link no longer works"],
   }[state] || ["正在连接…", "Connecting…"];
   connText.innerHTML = "";
   const zh = document.createElement("span"); zh.className = "zh"; zh.textContent = text[0];
   const en = document.createElement("span"); en.className = "en"; en.textContent = text[1];
   connText.append(zh, " ", en);
-  // a replaced wall must not reload: it would take the identity back from the other screen
-  lostAt = state === "connected" || state === "replaced" ? null : (lostAt ?? Date.now());
+  // a replaced wall must not reload: it would take the identity back from the other screen; an
+  // ended one (its link revoked or expired) would only be refused again
+  lostAt = ["connected", "replaced", "ended"].includes(state) ? null : (lostAt ?? Date.now());
 });
 setInterval(() => {
   if (lostAt !== null && Date.now() - lostAt > RELOAD_AFTER_MS) location.reload();
