@@ -6,6 +6,7 @@ from aiohttp import web
 
 from media.peers import NegotiationError
 from server.auth import AuthError, BadCredentials, Forbidden, TokenMissing, WrongRoom
+from server.store import StoreUnavailable
 from signaling.codec import ProtocolError
 
 
@@ -51,6 +52,8 @@ def wire_error(exc: Exception) -> tuple[str, str]:
         return exc.code, str(exc)
     if isinstance(exc, NegotiationError):
         return exc.code, str(exc)
+    if isinstance(exc, StoreUnavailable):
+        return "store_unavailable", STORE_UNAVAILABLE_MESSAGE
     return "internal", "internal error"
 
 
@@ -66,7 +69,14 @@ def http_status(exc: Exception) -> int:
         return 401
     if isinstance(exc, (ProtocolError, NegotiationError)):
         return 400
+    if isinstance(exc, StoreUnavailable):
+        return 503
     return 500
+
+
+# How long a client is asked to wait before it retries what the store could not take.
+STORE_RETRY_AFTER = 2
+STORE_UNAVAILABLE_MESSAGE = f"记录存储暂不可用，请 {STORE_RETRY_AFTER} 秒后重试 The record store is unavailable: retry in {STORE_RETRY_AFTER} s"
 
 
 def http_error(exc: Exception) -> web.HTTPException:
@@ -76,6 +86,8 @@ def http_error(exc: Exception) -> web.HTTPException:
     error = _STATUS[status](text=f"{code}: {message}\n")
     if isinstance(exc, RateLimited):
         error.headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, StoreUnavailable):
+        error.headers["Retry-After"] = str(STORE_RETRY_AFTER)
     return error
 
 
@@ -96,4 +108,5 @@ _STATUS: dict[int, type[web.HTTPException]] = {
     415: web.HTTPUnsupportedMediaType,
     429: web.HTTPTooManyRequests,
     500: web.HTTPInternalServerError,
+    503: web.HTTPServiceUnavailable,
 }

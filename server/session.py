@@ -17,6 +17,7 @@ from server.outbox import Outbox
 from server.participant import Participant
 from server.room import Room
 from server.services import SERVICES, Services
+from server.store import StoreError, StoreUnavailable
 from server.websocket import WebSocket
 from server.web_auth import cookie_auth
 from signaling.codec import ProtocolError, parse_client, request_id
@@ -141,7 +142,10 @@ class Session:
             # the grace period. One the server ended is already accounted for by the room.
             await self.room.leave(self, lost=not self._left and self._ended_by is None)
             if self.room.participants.get(self.participant.id) is None:
-                await self.services.store.remove_presence(self.room.id, self.participant.id)
+                try:
+                    await self.services.store.remove_presence(self.room.id, self.participant.id)
+                except StoreError as exc:  # the record expires by itself; the writer must still end
+                    logger.warning("presence not removed room=%s identity=%s error=%s", self.room.id, self.participant.id, exc)
         self._outbox.close()
         try:
             await asyncio.wait_for(writer, 5)
@@ -174,7 +178,7 @@ class Session:
                 raise ProtocolError("hello_expected", "the first message must be hello", message.id)
             await self._join(message)
             return True
-        except (ProtocolError, AuthError, RequestError) as exc:
+        except (ProtocolError, AuthError, RequestError, StoreUnavailable) as exc:
             request_id = exc.request_id if isinstance(exc, ProtocolError) else getattr(message, "id", None)
             self._reply_error(exc, request_id)
             logger.info("session refused remote=%s code=%s", self.remote, wire_error(exc)[0])
@@ -196,11 +200,19 @@ class Session:
         self.services.rate_limits.check("join", identity=identity.identity)
         identity.check_room(hello.room)
         room = await self.services.rooms.get(hello.room)
+        # The store records who is present: without it, the join is refused before it is welcomed
+        # (at once while the store is known to be down), not welcomed and then dropped.
+        if not await self.services.store.ping():
+            raise StoreUnavailable("the store did not answer before the join")
         self._identity = identity
         # Admission, registration, the welcome and the subscriber connection: one place, the room.
         self.participant = await room.join(self, hello.id)
         self.room = room
-        await self.services.rooms.record_presence(room)
+        try:
+            await self.services.rooms.record_presence(room)
+        except StoreUnavailable:
+            self._left = True  # refused: the cleanup takes the participant out at once, no grace
+            raise
 
     async def _loop(self) -> None:
         while not self.ws.closed:

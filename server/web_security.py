@@ -30,6 +30,7 @@ from server.errors import Refused, http_error
 from server.http_media import MEDIA_PREFIXES
 from server.origins import OriginPolicy, cross_origin_reason, forwarded_client, request_origin, trusted_address
 from server.services import SERVICES
+from server.store import StoreUnavailable
 from server.web_auth import SESSION_COOKIE, set_session_cookie
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,11 @@ async def web_security_middleware(request: web.Request, handler: Handler) -> web
     if not request.path.startswith(MEDIA_PREFIXES):
         _check_origin(request)
         _check_json(request)
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except StoreUnavailable as exc:  # a page or an API call while Redis is away: 503, retry in N s
+        logger.info("request refused method=%s path=%s error=store_unavailable", request.method, request.path)
+        raise http_error(exc) from None
     return _device_link_to_cookie(request, response)
 
 

@@ -20,6 +20,7 @@ from server.connection import CloseReason, ConnectionKind
 from server.errors import NotFound, Refused, RequestError, http_error
 from server.room import Room
 from server.services import SERVICES, Services
+from server.store import StoreError, StoreUnavailable
 from server.web_auth import bearer_identity
 
 logger = logging.getLogger(__name__)
@@ -120,11 +121,16 @@ async def whip_post(request: web.Request) -> web.Response:
         resource = HttpResource(ConnectionKind.WHIP, identity, room, request.remote or "?")
         sources = {str(i): "whip" for i in range(services.limits.max_media_lines)}
         answer = await room.ingest(resource, offer, sources)
-    except (AuthError, RequestError, NegotiationError) as exc:
+    except (AuthError, RequestError, NegotiationError, StoreUnavailable) as exc:
+        logger.info("whip refused room=%s remote=%s error=%s", room_id, request.remote, type(exc).__name__)
+        raise http_error(exc) from None
+    try:
+        await services.rooms.record_presence(room)
+    except StoreUnavailable as exc:  # nothing half-done: the encoder retries the whole publish
+        await room.stop_ingest(resource)
         logger.info("whip refused room=%s remote=%s error=%s", room_id, request.remote, type(exc).__name__)
         raise http_error(exc) from None
     _resources(request).add(resource)
-    await services.rooms.record_presence(room)
     return web.Response(status=201, text=answer, content_type=SDP_TYPE, headers={"Location": resource.location})
 
 
@@ -137,7 +143,10 @@ async def whip_delete(request: web.Request) -> web.Response:
         raise http_error(exc) from None
     await resource.room.stop_ingest(resource)
     if resource.identity.identity not in resource.room.participants:
-        await services.store.remove_presence(resource.room.id, resource.identity.identity)
+        try:
+            await services.store.remove_presence(resource.room.id, resource.identity.identity)
+        except StoreError as exc:  # the record expires by itself
+            logger.warning("presence not removed room=%s identity=%s error=%s", resource.room.id, resource.identity.identity, exc)
     return web.Response(status=200)
 
 
@@ -154,7 +163,7 @@ async def whep_post(request: web.Request) -> web.Response:
         room = await services.rooms.get(room_id)
         resource = HttpResource(ConnectionKind.WHEP, identity, room, request.remote or "?", target=target)
         answer = await room.play(resource, target, offer)
-    except (AuthError, RequestError, NegotiationError) as exc:
+    except (AuthError, RequestError, NegotiationError, StoreUnavailable) as exc:
         logger.info("whep refused room=%s remote=%s error=%s", room_id, request.remote, type(exc).__name__)
         raise http_error(exc) from None
     _resources(request).add(resource)

@@ -20,6 +20,7 @@ from server.connection import CloseReason
 from server.errors import RequestError, wire_error
 from server.outbox import Outbox
 from server.services import SERVICES, Services
+from server.store import StoreUnavailable
 from server.session import OUTBOX_LIMIT, RATE_BURST, RATE_PER_SECOND, RateLimiter
 from server.websocket import WebSocket
 from server.web_auth import page_identity
@@ -113,6 +114,10 @@ class ConsoleSocket:
             code, text = wire_error(exc)
             self.send(Error(id=exc.request_id if isinstance(exc, ProtocolError) else request_id, code=code, message=text))
             return False
+        except StoreUnavailable as exc:  # said at once, with the wait: nothing was recorded
+            code, text = wire_error(exc)
+            self.send(Error(id=request_id, code=code, message=text))
+            return True
         except Exception:  # noqa: BLE001 - a failed request must not end the socket
             logger.exception("command request failed remote=%s", self.remote)
             self.send(Error(id=request_id, code="internal", message="internal error"))

@@ -120,6 +120,10 @@ class _EventBody(Struct, frozen=True):
     data: dict[str, object]
 
 
+# While Redis is unreachable, one call in this many seconds tries it; the others fail at once.
+PROBE_EVERY = 1.0
+
+
 class RedisStore:
     """Store backed by Redis; expiry scores come from the injected clock and are filtered at read."""
 
@@ -143,6 +147,8 @@ class RedisStore:
         self._clock = clock
         self._closed = False
         self._undecodable: set[tuple[str, str]] = set()  # (stream, id) of entries already logged as unreadable
+        self._down_since: float | None = None  # monotonic time of the first failed call of an outage
+        self._last_try = 0.0
         try:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url,
@@ -162,13 +168,35 @@ class RedisStore:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """Translate redis-py exceptions into store exceptions that name the (redacted) URL."""
+        """Translate redis-py exceptions into store exceptions that name the (redacted) URL.
+
+        Once Redis could not be reached, calls fail at once with StoreUnavailable, but for one
+        every PROBE_EVERY seconds that tries again: a client hears "unavailable, retry" instead of
+        waiting out the command timeout, and the first call that succeeds ends the outage.
+        """
+        now = time.monotonic()
+        if self._down_since is not None and now - self._last_try < PROBE_EVERY:
+            raise StoreUnavailable(f"Redis at {self.safe_url} unreachable for {now - self._down_since:.0f} s")
+        self._last_try = now
         try:
             yield
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            self._last_try = time.monotonic()  # a hung try took a timeout: the next one waits from its end
+            if self._down_since is None:
+                self._down_since = now
+                log.warning("store unavailable url=%s error=%s: failing fast, trying again every %.0f s",
+                            self.safe_url, exc, PROBE_EVERY)
             raise StoreUnavailable(f"cannot reach Redis at {self.safe_url}: {exc}") from exc
         except redis.exceptions.RedisError as exc:
             raise StoreError(f"Redis at {self.safe_url} failed: {exc}") from exc
+        if self._down_since is not None:
+            log.warning("store available again url=%s after %.1f s", self.safe_url, time.monotonic() - self._down_since)
+            self._down_since = None
+
+    @property
+    def available(self) -> bool:
+        """False from a failed call until a call succeeds again."""
+        return self._down_since is None
 
     def _key(self, kind: str, name: str = "") -> str:
         """Return the full key for a kind of data (and the room or stream it belongs to)."""
