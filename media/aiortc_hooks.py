@@ -60,7 +60,8 @@ from aiortc.rtp import (
 from aiortc.codecs import is_rtx
 
 from media.liveness import hook_problems as liveness_hook_problems
-from media.packets import HEADER, ExtensionLayout, Inbound, RateWindow, parse_rtp
+from media.consent import no_consent_loop
+from media.packets import HEADER, NTP_EPOCH_MS, ExtensionLayout, Inbound, RateWindow, parse_rtp
 from media.rtp import NackSchedule
 
 logger = logging.getLogger(__name__)
@@ -120,8 +121,6 @@ def check_hooks() -> None:
         (RTCRtpReceiver, "_send_rtcp"),
         (RTCRtpSender, "_handle_rtcp_packet"),
         (RTCDtlsTransport, "_send_rtp"),
-        (RTCDtlsTransport, "_handle_rtp_data"),
-        (RTCDtlsTransport, "_handle_rtcp_data"),
         (RTCRtpReceiver, "_handle_rtcp_packet"),
         (RTCRtpSender, "_send_keyframe"),
         (RTCRtpSender, "_run_rtcp"),
@@ -389,7 +388,6 @@ def tap_publisher(
     _lean_receive(receiver.transport)
 
 
-_NTP_EPOCH_MS = 2208988800000  # aiortc's millisecond clock counts from 1900-01-01
 
 
 def _lean_receive(dtls: RTCDtlsTransport) -> None:
@@ -415,7 +413,7 @@ def _lean_receive(dtls: RTCDtlsTransport) -> None:
                 and receiver in pt_table.get(data[1] & 0x7F, ())
                 and dtls._state is DtlsState.CONNECTED
             ):
-                arrival_ms = int(time_() * 1000) + _NTP_EPOCH_MS  # as aiortc's clock.current_ms(), cheaper
+                arrival_ms = int(time_() * 1000) + NTP_EPOCH_MS  # as aiortc's clock.current_ms(), cheaper
                 dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
                 dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
                 try:
@@ -1009,17 +1007,9 @@ async def close_peer_connection(pc: RTCPeerConnection) -> None:
     keeping a task and a socket alive per connection. Before closing, replace the consent loop of
     each of its ICE connections with one that ends at once, and cancel any that already runs.
     """
-    connections = []
-    for transceiver in pc.getTransceivers():
-        connection = getattr(getattr(transceiver.receiver.transport, "transport", None), "_connection", None)
-        if connection is not None and connection not in connections:
-            connections.append(connection)
-
-    async def no_consent() -> None:
-        return None
-
+    connections = _ice_connections(pc)
     for connection in connections:
-        connection.query_consent = no_consent
+        connection.query_consent = no_consent_loop  # type: ignore[method-assign]
     try:
         await pc.close()
     except Exception:  # noqa: BLE001 - aiortc fails on a transceiver left without a transport

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
@@ -28,10 +28,11 @@ from aioice.ice import CandidatePair, StunProtocol
 from aioice.ice import Connection as IceConnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
+from media.packets import NTP_EPOCH_MS
+
 logger = logging.getLogger(__name__)
 
 HEARD = "_relay_heard"  # the attribute the lean receive path writes too
-NTP_EPOCH_MS = 2208988800000  # aiortc's millisecond clock counts from 1900-01-01
 RETRANSMISSIONS = (0.5, 1.0, 2.0)  # gaps between a check's sends (RFC 8489's RTO, doubling)
 
 
@@ -108,7 +109,7 @@ def unwatch_dtls(dtls: RTCDtlsTransport) -> None:
                 setattr(dtls, name, current.previous)
 
 
-async def _no_consent_loop() -> None:
+async def no_consent_loop() -> None:
     """aioice's consent loop, disabled: `IceConsent` does the job."""
 
 
@@ -157,7 +158,7 @@ class IceConsent:
         self._checks: list[_Check] = []
         self._request_received: Callable[..., None] | None = None
         self._previous_request_received = vars(connection).get("request_received")
-        connection.query_consent = _no_consent_loop  # type: ignore[method-assign]
+        connection.query_consent = no_consent_loop  # type: ignore[method-assign]
         task = connection._query_consent_task
         if task is not None and not task.done():
             task.cancel()  # started before we were here: ours replaces it

@@ -17,6 +17,7 @@ HEADER = struct.Struct("!BBHII")
 _U16 = struct.Struct("!H")
 _EXTENSION_HEADER = struct.Struct("!HH")
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
+NTP_EPOCH_MS = NTP_EPOCH_OFFSET * 1000  # aiortc's millisecond clock counts from 1900-01-01
 
 
 class ExtensionLayout(NamedTuple):

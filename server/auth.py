@@ -347,7 +347,6 @@ class PasswordVerifier:
         self._hasher = hasher or argon2.PasswordHasher()
         # Unknown users cost one verification too, so response time does not tell who exists.
         self._dummy_hash = self._hasher.hash(uuid.uuid4().hex)
-        self.workers = workers
         self._max_pending = workers + max_queued
         self._pending = 0
         # Threads start on first use and end with the verifier (the pool's workers hold it weakly).

@@ -17,7 +17,7 @@ from typing import Final
 
 import msgspec
 
-from server.auth import DEVICE_PREFIX, AuthError, PasswordVerifier, TokenService
+from server.auth import AuthError, PasswordVerifier, TokenService
 from server.config import DEFAULT_CONFIG_PATH, GRANTS, Config, ConfigError, load_config
 from server.keys import SecretError, load_previous_secrets, load_secret
 from server.revocations import keep_until

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
+import time
 import ipaddress
 import os
 import re
@@ -412,15 +412,15 @@ def schedule_problems(config: Config, schedule: RollCallSchedule, key: str) -> l
 
 def _never_fires(config: Config, schedule: RollCallSchedule, key: str) -> list[str]:
     """A problem when the rule has no next time (`0 0 31 2 *`): croniter only finds out by computing one."""
-    from croniter import CroniterError, croniter
+    from server.rollcall.schedule import ScheduleError, next_fire, schedule_zone  # it reads this module's types
 
     try:
-        zone = zoneinfo.ZoneInfo(schedule.timezone or config.city.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = schedule_zone(config, schedule)
+    except ScheduleError:
         return []  # reported as an unknown time zone
     try:
-        croniter(schedule.cron, datetime.datetime.now(zone)).get_next(float)
-    except (CroniterError, ValueError, OverflowError) as exc:
+        next_fire(schedule.cron, zone, time.time())
+    except ScheduleError as exc:
         return [f"{key}.cron: {schedule.cron!r} never fires ({exc})"]
     return []
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Final, Protocol
 
 from server.auth import Identity
 
@@ -26,6 +27,10 @@ class ConnectionKind(str, Enum):
     SESSION = "session"  # a browser page or Python client on /ws: signaling, publisher and subscriber peers
     WHIP = "whip"  # an encoder publishing over WHIP
     WHEP = "whep"  # a player receiving one participant over WHEP
+
+
+# The grant each HTTP way in needs beyond the room (a session's requests check theirs one by one).
+GRANT_FOR: Final[Mapping[ConnectionKind, str]] = {ConnectionKind.WHIP: "publish", ConnectionKind.WHEP: "subscribe"}
 
 
 class CloseReason(str, Enum):

@@ -11,20 +11,20 @@ own script (web/static/devices.js): the JSON API accepts only same-origin `appli
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
-import zoneinfo
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from aiohttp import web
 
 from server.access import ACCESS
 from server.auth import Identity
-from server.pages import TEMPLATES
+from server.pages import _me, _render
 from server.services import SERVICES, Services
 from server.store import RevocationRecord, StoreError
+from server.times import format_time
 from server.web_auth import cookie_identity
 
 logger = logging.getLogger(__name__)
@@ -51,8 +51,10 @@ class DeviceLinkView:
     reason: str = ""
 
 
-def _admin(request: web.Request) -> Identity:
+def _admin(request: web.Request, *, page: bool = False) -> Identity:
     identity = cookie_identity(request)
+    if identity is None and page:
+        raise web.HTTPSeeOther("/login?next=/admin/devices")
     if identity is None:
         raise web.HTTPUnauthorized(text="unauthenticated: log in as an administrator\n")
     if not identity.can("admin"):
@@ -84,7 +86,7 @@ async def device_links(services: Services) -> list[DeviceLinkView]:
     for revoked in revocations:
         if revoked.kind != "device" and revoked.token_id not in views:
             continue
-        view = views.get(revoked.token_id) or views.setdefault(revoked.token_id, DeviceLinkView(
+        view = views.setdefault(revoked.token_id, DeviceLinkView(
             token_id=revoked.token_id, identity=revoked.identity or revoked.token_id, name=revoked.identity, site="—", room="—",
             grants=(), expires_at=revoked.expires_at,
         ))
@@ -96,19 +98,12 @@ async def device_links(services: Services) -> list[DeviceLinkView]:
 
 async def devices_page(request: web.Request) -> web.Response:
     """`GET /admin/devices`: the device links, each with a revoke button."""
-    if cookie_identity(request) is None:
-        raise web.HTTPSeeOther("/login?next=/admin/devices")
-    identity = _admin(request)
+    identity = _admin(request, page=True)
     services = request.app[SERVICES]
-    city = services.config.city
-    zone = zoneinfo.ZoneInfo(city.timezone)
-    html = request.app[TEMPLATES].get_template("devices.html").render(
-        city={"name_zh": city.name_zh, "name_en": city.name_en},
-        me={"identity": identity.identity, "name": identity.name, "site": identity.site, "grants": sorted(identity.grants)},
-        links=await device_links(services),
-        fmt=lambda when: "—" if when is None else dt.datetime.fromtimestamp(when, zone).strftime("%Y-%m-%d %H:%M"),
+    return _render(
+        request, "devices.html", me=_me(identity), links=await device_links(services),
+        fmt=partial(format_time, tz=services.config.city.timezone, fmt="%Y-%m-%d %H:%M", none="—"),
     )
-    return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 
 async def revoke_link(request: web.Request) -> web.Response:
@@ -123,7 +118,9 @@ async def revoke_link(request: web.Request) -> web.Response:
     reason = body.get("reason", "") if isinstance(body, dict) else None
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
         raise web.HTTPBadRequest(text=f"bad_request: send {{\"reason\": \"...\"}} (at most {MAX_REASON} characters)\n")
-    link = next((v for v in await device_links(services) if v.token_id == token_id), None)
+    # A link minted here is recorded; one minted elsewhere is known while connected or revoked.
+    link = await services.store.get_device_link(token_id) or next(
+        (v for v in await device_links(services) if v.token_id == token_id), None)
     if link is None:
         raise web.HTTPNotFound(text="unknown_device_link: no device link with this id is recorded or connected\n")
     record = RevocationRecord(

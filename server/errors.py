@@ -33,6 +33,12 @@ class Refused(RequestError):
     status = 403
 
 
+class UnsupportedMediaType(RequestError):
+    """A body of a type the endpoint does not take (the JSON API takes JSON only)."""
+
+    status = 415
+
+
 class RateLimited(RequestError):
     """Too many requests of one kind from an identity or an address; `retry_after` says how long to wait."""
 
@@ -40,7 +46,6 @@ class RateLimited(RequestError):
 
     def __init__(self, what: str, retry_after: int) -> None:
         super().__init__("rate_limited", f"too many {what} requests: try again in {retry_after} s")
-        self.what = what
         self.retry_after = retry_after
 
 

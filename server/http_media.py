@@ -16,6 +16,7 @@ from multidict import CIMultiDict
 
 from server.auth import AuthError
 from server.config import ServerSettings
+from server.connection import GRANT_FOR, ConnectionKind
 from server.ice_servers import ICE_SERVERS, IceServer, IceServers, is_turn, load_turn_secret
 from server.services import SERVICES
 from server.web_auth import bearer_identity
@@ -23,7 +24,6 @@ from server.web_auth import bearer_identity
 logger = logging.getLogger(__name__)
 
 MEDIA_PREFIXES: Final[tuple[str, ...]] = ("/whip/", "/whep/")
-GRANT_BY_PREFIX: Final[Mapping[str, str]] = {"whip": "publish", "whep": "subscribe"}
 SDP_TYPE: Final[str] = "application/sdp"
 REALM: Final[str] = "command-platform"
 ALLOW_HEADERS: Final[str] = "Authorization, Content-Type, If-Match"
@@ -130,7 +130,7 @@ def _entitled_identity(request: web.Request) -> str | None:
     try:
         identity = bearer_identity(request)
         identity.check_room(parts[2])
-        identity.require(GRANT_BY_PREFIX[parts[1]])
+        identity.require(GRANT_FOR[ConnectionKind(parts[1])])
     except AuthError:
         return None
     return identity.identity

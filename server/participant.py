@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from media.liveness import PeerHealth
 from media.peers import PublisherPeer, SubscriberPeer
 from media.router import Publication
 from server.auth import Identity
@@ -68,6 +69,13 @@ class Participant:
         """Queue a message on the current session (dropped when there is none: an encoder, or lost)."""
         if self.session is not None:
             self.session.send(message)
+
+    def healths(self) -> list[PeerHealth]:
+        """The liveness of its current media connections (orphans are lost by definition)."""
+        healths = [peer.health for peer in self.publishers.values()]
+        if self.subscriber is not None:
+            healths.append(self.subscriber.health)
+        return healths
 
     def all_publishers(self) -> list[PublisherPeer]:
         """Every publisher connection, orphaned ones included."""

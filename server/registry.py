@@ -13,7 +13,7 @@ from server.connection import LifecycleCounters
 from server.errors import NotFound
 from server.ice_servers import peer_ice_urls
 from server.room import Room, RoomHooks
-from server.store import PresenceRecord, RoomRecord, Store
+from server.store import PresenceRecord, RoomRecord, Store, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,16 @@ class RoomRegistry:
                 ),
                 ttl=PRESENCE_TTL,
             )
+
+    async def forget_presence(self, room: Room, identity: str) -> None:
+        """Remove `identity`'s presence once it has left `room` altogether (no other connection holds
+        it); with the store away the record just expires by itself."""
+        if identity in room.participants:
+            return
+        try:
+            await self.store.remove_presence(room.id, identity)
+        except StoreError as exc:
+            logger.warning("presence not removed room=%s identity=%s error=%s", room.id, identity, exc)
 
     async def refresh(self) -> None:
         """Refresh presence and placement of every hosted room (called periodically)."""

@@ -21,12 +21,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from media.liveness import Failure, LivenessSettings, PeerState, StateCallback
-from media.peers import PublisherPeer
 from media.room import RoomRouter
 from media.router import CodecInfo, Publication, RelayCounters
 from media.tasks import TaskGroup
 from server.auth import Identity
-from server.connection import CloseReason, Connection, ConnectionKind, ConnectionRegistry, LifecycleCounters, log_failure
+from server.connection import (
+    GRANT_FOR, CloseReason, Connection, ConnectionKind, ConnectionRegistry, LifecycleCounters, log_failure,
+)
 from server.errors import RequestError
 from server.participant import Orphan, Participant, SignalingConnection, publication_info, role_for
 from server.players import Players
@@ -43,8 +44,6 @@ from signaling.messages import (
 )
 
 logger = logging.getLogger(__name__)
-
-_GRANT_FOR = {ConnectionKind.WHIP: "publish", ConnectionKind.WHEP: "subscribe"}
 
 
 class RoomHooks(Protocol):
@@ -129,7 +128,7 @@ class Room:
         """The one admission check of every way in: this room, the grant the way in needs, and the
         room's control (lock, removal). Raises AuthError or RequestError."""
         identity.check_room(self.id)
-        grant = _GRANT_FOR.get(kind)
+        grant = GRANT_FOR.get(kind)
         if grant is not None:
             identity.require(grant)
         if self._closed:
@@ -381,18 +380,12 @@ class Room:
         """Whether the participant's session or one of its media connections is gone or silent."""
         if participant.session_lost or participant.orphans:
             return True
-        healths = [peer.health for peer in participant.publishers.values()]
-        if participant.subscriber is not None:
-            healths.append(participant.subscriber.health)
-        return any(health.state in ("stalled", "failed") for health in healths)
+        return any(health.state in ("stalled", "failed") for health in participant.healths())
 
     @staticmethod
     def _silent_for(participant: Participant) -> float:
         """How long its longest-silent stalled or failed media connection has not been heard from."""
-        healths = [peer.health for peer in participant.publishers.values()]
-        if participant.subscriber is not None:
-            healths.append(participant.subscriber.health)
-        return max((h.quiet_for for h in healths if h.state in ("stalled", "failed")), default=0.0)
+        return max((h.quiet_for for h in participant.healths() if h.state in ("stalled", "failed")), default=0.0)
 
     def _update_state(self, participant: Participant) -> None:
         state = "reconnecting" if self.is_lost(participant) else "connected"

@@ -17,7 +17,7 @@ from server.outbox import Outbox
 from server.participant import Participant
 from server.room import Room
 from server.services import SERVICES, Services
-from server.store import StoreError, StoreUnavailable
+from server.store import StoreUnavailable
 from server.websocket import WebSocket
 from server.web_auth import cookie_auth
 from signaling.codec import ProtocolError, parse_client, request_id
@@ -141,11 +141,7 @@ class Session:
             # A socket that dropped without `leave` is a loss: the participant keeps its tiles for
             # the grace period. One the server ended is already accounted for by the room.
             await self.room.leave(self, lost=not self._left and self._ended_by is None)
-            if self.room.participants.get(self.participant.id) is None:
-                try:
-                    await self.services.store.remove_presence(self.room.id, self.participant.id)
-                except StoreError as exc:  # the record expires by itself; the writer must still end
-                    logger.warning("presence not removed room=%s identity=%s error=%s", self.room.id, self.participant.id, exc)
+            await self.services.rooms.forget_presence(self.room, self.participant.id)
         self._outbox.close()
         try:
             await asyncio.wait_for(writer, 5)

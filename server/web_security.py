@@ -26,7 +26,7 @@ from aiohttp.typedefs import Handler
 
 from server.auth import AuthError
 from server.config import ServerSettings
-from server.errors import Refused, http_error
+from server.errors import Refused, UnsupportedMediaType, http_error
 from server.http_media import MEDIA_PREFIXES
 from server.origins import OriginPolicy, cross_origin_reason, forwarded_client, request_origin, trusted_address
 from server.services import SERVICES
@@ -71,9 +71,11 @@ class WebSecurity:
 
     def as_the_client_sees_it(self, request: web.Request) -> web.Request:
         """The request with the client's address, scheme and host when a trusted proxy forwarded it."""
+        if not self.proxies:
+            return request
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         address = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else ""
-        if not self.proxies or not trusted_address(address, self.proxies):
+        if not trusted_address(address, self.proxies):
             return request
         headers = request.headers
         changes: dict[str, str] = {}
@@ -136,8 +138,7 @@ def _check_json(request: web.Request) -> None:
         return
     kind = request.content_type.lower()
     if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
-        # 415 is not among server/errors.py's statuses yet: answered here, in the same `code: message` form.
-        raise web.HTTPUnsupportedMediaType(text=f"unsupported_media_type: send application/json, not {kind[:60]!r}\n")
+        raise http_error(UnsupportedMediaType("unsupported_media_type", f"send application/json, not {kind[:60]!r}"))
 
 
 def _device_link_to_cookie(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:

@@ -20,7 +20,7 @@ from server.connection import CloseReason, ConnectionKind
 from server.errors import NotFound, Refused, RequestError, http_error
 from server.room import Room
 from server.services import SERVICES, Services
-from server.store import StoreError, StoreUnavailable
+from server.store import StoreUnavailable
 from server.web_auth import bearer_identity
 
 logger = logging.getLogger(__name__)
@@ -142,11 +142,7 @@ async def whip_delete(request: web.Request) -> web.Response:
     except (AuthError, RequestError) as exc:
         raise http_error(exc) from None
     await resource.room.stop_ingest(resource)
-    if resource.identity.identity not in resource.room.participants:
-        try:
-            await services.store.remove_presence(resource.room.id, resource.identity.identity)
-        except StoreError as exc:  # the record expires by itself
-            logger.warning("presence not removed room=%s identity=%s error=%s", resource.room.id, resource.identity.identity, exc)
+    await services.rooms.forget_presence(resource.room, resource.identity.identity)
     return web.Response(status=200)
 
 

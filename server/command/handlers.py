@@ -111,14 +111,11 @@ class CommandHandlers:
                              past: Mapping[str, float | None] | None = None) -> None:
         """Refuse a client's time no record should hold: a deadline over a year out, an event years ago."""
         now = self.service.clock.now()
-        for name, value in deadlines.items():
-            problem = None if value is None else deadline_problem(name, value, now)
-            if problem:
-                raise await self.service.refuse(caller, action, "time_out_of_range", problem)
-        for name, value in (past or {}).items():
-            problem = None if value is None else past_time_problem(name, value, now)
-            if problem:
-                raise await self.service.refuse(caller, action, "time_out_of_range", problem)
+        for check, times in ((deadline_problem, deadlines), (past_time_problem, past or {})):
+            for name, value in times.items():
+                problem = None if value is None else check(name, value, now)
+                if problem:
+                    raise await self.service.refuse(caller, action, "time_out_of_range", problem)
 
     def resolve(self, sites: list[str], subtrees: list[str]) -> tuple[list[str], list[str]]:
         """(recipient sites in order without repeats, unknown site ids)."""

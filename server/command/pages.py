@@ -14,6 +14,7 @@ from server.command.domain import CLASS_NAMES, Directive
 from server.command.photo_body import read_photo
 from server.command.photo_owners import Upload, rightful_targets
 from server.command.reports import INCIDENT_TYPES
+from server.command.service import CommandService
 from server.command.views import Viewer, event_info, may_see_directive
 from server.errors import http_error
 from server.pages import _me, _render, _sites
@@ -163,26 +164,26 @@ async def photo_file(request: web.Request) -> web.StreamResponse:
     command = request.app[COMMAND]
     name = request.match_info["name"]
     path = command.photos.path(name)
+    refused = web.HTTPNotFound(text="unknown_photo: no such photo visible to you\n")
+    if path is None:
+        raise refused
     owners = command.photos.owners(name)
     # The uploader sees its own photo; others through what references it, and only an owner's reference counts.
-    allowed = identity.site in owners or any(
-        _may_see_target(request, identity, target)
-        for target in rightful_targets(command.service.photo_refs.get(name, []), owners))
-    if path is None or not allowed:
-        raise web.HTTPNotFound(text="unknown_photo: no such photo visible to you\n")
+    service, viewer = command.service, Viewer(identity.identity, identity.site)
+    if identity.site not in owners and not any(
+        _may_see_target(service, viewer, target) for target in rightful_targets(service.photo_refs.get(name, []), owners)
+    ):
+        raise refused
     return web.FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
 
 
-def _may_see_target(request: web.Request, identity: Identity, target: str) -> bool:
-    """Whether the caller may see the directive or incident `target`."""
-    from server.command import COMMAND
-
-    service = request.app[COMMAND].service
+def _may_see_target(service: CommandService, viewer: Viewer, target: str) -> bool:
+    """Whether `viewer` may see the directive or incident `target`."""
     directive = service.ledger.directives.get(target)
     if directive is not None:
-        return may_see_directive(directive, Viewer(identity.identity, identity.site), service.parent_of) is not None
+        return may_see_directive(directive, viewer, service.parent_of) is not None
     incident = service.board.incidents.get(target)
-    return incident is not None and (identity.site == incident.site or identity.site in incident.chain)
+    return incident is not None and (viewer.site == incident.site or viewer.site in incident.chain)
 
 
 def add_routes(app: web.Application) -> None:

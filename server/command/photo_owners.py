@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Final
 
 from server.errors import RateLimited
+from server.times import DAY
 
-DAY: Final[float] = 86400.0
 OWNERS_SUFFIX: Final[str] = ".owners.json"
 
 
@@ -57,10 +57,15 @@ def read_uploads(path: Path) -> list[Upload]:
 
 def write_uploads(path: Path, uploads: Sequence[Upload]) -> None:
     """Replace the record atomically (a reader sees the old or the new one, never half)."""
+    atomic_write(path, json.dumps({"uploads": [asdict(u) for u in uploads]}).encode())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all, synced to disk (a temporary file in its directory, renamed)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"uploads": [asdict(u) for u in uploads]}, f)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -7,14 +7,14 @@ import logging
 from typing import Final
 
 from server.command.photos import PhotoStore
-from server.command.service import STREAM, CommandService
+from server.command.service import CommandService
 from server.scheduler import Timer
+from server.times import DAY
 
 logger = logging.getLogger(__name__)
 
 SWEEP_EVERY: Final[float] = 3600.0
-KEEP_UNREFERENCED: Final[float] = 86400.0
-PAGE: Final[int] = 1000
+KEEP_UNREFERENCED: Final[float] = DAY
 
 
 class PhotoSweeper:
@@ -60,13 +60,9 @@ class PhotoSweeper:
 
     async def _referenced_in_log(self, names: set[str]) -> set[str]:
         found: set[str] = set()
-        after: str | None = None
-        while True:
-            page = await self.service.store.read_events(STREAM, after=after, limit=PAGE)
+        async for page in self.service.read_pages(None):
             for event in page:
                 photo = event.data.get("photo")
                 if isinstance(photo, str) and photo in names:
                     found.add(photo)
-            if len(page) < PAGE:
-                return found
-            after = page[-1].id
+        return found

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import tempfile
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +17,7 @@ from typing import Final
 
 from PIL import Image, UnidentifiedImageError
 
-from server.command.photo_owners import OWNERS_SUFFIX, Quota, Upload, owners_file, read_uploads, write_uploads
+from server.command.photo_owners import OWNERS_SUFFIX, Quota, Upload, atomic_write, owners_file, read_uploads, write_uploads
 from server.errors import RequestError
 
 DEFAULT_MAX_PHOTO_BYTES: Final[int] = 8 * 1024 * 1024
@@ -99,16 +97,7 @@ class PhotoStore:
         target = self.root / name
         if not target.exists():
             self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            atomic_write(target, data)
 
     def path(self, name: str) -> Path | None:
         """The file of a stored photo, or None for a bad or unknown name."""

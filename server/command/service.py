@@ -79,33 +79,24 @@ class CommandService:
     async def start(self) -> None:
         """Fold the whole stored log, then arm every deadline."""
         count = 0
-        async for event in self.read_after(None):
-            try:
-                self._fold(event)
-            except Exception as exc:  # noqa: BLE001 - one record the fold cannot read must cost only itself
-                self.skipped.add(event.id, "unreadable", f"{type(exc).__name__}: {exc}")
-            count += 1
+        async for page in self.read_pages(None):
+            for event in page:
+                try:
+                    self._fold(event)
+                except Exception as exc:  # noqa: BLE001 - one record the fold cannot read must cost only itself
+                    self.skipped.add(event.id, "unreadable", f"{type(exc).__name__}: {exc}")
+            count += len(page)
         for directive in self.ledger.directives.values():
             self._arm(directive)
         logger.info("command log loaded events=%d directives=%d incidents=%d skipped=%d",
                     count, len(self.ledger.directives), len(self.board.incidents), self.skipped.total)
 
-    async def read_after(self, after: str | None):  # type: ignore[no-untyped-def]
-        """Every stored command event after `after`, oldest first (an async iterator)."""
-        while True:
-            page = await self.store.read_events(STREAM, after=after, limit=PAGE)
-            for stored in page:
-                yield _event(stored)
-            if len(page) < PAGE:
-                return
-            after = page[-1].id
-
-    async def read_pages(self, after: str | None, until: str, limit: int) -> AsyncIterator[list[Event]]:
-        """The stored command events after `after` up to `until` (both ids), oldest first, `limit` a page."""
-        last = event_id_key(until)
+    async def read_pages(self, after: str | None, until: str | None = None, limit: int = PAGE) -> AsyncIterator[list[Event]]:
+        """The stored command events after `after` (up to `until`, if given), oldest first, `limit` a page."""
+        last = None if until is None else event_id_key(until)
         while True:
             page = await self.store.read_events(STREAM, after=after, limit=limit)
-            events = [_event(stored) for stored in page if event_id_key(stored.id) <= last]
+            events = [_event(stored) for stored in page if last is None or event_id_key(stored.id) <= last]
             if events:
                 yield events
             if len(events) < limit:

@@ -41,10 +41,10 @@ end
 return owner
 """
 
-# Presence: KEYS[1] a sorted set identity -> expiry (by the caller's clock), KEYS[2] a
-# hash identity -> record. Expired entries are dropped here, at read time, atomically so
-# that a concurrent refresh is never half-deleted.
-_LIST_PRESENCE = """
+# Records with an expiry (presences, device links): KEYS[1] a sorted set id -> expiry (by the
+# caller's clock), KEYS[2] a hash id -> record. Expired entries are dropped here, at read time,
+# atomically so that a concurrent refresh is never half-deleted; the live ones come back by expiry.
+_LIVE_RECORDS = """
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 for _, identity in ipairs(dead) do
   redis.call('HDEL', KEYS[2], identity)
@@ -90,16 +90,6 @@ for i = 1, #found, 2 do
   end
 end
 return out
-"""
-
-# Records with an expiry: KEYS[1] a hash id -> record, KEYS[2] a sorted set id -> expiry.
-_LIVE_RECORDS = """
-local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-for _, id in ipairs(dead) do
-  redis.call('HDEL', KEYS[1], id)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-return redis.call('HVALS', KEYS[1])
 """
 
 _EVENT_FIELD = b"e"
@@ -161,10 +151,9 @@ class RedisStore:
             raise StoreError(f"invalid Redis URL {self.safe_url}: {exc}") from exc
         self._redis = aioredis.Redis.from_pool(pool)
         self._place = self._redis.register_script(_PLACE)
-        self._list_presence = self._redis.register_script(_LIST_PRESENCE)
+        self._live_records = self._redis.register_script(_LIVE_RECORDS)
         self._revoke = self._redis.register_script(_REVOKE)
         self._revocations_after = self._redis.register_script(_REVOCATIONS_AFTER)
-        self._live_records = self._redis.register_script(_LIVE_RECORDS)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -192,11 +181,6 @@ class RedisStore:
         if self._down_since is not None:
             log.warning("store available again url=%s after %.1f s", self.safe_url, time.monotonic() - self._down_since)
             self._down_since = None
-
-    @property
-    def available(self) -> bool:
-        """False from a failed call until a call succeeds again."""
-        return self._down_since is None
 
     def _key(self, kind: str, name: str = "") -> str:
         """Return the full key for a kind of data (and the room or stream it belongs to)."""
@@ -274,7 +258,7 @@ class RedisStore:
         """Return live presences sorted by joined_at, dropping expired ones."""
         keys = [self._key("presence-exp", room), self._key("presence-rec", room)]
         with self._errors():
-            raw = await self._list_presence(keys=keys, args=[repr(self._clock())])
+            raw = await self._live_records(keys=keys, args=[repr(self._clock())])
         live = [msgspec.json.decode(item, type=PresenceRecord) for item in raw]
         return sorted(live, key=lambda p: (p.joined_at, p.identity))
 
@@ -382,7 +366,7 @@ class RedisStore:
 
     async def list_device_links(self) -> list[DeviceLinkRecord]:
         """Return the unexpired device links, newest first, dropping expired ones."""
-        keys = [self._key("device-links"), self._key("device-links-exp")]
+        keys = [self._key("device-links-exp"), self._key("device-links")]
         with self._errors():
             raw = await self._live_records(keys=keys, args=[repr(self._clock())])
         records = [msgspec.json.decode(item, type=DeviceLinkRecord) for item in raw]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from media.aiortc_hooks import close_peer_connection
 from signaling.control import LockRoom, RaiseHand, RemoveParticipant

@@ -12,7 +12,6 @@ import pytest
 
 from server.auth import Identity
 from server.command.service import Caller, CommandService
-from server.store import event_id_key
 from signaling.command import CommandSubscribe, CommandSynced
 
 from .conftest import CommandPlatform, Refused
