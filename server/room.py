@@ -286,10 +286,14 @@ class Room:
 
     async def _settle_orphans(self, participant: Participant, via: ConnectionKind) -> None:
         """The new connection published what it has: the rest of the old one's tracks are gone."""
-        for orphan in [o for o in participant.orphans if o.kind is via]:
+        await self._close_orphans(participant, via)
+        self._update_state(participant)
+
+    async def _close_orphans(self, participant: Participant, kind: ConnectionKind | None) -> None:
+        """Close the orphaned publisher connections that came in as `kind` (None: all of them)."""
+        for orphan in [o for o in participant.orphans if kind is None or o.kind is kind]:
             participant.orphans.remove(orphan)
             await self.router.close_publisher(participant.id, orphan.peer)
-        self._update_state(participant)
 
     def _orphan(self, participant: Participant, connection: Connection) -> None:
         peer = participant.publishers.pop(connection.id, None)
@@ -408,9 +412,7 @@ class Room:
         participant.grace = None
         if self.participants.get(participant.id) is not participant:
             return
-        for orphan in list(participant.orphans):  # tracks nobody continued
-            participant.orphans.remove(orphan)
-            await self.router.close_publisher(participant.id, orphan.peer)
+        await self._close_orphans(participant, None)  # tracks nobody continued
         if self.is_lost(participant):
             self.lifecycle.ghosts_cleaned += 1
             logger.warning("participant ended after the grace period room=%s identity=%s grace=%.0fs",
@@ -427,9 +429,7 @@ class Room:
         peer = participant.publishers.pop(connection.id, None)
         if peer is not None:
             await self.router.close_publisher(participant.id, peer)
-        for orphan in [o for o in participant.orphans if o.kind is connection.kind]:
-            participant.orphans.remove(orphan)
-            await self.router.close_publisher(participant.id, orphan.peer)
+        await self._close_orphans(participant, connection.kind)
         others = [c for c in self.connections_of(participant.id) if c.kind is not ConnectionKind.WHEP]
         if others or participant.session_lost:
             self._update_state(participant)
