@@ -99,10 +99,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await services.store.start()
     await services.rooms.start()
     services.scheduler.start()
+    services.tail.start()  # the domains say what they follow as they fold their logs, after this
     refresher = asyncio.get_running_loop().create_task(_refresh(services), name="presence-refresh")
     yield
     refresher.cancel()
     await asyncio.gather(refresher, return_exceptions=True)
+    await services.tail.close()
     await services.rooms.close()  # every connection of every room: sessions, encoders, players
     for session in list(services.sessions):  # sessions that never joined a room
         await session.close(CloseReason.SHUTDOWN)

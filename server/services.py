@@ -15,6 +15,7 @@ from server.auth import PasswordVerifier, TokenService
 from server.config import Config
 from server.connection import CloseReason, LifecycleCounters
 from server.errors import RequestError
+from server.follow import LogTail
 from server.participant import Participant
 from server.rate_limits import RateLimits
 from server.registry import RoomRegistry
@@ -161,6 +162,11 @@ class Services:
     scheduler: Scheduler = field(default_factory=lambda: Scheduler(SystemClock()))
     background: TaskGroup = field(default_factory=lambda: TaskGroup("server"))
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    # The streams every node folds, followed live (server/follow.py); read from once the store starts.
+    tail: LogTail = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tail = LogTail(self.store)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -206,9 +206,11 @@ class Session:
         self.room = room
         try:
             await self.services.rooms.record_presence(room)
-        except StoreUnavailable:
-            self._left = True  # refused: the cleanup takes the participant out at once, no grace
-            raise
+        except StoreUnavailable as exc:
+            # Welcomed already, and the store answered just before: it went away in between. The
+            # participant stays (media needs no store); the periodic refresh writes the presence.
+            logger.warning("presence not recorded at join room=%s identity=%s error=%s: the refresh will write it",
+                           room.id, identity.identity, exc)
 
     async def _loop(self) -> None:
         while not self.ws.closed:

@@ -4,6 +4,13 @@ Every change is one event in the store's `command` stream (who from the verified
 from which session and address). The state in memory is only ever the fold of that stream, so a
 restarted server reads the stream again and is where it was. A change is confirmed to a client
 only after the store holds its event; refusals go to the `command-refusals` stream and the log.
+
+Every node folds the same stream and follows it live (server/follow.py): a directive issued on one
+node reaches the sessions of its recipients on every node as soon as the store holds it. A change
+is checked against the state folded up to the stream's last event and appended only if the stream
+is still there (`append_event_at`); if another node wrote meanwhile, this node folds what it
+missed and checks again, so two nodes never both accept conflicting changes (two acknowledgements,
+a feedback after a cancel), and a deadline every node watches is marked overdue once.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from server.errors import RequestError
 from server.scheduler import Timer
 from server.services import Services
 from server.skipped import SkippedRecords
-from server.store import StoredEvent, StoreError, event_id_key
+from server.store import StoredEvent, StoreError, StreamMoved, event_id_key
 from signaling.command import CommandEvent
 
 logger = logging.getLogger(__name__)
@@ -39,6 +46,7 @@ logger = logging.getLogger(__name__)
 STREAM = "command"
 REFUSALS = "command-refusals"
 PAGE = 1000
+ATTEMPTS = 20  # conditional appends tried, catching up in between, before a change is refused as busy
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ class CommandService:
             count += len(page)
         for directive in self.ledger.directives.values():
             self._arm(directive)
+        self.services.tail.follow(STREAM, self.last_event_id, self._followed)
         logger.info("command log loaded events=%d directives=%d incidents=%d skipped=%d",
                     count, len(self.ledger.directives), len(self.board.incidents), self.skipped.total)
 
@@ -123,29 +132,61 @@ class CommandService:
             apply_report(self.board.incidents, probe)
 
     async def record(self, caller: Caller | None, kind: str, data: Mapping[str, object]) -> Event:
-        """Validate, append (returns once stored), fold and push one event; IllegalTransition if refused."""
-        self.check(caller, kind, data)
+        """Validate, append (returns once stored), fold and push one event; IllegalTransition if refused.
+
+        The event is appended only where the stream was when it was checked: when another node has
+        written meanwhile, what it wrote is folded and the change checked again."""
         key = (kind, str(data.get("directive_id") or data.get("incident_id") or ""), str(data.get("site", "")))
         if key in self._inflight and kind not in ("delivered", "updated"):
             raise IllegalTransition("in_progress", f"the same {kind} is already being stored")
         self._inflight.add(key)
         try:
-            full: dict[str, object] = {**data, "t": self.clock.now()}
-            if caller is not None:
-                full.setdefault("site", caller.identity.site)
-                full["session"], full["remote"] = caller.session_id, caller.remote
-            stored = await self.store.append_event(
-                STREAM, actor=caller.identity.identity if caller else "system", kind=kind, data=full
-            )
+            for _ in range(ATTEMPTS):
+                self.check(caller, kind, data)
+                full: dict[str, object] = {**data, "t": self.clock.now()}
+                if caller is not None:
+                    full.setdefault("site", caller.identity.site)
+                    full["session"], full["remote"] = caller.session_id, caller.remote
+                try:
+                    stored = await self.store.append_event_at(
+                        STREAM, self.last_event_id, actor=caller.identity.identity if caller else "system", kind=kind, data=full
+                    )
+                except StreamMoved:
+                    await self.catch_up()
+                    continue
+                break
+            else:
+                raise IllegalTransition("busy", f"the command log kept moving under this {kind}: try again")
         finally:
             self._inflight.discard(key)
         event = _event(stored)
-        changed = self._fold(event)
+        self._take(event)
+        return event
+
+    async def catch_up(self) -> None:
+        """Fold (and push) what the log holds beyond this node's fold."""
+        async for page in self.read_pages(self.last_event_id):
+            for event in page:
+                self._take(event)
+
+    def _followed(self, page: list[StoredEvent]) -> None:
+        for stored in page:
+            self._take(_event(stored))
+
+    def _take(self, event: Event) -> None:
+        """Fold and push one event of the log, unless this node has folded it already (its own
+        append, or one read while catching up)."""
+        if self.last_event_id is not None and event_id_key(event.id) <= event_id_key(self.last_event_id):
+            return
+        try:
+            changed = self._fold(event)
+        except Exception as exc:  # noqa: BLE001 - one record the fold cannot read must cost only itself
+            self.skipped.add(event.id, "unreadable", f"{type(exc).__name__}: {exc}")
+            return
         if changed is None:
-            logger.error("stored event did not fold id=%s kind=%s", event.id, kind)
+            logger.error("event did not fold id=%s kind=%s", event.id, event.kind)
         else:
             self._push(event, changed)
-        return event
 
     async def refuse(self, caller: Caller, action: str, code: str, message: str) -> RequestError:
         """Log a refusal (to the log and the refusals stream) and return the error to raise."""

@@ -16,6 +16,7 @@ from .base import (
     StoredEvent,
     StoreError,
     StoreUnavailable,
+    StreamMoved,
     event_id_key,
     redact_url,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoredEvent",
+    "StreamMoved",
     "event_id_key",
     "open_store",
     "redact_url",

@@ -21,6 +21,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoredEvent",
+    "StreamMoved",
     "encode_event_data",
     "event_id_key",
     "redact_url",
@@ -35,6 +36,16 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The backing service (Redis) cannot be reached."""
+
+
+class StreamMoved(StoreError):
+    """A conditional append found the stream past where the writer had read it (another node wrote)."""
+
+    def __init__(self, stream: str, expected: str | None, last: str | None) -> None:
+        super().__init__(f"stream {stream!r} is at {last or 'its start'}, not {expected or 'its start'}")
+        self.stream = stream
+        self.expected = expected
+        self.last = last
 
 
 class RecordInvalid(StoreError):
@@ -159,10 +170,25 @@ class Store(Protocol):
         """Append an event; returns only once the store holds it."""
         ...
 
+    async def append_event_at(
+        self, stream: str, last: str | None, *, actor: str, kind: str, data: Mapping[str, object]
+    ) -> StoredEvent:
+        """Append only if the stream's last event is `last` (None: the stream is empty), atomically;
+        raises `StreamMoved` otherwise. A writer that folded the stream up to `last` appends a change
+        it checked against that state, and no other writer's change can come in between."""
+        ...
+
     async def read_events(
         self, stream: str, *, after: str | None = None, limit: int = 1000
     ) -> list[StoredEvent]:
         """Return up to limit events strictly after the given id, oldest first."""
+        ...
+
+    async def wait_events(
+        self, positions: Mapping[str, str | None], *, block: float, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """Events after each stream's position (None: from its start), stream by stream, oldest first
+        within each; waits up to `block` seconds for one to arrive when there is none yet."""
         ...
 
     async def revoke_token(self, record: RevocationRecord) -> int:

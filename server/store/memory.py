@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import logging
 import time
@@ -16,6 +17,7 @@ from .base import (
     RevocationRecord,
     RoomRecord,
     StoredEvent,
+    StreamMoved,
     encode_event_data,
     event_id_key,
 )
@@ -51,6 +53,7 @@ class MemoryStore:
         self._revocations: dict[str, RevocationRecord] = {}
         self._revocation_seq = 0
         self._device_links: dict[str, DeviceLinkRecord] = {}
+        self._appended: asyncio.Event | None = None  # set (and replaced) at each append, for wait_events
 
     async def start(self) -> None:
         """Say that nothing outlives this process."""
@@ -117,6 +120,19 @@ class MemoryStore:
         self, stream: str, *, actor: str, kind: str, data: Mapping[str, object]
     ) -> StoredEvent:
         """Append an event with an id of the same form and order as a Redis stream id."""
+        return self._append(stream, actor, kind, data)
+
+    async def append_event_at(
+        self, stream: str, last: str | None, *, actor: str, kind: str, data: Mapping[str, object]
+    ) -> StoredEvent:
+        """Append only if the stream's last event is `last`; `StreamMoved` otherwise."""
+        events = self._streams.get(stream)
+        current = events.events[-1].id if events and events.events else None
+        if current != last:
+            raise StreamMoved(stream, last, current)
+        return self._append(stream, actor, kind, data)
+
+    def _append(self, stream: str, actor: str, kind: str, data: Mapping[str, object]) -> StoredEvent:
         # A JSON round trip gives the caller the same copy semantics (and the same
         # refusals) as Redis, and keeps later mutation of `data` out of the log.
         payload = msgspec.json.decode(encode_event_data(data), type=dict[str, object])
@@ -132,6 +148,9 @@ class MemoryStore:
         )
         events.events.append(event)
         events.keys.append(key)
+        if self._appended is not None:
+            self._appended.set()
+            self._appended = None
         return event
 
     async def read_events(
@@ -146,6 +165,27 @@ class MemoryStore:
             return []
         start = 0 if start_key is None else bisect.bisect_right(events.keys, start_key)
         return events.events[start : start + limit]
+
+    async def wait_events(
+        self, positions: Mapping[str, str | None], *, block: float, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """Events after each position, stream by stream; waits up to `block` s for the first append."""
+        found = await self._after(positions, limit)
+        if found or block <= 0:
+            return found
+        if self._appended is None:
+            self._appended = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._appended.wait(), block)
+        except TimeoutError:
+            return []
+        return await self._after(positions, limit)
+
+    async def _after(self, positions: Mapping[str, str | None], limit: int) -> list[StoredEvent]:
+        found: list[StoredEvent] = []
+        for stream, after in positions.items():
+            found += await self.read_events(stream, after=after, limit=limit)
+        return found
 
     async def revoke_token(self, record: RevocationRecord) -> int:
         """Keep the revocation under the next sequence number (a repeat moves it there)."""

@@ -20,6 +20,7 @@ from .base import (
     StoredEvent,
     StoreError,
     StoreUnavailable,
+    StreamMoved,
     encode_event_data,
     event_id_key,
     redact_url,
@@ -92,6 +93,18 @@ end
 return out
 """
 
+# Compare-and-append: XADD only if the stream's last entry is ARGV[1] ('' for an empty stream);
+# else return the id it is at, so the writer catches up from there and checks again.
+_APPEND_AT = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local current = ''
+if last[1] then current = last[1][1] end
+if current ~= ARGV[1] then
+  return {0, current}
+end
+return {1, redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])}
+"""
+
 _EVENT_FIELD = b"e"
 UNDECODABLE_KIND = "undecodable"  # what an entry we cannot read becomes: no fold knows the kind, all skip it
 
@@ -153,6 +166,7 @@ class RedisStore:
         self._place = self._redis.register_script(_PLACE)
         self._live_records = self._redis.register_script(_LIVE_RECORDS)
         self._revoke = self._redis.register_script(_REVOKE)
+        self._append_at = self._redis.register_script(_APPEND_AT)
         self._revocations_after = self._redis.register_script(_REVOCATIONS_AFTER)
 
     @contextmanager
@@ -266,14 +280,29 @@ class RedisStore:
         self, stream: str, *, actor: str, kind: str, data: Mapping[str, object]
     ) -> StoredEvent:
         """XADD the event; returns once Redis has acknowledged it."""
-        payload = encode_event_data(data)
-        at = self._clock()
-        body = _EventBody(at=at, actor=actor, kind=kind, data=msgspec.json.decode(payload))
+        body = self._body(actor, kind, data)
         with self._errors():
             raw_id = await self._redis.xadd(
                 self._key("events", stream), {_EVENT_FIELD: msgspec.json.encode(body)}
             )
-        return StoredEvent(id=_text(raw_id), stream=stream, at=at, actor=actor, kind=kind, data=body.data)
+        return StoredEvent(id=_text(raw_id), stream=stream, at=body.at, actor=actor, kind=kind, data=body.data)
+
+    async def append_event_at(
+        self, stream: str, last: str | None, *, actor: str, kind: str, data: Mapping[str, object]
+    ) -> StoredEvent:
+        """XADD in a script only if the stream's last entry is `last`; `StreamMoved` otherwise."""
+        body = self._body(actor, kind, data)
+        with self._errors():
+            done, raw_id = await self._append_at(
+                keys=[self._key("events", stream)], args=[last or "", msgspec.json.encode(body)]
+            )
+        if not int(done):
+            raise StreamMoved(stream, last, _text(raw_id) or None)
+        return StoredEvent(id=_text(raw_id), stream=stream, at=body.at, actor=actor, kind=kind, data=body.data)
+
+    def _body(self, actor: str, kind: str, data: Mapping[str, object]) -> _EventBody:
+        payload = encode_event_data(data)
+        return _EventBody(at=self._clock(), actor=actor, kind=kind, data=msgspec.json.decode(payload))
 
     async def read_events(
         self, stream: str, *, after: str | None = None, limit: int = 1000
@@ -289,6 +318,27 @@ class RedisStore:
             entries = await self._redis.xrange(
                 self._key("events", stream), min=start, max="+", count=limit
             )
+        return self._events(stream, entries)
+
+    async def wait_events(
+        self, positions: Mapping[str, str | None], *, block: float, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """XREAD BLOCK over every stream asked for (block stays below the command timeout)."""
+        if not positions:
+            return []
+        for after in positions.values():
+            if after is not None:
+                event_id_key(after)
+        streams = {self._key("events", stream): after or "0-0" for stream, after in positions.items()}
+        with self._errors():
+            reply = await self._redis.xread(streams, count=limit, block=max(1, int(block * 1000)))
+        prefix = f"{self.key_prefix}events:"
+        found: list[StoredEvent] = []
+        for key, entries in reply or []:
+            found += self._events(_text(key).removeprefix(prefix), entries)
+        return found
+
+    def _events(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes] | None]] | None) -> list[StoredEvent]:
         events: list[StoredEvent] = []
         for raw_id, fields in entries or []:
             if fields is None:  # an entry deleted under us; our streams are never trimmed

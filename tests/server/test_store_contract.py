@@ -22,6 +22,7 @@ from server.store import (
     RoomRecord,
     Store,
     StoreUnavailable,
+    StreamMoved,
     event_id_key,
     open_store,
     redact_url,
@@ -363,6 +364,66 @@ async def test_concurrent_appends_get_distinct_ids_in_one_order(store: Store) ->
     keys = [event_id_key(e.id) for e in read]
     assert keys == sorted(keys)
     assert sorted(e.data["i"] for e in read) == list(range(200))  # type: ignore[type-var]
+
+
+# Conditional appends and waiting for events: how nodes agree on one log
+
+
+async def test_an_append_at_the_stream_end_is_stored(store: Store) -> None:
+    first = await store.append_event_at("agreed", None, actor="a", kind="k", data={"i": 1})
+    second = await store.append_event_at("agreed", first.id, actor="a", kind="k", data={"i": 2})
+    assert [e.id for e in await store.read_events("agreed")] == [first.id, second.id]
+
+
+async def test_an_append_behind_the_stream_end_is_refused_with_where_the_stream_is(store: Store) -> None:
+    first = await store.append_event("agreed", actor="node-1", kind="k", data={"i": 1})
+    with pytest.raises(StreamMoved) as refused:
+        await store.append_event_at("agreed", None, actor="node-2", kind="k", data={"i": 2})
+    assert (refused.value.expected, refused.value.last) == (None, first.id)
+    second = await store.append_event("agreed", actor="node-1", kind="k", data={"i": 3})
+    with pytest.raises(StreamMoved) as refused:
+        await store.append_event_at("agreed", first.id, actor="node-2", kind="k", data={"i": 4})
+    assert refused.value.last == second.id
+    assert [e.data["i"] for e in await store.read_events("agreed")] == [1, 3]
+
+
+async def test_of_concurrent_appends_at_the_same_end_exactly_one_is_stored(store: Store) -> None:
+    base = await store.append_event("race", actor="a", kind="k", data={})
+    results = await asyncio.gather(
+        *(store.append_event_at("race", base.id, actor="a", kind="k", data={"i": i}) for i in range(20)),
+        return_exceptions=True,
+    )
+    stored = [r for r in results if not isinstance(r, BaseException)]
+    assert len(stored) == 1
+    assert all(isinstance(r, StreamMoved) for r in results if isinstance(r, BaseException))
+    assert len(await store.read_events("race")) == 2
+
+
+async def test_waiting_returns_what_is_there_at_once_stream_by_stream(store: Store) -> None:
+    a1 = await store.append_event("wa", actor="x", kind="k", data={})
+    b1 = await store.append_event("wb", actor="x", kind="k", data={})
+    a2 = await store.append_event("wa", actor="x", kind="k", data={})
+    found = await store.wait_events({"wa": a1.id, "wb": None, "wc": None}, block=5)
+    assert sorted((e.stream, e.id) for e in found) == sorted([("wa", a2.id), ("wb", b1.id)])
+
+
+async def test_waiting_wakes_when_an_event_is_appended(store: Store) -> None:
+    async def later() -> None:
+        await asyncio.sleep(0.2)
+        await store.append_event("wake", actor="x", kind="k", data={"n": 1})
+
+    task = asyncio.create_task(later())
+    started = asyncio.get_running_loop().time()
+    found = await store.wait_events({"wake": None}, block=5)
+    took = asyncio.get_running_loop().time() - started
+    await task
+    assert [e.data for e in found] == [{"n": 1}]
+    assert 0.1 < took < 2
+
+
+async def test_waiting_with_nothing_new_returns_empty_after_the_block(store: Store) -> None:
+    last = await store.append_event("still", actor="x", kind="k", data={})
+    assert await store.wait_events({"still": last.id}, block=0.2) == []
 
 
 # Revocations and device links
