@@ -299,6 +299,7 @@ def fold(events: Iterable[Event]) -> RollCall:
             apply(rollcall, event, event_id)
         except FoldError as exc:
             rollcall.skipped.append((str(event_id), str(exc)))
+            rollcall.last_event_id = event_id  # skipped, but read: the log goes on after it
     return rollcall
 
 

@@ -1,5 +1,13 @@
 """Running roll-calls: start, answer, excuse, close; every change an event in the store; windows on the scheduler.
 
+Every node follows the roll-calls (server/follow.py): the index of roll-calls, and the stream of
+each open one. Whatever a node appends (a call, an answer, a window's end, the close), every node
+folds and tells its own sessions and rooms from the event: a site is called on whichever node it
+is connected to, and answers there (its video is judged where it arrives, its snapshot taken
+there). Every node arms the same timers; a step is appended only where the stream was when the
+node decided it (`append_event_at`), so the node that comes second folds the first one's step and
+finds nothing left to do: each step is taken once.
+
 Restart policy (documented in README): a roll-call in progress RESUMES. Its deadlines are absolute
 clock times kept in its events; after a restart the service folds every open roll-call from the log,
 records `resumed`, and re-arms the same deadlines: a window still open keeps its remaining time, a
@@ -28,7 +36,7 @@ from server.rollcall.evidence import SnapshotFiles, capture, live_video
 from server.scheduler import Timer
 from server.services import Services
 from server.skipped import SkippedRecords
-from server.store import StoredEvent
+from server.store import StoredEvent, StreamMoved, event_id_key
 from signaling.messages import ServerMessage
 from signaling.rollcall import (
     RollCallCall,
@@ -42,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 INDEX_STREAM = "rollcalls"
 SNAPSHOT_WAIT = 5.0
+ATTEMPTS = 20  # conditional appends tried, catching up in between, before a step is refused as busy
+# A press older than this with no snapshot stored was lost with the node that took it (at a resume).
+SNAPSHOT_LOST_AFTER = 30.0
 
 
 def stream_of(rollcall_id: str) -> str:
@@ -73,6 +84,7 @@ class RollCallService:
         self._locks: dict[RollCallId, asyncio.Lock] = {}
         self._snapshots: dict[RollCallId, set[asyncio.Task[None]]] = {}
         self._changed = asyncio.Condition()
+        self._index_at: str | None = None  # the last index entry this node has read
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rollcall-snapshot")
         # Unreadable events of the roll-call logs: skipped (one WARNING each), counted for /metrics.
         self.skipped = SkippedRecords("rollcall")
@@ -80,9 +92,11 @@ class RollCallService:
     # --- life cycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resume every roll-call the log says is still open (one that cannot be read is logged and skipped)."""
+        """Resume every roll-call the log says is still open (one that cannot be read is logged and skipped),
+        then follow the index and every open roll-call live."""
         opened: dict[str, None] = {}
-        for event in await self._index():
+        index = await self._index()
+        for event in index:
             if event.kind == "created":
                 opened[str(event.data["id"])] = None
             elif event.kind == "closed":
@@ -91,14 +105,62 @@ class RollCallService:
             rollcall = await self._fold(rollcall_id)
             if rollcall is None or not rollcall.open:
                 continue
-            self.active[rollcall.id] = rollcall
+            self._adopt(rollcall)
             await self._append(rollcall, "resumed", {"at": self.clock.now()}, actor="server")
+            now = self.clock.now()
             for site, result in rollcall.results.items():
-                if result.outcome in ("answered", "late") and result.snapshot is None and result.snapshot_error is None:
+                lost = result.answered_at is not None and result.answered_at < now - SNAPSHOT_LOST_AFTER
+                if result.outcome in ("answered", "late") and result.snapshot is None and result.snapshot_error is None and lost:
                     await self._append(rollcall, "snapshot_failed", {
                         "site": site, "error": "服务重启，抓拍未完成 server restarted before the snapshot was stored"}, actor="server")
             logger.info("rollcall resumed id=%s current=%s", rollcall.id, ",".join(rollcall.current))
             await self.advance(rollcall.id)
+        self._index_at = index[-1].id if index else self._index_at
+        self.services.tail.follow(INDEX_STREAM, self._index_at, self._index_followed)
+
+    def _adopt(self, rollcall: RollCall) -> None:
+        """Hold an open roll-call live: its stream followed from where it was folded."""
+        self.active[rollcall.id] = rollcall
+        self.services.tail.follow(stream_of(rollcall.id), rollcall.last_event_id,
+                                  lambda page, rollcall=rollcall: self._followed(rollcall, page))
+
+    def _index_followed(self, page: list[StoredEvent]) -> None:
+        for event in page:
+            self._index_at = event.id
+            rollcall_id = event.data.get("id")
+            if not isinstance(rollcall_id, str):
+                continue
+            if event.kind == "created" and RollCallId(rollcall_id) not in self.active:
+                self.services.background.spawn(self._join(rollcall_id), name=f"rollcall-follow:{rollcall_id}")
+            elif event.kind == "closed":
+                self.services.background.spawn(self._closed(RollCallId(rollcall_id)), name=f"rollcall-closed:{rollcall_id}")
+
+    async def _join(self, rollcall_id: str) -> None:
+        """Another node started a roll-call: fold it, follow it, and watch its steps too."""
+        rollcall = await self._fold(rollcall_id)
+        if rollcall is None or not rollcall.open or rollcall.id in self.active:
+            return
+        self._adopt(rollcall)
+        for site in rollcall.current:  # calls already out: this node's sessions of those sites hear them now
+            self._site_send(site, self._call(rollcall, site))
+        logger.info("rollcall followed id=%s", rollcall.id)
+        await self.advance(rollcall.id)
+
+    async def _closed(self, rollcall_id: RollCallId) -> None:
+        """Another node closed a roll-call: fold its last events (the escalation) before letting it go."""
+        rollcall = self.active.get(rollcall_id)
+        if rollcall is not None:
+            await self._catch_up(rollcall)
+        self._drop(rollcall_id)
+        await self._notify()
+
+    def _drop(self, rollcall_id: RollCallId) -> None:
+        timer = self._timers.pop(rollcall_id, None)
+        if timer is not None:
+            timer.cancel()
+        self.services.tail.unfollow(stream_of(rollcall_id))
+        self.active.pop(rollcall_id, None)
+        self._locks.pop(rollcall_id, None)
 
     async def close(self) -> None:
         """Stop the timers and the snapshot workers (roll-calls stay open in the log)."""
@@ -174,7 +236,7 @@ class RollCallService:
                 "grace": grace, "sites": sites, "caller_site": caller_site, "room": room, "schedule": schedule, "at": now}
         first = await self.services.store.append_event(stream_of(rollcall_id), actor=actor, kind="started", data=data)
         rollcall = fold([first])
-        self.active[rollcall.id] = rollcall
+        self._adopt(rollcall)
         await self.services.store.append_event(
             INDEX_STREAM, actor=actor, kind="created",
             data={"id": rollcall_id, "at": now, "sites": sites, "title": rollcall.title, "schedule": schedule},
@@ -187,21 +249,20 @@ class RollCallService:
         """A press of "到 Present" by `identity` of `site`: judged by whether its video is arriving now."""
         rollcall = self._live(rollcall_id)
         async with self._lock(rollcall.id):
-            refusal = press_refusal(rollcall, site)
-            if refusal is not None:
-                raise RequestError(refusal, f"site {site!r} cannot answer roll-call {rollcall_id}: {refusal}")
             publication = live_video(self._publications(), identity)
+
+            def refusal() -> bool:
+                code = press_refusal(rollcall, site)
+                if code is not None:
+                    raise RequestError(code, f"site {site!r} cannot answer roll-call {rollcall_id}: {code}")
+                return True
+
             await self._append(rollcall, "pressed", {
                 "site": site, "identity": identity, "at": self.clock.now(), "video": publication is not None,
                 "publication": publication.id if publication else None,
-            }, actor=identity)
-            result = rollcall.results[site]
+            }, actor=identity, still=refusal)
             if publication is not None:
                 self._spawn_snapshot(rollcall, site, publication)
-            self._room_send(rollcall, RollCallUpdate(rollcall_id=rollcall.id, site=site, outcome=result.outcome,
-                                                     response_time=result.response_time))
-            if result.settled:
-                self._site_send(site, RollCallCallEnded(rollcall_id=rollcall.id, site=site, outcome=result.outcome, final=True))
         # The reply must not wait for what the answer sets in motion (next site, closing, snapshots).
         self.services.background.spawn(self.advance(rollcall.id), name=f"rollcall-advance:{rollcall.id}")
         return rollcall
@@ -209,15 +270,19 @@ class RollCallService:
     async def excuse(self, rollcall_id: str, *, site: str, reason: str, actor: str) -> RollCall:
         """The caller excuses a site that has not answered (open or already closed)."""
         rollcall = await self.get(rollcall_id)
-        result = rollcall.results.get(site)
-        if result is None:
-            raise NotFound("not_called", f"site {site!r} is not in roll-call {rollcall_id}")
-        if result.outcome in ("answered", "late"):
-            raise RequestError("already_answered", f"site {site!r} has answered")
+
+        def excusable() -> bool:
+            result = rollcall.results.get(site)
+            if result is None:
+                raise NotFound("not_called", f"site {site!r} is not in roll-call {rollcall_id}")
+            if result.outcome in ("answered", "late"):
+                raise RequestError("already_answered", f"site {site!r} has answered")
+            return True
+
+        excusable()
         async with self._lock(rollcall.id):
-            await self._append(rollcall, "excused", {"site": site, "reason": reason, "at": self.clock.now()}, actor=actor)
-            self._site_send(site, RollCallCallEnded(rollcall_id=rollcall.id, site=site, outcome="excused", final=True))
-            self._room_send(rollcall, RollCallUpdate(rollcall_id=rollcall.id, site=site, outcome="excused"))
+            await self._append(rollcall, "excused", {"site": site, "reason": reason, "at": self.clock.now()},
+                               actor=actor, still=excusable)
         if rollcall.open:
             self.services.background.spawn(self.advance(rollcall.id), name=f"rollcall-advance:{rollcall.id}")
         return rollcall
@@ -232,7 +297,8 @@ class RollCallService:
     # --- the step machine --------------------------------------------------------------------------
 
     async def advance(self, rollcall_id: RollCallId) -> None:
-        """Carry out every step that is due, then arm the timer for the next one."""
+        """Carry out every step that is due, then arm the timer for the next one (every node does:
+        the first to append a step takes it, the others fold it and move on)."""
         rollcall = self.active.get(rollcall_id)
         if rollcall is None:
             return
@@ -252,24 +318,17 @@ class RollCallService:
                 await self._do(rollcall, action, now)
 
     async def _do(self, rollcall: RollCall, action: Action, now: float) -> None:
+        def due() -> bool:  # still this step, after folding what another node did meanwhile
+            current = next_action(rollcall, self.clock.now())
+            return current is not None and (current.kind, current.sites) == (action.kind, action.sites)
+
         sites = list(action.sites)
         if action.kind == "call":
-            deadline = now + rollcall.window
-            await self._append(rollcall, "called", {"sites": sites, "at": now, "deadline": deadline}, actor="server")
-            for site in sites:
-                self._site_send(site, RollCallCall(rollcall_id=rollcall.id, title=rollcall.title, site=site,
-                                                   deadline=deadline, window=rollcall.window, now=now))
-            if rollcall.mode == "sequence":
-                self._room_send(rollcall, RollCallSpotlight(rollcall_id=rollcall.id, site=sites[0],
-                                                            identity=self._identity_in_room(rollcall, sites[0])))
+            await self._append(rollcall, "called", {"sites": sites, "at": now, "deadline": now + rollcall.window},
+                               actor="server", still=due)
         elif action.kind == "end_window":
             # at the deadline itself (the clock may be past it after a restart or a jump), so the grace counts from there
-            await self._append(rollcall, "window_ended", {"sites": sites, "at": min(action.when, now)}, actor="server")
-            for site in sites:
-                outcome = rollcall.results[site].outcome
-                if not rollcall.results[site].settled:  # a settled site has heard already
-                    self._site_send(site, RollCallCallEnded(rollcall_id=rollcall.id, site=site, outcome=outcome))
-                self._room_send(rollcall, RollCallUpdate(rollcall_id=rollcall.id, site=site, outcome=outcome))
+            await self._append(rollcall, "window_ended", {"sites": sites, "at": min(action.when, now)}, actor="server", still=due)
         else:
             await self._close(rollcall, actor="server", reason="finished")
 
@@ -280,7 +339,14 @@ class RollCallService:
         pending = self._snapshots.pop(rollcall.id, set())
         if pending:  # the report should hold the pictures of the last answers
             await asyncio.wait(pending, timeout=SNAPSHOT_WAIT)
-        await self._append(rollcall, "closed", {"at": self.clock.now(), "reason": reason}, actor=actor)
+        if _snapshot_awaited(rollcall):  # taken by the node the answer came to: it comes through the log
+            try:
+                await self.wait_for(lambda: not _snapshot_awaited(rollcall), SNAPSHOT_WAIT)
+            except TimeoutError:
+                logger.warning("rollcall closing without every snapshot id=%s", rollcall.id)
+        if not await self._append(rollcall, "closed", {"at": self.clock.now(), "reason": reason}, actor=actor,
+                                  still=lambda: rollcall.open):
+            return  # another node closed it first
         parents = {}
         for site, result in rollcall.results.items():
             found = self.services.config.find_site(site)
@@ -288,17 +354,9 @@ class RollCallService:
                 parents[site] = found.parent
         if parents:
             await self._append(rollcall, "escalated", {"parents": parents, "at": self.clock.now()}, actor="server")
-            for parent in set(parents.values()):
-                sites = [s for s, p in parents.items() if p == parent]
-                self._site_send(parent, RollCallEscalation(rollcall_id=rollcall.id, title=rollcall.title, sites=sites))
-        for site, result in rollcall.results.items():
-            if not result.settled:
-                self._site_send(site, RollCallCallEnded(rollcall_id=rollcall.id, site=site, outcome=result.outcome, final=True))
-        if rollcall.mode == "sequence":
-            self._room_send(rollcall, RollCallSpotlight(rollcall_id=rollcall.id))
         await self.services.store.append_event(INDEX_STREAM, actor=actor, kind="closed", data={"id": rollcall.id, "at": self.clock.now()})
-        self.active.pop(rollcall.id, None)
-        self._locks.pop(rollcall.id, None)
+        self._drop(rollcall.id)
+        await self._notify()
         logger.info("rollcall closed id=%s reason=%s totals=%s", rollcall.id, reason, rollcall.totals())
 
     # --- snapshots ---------------------------------------------------------------------------------
@@ -322,13 +380,116 @@ class RollCallService:
         took = round(time.monotonic() - started, 3)
         await self._append(rollcall, "snapshot", {"site": site, "file": name, "took": took, "bytes": len(jpeg)}, actor="server")
 
-    # --- helpers -----------------------------------------------------------------------------------
+    # --- the log: appending where this node read, folding what any node appended ----------------------
 
-    async def _append(self, rollcall: RollCall, kind: str, data: dict[str, object], *, actor: str) -> None:
-        event = await self.services.store.append_event(stream_of(rollcall.id), actor=actor, kind=kind, data=data)
-        apply(rollcall, event, event.id)
+    async def _append(self, rollcall: RollCall, kind: str, data: dict[str, object], *, actor: str,
+                      still: Callable[[], bool] = lambda: True) -> bool:
+        """Append an event where this node's fold of the roll-call ends; when another node appended
+        first, fold what it did and append only if `still()` holds then (it may raise the refusal).
+        Whether the event was appended."""
+        for _ in range(ATTEMPTS):
+            if not still():
+                return False
+            try:
+                event = await self.services.store.append_event_at(
+                    stream_of(rollcall.id), rollcall.last_event_id, actor=actor, kind=kind, data=data)
+            except StreamMoved:
+                await self._catch_up(rollcall)
+                continue
+            await self._take(rollcall, event)
+            return True
+        raise RequestError("busy", f"roll-call {rollcall.id} kept changing under this {kind}: try again")
+
+    async def _catch_up(self, rollcall: RollCall) -> None:
+        after = rollcall.last_event_id
+        while True:
+            page = await self.services.store.read_events(stream_of(rollcall.id), after=after, limit=1000)
+            for event in page:
+                await self._take(rollcall, event)
+            if len(page) < 1000:
+                return
+            after = page[-1].id
+
+    def _followed(self, rollcall: RollCall, page: list[StoredEvent]) -> None:
+        if any([self._fold_one(rollcall, event) for event in page]):
+            self.services.background.spawn(self._moved_on(rollcall), name=f"rollcall-followed:{rollcall.id}")
+
+    async def _take(self, rollcall: RollCall, event: StoredEvent) -> None:
+        """Fold one event of the roll-call (unless folded already) and move on from it."""
+        if self._fold_one(rollcall, event):
+            await self._moved_on(rollcall)
+
+    def _fold_one(self, rollcall: RollCall, event: StoredEvent) -> bool:
+        """Fold one event unless folded already (this node's own append, or one read while catching
+        up) and tell this node's sessions and rooms what it means; whether it was new."""
+        if rollcall.last_event_id is not None and event_id_key(event.id) <= event_id_key(rollcall.last_event_id):
+            return False
+        try:
+            apply(rollcall, event, event.id)
+        except FoldError as exc:
+            rollcall.last_event_id = event.id
+            self.skipped.add(f"{stream_of(rollcall.id)}/{event.id}", "bad_event", str(exc))
+            return False
+        self._tell(rollcall, event)
+        return True
+
+    async def _moved_on(self, rollcall: RollCall) -> None:
+        """Wake who waits for a change, and the step machine (a step another node took may make the
+        next one due here) unless it is the one appending."""
+        await self._notify()
+        if rollcall.open and rollcall.id in self.active and not self._lock(rollcall.id).locked():
+            self.services.background.spawn(self.advance(rollcall.id), name=f"rollcall-advance:{rollcall.id}")
+
+    async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+
+    def _tell(self, rollcall: RollCall, event: StoredEvent) -> None:
+        """What an event means to the sessions and rooms of this node."""
+        data, kind = event.data, event.kind
+        sites = [s for s in data.get("sites", []) if isinstance(s, str) and s in rollcall.results] \
+            if isinstance(data.get("sites"), list) else []
+        site = data.get("site") if isinstance(data.get("site"), str) else None
+        if kind == "called":
+            for called in sites:
+                self._site_send(called, self._call(rollcall, called))
+            if rollcall.mode == "sequence" and sites:
+                self._room_send(rollcall, RollCallSpotlight(rollcall_id=rollcall.id, site=sites[0],
+                                                            identity=self._identity_in_room(rollcall, sites[0])))
+        elif kind == "window_ended":
+            for ended in sites:
+                outcome = rollcall.results[ended].outcome
+                if outcome not in ("answered", "late", "excused"):  # a settled site has heard already
+                    self._site_send(ended, RollCallCallEnded(rollcall_id=rollcall.id, site=ended, outcome=outcome))
+                self._room_send(rollcall, RollCallUpdate(rollcall_id=rollcall.id, site=ended, outcome=outcome))
+        elif kind == "pressed" and site in rollcall.results:
+            result = rollcall.results[site]
+            self._room_send(rollcall, RollCallUpdate(rollcall_id=rollcall.id, site=site, outcome=result.outcome,
+                                                     response_time=result.response_time))
+            if result.settled:
+                self._site_send(site, RollCallCallEnded(rollcall_id=rollcall.id, site=site, outcome=result.outcome, final=True))
+        elif kind == "excused" and site in rollcall.results:
+            self._site_send(site, RollCallCallEnded(rollcall_id=rollcall.id, site=site, outcome="excused", final=True))
+            self._room_send(rollcall, RollCallUpdate(rollcall_id=rollcall.id, site=site, outcome="excused"))
+        elif kind == "closed":
+            for closed, result in rollcall.results.items():
+                if not result.settled:
+                    self._site_send(closed, RollCallCallEnded(rollcall_id=rollcall.id, site=closed, outcome=result.outcome, final=True))
+            if rollcall.mode == "sequence":
+                self._room_send(rollcall, RollCallSpotlight(rollcall_id=rollcall.id))
+        elif kind == "escalated" and isinstance(data.get("parents"), dict):
+            parents = {s: p for s, p in data["parents"].items() if isinstance(p, str)}
+            for parent in set(parents.values()):
+                self._site_send(parent, RollCallEscalation(rollcall_id=rollcall.id, title=rollcall.title,
+                                                           sites=[s for s, p in parents.items() if p == parent]))
+
+    @staticmethod
+    def _call(rollcall: RollCall, site: str) -> RollCallCall:
+        result = rollcall.results[site]
+        return RollCallCall(rollcall_id=rollcall.id, title=rollcall.title, site=site, deadline=result.deadline or 0.0,
+                            window=rollcall.window, now=result.called_at or 0.0)
+
+    # --- helpers -----------------------------------------------------------------------------------
 
     def _live(self, rollcall_id: str) -> RollCall:
         rollcall = self.active.get(RollCallId(rollcall_id))
@@ -360,6 +521,12 @@ class RollCallService:
         room = self.services.rooms.rooms.get(rollcall.room or "")
         if room is not None:
             room.broadcast(message)
+
+
+def _snapshot_awaited(rollcall: RollCall) -> bool:
+    """Whether an answer with video still waits for its snapshot (or its failure)."""
+    return any(r.outcome in ("answered", "late") and r.snapshot is None and r.snapshot_error is None
+               for r in rollcall.results.values())
 
 
 def _listed_sites(event: StoredEvent) -> list[str]:

@@ -1,0 +1,104 @@
+"""A roll-call on two nodes sharing one Redis: started on one, answered on the other, each step once.
+
+Both nodes run in this process with their own manual clock (moved together), so each site is on
+the node the test chooses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from server.rollcall.service import INDEX_STREAM, read_all, stream_of
+from server.store import RedisStore
+from signaling.rollcall import RollCallAnswer, RollCallCall, RollCallCallEnded, RollCallEscalation, RollCallStart
+
+from .conftest import START, RollCallPlatform
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    prefix = f"test-rc-nodes-{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    connection = aioredis.from_url(redis_url)
+    keys = [key async for key in connection.scan_iter(match=prefix + "*")]
+    if keys:
+        await connection.delete(*keys)
+    await connection.aclose()
+
+
+async def test_a_roll_call_started_on_one_node_calls_and_hears_a_site_on_the_other_and_steps_once(
+    make_platform: Callable[..., object], redis_url: str, prefix: str,
+) -> None:
+    nodes: list[RollCallPlatform] = [
+        await make_platform(store_factory=lambda clock, n=n: RedisStore(redis_url, node_id=f"node-{n}", key_prefix=prefix, clock=clock.now))
+        for n in (1, 2)
+    ]
+    node1, node2 = nodes
+
+    def advance(seconds: float) -> None:
+        for node in nodes:
+            node.clock.advance(seconds)
+
+    caller = await node1.connect("chief-desk", "command_centre", grants=("subscribe", "moderate"))
+    far = await node2.connect("desk-county01", "jiangbei", video=True)  # answers on the other node
+    near = await node1.connect("desk-county03", "linjiang")  # never answers: absent, escalated
+    parent = await node2.connect("desk-office", "office")
+    started = time.monotonic()
+    reply = await caller.client.request(RollCallStart(sites=["jiangbei", "linjiang"], window=30, grace=10))
+    rid = reply.rollcall_id
+    await far.wait_message(RollCallCall, rollcall_id=rid, timeout=5)
+    took = time.monotonic() - started
+    assert took < 1.0, f"the call took {took:.2f} s to reach the other node's site"
+
+    advance(2.5)
+    answer = await far.client.request(RollCallAnswer(rollcall_id=rid))
+    assert answer.outcome == "answered"
+    await near.wait_message(RollCallCall, rollcall_id=rid, timeout=5)  # the next site, on the first node
+    advance(31)
+    await near.wait_message(RollCallCallEnded, rollcall_id=rid, timeout=5)
+    advance(11)
+    for node in nodes:
+        await node.rollcalls.wait_for(lambda node=node: rid not in node.rollcalls.active, 10)
+    escalation = await parent.wait_message(RollCallEscalation, rollcall_id=rid, timeout=5)
+    assert escalation.sites == ["linjiang"]
+
+    events = await read_all(node1.services, stream_of(rid))
+    kinds = Counter(e.kind for e in events)
+    assert kinds["called"] == 2 and kinds["window_ended"] == 2 and kinds["closed"] == 1 and kinds["escalated"] == 1, kinds
+    assert kinds["pressed"] == 1 and kinds["snapshot"] == 1, kinds  # the snapshot taken where the video arrives
+    index = [e for e in await read_all(node1.services, INDEX_STREAM) if e.data.get("id") == rid]
+    assert [e.kind for e in index] == ["created", "closed"]
+    for node in nodes:
+        rollcall = await node.rollcalls.get(rid)
+        assert {s: r.outcome for s, r in rollcall.results.items()} == {"jiangbei": "answered", "linjiang": "absent"}
+        assert rollcall.results["jiangbei"].snapshot is not None
+
+
+async def test_both_nodes_racing_every_step_of_a_roll_call_log_each_step_once(
+    make_platform: Callable[..., object], redis_url: str, prefix: str,
+) -> None:
+    nodes: list[RollCallPlatform] = [
+        await make_platform(start=START, store_factory=lambda clock, n=n: RedisStore(redis_url, node_id=f"node-{n}", key_prefix=prefix, clock=clock.now))
+        for n in (1, 2)
+    ]
+    caller = await nodes[0].connect("chief-desk", "command_centre", grants=("subscribe", "moderate"))
+    sites = ["jiangbei", "jiangnan", "linjiang"]
+    reply = await caller.client.request(RollCallStart(sites=sites, window=10, grace=5))
+    rid = reply.rollcall_id
+    for _ in range(8):  # nobody answers: every window ends on both nodes' timers at the same moment
+        for node in nodes:
+            node.clock.advance(6)
+        await asyncio.sleep(0.3)
+    for node in nodes:
+        await node.rollcalls.wait_for(lambda node=node: rid not in node.rollcalls.active, 10)
+    kinds = Counter(e.kind for e in await read_all(nodes[0].services, stream_of(rid)))
+    assert (kinds["called"], kinds["window_ended"], kinds["closed"]) == (3, 3, 1), kinds
