@@ -1,4 +1,9 @@
-"""Scheduled roll-calls: the configured schedules overlaid by edits kept in the log, armed on the scheduler."""
+"""Scheduled roll-calls: the configured schedules overlaid by edits kept in the log, armed on the scheduler.
+
+Every node arms every schedule and follows the schedules' log live (an edit on one node re-arms it
+on all); when a time comes, the node that claims that occurrence in the store starts the roll-call,
+so it starts once however many nodes run.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from server.store import StoredEvent, StoreError
 logger = logging.getLogger(__name__)
 
 SCHEDULE_STREAM = "rollcall-schedules"
+CLAIM_TTL = 24 * 3600.0  # an occurrence's claim outlives any clock difference between nodes
 
 
 class ScheduleRunner:
@@ -37,10 +43,14 @@ class ScheduleRunner:
 
     async def schedules(self) -> list[RollCallSchedule]:
         """Every schedule now in force: configured ones, then UI edits and deletions in log order."""
+        return list((await self._current())[0].values())
+
+    async def _current(self) -> tuple[dict[str, RollCallSchedule], str | None]:
         current = {s.id: s for s in self.services.config.rollcall_schedules}
-        for event in await read_all(self.services, SCHEDULE_STREAM):
+        events = await read_all(self.services, SCHEDULE_STREAM)
+        for event in events:
             self._fold(current, event)
-        return list(current.values())
+        return current, events[-1].id if events else None
 
     def _fold(self, current: dict[str, RollCallSchedule], event: StoredEvent) -> None:
         if event.kind == "saved":
@@ -56,13 +66,30 @@ class ScheduleRunner:
             self.skipped.add(event.id, "bad_event", f"kind={event.kind!r}")
 
     async def start(self) -> None:
-        """Arm every enabled schedule that can run for its next time after now; log and skip the others."""
-        for schedule in await self.schedules():
-            problems = schedule_problems(self.services.config, schedule, f"schedule {schedule.id}")
-            if problems:
-                self.skipped.add(_record(schedule), "invalid_schedule", "; ".join(problems))
-                continue
-            self._arm(schedule)
+        """Arm every enabled schedule that can run for its next time after now; log and skip the others;
+        then follow the edits any node makes."""
+        current, last = await self._current()
+        for schedule in current.values():
+            self._arm_checked(schedule)
+        self.services.tail.follow(SCHEDULE_STREAM, last, self._followed)
+
+    def _arm_checked(self, schedule: RollCallSchedule) -> None:
+        problems = schedule_problems(self.services.config, schedule, f"schedule {schedule.id}")
+        if problems:
+            self.skipped.add(_record(schedule), "invalid_schedule", "; ".join(problems))
+            self._disarm(schedule.id)
+            return
+        self._arm(schedule)
+
+    def _followed(self, page: list[StoredEvent]) -> None:
+        """An edit or a deletion, from this node or another: arm or disarm it here too."""
+        for event in page:
+            changed: dict[str, RollCallSchedule] = {}
+            self._fold(changed, event)
+            for schedule in changed.values():
+                self._arm_checked(schedule)
+            if event.kind == "deleted" and isinstance(event.data.get("id"), str):
+                self._disarm(str(event.data["id"]))
 
     def close(self) -> None:
         """Cancel the timers."""
@@ -110,6 +137,9 @@ class ScheduleRunner:
     async def _fire(self, schedule: RollCallSchedule, when: float) -> None:
         self._timers.pop(schedule.id, None)
         try:
+            if not await self.services.store.claim_once(f"rollcall-schedule:{schedule.id}:{when:.0f}", CLAIM_TTL):
+                logger.info("scheduled rollcall started by another node schedule=%s at=%s", schedule.id, when)
+                return
             sites = resolve_sites(self.services.config, sites=schedule.sites, group=schedule.group, subtree=schedule.subtree)
             await self.rollcalls.begin(
                 actor=f"schedule:{schedule.id}", caller_site="", sites=sites, mode=schedule.mode,

@@ -211,6 +211,11 @@ class Store(Protocol):
         """Return the unexpired device links, newest first."""
         ...
 
+    async def claim_once(self, key: str, ttl: float) -> bool:
+        """Claim `key` for this node if no node has in the last `ttl` seconds: scheduled work every
+        node watches (a roll-call schedule's occurrence) is done by the node whose claim succeeds."""
+        ...
+
     async def ping(self) -> bool:
         """Return whether the backend answers."""
         ...

@@ -53,6 +53,7 @@ class MemoryStore:
         self._revocations: dict[str, RevocationRecord] = {}
         self._revocation_seq = 0
         self._device_links: dict[str, DeviceLinkRecord] = {}
+        self._claims: dict[str, float] = {}  # key -> when the claim lapses
         self._appended: asyncio.Event | None = None  # set (and replaced) at each append, for wait_events
 
     async def start(self) -> None:
@@ -216,6 +217,15 @@ class MemoryStore:
         for token_id in [t for t, r in self._device_links.items() if r.expires_at <= now]:
             del self._device_links[token_id]
         return sorted(self._device_links.values(), key=lambda r: (-r.issued_at, r.token_id))
+
+    async def claim_once(self, key: str, ttl: float) -> bool:
+        """Claim the key unless a claim on it is still running."""
+        now = self._clock()
+        if self._claims.get(key, 0.0) > now:
+            return False
+        self._claims = {k: until for k, until in self._claims.items() if until > now}
+        self._claims[key] = now + ttl
+        return True
 
     async def ping(self) -> bool:
         """Always answers."""

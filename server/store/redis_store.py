@@ -422,6 +422,12 @@ class RedisStore:
         records = [msgspec.json.decode(item, type=DeviceLinkRecord) for item in raw]
         return sorted(records, key=lambda r: (-r.issued_at, r.token_id))
 
+    async def claim_once(self, key: str, ttl: float) -> bool:
+        """SET NX with an expiry: the first node to claim the key gets it."""
+        with self._errors():
+            claimed = await self._redis.set(self._key("once", key), self.node_id, nx=True, px=max(1, int(ttl * 1000)))
+        return bool(claimed)
+
     async def ping(self) -> bool:
         """Return whether Redis answers."""
         try:

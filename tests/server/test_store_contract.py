@@ -426,6 +426,15 @@ async def test_waiting_with_nothing_new_returns_empty_after_the_block(store: Sto
     assert await store.wait_events({"still": last.id}, block=0.2) == []
 
 
+async def test_a_claim_is_won_once_until_it_lapses(store: Store, clock: FakeClock) -> None:
+    results = await asyncio.gather(*(store.claim_once("schedule:s1:1800000000", ttl=60) for _ in range(10)))
+    assert results.count(True) == 1
+    assert await store.claim_once("schedule:s1:1800000600", ttl=60), "another occurrence is another claim"
+    if isinstance(store, MemoryStore):  # Redis expires claims by its own clock
+        clock.advance(61)
+        assert await store.claim_once("schedule:s1:1800000000", ttl=60)
+
+
 # Revocations and device links
 
 

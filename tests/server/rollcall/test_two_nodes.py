@@ -11,10 +11,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from server.rollcall.schedules import SCHEDULES
 from server.rollcall.service import INDEX_STREAM, read_all, stream_of
 from server.store import RedisStore
 from signaling.rollcall import RollCallAnswer, RollCallCall, RollCallCallEnded, RollCallEscalation, RollCallStart
@@ -22,6 +26,7 @@ from signaling.rollcall import RollCallAnswer, RollCallCall, RollCallCallEnded, 
 from .conftest import START, RollCallPlatform
 
 pytestmark = pytest.mark.redis
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
@@ -102,3 +107,33 @@ async def test_both_nodes_racing_every_step_of_a_roll_call_log_each_step_once(
         await node.rollcalls.wait_for(lambda node=node: rid not in node.rollcalls.active, 10)
     kinds = Counter(e.kind for e in await read_all(nodes[0].services, stream_of(rid)))
     assert (kinds["called"], kinds["window_ended"], kinds["closed"]) == (3, 3, 1), kinds
+
+
+async def test_a_schedule_both_nodes_arm_starts_one_roll_call_and_an_edit_on_one_node_rearms_the_other(
+    make_platform: Callable[..., object], redis_url: str, prefix: str,
+) -> None:
+    nodes: list[RollCallPlatform] = [  # the clocks read 17:29:00 in Jiangzhou: the daily duty check is a minute away
+        await make_platform(store_factory=lambda clock, n=n: RedisStore(redis_url, node_id=f"node-{n}", key_prefix=prefix, clock=clock.now))
+        for n in (1, 2)
+    ]
+    county = await nodes[1].connect("desk-county01", "jiangbei")
+    for node in nodes:
+        node.clock.advance(60)
+    await asyncio.gather(*(node.services.scheduler.run_due() for node in nodes))
+    call = await county.wait_message(RollCallCall, timeout=5)
+    index = [e for e in await read_all(nodes[0].services, INDEX_STREAM) if e.kind == "created"]
+    assert [e.data["id"] for e in index] == [call.rollcall_id], "one roll-call for one occurrence"
+    for node in nodes:
+        await node.rollcalls.wait_for(lambda node=node: call.rollcall_id in node.rollcalls.active, 5)
+
+    runner1, runner2 = (node.app[SCHEDULES] for node in nodes)
+    daily = next(s for s in await runner1.schedules() if s.id == "daily-duty")
+    await runner1.save(msgspec.structs.replace(daily, cron="0 18 * * *"), actor="chief")
+    deadline = time.monotonic() + 5
+    while datetime.fromtimestamp(runner2.next_at.get("daily-duty", 0), SHANGHAI).hour != 18:
+        assert time.monotonic() < deadline, "the other node did not re-arm the edited schedule"
+        await asyncio.sleep(0.05)
+    await runner1.delete("daily-duty", actor="chief")
+    while "daily-duty" in runner2.next_at:
+        assert time.monotonic() < deadline, "the other node did not disarm the deleted schedule"
+        await asyncio.sleep(0.05)
