@@ -59,6 +59,7 @@ class RoomRegistry:
         if room is None:
             room = self._new_room(record)
             self.rooms[room_id] = room
+            await room.control.resume()
         return room
 
     def _new_room(self, record: RoomRecord) -> Room:

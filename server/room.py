@@ -67,6 +67,10 @@ class RoomHooks(Protocol):
     def check_self_unmute(self, participant: Participant, kind: str) -> None:
         """Raise RequestError if a server mute forbids the participant to unmute itself."""
 
+    async def resume(self) -> None:
+        """Take the state up where the store left it, before anyone comes in (the room was on
+        another node, or this node restarted)."""
+
 
 class OpenRoom:
     """The hooks of a room without control: everyone admitted, roles from grants."""
@@ -89,6 +93,9 @@ class OpenRoom:
 
     def check_self_unmute(self, participant: Participant, kind: str) -> None:
         """Anyone may unmute."""
+
+    async def resume(self) -> None:
+        """Nothing kept."""
 
 
 class Room:

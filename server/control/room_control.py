@@ -3,7 +3,9 @@
 Every action is checked against the actor's role (server/control/permissions.py), applied to the
 media at once (a mute blocks the publication at the router, whatever the client sends), appended
 to the room's control log `room:{id}:control` (who, what, whom, when), and the new state is sent
-to everyone in the room.
+to everyone in the room. A room that comes up on a node (placed there after its node failed, or
+the node restarted) takes its state up from that log: since the room last ended, the lock and who
+may come back through it, removals, server mutes, the spotlight, the layout and a handed-over chair.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from server.control.speaker import DominantSpeaker, SpeakerSettings
 from server.errors import Refused, RequestError
 from server.participant import Participant
 from server.room import Room
-from server.store import Store
+from server.store import Store, StoredEvent
 from signaling.control import (
     ActiveSpeaker,
     ControlNotice,
@@ -214,7 +216,8 @@ class RoomControl:
         record = MuteRecord(actor.id, actor.identity.name, self._clock(), allow_self_unmute) if muted else None
         self._set_mute(identity, kind, record)
         self._notify(actor, "muted" if muted else "unmuted", identity, kind)
-        return await self._done(actor, "mute" if muted else "unmute", identity, kind=kind, allow_self_unmute=allow_self_unmute)
+        return await self._done(actor, "mute" if muted else "unmute", identity, kind=kind, allow_self_unmute=allow_self_unmute,
+                                by_name=actor.identity.name)
 
     async def allow_self_unmute(self, actor: Participant, identity: str, kind: str, allowed: bool) -> str:
         """Allow or refuse a muted participant to unmute itself."""
@@ -236,7 +239,8 @@ class RoomControl:
             self._set_mute(participant.id, "audio", record)
             muted.append(participant.id)
         self._notify(actor, "muted_all", None, "audio")
-        return await self._done(actor, "mute_all", None, muted=muted, allow_self_unmute=allow_self_unmute)
+        return await self._done(actor, "mute_all", None, muted=muted, allow_self_unmute=allow_self_unmute,
+                                by_name=actor.identity.name)
 
     async def remove(self, actor: Participant, identity: str, reason: str) -> str:
         """Send a participant out; it cannot come back (without "moderate") until the room ends."""
@@ -263,7 +267,7 @@ class RoomControl:
         record = await self.store.get_room(self.room.id)
         if record is not None and record.locked != locked:
             await self.store.put_room(msgspec.structs.replace(record, locked=locked))
-        return await self._done(actor, "lock" if locked else "unlock", None)
+        return await self._done(actor, "lock" if locked else "unlock", None, members=sorted(self.members))
 
     async def end(self, actor: Participant) -> str:
         """End the consultation for everyone: all sessions close, the control state starts afresh."""
@@ -276,6 +280,13 @@ class RoomControl:
         # The actor's own connections after this request's acknowledgement, which its session
         # queues when we return.
         self._spawn(self.room.end_identity(actor.id, CloseReason.ROOM_ENDED))
+        self._reset()
+        record = await self.store.get_room(self.room.id)
+        if record is not None and record.locked != self.locked:
+            await self.store.put_room(msgspec.structs.replace(record, locked=self.locked))
+        return event_id
+
+    def _reset(self) -> None:
         for key in list(self.mutes):
             self._set_mute(key[0], key[1], None)
         self.spotlight, self.chair, self.layout, self.follow_speaker = None, None, "grid", False
@@ -283,7 +294,57 @@ class RoomControl:
         self.members.clear()
         self.removed.clear()
         self.locked = self.configured_lock
-        return event_id
+
+    # --- the log read back ---------------------------------------------------------------------------
+
+    async def resume(self) -> None:
+        """Fold the room's control log (a page at a time) into the state, before anyone is admitted."""
+        after: str | None = None
+        while True:
+            page = await self.store.read_events(control_stream(self.room.id), after=after, limit=1000)
+            for event in page:
+                try:
+                    self._replay(event)
+                except (KeyError, TypeError, ValueError) as exc:
+                    logger.warning("control event not replayed room=%s id=%s error=%r", self.room.id, event.id, exc)
+            if len(page) < 1000:
+                break
+            after = page[-1].id
+        if self.locked or self.removed or self.mutes:
+            logger.info("control resumed room=%s locked=%s removed=%d mutes=%d", self.room.id, self.locked,
+                        len(self.removed), len(self.mutes))
+
+    def _replay(self, event: StoredEvent) -> None:
+        data, kind, target = event.data, event.kind, event.data.get("target")
+        by_name = str(data.get("by_name") or event.actor)
+        if kind in ("lock", "unlock"):
+            self.locked = kind == "lock"
+            self.members.update(str(m) for m in data.get("members") or [])  # type: ignore[attr-defined]
+        elif kind == "remove" and isinstance(target, str):
+            self.removed.add(target)
+            self.members.discard(target)
+            self.spotlight = None if self.spotlight == target else self.spotlight
+        elif kind == "mute" and isinstance(target, str):
+            self.mutes[(target, str(data["kind"]))] = MuteRecord(event.actor, by_name, event.at, bool(data.get("allow_self_unmute")))
+        elif kind in ("unmute", "self_unmuted") and isinstance(target, str):
+            self.mutes.pop((target, str(data["kind"])), None)
+        elif kind == "grant_floor" and isinstance(target, str):
+            self.mutes.pop((target, "audio"), None)
+        elif kind == "allow_self_unmute" and isinstance(target, str):
+            record = self.mutes.get((target, str(data["kind"])))
+            if record is not None:
+                self.mutes[(target, str(data["kind"]))] = MuteRecord(record.by, record.by_name, record.at, bool(data.get("allowed")))
+        elif kind == "mute_all":
+            for identity in data.get("muted") or []:  # type: ignore[attr-defined]
+                self.mutes[(str(identity), "audio")] = MuteRecord(event.actor, by_name, event.at, bool(data.get("allow_self_unmute")))
+        elif kind == "spotlight":
+            self.spotlight = target if isinstance(target, str) else None
+        elif kind == "layout":
+            self.layout, self.follow_speaker = str(data["layout"]), bool(data.get("follow_speaker"))
+        elif kind == "hand_over" and isinstance(target, str):
+            self.chair = target
+        elif kind == "end":
+            self._reset()
 
     async def raise_hand(self, actor: Participant, raised: bool) -> str:
         """Ask for the floor, or withdraw the request."""
