@@ -151,7 +151,12 @@ class CommandService:
                     stored = await self.store.append_event_at(
                         STREAM, self.last_event_id, actor=caller.identity.identity if caller else "system", kind=kind, data=full
                     )
-                except StreamMoved:
+                except StreamMoved as moved:
+                    if moved.behind(self.last_event_id):
+                        logger.error("the command log ends at %s, before %s that this node folded: the store lost "
+                                     "events (a failover to a replica without them); appending from its end",
+                                     moved.last, self.last_event_id)
+                        self.last_event_id = moved.last
                     await self.catch_up()
                     continue
                 break

@@ -393,7 +393,11 @@ class RollCallService:
             try:
                 event = await self.services.store.append_event_at(
                     stream_of(rollcall.id), rollcall.last_event_id, actor=actor, kind=kind, data=data)
-            except StreamMoved:
+            except StreamMoved as moved:
+                if moved.behind(rollcall.last_event_id):
+                    logger.error("roll-call %s log ends at %s, before %s that this node folded: the store lost events; "
+                                 "appending from its end", rollcall.id, moved.last, rollcall.last_event_id)
+                    rollcall.last_event_id = moved.last
                 await self._catch_up(rollcall)
                 continue
             await self._take(rollcall, event)

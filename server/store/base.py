@@ -47,6 +47,11 @@ class StreamMoved(StoreError):
         self.expected = expected
         self.last = last
 
+    def behind(self, folded: str | None) -> bool:
+        """Whether the stream ends before `folded`, the last event the writer folded: the store lost
+        events it had read (a failover to a replica that had not taken them)."""
+        return folded is not None and (self.last is None or event_id_key(self.last) < event_id_key(folded))
+
 
 class RecordInvalid(StoreError):
     """A record or event payload cannot be encoded for storage."""
@@ -247,6 +252,9 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
+    if "," in parts.netloc:  # several hosts (sentinels): no single host and port to rebuild from
+        user = f"{parts.username}@" if parts.username else ""
+        return urlunsplit((parts.scheme, user + parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"

@@ -1,14 +1,26 @@
-"""RedisStore: durable, multi-node state in Redis (records as msgspec JSON, events in Streams)."""
+"""RedisStore: durable, multi-node state in Redis (records as msgspec JSON, events in Streams).
+
+The URL names one Redis (`redis://`, `rediss://`) or a primary watched by Sentinel:
+`redis+sentinel://[:password@]host:26379[,host2:26379...]/<primary name>[/<db>]`, where the client
+asks the sentinels for the primary on every new connection, so a failover is followed by itself.
+`?wait_replicas=N` (either form) makes every event and revocation wait until N replicas hold it
+(`WAIT`) before it is confirmed: a confirmed record survives the primary's loss and a replica's
+promotion. A write the replicas do not take within `wait_timeout` is refused as unavailable.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 import redis.asyncio as aioredis
+import redis.asyncio.sentinel
 import redis.exceptions
 from msgspec import Struct
 
@@ -109,6 +121,43 @@ _EVENT_FIELD = b"e"
 UNDECODABLE_KIND = "undecodable"  # what an entry we cannot read becomes: no fold knows the kind, all skip it
 
 
+def _wait_replicas(url: str) -> tuple[str, int]:
+    """The URL without `wait_replicas`, and its value (0 when absent)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    raw = query.pop("wait_replicas", ["0"])[-1]
+    try:
+        replicas = int(raw)
+    except ValueError:
+        raise StoreError(f"wait_replicas must be a whole number, got {raw!r}") from None
+    if replicas < 0:
+        raise StoreError(f"wait_replicas must be 0 or more, got {replicas}")
+    return urlunsplit(parts._replace(query=urlencode(query, doseq=True))), replicas
+
+
+def _sentinel_client(url: str, max_connections: int, connect_timeout: float, command_timeout: float) -> aioredis.Redis:
+    """A client of the primary the sentinels of `redis+sentinel://[:pw@]h:p[,h:p...]/<name>[/<db>]` name."""
+    parts = urlsplit(url)
+    hosts: list[tuple[str, int]] = []
+    for item in parts.netloc.rpartition("@")[2].split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"sentinel address {item!r} is not host:port")
+        hosts.append((host.strip("[]"), int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ValueError("name the primary: redis+sentinel://host:26379/<primary name>")
+    db = int(path[1]) if len(path) > 1 else 0
+    password = unquote(parts.password) if parts.password else None
+    sentinel = redis.asyncio.sentinel.Sentinel(
+        hosts, socket_timeout=command_timeout, socket_connect_timeout=connect_timeout,
+    )
+    return sentinel.master_for(
+        path[0], db=db, password=password, socket_timeout=command_timeout,
+        socket_connect_timeout=connect_timeout, max_connections=max_connections,
+    )
+
+
 def _text(value: object) -> str:
     """Return a Redis reply (bytes with decode_responses off) as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -142,8 +191,11 @@ class RedisStore:
         max_connections: int = 32,
         connect_timeout: float = 2.0,
         command_timeout: float = 5.0,
+        wait_timeout: float = 2.0,
     ) -> None:
         """Prepare a client for url (no connection is made until used); keys start with key_prefix."""
+        url, self.wait_replicas = _wait_replicas(url)
+        self.wait_timeout = wait_timeout
         self.node_id = node_id
         self.key_prefix = key_prefix
         self.safe_url = redact_url(url)
@@ -153,16 +205,19 @@ class RedisStore:
         self._down_since: float | None = None  # monotonic time of the first failed call of an outage
         self._last_try = 0.0
         try:
-            pool = aioredis.BlockingConnectionPool.from_url(
-                url,
-                max_connections=max_connections,
-                timeout=command_timeout,
-                socket_connect_timeout=connect_timeout,
-                socket_timeout=command_timeout,
-            )
+            if url.startswith("redis+sentinel://"):
+                self._redis = _sentinel_client(url, max_connections, connect_timeout, command_timeout)
+            else:
+                pool = aioredis.BlockingConnectionPool.from_url(
+                    url,
+                    max_connections=max_connections,
+                    timeout=command_timeout,
+                    socket_connect_timeout=connect_timeout,
+                    socket_timeout=command_timeout,
+                )
+                self._redis = aioredis.Redis.from_pool(pool)
         except ValueError as exc:
             raise StoreError(f"invalid Redis URL {self.safe_url}: {exc}") from exc
-        self._redis = aioredis.Redis.from_pool(pool)
         self._place = self._redis.register_script(_PLACE)
         self._live_records = self._redis.register_script(_LIVE_RECORDS)
         self._revoke = self._redis.register_script(_REVOKE)
@@ -282,9 +337,9 @@ class RedisStore:
         """XADD the event; returns once Redis has acknowledged it."""
         body = self._body(actor, kind, data)
         with self._errors():
-            raw_id = await self._redis.xadd(
+            raw_id = await self._replicated(lambda client: client.xadd(
                 self._key("events", stream), {_EVENT_FIELD: msgspec.json.encode(body)}
-            )
+            ))
         return StoredEvent(id=_text(raw_id), stream=stream, at=body.at, actor=actor, kind=kind, data=body.data)
 
     async def append_event_at(
@@ -293,12 +348,29 @@ class RedisStore:
         """XADD in a script only if the stream's last entry is `last`; `StreamMoved` otherwise."""
         body = self._body(actor, kind, data)
         with self._errors():
-            done, raw_id = await self._append_at(
-                keys=[self._key("events", stream)], args=[last or "", msgspec.json.encode(body)]
-            )
+            done, raw_id = await self._replicated(lambda client: self._append_at(
+                keys=[self._key("events", stream)], args=[last or "", msgspec.json.encode(body)], client=client
+            ))
         if not int(done):
             raise StreamMoved(stream, last, _text(raw_id) or None)
         return StoredEvent(id=_text(raw_id), stream=stream, at=body.at, actor=actor, kind=kind, data=body.data)
+
+    async def _replicated(self, write: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Run one write; with `wait_replicas`, on one connection followed by WAIT, and refused
+        (StoreUnavailable) unless enough replicas took it in time."""
+        if not self.wait_replicas:
+            return await write(self._redis)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            queued = write(pipe)  # queued: the pipeline runs it and the WAIT on one connection, in order
+            if inspect.isawaitable(queued):  # a script queues itself once awaited
+                await queued
+            pipe.wait(self.wait_replicas, max(1, int(self.wait_timeout * 1000)))
+            result, replicas = await pipe.execute()
+        if int(replicas) < self.wait_replicas:
+            log.warning("write not replicated replicas=%s wanted=%d", replicas, self.wait_replicas)
+            raise StoreUnavailable(f"only {replicas} of {self.wait_replicas} replicas took the write in "
+                                   f"{self.wait_timeout:.0f} s at {self.safe_url}")
+        return result
 
     def _body(self, actor: str, kind: str, data: Mapping[str, object]) -> _EventBody:
         payload = encode_event_data(data)
@@ -381,9 +453,9 @@ class RedisStore:
         """Number and keep the revocation in one script; it expires at the token's own expiry."""
         body = msgspec.json.encode(msgspec.structs.replace(record, seq=0))
         with self._errors():
-            seq = await self._revoke(
-                keys=self._revocation_keys(), args=[record.token_id, body, repr(record.expires_at)]
-            )
+            seq = await self._replicated(lambda client: self._revoke(
+                keys=self._revocation_keys(), args=[record.token_id, body, repr(record.expires_at)], client=client
+            ))
         return int(seq)
 
     async def revocations_after(self, seq: int) -> tuple[list[RevocationRecord], int]:

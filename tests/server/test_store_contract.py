@@ -574,3 +574,10 @@ def test_event_ids_compare_by_number_not_by_text() -> None:
 )
 def test_a_redacted_url_keeps_everything_but_the_password(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_a_refused_append_says_whether_the_stream_ends_before_what_the_writer_folded() -> None:
+    assert StreamMoved("s", "5-0", "7-0").behind("5-0") is False  # another writer went on: catch up
+    assert StreamMoved("s", "9-0", "7-0").behind("9-0") is True  # the store lost 9-0 (a failover)
+    assert StreamMoved("s", "9-0", None).behind("9-0") is True
+    assert StreamMoved("s", None, "7-0").behind(None) is False

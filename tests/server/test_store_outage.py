@@ -23,44 +23,13 @@ from server.app import build_services, create_app
 from server.config import Config
 from server.services import Services
 from server.store import RedisStore
-from tests.e2e.test_command_restart import _free_port, _wait_port
+from tests.redis_processes import RedisProcess
 from tests.server.conftest import SECRET
 
 pytestmark = pytest.mark.redis
 
 ROOM = "consultation"
 COMMAND_TIMEOUT = 1.0  # the node's Redis command timeout here (5 s by default): what a hung Redis costs once
-
-
-class RedisProcess:
-    """One redis-server the test can pause, kill and start again on the same port."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
-        self.directory = directory
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--appendonly", "yes",
-             "--dir", str(self.directory), "--save", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        _wait_port(self.port, self.proc)
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.kill()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture
