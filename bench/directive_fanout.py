@@ -5,6 +5,10 @@ redis-server (AOF, `appendfsync always` unless --fsync everysec), generates a si
 recipients (a city, 50 counties, 99 townships each) and 50 rooms, runs `python -m server run` over
 it, connects lean clients (plain aiohttp websockets, no WebRTC) and prints:
 delivery p50/p99 of the fan-out, acknowledgements stored per second, server RSS, Redis used_memory.
+
+`--nodes 2` runs two nodes on the one Redis and connects the clients to them in turn, the issuer to
+the first: the delivery figures are then given per node the client connected to, so the second
+node's are those of a directive that crossed nodes (through the log every node follows).
 """
 
 from __future__ import annotations
@@ -127,19 +131,25 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def run(base: str, secret: str, towns: list[str], connected: int, redis_url: str, pid: int) -> None:
+async def run(bases: list[str], secret: str, towns: list[str], connected: int, redis_url: str, pids: list[int]) -> None:
     tokens = TokenService(secret.encode())
     readers: list[asyncio.Task[None]] = []
+    base, pid = bases[0], pids[0]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         issuer = await join(session, base, tokens, "bench-issuer", "office", "r00", ("issue",), readers)
         step = len(towns) // connected
         chosen = towns[::step][:connected]
         t = time.perf_counter()
         clients: list[Client] = []
+        node_of: dict[int, int] = {}  # id(client) -> the node it connected to
         for i in range(0, len(chosen), 50):
-            clients += await asyncio.gather(*(join(session, base, tokens, f"duty-{s}", s, f"r{n % ROOMS:02d}", ("publish",), readers)
-                                              for n, s in enumerate(chosen[i:i + 50], start=i)))
-        print(f"connected {len(clients)} clients in {time.perf_counter() - t:.1f} s; server RSS {rss_mb(pid):.0f} MB")
+            batch = await asyncio.gather(*(join(session, bases[n % len(bases)], tokens, f"duty-{s}", s, f"r{n % ROOMS:02d}", ("publish",), readers)
+                                           for n, s in enumerate(chosen[i:i + 50], start=i)))
+            for n, client in enumerate(batch, start=i):
+                node_of[id(client)] = n % len(bases)
+            clients += batch
+        print(f"connected {len(clients)} clients in {time.perf_counter() - t:.1f} s over {len(bases)} node(s); "
+              f"server RSS {', '.join(f'{rss_mb(p):.0f}' for p in pids)} MB")
 
         directive_ids = []
         for n in range(5):
@@ -155,6 +165,11 @@ async def run(base: str, secret: str, towns: list[str], connected: int, redis_ur
             label = "fan-out" if n == 0 else f"fan-out #{n + 1}"
             print(f"{label}: 1 directive to {len(towns) + COUNTIES + 1} recipients, {len(clients)} connected: "
                   f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms")
+            if len(bases) > 1:
+                for node in range(len(bases)):
+                    on = sorted(c.received[did] - t0 for c in clients if node_of[id(c)] == node)
+                    print(f"    clients on node {node + 1}{' (the issuer’s)' if node == 0 else ''}: {len(on)}, "
+                          f"p50 {on[len(on) // 2] * 1000:.0f} ms, p99 {on[int(len(on) * 0.99) - 1] * 1000:.0f} ms")
             if n == 0:
                 first = (p50, p99)
 
@@ -177,7 +192,7 @@ async def run(base: str, secret: str, towns: list[str], connected: int, redis_ur
         await connection.aclose()
         print(f"acknowledgements: {total} sent in {sent:.2f} s, all confirmed after {elapsed:.2f} s: "
               f"{total / elapsed:.0f} acks/s stored ({errors} errors)")
-        print(f"server RSS {rss_mb(pid):.0f} MB; Redis used_memory {info['used_memory'] / 1e6:.1f} MB; "
+        print(f"server RSS {', '.join(f'{rss_mb(p):.0f}' for p in pids)} MB; Redis used_memory {info['used_memory'] / 1e6:.1f} MB; "
               f"events in the command stream {stored}")
         print(f"SUMMARY p50={first[0] * 1000:.0f}ms p99={first[1] * 1000:.0f}ms acks_per_s={total / elapsed:.0f} "
               f"rss_mb={rss_mb(pid):.0f} redis_mb={info['used_memory'] / 1e6:.1f}")
@@ -192,29 +207,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connected", type=int, default=1000)
     parser.add_argument("--fsync", choices=["always", "everysec"], default="always")
+    parser.add_argument("--nodes", type=int, default=1, help="server nodes sharing the one Redis")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         towns = write_config(tmpdir / "bench.toml")
-        redis_port, port = free_port(), free_port()
+        redis_port = free_port()
+        ports = [free_port() for _ in range(args.nodes)]
         redis_proc = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
                                        "--appendonly", "yes", "--appendfsync", args.fsync, "--dir", tmp, "--save", ""],
                                       stdout=subprocess.DEVNULL)
-        server = None
+        servers: list[subprocess.Popen[bytes]] = []
         try:
             wait_port(redis_port, redis_proc)
             redis_url = f"redis://127.0.0.1:{redis_port}/0"
             secret = secrets.token_hex(32)
-            # Hundreds of clients from one address are the load measured here, not an attack: no rate limits.
-            env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "DATA_DIR": tmp, "SERVER_SECRET": secret, "RATE_LIMITS": "off"}
-            log = open(tmpdir / "server.log", "wb")
-            server = subprocess.Popen([sys.executable, "-m", "server", "run", "--config", str(tmpdir / "bench.toml")],
-                                      cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-            wait_port(port, server)
-            print(f"redis appendfsync={args.fsync}; server pid {server.pid}")
-            asyncio.run(run(f"http://127.0.0.1:{port}", secret, towns, args.connected, redis_url, server.pid))
+            for n, port in enumerate(ports, start=1):
+                # Hundreds of clients from one address are the load measured here, not an attack: no rate limits.
+                env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "DATA_DIR": tmp, "SERVER_SECRET": secret,
+                       "RATE_LIMITS": "off", "NODE_ID": f"bench-{n}"}
+                log = open(tmpdir / f"server{n}.log", "wb")
+                servers.append(subprocess.Popen([sys.executable, "-m", "server", "run", "--config", str(tmpdir / "bench.toml")],
+                                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+            for port, server in zip(ports, servers):
+                wait_port(port, server)
+            print(f"redis appendfsync={args.fsync}; {args.nodes} node(s), pids {', '.join(str(s.pid) for s in servers)}")
+            asyncio.run(run([f"http://127.0.0.1:{port}" for port in ports], secret, towns, args.connected, redis_url,
+                            [s.pid for s in servers]))
         finally:
-            if server is not None:
+            for server in servers:
                 server.send_signal(signal.SIGTERM)
                 server.wait(timeout=30)
             redis_proc.terminate()

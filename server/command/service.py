@@ -8,17 +8,22 @@ only after the store holds its event; refusals go to the `command-refusals` stre
 Every node folds the same stream and follows it live (server/follow.py): a directive issued on one
 node reaches the sessions of its recipients on every node as soon as the store holds it. A change
 is checked against the state folded up to the stream's last event and appended only if the stream
-is still there (`append_event_at`); if another node wrote meanwhile, this node folds what it
+is still there (`append_events_at`); if another node wrote meanwhile, this node folds what it
 missed and checks again, so two nodes never both accept conflicting changes (two acknowledgements,
 a feedback after a cancel), and a deadline every node watches is marked overdue once.
+
+One writer per node appends: the changes waiting when it is free go in one round trip (a burst of
+a thousand acknowledgements is a few appends), as long as no two of them touch the same thing (a
+directive as a whole, one recipient of it, an incident); one that does waits for the next.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from server.auth import Identity
@@ -46,7 +51,9 @@ logger = logging.getLogger(__name__)
 STREAM = "command"
 REFUSALS = "command-refusals"
 PAGE = 1000
-ATTEMPTS = 20  # conditional appends tried, catching up in between, before a change is refused as busy
+ATTEMPTS = 100  # conditional appends tried, catching up in between, before a change is refused as busy
+BATCH = 500  # changes appended in one round trip at most
+WHOLE = ("issued", "updated", "cancelled")  # changes of a directive as a whole; the others touch recipients
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,48 @@ class Caller:
     def viewer(self) -> Viewer:
         """What this caller may see."""
         return Viewer(self.identity.identity, self.identity.site, self.identity.can("issue"))
+
+
+@dataclass
+class _Pending:
+    """A change checked and waiting for the writer: what it touches, and who waits for it."""
+
+    actor: str
+    kind: str
+    data: dict[str, object]
+    caller: Caller | None
+    touches: frozenset[tuple[str, ...]]
+    done: asyncio.Future[Event]
+    attempts: int = field(default=0)
+
+
+def _touches(kind: str, data: Mapping[str, object]) -> frozenset[tuple[str, ...]]:
+    """What a change depends on and changes: two changes touching the same thing are not appended
+    together (the second is checked against the state the first leaves)."""
+    directive = data.get("directive_id")
+    if isinstance(directive, str):
+        if kind in WHOLE:
+            return frozenset({("directive", directive)})
+        sites = data.get("sites") if kind == "delivered" else [data.get("site")]
+        return frozenset({("directive", directive, str(site)) for site in sites or []}  # type: ignore[union-attr]
+                         | {("directive", directive, "*")})
+    return frozenset({("incident", str(data.get("incident_id") or ""))})
+
+
+def _retrieved(done: asyncio.Future[Event]) -> None:
+    if not done.cancelled():
+        done.exception()
+
+
+def _clashes(touches: frozenset[tuple[str, ...]], taken: set[tuple[str, ...]]) -> bool:
+    for item in touches:
+        if item in taken:
+            return True
+        if len(item) == 3 and item[:2] in taken:  # a recipient of a directive changed as a whole
+            return True
+        if len(item) == 2 and (*item, "*") in taken:  # a directive changed as a whole, some recipient of it too
+            return True
+    return False
 
 
 class CommandService:
@@ -81,6 +130,8 @@ class CommandService:
         self.listeners = Listeners(services)
         self._timers: dict[tuple[str, str], Timer] = {}
         self._inflight: set[tuple[str, str, str]] = set()
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -139,34 +190,81 @@ class CommandService:
         key = (kind, str(data.get("directive_id") or data.get("incident_id") or ""), str(data.get("site", "")))
         if key in self._inflight and kind not in ("delivered", "updated"):
             raise IllegalTransition("in_progress", f"the same {kind} is already being stored")
+        self.check(caller, kind, data)  # refused at once, not after the queue
         self._inflight.add(key)
         try:
-            for _ in range(ATTEMPTS):
-                self.check(caller, kind, data)
-                full: dict[str, object] = {**data, "t": self.clock.now()}
-                if caller is not None:
-                    full.setdefault("site", caller.identity.site)
-                    full["session"], full["remote"] = caller.session_id, caller.remote
-                try:
-                    stored = await self.store.append_event_at(
-                        STREAM, self.last_event_id, actor=caller.identity.identity if caller else "system", kind=kind, data=full
-                    )
-                except StreamMoved as moved:
-                    if moved.behind(self.last_event_id):
-                        logger.error("the command log ends at %s, before %s that this node folded: the store lost "
-                                     "events (a failover to a replica without them); appending from its end",
-                                     moved.last, self.last_event_id)
-                        self.last_event_id = moved.last
-                    await self.catch_up()
-                    continue
-                break
-            else:
-                raise IllegalTransition("busy", f"the command log kept moving under this {kind}: try again")
+            full: dict[str, object] = {**data, "t": self.clock.now()}
+            if caller is not None:
+                full.setdefault("site", caller.identity.site)
+                full["session"], full["remote"] = caller.session_id, caller.remote
+            pending = _Pending(caller.identity.identity if caller else "system", kind, full, caller,
+                               _touches(kind, full), asyncio.get_running_loop().create_future())
+            pending.done.add_done_callback(_retrieved)  # a caller gone meanwhile leaves no unread error behind
+            self._queue.append(pending)
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.get_running_loop().create_task(self._write(), name="command-writer")
+            return await asyncio.shield(pending.done)
         finally:
             self._inflight.discard(key)
-        event = _event(stored)
-        self._take(event)
-        return event
+
+    async def _write(self) -> None:
+        """Append what waits, a batch at a time, until nothing does (the one writer of this node)."""
+        while self._queue:
+            batch: list[_Pending] = []
+            taken: set[tuple[str, ...]] = set()
+            waiting: list[_Pending] = []
+            for pending in self._queue:
+                if len(batch) >= BATCH or _clashes(pending.touches, taken):
+                    waiting.append(pending)
+                    continue
+                try:
+                    self.check(pending.caller, pending.kind, pending.data)
+                except IllegalTransition as exc:
+                    pending.done.set_exception(exc)
+                    continue
+                batch.append(pending)
+                taken |= pending.touches
+            self._queue = waiting
+            if batch:
+                await self._append(batch)
+
+    async def _append(self, batch: list[_Pending]) -> None:
+        try:
+            stored = await self.store.append_events_at(STREAM, self.last_event_id, [(p.actor, p.kind, p.data) for p in batch])
+        except StreamMoved as moved:
+            if moved.behind(self.last_event_id):
+                logger.error("the command log ends at %s, before %s that this node folded: the store lost "
+                             "events (a failover to a replica without them); appending from its end",
+                             moved.last, self.last_event_id)
+                self.last_event_id = moved.last
+            again = []
+            for pending in batch:
+                pending.attempts += 1
+                if pending.attempts >= ATTEMPTS:
+                    pending.done.set_exception(IllegalTransition("busy", f"the command log kept moving under this {pending.kind}: try again"))
+                else:
+                    again.append(pending)
+            self._queue[:0] = again  # first in the next round, checked again against what is folded then
+            try:
+                await self.catch_up()
+            except StoreError as exc:
+                self._fail(again, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - every waiting request gets its answer, the writer goes on
+            self._fail(batch, exc)
+            return
+        for pending, event in zip(batch, stored):
+            folded = _event(event)
+            self._take(folded)
+            if not pending.done.done():
+                pending.done.set_result(folded)
+
+    def _fail(self, batch: list[_Pending], exc: Exception) -> None:
+        for pending in batch:
+            if pending in self._queue:
+                self._queue.remove(pending)
+            if not pending.done.done():
+                pending.done.set_exception(exc)
 
     async def catch_up(self) -> None:
         """Fold (and push) what the log holds beyond this node's fold."""

@@ -183,6 +183,13 @@ class Store(Protocol):
         it checked against that state, and no other writer's change can come in between."""
         ...
 
+    async def append_events_at(
+        self, stream: str, last: str | None, events: list[tuple[str, str, Mapping[str, object]]]
+    ) -> list[StoredEvent]:
+        """`append_event_at` for several (actor, kind, data) events at once, in order, all or none:
+        a writer with many changes checked against the same state stores them in one round trip."""
+        ...
+
     async def read_events(
         self, stream: str, *, after: str | None = None, limit: int = 1000
     ) -> list[StoredEvent]:

@@ -127,11 +127,19 @@ class MemoryStore:
         self, stream: str, last: str | None, *, actor: str, kind: str, data: Mapping[str, object]
     ) -> StoredEvent:
         """Append only if the stream's last event is `last`; `StreamMoved` otherwise."""
-        events = self._streams.get(stream)
-        current = events.events[-1].id if events and events.events else None
+        return (await self.append_events_at(stream, last, [(actor, kind, data)]))[0]
+
+    async def append_events_at(
+        self, stream: str, last: str | None, events: list[tuple[str, str, Mapping[str, object]]]
+    ) -> list[StoredEvent]:
+        """Append them all, in order, only if the stream's last event is `last`."""
+        for _, _, data in events:
+            encode_event_data(data)  # all or none: refuse what cannot be stored before storing any
+        held = self._streams.get(stream)
+        current = held.events[-1].id if held and held.events else None
         if current != last:
             raise StreamMoved(stream, last, current)
-        return self._append(stream, actor, kind, data)
+        return [self._append(stream, actor, kind, data) for actor, kind, data in events]
 
     def _append(self, stream: str, actor: str, kind: str, data: Mapping[str, object]) -> StoredEvent:
         # A JSON round trip gives the caller the same copy semantics (and the same

@@ -105,8 +105,8 @@ end
 return out
 """
 
-# Compare-and-append: XADD only if the stream's last entry is ARGV[1] ('' for an empty stream);
-# else return the id it is at, so the writer catches up from there and checks again.
+# Compare-and-append: XADD every entry (ARGV[2..]) only if the stream's last entry is ARGV[1]
+# ('' for an empty stream); else return the id it is at, so the writer catches up and checks again.
 _APPEND_AT = """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local current = ''
@@ -114,7 +114,11 @@ if last[1] then current = last[1][1] end
 if current ~= ARGV[1] then
   return {0, current}
 end
-return {1, redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])}
+local ids = {1}
+for i = 2, #ARGV do
+  table.insert(ids, redis.call('XADD', KEYS[1], '*', 'e', ARGV[i]))
+end
+return ids
 """
 
 _EVENT_FIELD = b"e"
@@ -346,14 +350,21 @@ class RedisStore:
         self, stream: str, last: str | None, *, actor: str, kind: str, data: Mapping[str, object]
     ) -> StoredEvent:
         """XADD in a script only if the stream's last entry is `last`; `StreamMoved` otherwise."""
-        body = self._body(actor, kind, data)
+        return (await self.append_events_at(stream, last, [(actor, kind, data)]))[0]
+
+    async def append_events_at(
+        self, stream: str, last: str | None, events: list[tuple[str, str, Mapping[str, object]]]
+    ) -> list[StoredEvent]:
+        """XADD them all in one script only if the stream's last entry is `last`."""
+        bodies = [self._body(actor, kind, data) for actor, kind, data in events]
         with self._errors():
-            done, raw_id = await self._replicated(lambda client: self._append_at(
-                keys=[self._key("events", stream)], args=[last or "", msgspec.json.encode(body)], client=client
+            reply = await self._replicated(lambda client: self._append_at(
+                keys=[self._key("events", stream)], args=[last or "", *(msgspec.json.encode(b) for b in bodies)], client=client
             ))
-        if not int(done):
-            raise StreamMoved(stream, last, _text(raw_id) or None)
-        return StoredEvent(id=_text(raw_id), stream=stream, at=body.at, actor=actor, kind=kind, data=body.data)
+        if not int(reply[0]):
+            raise StreamMoved(stream, last, _text(reply[1]) or None)
+        return [StoredEvent(id=_text(raw_id), stream=stream, at=body.at, actor=body.actor, kind=body.kind, data=body.data)
+                for raw_id, body in zip(reply[1:], bodies)]
 
     async def _replicated(self, write: Callable[[Any], Awaitable[Any]]) -> Any:
         """Run one write; with `wait_replicas`, on one connection followed by WAIT, and refused

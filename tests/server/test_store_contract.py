@@ -399,6 +399,18 @@ async def test_of_concurrent_appends_at_the_same_end_exactly_one_is_stored(store
     assert len(await store.read_events("race")) == 2
 
 
+async def test_several_events_are_appended_at_the_end_together_or_not_at_all(store: Store) -> None:
+    first = await store.append_event("batch", actor="a", kind="k", data={"i": 0})
+    stored = await store.append_events_at("batch", first.id, [("a", "k", {"i": 1}), ("b", "j", {"i": 2})])
+    assert [(e.actor, e.kind, e.data) for e in stored] == [("a", "k", {"i": 1}), ("b", "j", {"i": 2})]
+    assert [e.id for e in await store.read_events("batch")] == [first.id, *(e.id for e in stored)]
+    with pytest.raises(StreamMoved):
+        await store.append_events_at("batch", first.id, [("a", "k", {"i": 3}), ("a", "k", {"i": 4})])
+    with pytest.raises(RecordInvalid):
+        await store.append_events_at("batch", stored[-1].id, [("a", "k", {"i": 5}), ("a", "k", {"bad": object()})])
+    assert len(await store.read_events("batch")) == 3
+
+
 async def test_waiting_returns_what_is_there_at_once_stream_by_stream(store: Store) -> None:
     a1 = await store.append_event("wa", actor="x", kind="k", data={})
     b1 = await store.append_event("wb", actor="x", kind="k", data={})
