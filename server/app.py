@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,8 +25,10 @@ from server.control import install as control
 from server.directory import Directory
 from server.keys import load_previous_secrets, load_secret
 from server.memory import MemoryReleaser
+from server.nodes import Nodes
 from server.rate_limits import RateLimits
 from server.registry import RoomRegistry
+from server.relay import Relays
 from server.revocations import RevocationList
 from server.scheduler import Clock, Scheduler, SystemClock
 from server.services import SERVICES, Limits, Services
@@ -55,6 +58,7 @@ def build_services(
     settings = config.server
     # Each room is created with its control (roles, locks, mutes): the session layer knows no domain.
     rooms = RoomRegistry(config, store, counters, lifecycle=lifecycle, control=control.control_factory(config, store, background))
+    nodes = Nodes(store, rooms, settings, secret=secret, previous_secrets=previous_secrets)
     return Services(
         config=config,
         store=store,
@@ -67,6 +71,8 @@ def build_services(
         rooms=rooms,
         counters=counters,
         limits=Limits(settings.max_sdp_bytes, settings.max_tracks),
+        nodes=nodes,
+        relays=Relays(nodes, max_message_bytes=settings.max_message_bytes),
         lifecycle=lifecycle,
         scheduler=Scheduler(clock or SystemClock()),
         background=background,
@@ -99,10 +105,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await services.store.start()
     await services.rooms.start()
     services.scheduler.start()
+    # Pages may reconnect through the other live nodes: their origins are this node's peers.
+    policy = app[web_security.WEB_SECURITY].policy
+    services.nodes.on_change(lambda live: policy.set_peers((n.public_url for n in live.values()), time.monotonic()))
+    await services.relays.start()
+    await services.nodes.start()
     refresher = asyncio.get_running_loop().create_task(_refresh(services), name="presence-refresh")
     yield
     refresher.cancel()
     await asyncio.gather(refresher, return_exceptions=True)
+    await services.nodes.close()  # out of the registry first: new clients go to the other nodes
+    await services.relays.close()
     await services.rooms.close()  # every connection of every room: sessions, encoders, players
     for session in list(services.sessions):  # sessions that never joined a room
         await session.close(CloseReason.SHUTDOWN)
