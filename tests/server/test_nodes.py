@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -221,47 +222,59 @@ async def join_somewhere(urls: list[str], room: str, bearer: str, name: str, dea
         await asyncio.sleep(0.25)  # a client's retry interval, not a wait for a condition
 
 
-async def test_a_killed_nodes_room_is_placed_again_and_video_comes_back(
-    nodes: tuple[Server, Server], redis: RedisProcess, tmp_path: Path
-) -> None:
-    node1, node2 = nodes
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "frozen"])
+async def test_a_dead_nodes_room_is_placed_again_and_video_comes_back(how: signal.Signals, tmp_path: Path) -> None:
+    """Killed: its sockets close at once. Frozen (a hung process, a machine gone): nothing closes,
+    and the other nodes notice it by its missing heartbeat."""
     room = "command"
-    with ExitStack() as stack:
-        node3 = start_node(stack, redis, tmp_path, "node-3")
-        assert node3.process is not None
-        wait_seen(node3, {"node-1", "node-2", "node-3"})
-        site_a = RoomClient(node3.base_url, room, token(node3, "site-a", room), name="site-a")
-        site_b = RoomClient(node2.base_url, room, token(node2, "site-b", room), name="site-b")
-        clients = [site_a, site_b]
-        try:
-            welcome = await site_a.connect()  # every node idle: the room goes to the node asked, node 3
-            await site_a.publish(camera("Site A"))
-            await site_b.connect()  # relayed by node 2 to node 3
-            await frames_from(site_b, "site-a")
-            assert sorted(welcome.nodes) == sorted([node1.base_url, node2.base_url, node3.base_url])
+    redis = RedisProcess(tmp_path)
+    redis.start()
+    try:
+        with ExitStack() as stack:
+            node1, node2, node3 = (start_node(stack, redis, tmp_path, f"node-{i}") for i in (1, 2, 3))
+            assert node3.process is not None
+            stack.callback(node3.process.kill)  # a frozen process would not hear the end's SIGTERM
+            wait_seen(node3, {"node-1", "node-2", "node-3"})
+            await _fail_over(room, node1, node2, node3, how)
+    finally:
+        redis.kill()
 
-            node3.process.kill()
-            killed = time.monotonic()
-            await asyncio.wait_for(site_b.wait_disconnected(), timeout=5)  # node 2 cut the relayed socket
-            cut = time.monotonic() - killed
-            deadline = killed + FAILOVER_BUDGET
-            survivors = [url for url in welcome.nodes if url != node3.base_url]
-            site_a = await join_somewhere(survivors, room, token(node2, "site-a", room), "site-a-again", deadline)
-            clients.append(site_a)
-            await site_a.publish(camera("Site A"))
-            site_b = await join_somewhere([node2.base_url], room, token(node2, "site-b", room), "site-b-again", deadline)
-            clients.append(site_b)
-            await frames_from(site_b, "site-a", timeout=max(0.1, deadline - time.monotonic()))
-            back = time.monotonic() - killed
-            print(f"failover: relayed socket cut after {cut:.2f} s, video back after {back:.2f} s")
-            assert back < FAILOVER_BUDGET
-            async with aiohttp.ClientSession() as http:
-                # a page served by the dead node reconnects through a survivor: its origin was a node's
-                async with http.ws_connect(node2.base_url + "/ws", headers={"Origin": node3.base_url}):
-                    pass
-                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                    await http.ws_connect(node2.base_url + "/ws", headers={"Origin": "http://127.0.0.1:1"})
-                assert refused.value.status == 403, "no origin that was never a node's"
-        finally:
-            for client in clients:
-                await client.close()
+
+async def _fail_over(room: str, node1: Server, node2: Server, node3: Server, how: signal.Signals) -> None:
+    assert node3.process is not None
+    site_a = RoomClient(node3.base_url, room, token(node3, "site-a", room), name="site-a")
+    site_b = RoomClient(node2.base_url, room, token(node2, "site-b", room), name="site-b")
+    clients = [site_a, site_b]
+    try:
+        welcome = await site_a.connect()  # every node idle: the room goes to the node asked, node 3
+        await site_a.publish(camera("Site A"))
+        await site_b.connect()  # relayed by node 2 to node 3
+        await frames_from(site_b, "site-a")
+        assert sorted(welcome.nodes) == sorted([node1.base_url, node2.base_url, node3.base_url])
+
+        node3.process.send_signal(how)
+        dead = time.monotonic()
+        await asyncio.wait_for(site_b.wait_disconnected(), timeout=8)  # node 2 cut the relayed socket
+        cut = time.monotonic() - dead
+        await site_a.drop()  # its node is gone: a page's own checks (ICE, ping) notice as much
+        deadline = dead + FAILOVER_BUDGET
+        survivors = [url for url in welcome.nodes if url != node3.base_url]
+        site_a = await join_somewhere(survivors, room, token(node2, "site-a", room), "site-a-again", deadline)
+        clients.append(site_a)
+        await site_a.publish(camera("Site A"))
+        site_b = await join_somewhere([node2.base_url], room, token(node2, "site-b", room), "site-b-again", deadline)
+        clients.append(site_b)
+        await frames_from(site_b, "site-a", timeout=max(0.1, deadline - time.monotonic()))
+        back = time.monotonic() - dead
+        print(f"failover ({how.name}): relayed socket cut after {cut:.2f} s, video back after {back:.2f} s")
+        assert back < FAILOVER_BUDGET
+        async with aiohttp.ClientSession() as http:
+            # a page served by the dead node reconnects through a survivor: its origin was a node's
+            async with http.ws_connect(node2.base_url + "/ws", headers={"Origin": node3.base_url}):
+                pass
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(node2.base_url + "/ws", headers={"Origin": "http://127.0.0.1:1"})
+            assert refused.value.status == 403, "no origin that was never a node's"
+    finally:
+        for client in clients:
+            await client.close()
