@@ -75,7 +75,9 @@ class Relays:
             if node_id not in live:
                 for upstream in list(sockets):
                     logger.warning("relayed socket cut node=%s: the node stopped beating", node_id)
-                    upstream._response.close()  # no close handshake with a dead node; the pump ends at once
+                    # Its connection dropped without a close handshake (a frozen node would never
+                    # answer one): the pump reads the end at once and closes the client's socket.
+                    upstream._response.close()
 
     def _headers(self, request: web.Request) -> CIMultiDict[str]:
         headers: CIMultiDict[str] = CIMultiDict()

@@ -127,6 +127,8 @@ class Session:
             self.send(SessionReplaced(message="您已在其他窗口或设备加入，此处已断开 You joined again from another window or device; this one is closed"))
         elif reason is CloseReason.LOST:
             self.send(Error(code="connection_lost", message="连接中断过久，请重新加入 The connection was lost for too long: join again"))
+        elif reason is CloseReason.ROOM_MOVED:
+            self.send(Error(code="room_moved", message="会商室已迁至其他节点，正在重新连接 The room moved to another node: connecting again"))
         else:
             notice = ended_notice(reason)  # revoked, expired, access withdrawn
             if notice is not None:
