@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -50,7 +49,10 @@ def build_services(
     previous_secrets: tuple[bytes, ...] = (),
 ) -> Services:
     """Everything the handlers share, from configuration (the store is started by the app)."""
-    node_id = os.environ.get("NODE_ID") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+    # By default a node is its host and port: no two live processes share them, and a node
+    # restarted in place (after a crash) takes its own rooms back at once instead of waiting for
+    # its former self to expire from the registry.
+    node_id = os.environ.get("NODE_ID") or f"{socket.gethostname()}-{config.server.port}"
     store = store or open_store(config.server.redis_url, node_id=node_id)
     counters = RelayCounters()
     lifecycle = LifecycleCounters()
