@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import socket
-import uuid
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,8 +24,10 @@ from server.control import install as control
 from server.directory import Directory
 from server.keys import load_previous_secrets, load_secret
 from server.memory import MemoryReleaser
+from server.nodes import Nodes
 from server.rate_limits import RateLimits
 from server.registry import RoomRegistry
+from server.relay import Relays
 from server.revocations import RevocationList
 from server.scheduler import Clock, Scheduler, SystemClock
 from server.services import SERVICES, Limits, Services
@@ -47,7 +49,10 @@ def build_services(
     previous_secrets: tuple[bytes, ...] = (),
 ) -> Services:
     """Everything the handlers share, from configuration (the store is started by the app)."""
-    node_id = os.environ.get("NODE_ID") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+    # By default a node is its host and port: no two live processes share them, and a node
+    # restarted in place (after a crash) takes its own rooms back at once instead of waiting for
+    # its former self to expire from the registry.
+    node_id = os.environ.get("NODE_ID") or f"{socket.gethostname()}-{config.server.port}"
     store = store or open_store(config.server.redis_url, node_id=node_id)
     counters = RelayCounters()
     lifecycle = LifecycleCounters()
@@ -55,6 +60,7 @@ def build_services(
     settings = config.server
     # Each room is created with its control (roles, locks, mutes): the session layer knows no domain.
     rooms = RoomRegistry(config, store, counters, lifecycle=lifecycle, control=control.control_factory(config, store, background))
+    nodes = Nodes(store, rooms, settings, secret=secret, previous_secrets=previous_secrets)
     return Services(
         config=config,
         store=store,
@@ -67,6 +73,8 @@ def build_services(
         rooms=rooms,
         counters=counters,
         limits=Limits(settings.max_sdp_bytes, settings.max_tracks),
+        nodes=nodes,
+        relays=Relays(nodes, max_message_bytes=settings.max_message_bytes),
         lifecycle=lifecycle,
         scheduler=Scheduler(clock or SystemClock()),
         background=background,
@@ -100,11 +108,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await services.rooms.start()
     services.scheduler.start()
     services.tail.start()  # the domains say what they follow as they fold their logs, after this
+    # Pages may reconnect through the other live nodes: their origins are this node's peers.
+    policy = app[web_security.WEB_SECURITY].policy
+    services.nodes.on_change(lambda live: policy.set_peers((n.public_url for n in live.values()), time.monotonic()))
+    await services.relays.start()
+    await services.nodes.start()
     refresher = asyncio.get_running_loop().create_task(_refresh(services), name="presence-refresh")
     yield
     refresher.cancel()
     await asyncio.gather(refresher, return_exceptions=True)
     await services.tail.close()
+    await services.nodes.close()  # out of the registry first: new clients go to the other nodes
+    await services.relays.close()
     await services.rooms.close()  # every connection of every room: sessions, encoders, players
     for session in list(services.sessions):  # sessions that never joined a room
         await session.close(CloseReason.SHUTDOWN)

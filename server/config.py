@@ -173,6 +173,32 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     allowed_origins: tuple[str, ...] = ()
     secure_cookies: bool = False
     trusted_proxies: tuple[str, ...] = ()
+    # Several nodes (server/nodes.py): `node_url` is where the other nodes reach this one (signaling
+    # for the rooms it hosts is relayed there; default http(s)://127.0.0.1:<port>), `public_url`
+    # where browsers do (pages whose node died try the others'; default `public_host` or
+    # `node_url`). A node beats every `node_heartbeat` seconds; one silent for `node_ttl` seconds
+    # is dead and its rooms are placed again.
+    node_url: str | None = None
+    public_url: str | None = None
+    node_heartbeat: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
+    node_ttl: Annotated[float, msgspec.Meta(gt=0, le=600)] = 4.0
+
+    def own_node_url(self) -> str:
+        """Where the other nodes reach this one."""
+        if self.node_url:
+            return self.node_url.rstrip("/")
+        scheme = "https" if self.tls_cert or self.self_signed_tls else "http"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+    def own_public_url(self) -> str:
+        """Where browsers reach this node."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if self.public_host:
+            scheme = "https" if self.tls_cert or self.self_signed_tls or self.secure_cookies else "http"
+            return f"{scheme}://{self.public_host}"
+        return self.own_node_url()
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -284,6 +310,7 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str], label: str) -> None:
                 raise ConfigError(f"{label}: environment {var}: not a number: {env[var]!r}") from None
     _apply_web_env(server, env, label)
     _apply_access_env(server, env, label)
+    _apply_node_env(server, env, label)
     raw["server"] = server
 
 
@@ -317,6 +344,19 @@ def _apply_access_env(server: dict[str, Any], env: Mapping[str, str], label: str
             raise ConfigError(f"{label}: environment RATE_LIMITS: not on/off: {env['RATE_LIMITS']!r}")
         limits = server.get("rate_limits")
         server["rate_limits"] = {**(limits if isinstance(limits, dict) else {}), "enabled": _BOOLEANS[value]}
+
+
+def _apply_node_env(server: dict[str, Any], env: Mapping[str, str], label: str) -> None:
+    """Overlay NODE_URL, PUBLIC_URL, NODE_HEARTBEAT and NODE_TTL."""
+    for var, key in (("NODE_URL", "node_url"), ("PUBLIC_URL", "public_url")):
+        if env.get(var):
+            server[key] = env[var]
+    for var, key in (("NODE_HEARTBEAT", "node_heartbeat"), ("NODE_TTL", "node_ttl")):
+        if env.get(var):
+            try:
+                server[key] = float(env[var])
+            except ValueError:
+                raise ConfigError(f"{label}: environment {var}: not a number: {env[var]!r}") from None
 
 
 def _cross_check(config: Config) -> list[str]:
@@ -364,6 +404,11 @@ def _cross_check(config: Config) -> list[str]:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         problems.append(f"city.timezone: unknown time zone {config.city.timezone!r}")
     problems += _web_problems(server)
+    for key, base in (("node_url", server.node_url), ("public_url", server.public_url)):
+        if base is not None and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+/?", base):
+            problems.append(f"server.{key}: not a base URL like http://host:port: {base!r}")
+    if server.node_ttl <= server.node_heartbeat:
+        problems.append("server.node_ttl: must be longer than node_heartbeat")
     return problems
 
 

@@ -45,6 +45,7 @@ class CloseReason(str, Enum):
     REVOKED = "revoked"  # its token was revoked (a logout, a lost device's link), on any node
     EXPIRED = "expired"  # its token expired while it was connected
     ACCESS_WITHDRAWN = "access_withdrawn"  # its user, its device's site or a grant it used left the configuration
+    ROOM_MOVED = "room_moved"  # another node holds the room now: the client connects again and is relayed there
 
 
 class Connection(Protocol):

@@ -49,6 +49,17 @@ class RateLimited(RequestError):
         self.retry_after = retry_after
 
 
+class RoomMoved(RequestError):
+    """The room is hosted by another node than the one a relayed request reached, or its node went
+    away: the client connects again (at once) and is sent where the room is now (503, Retry-After 1)."""
+
+    status = 503
+    retry_after = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__("room_moved", message)
+
+
 def wire_error(exc: Exception) -> tuple[str, str]:
     """The (code, message) pair an exception becomes on the wire."""
     if isinstance(exc, (RequestError, ProtocolError)):
@@ -89,7 +100,7 @@ def http_error(exc: Exception) -> web.HTTPException:
     code, message = wire_error(exc)
     status = http_status(exc)
     error = _STATUS[status](text=f"{code}: {message}\n")
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, (RateLimited, RoomMoved)):
         error.headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, StoreUnavailable):
         error.headers["Retry-After"] = str(STORE_RETRY_AFTER)

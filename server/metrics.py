@@ -32,6 +32,7 @@ class ServerCollector(Collector):
         yield GaugeMetricFamily("cp_peer_connections", "Open peer connections", value=sum(r.router.peer_count for r in rooms))
         yield GaugeMetricFamily("cp_ws_sessions", "Open signaling sessions", value=len(self._services.sessions))
         yield from self._lifecycle(rooms)
+        yield from self._nodes()
         yield from self._access()
         yield from self._records()
         yield CounterMetricFamily("cp_packets_forwarded", "RTP packets forwarded to subscribers", value=counters.packets_forwarded)
@@ -89,6 +90,22 @@ class ServerCollector(Collector):
         for name, (text, read) in sorted(self._services.domain_counters.items()):
             yield CounterMetricFamily(name, text, value=read())
 
+    def _nodes(self) -> Iterator[Metric]:
+        """The live nodes as of this node's last heartbeat, with the load each reported."""
+        nodes = self._services.nodes
+        yield GaugeMetricFamily("cp_nodes_live", "Live nodes in the registry (this node's last heartbeat)", value=len(nodes.live))
+        info = GaugeMetricFamily("cp_node_info", "A live node: where nodes and browsers reach it (1 for this node's own row)",
+                                 labels=["node", "url", "public_url", "self"])
+        load = GaugeMetricFamily("cp_node_load", "What a live node reported in its last heartbeat, by figure", labels=["node", "figure"])
+        for node in nodes.live.values():
+            info.add_metric([node.node_id, node.url, node.public_url, str(node.node_id == nodes.node_id).lower()], 1)
+            for figure in ("participants", "publications", "forwarded", "rooms"):
+                load.add_metric([node.node_id, figure], getattr(node, figure))
+        yield info
+        yield load
+        yield GaugeMetricFamily("cp_relayed_sessions", "Sessions this node relays to the node hosting their room",
+                                value=len(self._services.relays))
+
     def _access(self) -> Iterator[Metric]:
         limited = CounterMetricFamily("cp_rate_limited", "Requests refused by a rate limit, by what was asked", labels=["what"])
         for what, count in sorted(self._services.rate_limits.refused.items()):
@@ -113,7 +130,12 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:  # noqa: BLE001 - any store failure is "unhealthy", not a crash
         store_ok = False
     status = 200 if store_ok else 503
-    return web.json_response({"status": "ok" if store_ok else "store_unavailable", "store": type(services.store).__name__}, status=status)
+    nodes = services.nodes
+    return web.json_response(
+        {"status": "ok" if store_ok else "store_unavailable", "store": type(services.store).__name__,
+         "node": nodes.node_id, "nodes": sorted(nodes.live)},
+        status=status,
+    )
 
 
 def add_routes(app: web.Application, services: Services) -> None:

@@ -15,6 +15,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 DEFAULT_PORTS: Final[dict[str, int]] = {"http": 80, "https": 443}
+PEER_MEMORY: Final[float] = 24 * 3600.0  # a node's origin stays allowed this long after it was last live
 HOST_PATTERN: Final[re.Pattern[str]] = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
@@ -70,10 +71,25 @@ class OriginPolicy:
             for scheme, default in DEFAULT_PORTS.items():
                 for candidate_port in {default, port or default}:
                     self._allowed.add(Origin(scheme, public_host.lower().strip("[]"), candidate_port))
+        # The public origins of this deployment's nodes (server/nodes.py reports them with every
+        # heartbeat): a page served by one node may reconnect through another. Only nodes that were
+        # registered in the store, and for PEER_MEMORY after they were last live: a page whose node
+        # died must still be let in by the survivors.
+        self.peers: frozenset[Origin] = frozenset()
+        self._peer_seen: dict[Origin, float] = {}
+
+    def set_peers(self, urls: Iterable[str], now: float) -> None:
+        """The public base URLs of the live nodes, as of their last heartbeat (`now`, monotonic seconds)."""
+        for origin in map(parse_origin, urls):
+            if origin is not None:
+                self._peer_seen[origin] = now
+        for origin in [o for o, seen in self._peer_seen.items() if now - seen > PEER_MEMORY]:
+            del self._peer_seen[origin]
+        self.peers = frozenset(self._peer_seen)
 
     def allows(self, origin: Origin, own: Origin | None) -> bool:
         """Whether a page of `origin` may act on a server that `own` names."""
-        return origin == own or origin in self._allowed
+        return origin == own or origin in self._allowed or origin in self.peers
 
 
 def cross_origin_reason(

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from media.liveness import LivenessSettings
 from media.router import RelayCounters
 from server.config import Config
-from server.connection import LifecycleCounters
-from server.errors import NotFound
+from server.connection import CloseReason, LifecycleCounters
+from server.errors import NotFound, RoomMoved
 from server.ice_servers import peer_ice_urls
 from server.room import Room, RoomHooks
 from server.store import PresenceRecord, RoomRecord, Store, StoreError
@@ -38,6 +38,8 @@ class RoomRegistry:
         self.lifecycle = lifecycle or LifecycleCounters()
         self.rooms: dict[str, Room] = {}
         self._control = control
+        # The live nodes' public URLs, for the welcome (set by server/nodes.py).
+        self.alternates: Callable[[], list[str]] = list
 
     async def start(self) -> None:
         """Record the configured rooms in the store."""
@@ -54,7 +56,9 @@ class RoomRegistry:
         record = await self.store.get_room(room_id)
         if record is None:
             raise NotFound("unknown_room", f"no room {room_id!r}")
-        await self.store.place_room(room_id, self.store.node_id, ttl=PRESENCE_TTL)
+        owner = await self.store.claim_room(room_id, self.store.node_id, ttl=PRESENCE_TTL)
+        if owner != self.store.node_id:  # claimed by another node since it was located
+            raise RoomMoved(f"room {room_id!r} is on node {owner!r} now: connect again")
         room = self.rooms.get(room_id)  # another request may have created it meanwhile
         if room is None:
             room = self._new_room(record)
@@ -75,6 +79,7 @@ class RoomRegistry:
             liveness=LivenessSettings(stalled_after=settings.media_stalled_after, connect_timeout=settings.connect_timeout),
             grace=settings.reconnect_grace,
             control=(lambda room: make_control(room, record)) if make_control is not None else None,
+            alternates=self.alternates,
         )
 
     async def record_presence(self, room: Room) -> None:
@@ -105,10 +110,19 @@ class RoomRegistry:
             logger.warning("presence not removed room=%s identity=%s error=%s", room.id, identity, exc)
 
     async def refresh(self) -> None:
-        """Refresh presence and placement of every hosted room (called periodically)."""
+        """Refresh the presence of every hosted room (called periodically; server/nodes.py renews placements)."""
         for room in list(self.rooms.values()):
-            await self.store.place_room(room.id, self.store.node_id, ttl=PRESENCE_TTL)
             await self.record_presence(room)
+
+    async def drop(self, room_id: str, owner: str) -> None:
+        """Another node holds the room now: end this node's copy (its clients connect again and are
+        relayed to the owner)."""
+        room = self.rooms.pop(room_id, None)
+        if room is None:
+            return
+        logger.warning("room moved room=%s owner=%s: ending its copy on this node", room_id, owner)
+        await room.end_all(CloseReason.ROOM_MOVED)
+        await room.close()
 
     async def close(self) -> None:
         """Close every room's media."""

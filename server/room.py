@@ -113,8 +113,10 @@ class Room:
         liveness: LivenessSettings = LivenessSettings(),
         grace: float = 30.0,
         control: Callable[[Room], RoomHooks] | None = None,
+        alternates: Callable[[], list[str]] = list,
     ) -> None:
         self.id = room_id
+        self._alternates = alternates  # the live nodes' public URLs, for the welcome
         self.name = name
         self.router = RoomRouter(room_id, counters=counters, ice_servers=ice_servers, liveness=liveness)
         self.participants: dict[str, Participant] = {}
@@ -493,6 +495,7 @@ class Room:
             participants=[p.info() for p in self.participants.values() if p is not participant],
             publications=[publication_info(p) for p in self.router.publications.values()],
             reconnect_grace=self.grace,
+            nodes=self._alternates(),
         )
 
     def broadcast(self, message: ServerMessage, *, skip: str | None = None) -> None:

@@ -16,9 +16,11 @@ from server.config import Config
 from server.connection import CloseReason, LifecycleCounters
 from server.errors import RequestError
 from server.follow import LogTail
+from server.nodes import Nodes
 from server.participant import Participant
 from server.rate_limits import RateLimits
 from server.registry import RoomRegistry
+from server.relay import Relays
 from server.room import Room
 from server.scheduler import Scheduler, SystemClock
 from server.skipped import SkippedRecords
@@ -152,6 +154,8 @@ class Services:
     rooms: RoomRegistry
     counters: RelayCounters
     limits: Limits
+    nodes: Nodes  # this node among the others: heartbeat, placement, relay headers
+    relays: Relays  # signaling relayed to the node that hosts a room
     lifecycle: LifecycleCounters = field(default_factory=LifecycleCounters)
     # Every log folded at start-up registers what it had to skip, and domains their own totals
     # (name -> help text, reader), for /metrics.

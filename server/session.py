@@ -12,14 +12,16 @@ from aiohttp import WSMsgType, web
 from server.access import ended_notice
 from server.auth import AuthError, Identity, TokenMissing
 from server.connection import CloseReason, ConnectionKind
-from server.errors import RequestError, wire_error
+from server.errors import RequestError, RoomMoved, wire_error
 from server.outbox import Outbox
 from server.participant import Participant
 from server.room import Room
 from server.services import SERVICES, Services
 from server.store import StoreUnavailable
+from server.store.nodes import NodeRecord
 from server.websocket import WebSocket
 from server.web_auth import cookie_auth
+from server.web_security import relayed_from
 from signaling.codec import ProtocolError, parse_client, request_id
 from signaling.messages import (
     PROTOCOL_VERSION,
@@ -76,7 +78,10 @@ class Session:
     kind = ConnectionKind.SESSION
     slot = "session"
 
-    def __init__(self, ws: web.WebSocketResponse, services: Services, cookie: Identity | AuthError | None, remote: str) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, services: Services, cookie: Identity | AuthError | None, remote: str,
+        *, request: web.Request | None = None,
+    ) -> None:
         self.ws = ws
         self.services = services
         # What the session cookie proved at the upgrade: an identity, or why not (a revoked device link).
@@ -92,6 +97,11 @@ class Session:
         self._rate = RateLimiter(RATE_PER_SECOND, RATE_BURST)
         self._ended_by: CloseReason | None = None  # the server ended it (replaced, removed, ...)
         self._left = False  # the client said leave (or was sent away): no grace period
+        # Several nodes: a session for a room hosted elsewhere is relayed there after its hello.
+        self._request = request
+        self._relayed = request is not None and relayed_from(request) is not None
+        self._hello_raw = ""
+        self.relay_to: NodeRecord | None = None
 
     @property
     def identity(self) -> Identity:
@@ -117,6 +127,8 @@ class Session:
             self.send(SessionReplaced(message="您已在其他窗口或设备加入，此处已断开 You joined again from another window or device; this one is closed"))
         elif reason is CloseReason.LOST:
             self.send(Error(code="connection_lost", message="连接中断过久，请重新加入 The connection was lost for too long: join again"))
+        elif reason is CloseReason.ROOM_MOVED:
+            self.send(Error(code="room_moved", message="会商室已迁至其他节点，正在重新连接 The room moved to another node: connecting again"))
         else:
             notice = ended_notice(reason)  # revoked, expired, access withdrawn
             if notice is not None:
@@ -128,7 +140,7 @@ class Session:
         writer = asyncio.get_running_loop().create_task(self._outbox.run(), name="ws-writer")
         try:
             if await self._hello():
-                await self._loop()
+                await (self._relay() if self.relay_to is not None else self._loop())
         finally:
             # aiohttp cancels the handler when the client goes away: the cleanup must still run
             # to its end, or the others never hear that this participant left.
@@ -168,6 +180,7 @@ class Session:
             return False
         if raw is None:
             return False
+        self._hello_raw = raw
         try:
             message = parse_client(raw)
             if not isinstance(message, Hello):
@@ -195,6 +208,10 @@ class Session:
             raise TokenMissing("log in or give a device token")
         self.services.rate_limits.check("join", identity=identity.identity)
         identity.check_room(hello.room)
+        # The room's node serves the session; from another node it is relayed there (never twice).
+        self.relay_to = await self.services.nodes.locate(hello.room, relayed=self._relayed)
+        if self.relay_to is not None:
+            return
         room = await self.services.rooms.get(hello.room)
         # The store records who is present: without it, the join is refused before it is welcomed
         # (at once while the store is known to be down), not welcomed and then dropped.
@@ -211,6 +228,16 @@ class Session:
             # participant stays (media needs no store); the periodic refresh writes the presence.
             logger.warning("presence not recorded at join room=%s identity=%s error=%s: the refresh will write it",
                            room.id, identity.identity, exc)
+
+    async def _relay(self) -> None:
+        """Pump the session to and from the node that hosts its room (server/relay.py)."""
+        assert self.relay_to is not None and self._request is not None
+        self._left = True  # nothing of it lives here: no grace period, no presence
+        try:
+            await self.services.relays.websocket(self._request, self.ws, self.relay_to, self._hello_raw)
+        except RoomMoved as exc:
+            self._reply_error(exc, request_id(self._hello_raw))
+            logger.info("session relay failed remote=%s node=%s", self.remote, self.relay_to.node_id)
 
     async def _loop(self) -> None:
         while not self.ws.closed:
@@ -297,7 +324,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     # closes with 1009 (message too big).
     ws = WebSocket(heartbeat=20, max_msg_size=services.config.server.max_message_bytes * 4)
     await ws.prepare(request)
-    session = Session(ws, services, cookie_auth(request), request.remote or "?")
+    session = Session(ws, services, cookie_auth(request), request.remote or "?", request=request)
     services.sessions.add(session)
     try:
         await session.run()

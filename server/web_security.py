@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Iterable
 from typing import Final
 
 from aiohttp import web
@@ -28,7 +29,8 @@ from server.auth import AuthError
 from server.config import ServerSettings
 from server.errors import Refused, UnsupportedMediaType, http_error
 from server.http_media import MEDIA_PREFIXES
-from server.origins import OriginPolicy, cross_origin_reason, forwarded_client, request_origin, trusted_address
+from server.origins import Origin, OriginPolicy, cross_origin_reason, forwarded_client, request_origin, trusted_address
+from server.relay_auth import RELAY_HEADER, RelayedFrom, RelayForged
 from server.services import SERVICES
 from server.store import StoreUnavailable
 from server.web_auth import SESSION_COOKIE, set_session_cookie
@@ -104,7 +106,10 @@ def install(app: web.Application, settings: ServerSettings) -> None:
 @web.middleware
 async def web_security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse cross-origin use of the cookie and non-JSON API bodies; turn device links into cookies."""
-    request = request.app[WEB_SECURITY].as_the_client_sees_it(request)
+    if RELAY_HEADER in request.headers:
+        request = _as_relayed(request)
+    else:
+        request = request.app[WEB_SECURITY].as_the_client_sees_it(request)
     if not request.path.startswith(MEDIA_PREFIXES):
         _check_origin(request)
         _check_json(request)
@@ -114,6 +119,31 @@ async def web_security_middleware(request: web.Request, handler: Handler) -> web
         logger.info("request refused method=%s path=%s error=store_unavailable", request.method, request.path)
         raise http_error(exc) from None
     return _device_link_to_cookie(request, response)
+
+
+RELAYED = web.RequestKey("relayed_from", RelayedFrom)
+
+
+def relayed_from(request: web.Request) -> RelayedFrom | None:
+    """The client another node relayed this request for (server/relay.py), or None for a direct one."""
+    return request.get(RELAYED)
+
+
+def _as_relayed(request: web.Request) -> web.Request:
+    """The request as the client sent it to the relaying node, when the header's signature checks out."""
+    try:
+        relayed = request.app[SERVICES].nodes.verify_relay(request.headers[RELAY_HEADER])
+    except RelayForged as exc:
+        logger.warning("relay header refused method=%s path=%s remote=%s reason=%s", request.method, request.path, request.remote, exc)
+        raise http_error(Refused("relay_forged", "the relay header is not signed by a node of this deployment")) from None
+    changes: dict[str, str] = {"remote": relayed.address}
+    if relayed.scheme in ("http", "https"):
+        changes["scheme"] = relayed.scheme
+    if request_origin("http", relayed.host) is not None:
+        changes["host"] = relayed.host
+    clone = request.clone(**changes)  # type: ignore[arg-type]
+    clone[RELAYED] = relayed
+    return clone
 
 
 def _check_origin(request: web.Request) -> None:
@@ -169,16 +199,18 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     """The policy headers on every response (a handler may set its own first)."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    response.headers.setdefault("Content-Security-Policy", content_security_policy(request.scheme, request.host))
+    peers = request.app[WEB_SECURITY].policy.peers
+    response.headers.setdefault("Content-Security-Policy", content_security_policy(request.scheme, request.host, peers))
 
 
-def content_security_policy(scheme: str, host: str) -> str:
-    """The page policy; connect-src names this host's ws:/wss: too (older browsers' 'self' does not cover them)."""
+def content_security_policy(scheme: str, host: str, peers: Iterable[Origin] = ()) -> str:
+    """The page policy; connect-src names this host's ws:/wss: too (older browsers' 'self' does not cover
+    them), and the other live nodes' (a page whose node died reconnects through them)."""
     connect = "connect-src 'self'"
     own = request_origin(scheme, host)
-    if own is not None:
-        ws = "wss" if own.scheme == "https" else "ws"
-        connect += f" {ws}://{str(own).split('://', 1)[1]}"
+    for origin in ([own] if own is not None else []) + sorted(set(peers) - {own}, key=str):
+        ws = "wss" if origin.scheme == "https" else "ws"
+        connect += f" {ws}://{str(origin).split('://', 1)[1]}"
     return "; ".join((*CSP_DIRECTIVES, connect))
 
 

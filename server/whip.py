@@ -22,6 +22,7 @@ from server.room import Room
 from server.services import SERVICES, Services
 from server.store import StoreUnavailable
 from server.web_auth import bearer_identity
+from server.web_security import relayed_from
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,9 @@ async def whip_post(request: web.Request) -> web.Response:
         identity = bearer_identity(request)
         services.rate_limits.check("whip", identity=identity.identity)
         offer = await _read_offer(request, services)
+        node = await services.nodes.locate(room_id, relayed=relayed_from(request) is not None)
+        if node is not None:  # the room lives on another node: the offer goes there
+            return await services.relays.http(request, node, offer.encode())
         room = await services.rooms.get(room_id)
         resource = HttpResource(ConnectionKind.WHIP, identity, room, request.remote or "?")
         sources = {str(i): "whip" for i in range(services.limits.max_media_lines)}
@@ -138,8 +142,11 @@ async def whip_delete(request: web.Request) -> web.Response:
     """`DELETE /whip/{room}/{resource}`: the encoder stops."""
     services = request.app[SERVICES]
     try:
+        elsewhere = await _relay_elsewhere(request)
+        if elsewhere is not None:
+            return elsewhere
         resource = _resources(request).pop_owned(request, ConnectionKind.WHIP)
-    except (AuthError, RequestError) as exc:
+    except (AuthError, RequestError, StoreUnavailable) as exc:
         raise http_error(exc) from None
     await resource.room.stop_ingest(resource)
     await services.rooms.forget_presence(resource.room, resource.identity.identity)
@@ -156,6 +163,9 @@ async def whep_post(request: web.Request) -> web.Response:
         identity = bearer_identity(request)
         services.rate_limits.check("whep", identity=identity.identity)
         offer = await _read_offer(request, services)
+        node = await services.nodes.locate(room_id, relayed=relayed_from(request) is not None)
+        if node is not None:
+            return await services.relays.http(request, node, offer.encode())
         room = await services.rooms.get(room_id)
         resource = HttpResource(ConnectionKind.WHEP, identity, room, request.remote or "?", target=target)
         answer = await room.play(resource, target, offer)
@@ -169,11 +179,25 @@ async def whep_post(request: web.Request) -> web.Response:
 async def whep_delete(request: web.Request) -> web.Response:
     """`DELETE /whep/{room}/{identity}/{resource}`: the player stops."""
     try:
+        elsewhere = await _relay_elsewhere(request)
+        if elsewhere is not None:
+            return elsewhere
         resource = _resources(request).pop_owned(request, ConnectionKind.WHEP)
-    except (AuthError, RequestError) as exc:
+    except (AuthError, RequestError, StoreUnavailable) as exc:
         raise http_error(exc) from None
     await resource.room.stop_playing(resource)
     return web.Response(status=200)
+
+
+async def _relay_elsewhere(request: web.Request) -> web.Response | None:
+    """A resource's request reaching a node that does not host its room goes to the node that does
+    (its Location is the path on the node the client posted to). Never a relayed request again."""
+    services = request.app[SERVICES]
+    if relayed_from(request) is not None or request.match_info["room"] in services.rooms.rooms:
+        return None
+    bearer_identity(request)  # a client without a valid token is refused here, not relayed
+    node = await services.nodes.owner_elsewhere(request.match_info["room"])
+    return None if node is None else await services.relays.http(request, node, await request.read())
 
 
 def _resources(request: web.Request) -> HttpMediaResources:

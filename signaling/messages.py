@@ -97,6 +97,8 @@ class Welcome(Message, tag="welcome", kw_only=True, frozen=True):
     # Seconds the server keeps a lost participant's tiles: a client that loses its connection
     # retries fast for this long (and takes its tiles over), then backs off.
     reconnect_grace: float = 30.0
+    # The live nodes' public base URLs: a client that cannot reach its node any more tries the others.
+    nodes: list[str] = []
 
 
 class PublishAnswer(Message, tag="publish_answer", kw_only=True, frozen=True):

@@ -73,6 +73,13 @@ def test_the_server_nodes_have_distinct_ids_and_published_ports(compose: dict[st
         assert services[name]["ports"] == [f"{env['PORT']}:{env['PORT']}"]
 
 
+def test_each_node_is_reached_by_the_other_at_its_own_service_and_port(compose: dict[str, Any]) -> None:
+    for name in SERVERS:
+        env = _environment(compose["services"][name])
+        assert env["NODE_URL"] == f"http://{name}:{env['PORT']}", "signaling is relayed to the room's node there"
+        assert env["PUBLIC_URL"].endswith(f":{env['PORT']}"), "where a page reconnects when its node is gone"
+
+
 def test_coturn_listens_on_3478_with_a_secret_from_the_environment(
     compose: dict[str, Any],
 ) -> None:

@@ -90,9 +90,9 @@ def _touches(kind: str, data: Mapping[str, object]) -> frozenset[tuple[str, ...]
     if isinstance(directive, str):
         if kind in WHOLE:
             return frozenset({("directive", directive)})
-        sites = data.get("sites") if kind == "delivered" else [data.get("site")]
-        return frozenset({("directive", directive, str(site)) for site in sites or []}  # type: ignore[union-attr]
-                         | {("directive", directive, "*")})
+        listed = data.get("sites") if kind == "delivered" else [data.get("site")]
+        sites = listed if isinstance(listed, list) else []
+        return frozenset({("directive", directive, str(site)) for site in sites} | {("directive", directive, "*")})
     return frozenset({("incident", str(data.get("incident_id") or ""))})
 
 

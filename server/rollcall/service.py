@@ -23,6 +23,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from media.router import Publication
@@ -121,8 +122,7 @@ class RollCallService:
     def _adopt(self, rollcall: RollCall) -> None:
         """Hold an open roll-call live: its stream followed from where it was folded."""
         self.active[rollcall.id] = rollcall
-        self.services.tail.follow(stream_of(rollcall.id), rollcall.last_event_id,
-                                  lambda page, rollcall=rollcall: self._followed(rollcall, page))
+        self.services.tail.follow(stream_of(rollcall.id), rollcall.last_event_id, partial(self._followed, rollcall))
 
     def _index_followed(self, page: list[StoredEvent]) -> None:
         for event in page:
@@ -451,8 +451,8 @@ class RollCallService:
     def _tell(self, rollcall: RollCall, event: StoredEvent) -> None:
         """What an event means to the sessions and rooms of this node."""
         data, kind = event.data, event.kind
-        sites = [s for s in data.get("sites", []) if isinstance(s, str) and s in rollcall.results] \
-            if isinstance(data.get("sites"), list) else []
+        listed = data.get("sites")
+        sites = [s for s in listed if isinstance(s, str) and s in rollcall.results] if isinstance(listed, list) else []
         site = data.get("site") if isinstance(data.get("site"), str) else None
         if kind == "called":
             for called in sites:
@@ -481,8 +481,8 @@ class RollCallService:
                     self._site_send(closed, RollCallCallEnded(rollcall_id=rollcall.id, site=closed, outcome=result.outcome, final=True))
             if rollcall.mode == "sequence":
                 self._room_send(rollcall, RollCallSpotlight(rollcall_id=rollcall.id))
-        elif kind == "escalated" and isinstance(data.get("parents"), dict):
-            parents = {s: p for s, p in data["parents"].items() if isinstance(p, str)}
+        elif kind == "escalated" and isinstance(escalated := data.get("parents"), dict):
+            parents = {str(s): p for s, p in escalated.items() if isinstance(p, str)}
             for parent in set(parents.values()):
                 self._site_send(parent, RollCallEscalation(rollcall_id=rollcall.id, title=rollcall.title,
                                                            sites=[s for s, p in parents.items() if p == parent]))

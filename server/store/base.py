@@ -10,6 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 from msgspec import Struct
 
+from .nodes import NodeRecord
+
 __all__ = [
     "DeviceLinkRecord",
     "EventIdInvalid",
@@ -235,6 +237,31 @@ class Store(Protocol):
     @property
     def undecodable_entries(self) -> int:
         """How many stream entries were found that are not events of ours (each read as kind `undecodable`)."""
+        ...
+
+    # --- nodes and placement across nodes (server/nodes.py) -------------------------------------
+    # Kept at the end of the protocol: a node registry with expiry, and the claim on a room that
+    # treats a placement on a node no longer registered as free.
+
+    async def heartbeat_node(self, record: NodeRecord, ttl: float) -> None:
+        """Insert or refresh a node's record; it stops being live after ttl seconds unless refreshed."""
+        ...
+
+    async def list_nodes(self) -> list[NodeRecord]:
+        """Return the live nodes, sorted by node id, dropping the expired ones."""
+        ...
+
+    async def forget_node(self, node_id: str) -> None:
+        """Remove a node's record (a clean shutdown): its rooms are free at once."""
+        ...
+
+    async def claim_room(self, room_id: str, node_id: str, ttl: float) -> str:
+        """Place the room on node_id unless a live node other than it holds an unexpired placement;
+        return the owner. Refreshing node_id's own placement never shortens it."""
+        ...
+
+    async def room_owner(self, room_id: str) -> str | None:
+        """The node holding an unexpired placement of the room while that node is live, else None."""
         ...
 
 

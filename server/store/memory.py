@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import msgspec
 
@@ -21,6 +22,7 @@ from .base import (
     encode_event_data,
     event_id_key,
 )
+from .nodes import NodeRecord
 
 __all__ = ["MemoryStore"]
 
@@ -243,3 +245,43 @@ class MemoryStore:
     def undecodable_entries(self) -> int:
         """None: every event here was written by this process."""
         return 0
+
+    # --- nodes and placement across nodes (server/nodes.py) -------------------------------------
+
+    @cached_property
+    def _nodes(self) -> dict[str, tuple[NodeRecord, float]]:
+        """Node records by id, each with the clock time at which it stops being live."""
+        return {}
+
+    def _live_nodes(self) -> dict[str, NodeRecord]:
+        now = self._clock()
+        for node_id in [n for n, (_, expires_at) in self._nodes.items() if expires_at <= now]:
+            del self._nodes[node_id]
+        return {node_id: record for node_id, (record, _) in self._nodes.items()}
+
+    async def heartbeat_node(self, record: NodeRecord, ttl: float) -> None:
+        """Insert or refresh a node's record until now + ttl."""
+        self._nodes[record.node_id] = (record, self._clock() + ttl)
+
+    async def list_nodes(self) -> list[NodeRecord]:
+        """Return the live nodes sorted by id."""
+        live = self._live_nodes()
+        return [live[node_id] for node_id in sorted(live)]
+
+    async def forget_node(self, node_id: str) -> None:
+        """Remove a node's record."""
+        self._nodes.pop(node_id, None)
+
+    async def claim_room(self, room_id: str, node_id: str, ttl: float) -> str:
+        """Place the room on node_id unless another live node holds an unexpired placement; return the owner."""
+        now = self._clock()
+        owner, expires_at = self._placements.get(room_id, (node_id, now))
+        if owner != node_id and expires_at > now and owner in self._live_nodes():
+            return owner
+        self._placements[room_id] = (node_id, max(now + ttl, expires_at if owner == node_id else now))
+        return node_id
+
+    async def room_owner(self, room_id: str) -> str | None:
+        """The live owner of an unexpired placement, or None."""
+        owner, expires_at = self._placements.get(room_id, ("", 0.0))
+        return owner if expires_at > self._clock() and owner in self._live_nodes() else None

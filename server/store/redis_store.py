@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
@@ -22,6 +23,7 @@ import msgspec
 import redis.asyncio as aioredis
 import redis.asyncio.sentinel
 import redis.exceptions
+from redis.commands.core import AsyncScript
 from msgspec import Struct
 
 from .base import (
@@ -37,6 +39,7 @@ from .base import (
     event_id_key,
     redact_url,
 )
+from .nodes import NodeRecord
 
 __all__ = ["RedisStore"]
 
@@ -153,13 +156,14 @@ def _sentinel_client(url: str, max_connections: int, connect_timeout: float, com
         raise ValueError("name the primary: redis+sentinel://host:26379/<primary name>")
     db = int(path[1]) if len(path) > 1 else 0
     password = unquote(parts.password) if parts.password else None
-    sentinel = redis.asyncio.sentinel.Sentinel(
+    sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
         hosts, socket_timeout=command_timeout, socket_connect_timeout=connect_timeout,
     )
-    return sentinel.master_for(
+    client: aioredis.Redis = sentinel.master_for(
         path[0], db=db, password=password, socket_timeout=command_timeout,
         socket_connect_timeout=connect_timeout, max_connections=max_connections,
     )
+    return client
 
 
 def _text(value: object) -> str:
@@ -412,16 +416,16 @@ class RedisStore:
         for after in positions.values():
             if after is not None:
                 event_id_key(after)
-        streams = {self._key("events", stream): after or "0-0" for stream, after in positions.items()}
+        streams: dict[Any, Any] = {self._key("events", stream): after or "0-0" for stream, after in positions.items()}
         with self._errors():
             reply = await self._redis.xread(streams, count=limit, block=max(1, int(block * 1000)))
         prefix = f"{self.key_prefix}events:"
         found: list[StoredEvent] = []
-        for key, entries in reply or []:
+        for key, entries in reply or []:  # type: ignore[str-unpack]
             found += self._events(_text(key).removeprefix(prefix), entries)
         return found
 
-    def _events(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes] | None]] | None) -> list[StoredEvent]:
+    def _events(self, stream: str, entries: Any) -> list[StoredEvent]:
         events: list[StoredEvent] = []
         for raw_id, fields in entries or []:
             if fields is None:  # an entry deleted under us; our streams are never trimmed
@@ -518,3 +522,93 @@ class RedisStore:
                 return bool(await self._redis.ping())
         except StoreError:
             return False
+
+    # --- nodes and placement across nodes (server/nodes.py) -------------------------------------
+    # Node records are kept as presences are: a sorted set id -> expiry by the caller's clock and a
+    # hash id -> record, expired ones dropped at read time (the _LIVE_RECORDS script).
+
+    def _node_keys(self) -> list[str]:
+        return [self._key("nodes-exp"), self._key("nodes")]
+
+    @cached_property
+    def _claim(self) -> AsyncScript:
+        return self._redis.register_script(_CLAIM)
+
+    @cached_property
+    def _owner(self) -> AsyncScript:
+        return self._redis.register_script(_OWNER)
+
+    async def heartbeat_node(self, record: NodeRecord, ttl: float) -> None:
+        """Insert or refresh a node's record until now + ttl (by this store's clock)."""
+        expires_at = self._clock() + ttl
+        with self._errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(self._key("nodes-exp"), {record.node_id: expires_at})
+                pipe.hset(self._key("nodes"), record.node_id, msgspec.json.encode(record))
+                await pipe.execute()
+
+    async def list_nodes(self) -> list[NodeRecord]:
+        """Return the live nodes sorted by id, dropping expired ones."""
+        with self._errors():
+            raw = await self._live_records(keys=self._node_keys(), args=[repr(self._clock())])
+        nodes = [msgspec.json.decode(item, type=NodeRecord) for item in raw]
+        return sorted(nodes, key=lambda node: node.node_id)
+
+    async def forget_node(self, node_id: str) -> None:
+        """Remove a node's record: its placements are free at once."""
+        with self._errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(self._key("nodes-exp"), node_id)
+                pipe.hdel(self._key("nodes"), node_id)
+                await pipe.execute()
+
+    async def claim_room(self, room_id: str, node_id: str, ttl: float) -> str:
+        """Place the room on node_id unless another live node holds an unexpired placement; return the owner."""
+        now = self._clock()
+        with self._errors():
+            owner = await self._claim(
+                keys=[self._key("placement", room_id), self._key("nodes-exp")],
+                args=[node_id, repr(now), repr(now + ttl)],
+            )
+        return _text(owner)
+
+    async def room_owner(self, room_id: str) -> str | None:
+        """The live owner of an unexpired placement, or None."""
+        with self._errors():
+            owner = await self._owner(
+                keys=[self._key("placement", room_id), self._key("nodes-exp")], args=[repr(self._clock())]
+            )
+        return None if owner is None else _text(owner)
+
+
+# A claim (KEYS[1] the placement hash {node, expires_at}, KEYS[2] the nodes' expiry set): the
+# holder keeps the room while its placement is unexpired and the holder itself is live, so a node
+# killed outright frees its rooms within its heartbeat's ttl rather than its placements' lease.
+# A refresh by the holder never shortens its lease (another node may claim on its behalf, briefly).
+_CLAIM = """
+local owner = redis.call('HGET', KEYS[1], 'node')
+local expires_at = tonumber(redis.call('HGET', KEYS[1], 'expires_at') or '0')
+local now = tonumber(ARGV[2])
+if owner and owner ~= ARGV[1] and expires_at > now then
+  local alive = tonumber(redis.call('ZSCORE', KEYS[2], owner) or '0')
+  if alive > now then
+    return owner
+  end
+end
+local until_ = tonumber(ARGV[3])
+if owner == ARGV[1] and expires_at > until_ then
+  until_ = expires_at
+end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'expires_at', tostring(until_))
+return ARGV[1]
+"""
+
+_OWNER = """
+local owner = redis.call('HGET', KEYS[1], 'node')
+local expires_at = tonumber(redis.call('HGET', KEYS[1], 'expires_at') or '0')
+local now = tonumber(ARGV[1])
+if owner and expires_at > now and tonumber(redis.call('ZSCORE', KEYS[2], owner) or '0') > now then
+  return owner
+end
+return false
+"""

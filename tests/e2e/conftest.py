@@ -53,6 +53,7 @@ class Server:
         self.base_url = base_url
         self.secret = secret
         self.log_path = log_path  # the server process's log (None for E2E_BASE_URL)
+        self.process: subprocess.Popen[bytes] | None = None  # ours to kill (None for E2E_BASE_URL)
 
     def log(self) -> str:
         """What the server process has logged so far ("" when it is not ours)."""
@@ -106,7 +107,9 @@ def running_server(data_dir: Path, *, port: int | None = None, secret: str | Non
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not come up (exit {proc.poll()}):\n{log_path.read_text()[-4000:]}")
             time.sleep(0.1)  # process start-up: nothing to wait on but the port
-        yield Server(base, secret, log_path)
+        running = Server(base, secret, log_path)
+        running.process = proc
+        yield running
     finally:
         proc.terminate()
         try:

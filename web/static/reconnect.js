@@ -106,3 +106,40 @@ export function watchPeer(pc, label, onLost, { graceMs = DISCONNECTED_GRACE_MS, 
     stop,
   };
 }
+
+/**
+ * Where the next attempt goes. Several nodes serve one deployment and any of them relays a session
+ * to its room's node; a page whose own node died cannot reach it, so after an attempt that was not
+ * welcomed the next one tries the next live node the last welcome named (`welcome.nodes`).
+ */
+export class NodeHosts {
+  constructor(own, protocol) {
+    this.protocol = protocol;   // "http:" or "https:": a page may not open ws:// from https
+    this.hosts = [own];
+    this.index = 0;
+  }
+
+  /** The host (host:port) the next socket opens to. */
+  get current() {
+    return this.hosts[this.index % this.hosts.length];
+  }
+
+  /** A welcome named the live nodes' public base URLs: keep ours first and the ones of this page's scheme. */
+  update(urls) {
+    const current = this.current;
+    const others = [];
+    for (const url of urls || []) {
+      let parsed;
+      try { parsed = new URL(url); } catch { continue; }
+      if (parsed.protocol === this.protocol && parsed.host !== current && !others.includes(parsed.host)) others.push(parsed.host);
+    }
+    const kept = this.hosts.filter((h) => h !== current && !others.includes(h));
+    this.hosts = [current, ...others, ...kept];
+    this.index = 0;
+  }
+
+  /** An attempt failed before a welcome: the next one goes to the next node. */
+  failed() {
+    this.index = (this.index + 1) % this.hosts.length;
+  }
+}

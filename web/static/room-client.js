@@ -15,7 +15,7 @@ import { errorText } from "./error-text.js";
 
 // Refusals that retrying cannot change: the page stops and says why (room-view.js).
 const ACCESS_ENDED = new Set(["token_revoked", "token_expired", "access_withdrawn", "invalid_token", "unauthenticated"]);
-import { RetryPolicy, watchPeer } from "./reconnect.js";
+import { NodeHosts, RetryPolicy, watchPeer } from "./reconnect.js";
 import { candidateRtt, inboundAudioStats, inboundVideoStats, outboundVideoStats, sampleVideo } from "./room-stats.js";
 
 const PING_INTERVAL_MS = 5_000;
@@ -141,6 +141,7 @@ export class RoomClient extends EventTarget {
     this._closed = false;
     this._lastPong = 0;
     this.retry = new RetryPolicy();
+    this.nodes = new NodeHosts(location.host, location.protocol);  // this page's node, then the others
     this.replacedMessage = null;         // what session_replaced said, while we wait for resume()
     this._reconnectTimer = null;
     this._attemptTimer = null;           // this attempt's socket must open / be welcomed by then
@@ -241,6 +242,7 @@ export class RoomClient extends EventTarget {
   /** The session is lost: tear it down and try again when the retry policy says. */
   _scheduleReconnect(reason, { refused = false } = {}) {
     if (this._closed || this._stopped()) return;
+    if (!this._welcomed) this.nodes.failed();  // not even welcomed: the next attempt tries another node
     this._teardown();
     this._setState("reconnecting", { reason });
     clearTimeout(this._reconnectTimer);
@@ -297,7 +299,7 @@ export class RoomClient extends EventTarget {
     const gen = this._generation;
     if (this.state !== "reconnecting") this._setState("connecting");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    const ws = new WebSocket(`${scheme}://${this.nodes.current}/ws`);
     this.ws = ws;
     const openMs = this.retry.attempts % 2 === 1 ? OPEN_TIMEOUT_MS.short : OPEN_TIMEOUT_MS.long;
     this._attemptTimer = setTimeout(() => {
@@ -456,6 +458,11 @@ export class RoomClient extends EventTarget {
       this._onReplaced(msg);
       return;
     }
+    if (msg.code === "room_moved") {
+      // the room's node changed (or died) under this session: connect again at once, relayed there
+      this._scheduleReconnect("the room moved to another node");
+      return;
+    }
     if (ACCESS_ENDED.has(msg.code)) {
       // the link was revoked or expired, the sign-in ended, the site lost access: retrying cannot help
       this._onAccessEnded(msg, text);
@@ -483,6 +490,7 @@ export class RoomClient extends EventTarget {
     clearTimeout(this._attemptTimer);
     this._welcomed = true;
     this.retry.accepted();
+    this.nodes.update(msg.nodes);
     if (msg.reconnect_grace > 0) this.retry.fastWindowMs = msg.reconnect_grace * 1000;
     this.me = { ...(this.me || {}), ...msg.you };
     this.grants = msg.grants || [];

@@ -1,7 +1,9 @@
 """Two nodes on one Redis fold one command log: what one node records, the other's sessions get.
 
-Both nodes run in this process (two apps, two stores with one key prefix, one manual clock), so
-every client is on the node the test chooses; tests/multinode runs nodes as processes.
+Both nodes run in this process (two apps, two stores with one key prefix, one manual clock). The
+sites' sockets are `/command/ws` ones, which stay on the node they reach (a room's `/ws` sessions
+all live on the room's node), so every site is on the node the test chooses; tests/server/test_nodes.py
+runs nodes as processes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from server.scheduler import ManualClock
 from server.store import RedisStore
 from signaling.command import DirectiveAcknowledge, DirectiveIssue, DirectiveRead
 
+from tests.e2e.conftest import _free_port
+
 from .conftest import SECRET, CommandPlatform, Refused
 
 pytestmark = pytest.mark.redis
@@ -38,12 +42,14 @@ async def nodes(aiohttp_server: Callable[..., TestServer], demo_config: Config, 
     platforms: list[CommandPlatform] = []
     async with aiohttp.ClientSession() as session:
         for n in (1, 2):
-            server_settings = msgspec.structs.replace(demo_config.server, data_dir=str(tmp_path_factory.mktemp(f"node{n}")))
+            port = _free_port()
+            server_settings = msgspec.structs.replace(demo_config.server, data_dir=str(tmp_path_factory.mktemp(f"node{n}")),
+                                                      port=port, node_url=f"http://127.0.0.1:{port}")
             config = msgspec.structs.replace(demo_config, server=server_settings)
             store = RedisStore(redis_url, node_id=f"node-{n}", key_prefix=prefix, clock=clock.now)
             services = build_services(config, secret=SECRET, store=store, clock=clock)
             app = create_app(services)
-            server = await aiohttp_server(app)
+            server = await aiohttp_server(app, port=port)
             platforms.append(CommandPlatform(str(server.make_url("")).rstrip("/"), services, clock, app[COMMAND], session))
         yield platforms
         for platform in platforms:
@@ -59,7 +65,7 @@ async def nodes(aiohttp_server: Callable[..., TestServer], demo_config: Config, 
 async def test_a_directive_issued_on_one_node_reaches_a_site_on_the_other_within_a_second(nodes: list[CommandPlatform]) -> None:
     node1, node2 = nodes
     issuer = await node1.console("mayor", "office")
-    county = await node2.client("duty-qingshan", "qingshan")
+    county = await node2.console("duty-qingshan", "qingshan", grants=("publish",))
     started = time.monotonic()
     ok = await issuer.request(DirectiveIssue(cls="mandatory", title="转移群众", sites=["qingshan"]))
     await county.wait_for(lambda c: bool(c.of_kind("issued")), timeout=5)
@@ -92,8 +98,8 @@ async def test_a_console_on_the_other_node_replays_and_follows_the_same_directiv
 async def test_the_same_site_acknowledging_on_both_nodes_at_once_is_recorded_once(nodes: list[CommandPlatform]) -> None:
     node1, node2 = nodes
     issuer = await node1.console("mayor", "office")
-    on1 = await node1.client("duty-qingshan-1", "qingshan")
-    on2 = await node2.client("duty-qingshan-2", "qingshan")
+    on1 = await node1.console("duty-qingshan-1", "qingshan", grants=("publish",))
+    on2 = await node2.console("duty-qingshan-2", "qingshan", grants=("publish",))
     for _ in range(5):
         ok = await issuer.request(DirectiveIssue(cls="guidance", title="核查", sites=["qingshan"]))
         await on1.wait_for(lambda c: any(m.directive and m.directive.id == ok.directive_id for m in c.of_kind("issued")), timeout=5)

@@ -1,7 +1,9 @@
 """A roll-call on two nodes sharing one Redis: started on one, answered on the other, each step once.
 
-Both nodes run in this process with their own manual clock (moved together), so each site is on
-the node the test chooses.
+Both nodes run in this process with their own manual clock (moved together). A room's sessions
+live on the room's node, so the sites are put on a node through the room they join: the first
+client of an unplaced room (with the loads equal or the other node busier) places it on the node
+it reached.
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ async def test_a_roll_call_started_on_one_node_calls_and_hears_a_site_on_the_oth
             node.clock.advance(seconds)
 
     caller = await node1.connect("chief-desk", "command_centre", grants=("subscribe", "moderate"))
-    far = await node2.connect("desk-county01", "jiangbei", video=True)  # answers on the other node
+    far = await node2.connect("desk-county01", "jiangbei", video=True, room="command")  # answers on the other node
     near = await node1.connect("desk-county03", "linjiang")  # never answers: absent, escalated
-    parent = await node2.connect("desk-office", "office")
+    parent = await node2.connect("desk-office", "office", room="command")
+    assert set(node1.services.rooms.rooms) == {"consultation"} and set(node2.services.rooms.rooms) == {"command"}
     started = time.monotonic()
     reply = await caller.client.request(RollCallStart(sites=["jiangbei", "linjiang"], window=30, grace=10))
     rid = reply.rollcall_id
