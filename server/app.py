@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -160,8 +162,11 @@ def _banner(config: Config, scheme: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_server(config: Config, config_path: Path | None = None) -> None:
-    """Run the server in the foreground until interrupted; SIGHUP reloads the users from `config_path`."""
+def run_server(config: Config, config_path: Path | None = None, *, worker_port: int | None = None) -> None:
+    """Run the server in the foreground until interrupted; SIGHUP reloads the users from `config_path`.
+
+    A worker (server/workers.py) shares the public port with its siblings and listens for them on
+    127.0.0.1:`worker_port` as well (plain HTTP: the loopback never leaves the machine)."""
     data_dir = Path(config.server.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = load_secret(data_dir, os.environ)
@@ -170,12 +175,25 @@ def run_server(config: Config, config_path: Path | None = None) -> None:
     app = create_app(services)
     if config_path is not None:
         access.reload_on_hangup(app, config_path)
-    print(_banner(config, "https" if ssl_context else "http"), flush=True)
-    web.run_app(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        ssl_context=ssl_context,
-        print=None,
-        access_log=None,
-    )
+    if worker_port is None:
+        print(_banner(config, "https" if ssl_context else "http"), flush=True)
+        web.run_app(app, host=config.server.host, port=config.server.port, ssl_context=ssl_context, print=None, access_log=None)
+        return
+    if os.environ.get("WORKER_INDEX", "0") == "0":
+        print(_banner(config, "https" if ssl_context else "http"), flush=True)
+    asyncio.run(_serve_worker(app, config, ssl_context, worker_port))
+
+
+async def _serve_worker(app: web.Application, config: Config, ssl_context: ssl.SSLContext | None, worker_port: int) -> None:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ssl_context, reuse_port=True).start()
+        await web.TCPSite(runner, "127.0.0.1", worker_port).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="listen port (overrides config and PORT)")
     run.add_argument("--host", help="listen address (overrides config and HOST)")
     run.add_argument("--self-signed-tls", action="store_true", help="serve HTTPS with a generated certificate")
+    run.add_argument("--workers", help="worker processes, one node each, sharing the port: a number or 'auto' "
+                                       "(one per core; needs REDIS_URL). Default: $WORKERS, else one process")
+    run.add_argument("--worker-port", type=int, help=argparse.SUPPRESS)  # set by the supervisor for each worker
     run.set_defaults(handler=_run)
 
     token = commands.add_parser("token", help="print a signed device token, or revoke one (--revoke)")
@@ -108,9 +111,20 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         changes["self_signed_tls"] = True
     if changes:
         config = msgspec.structs.replace(config, server=msgspec.structs.replace(config.server, **changes))
+    config_path = Path(args.config or env.get("CONFIG") or DEFAULT_CONFIG_PATH)
+    workers = args.workers or env.get("WORKERS")
+    if workers and args.worker_port is None:
+        from server.workers import WorkersError, supervise, worker_count
+
+        try:
+            count = worker_count(workers)
+            if count > 1:
+                return supervise(config, count, config_path, env)
+        except WorkersError as exc:
+            raise CliError(str(exc)) from exc
     from server.app import run_server  # imported late: the app pulls in the whole media stack
 
-    run_server(config, Path(args.config or env.get("CONFIG") or DEFAULT_CONFIG_PATH))  # SIGHUP reloads its users
+    run_server(config, config_path, worker_port=args.worker_port)  # SIGHUP reloads its users
     return 0
 
 
