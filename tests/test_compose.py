@@ -55,10 +55,11 @@ def test_each_server_node_uses_the_shared_redis_and_waits_for_it(
 ) -> None:
     server = compose["services"][name]
     env = _environment(server)
-    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert env["REDIS_URL"] == "redis+sentinel://sentinel:26379/cp-primary?wait_replicas=1"
     assert env["NODE_ID"] == name
     assert server["build"]["dockerfile"] == "Dockerfile"
     assert server["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "sentinel" in server["depends_on"]
     assert "network_mode" not in server
     assert env["SERVER_SECRET"].startswith("${SERVER_SECRET")
 
@@ -78,6 +79,29 @@ def test_each_node_is_reached_by_the_other_at_its_own_service_and_port(compose: 
         env = _environment(compose["services"][name])
         assert env["NODE_URL"] == f"http://{name}:{env['PORT']}", "signaling is relayed to the room's node there"
         assert env["PUBLIC_URL"].endswith(f":{env['PORT']}"), "where a page reconnects when its node is gone"
+
+
+def test_two_replicas_follow_the_primary_and_the_sentinel_watches_it_under_the_name_the_nodes_ask_for(
+    compose: dict[str, Any], tmp_path: Path,
+) -> None:
+    services = compose["services"]
+    for name in ("redis-replica-1", "redis-replica-2"):
+        command = _command_text(services[name])
+        assert "--replicaof redis 6379" in command and "--appendonly yes" in command
+        assert f"--replica-announce-ip {name}" in command, "the sentinel names a promoted replica by a name the nodes resolve"
+    sentinel = _command_text(services["sentinel"])
+    assert "sentinel monitor cp-primary redis 6379 1" in sentinel and "--sentinel" in sentinel
+    assert "[ -f /data/sentinel.conf ] ||" in sentinel, "what the sentinel learned survives its restart"
+    # The sentinel's start-up script, run as the container's shell would: the file it writes.
+    script = services["sentinel"]["command"][2].replace("/data/", f"{tmp_path}/").replace("exec redis-server", "echo")
+    subprocess.run(["sh", "-c", script], check=True, capture_output=True)
+    lines = (tmp_path / "sentinel.conf").read_text().splitlines()
+    assert "sentinel monitor cp-primary redis 6379 1" in lines and "port 26379" in lines
+    # What the nodes are given is a URL the store takes: the sentinel, the primary's name, one replica per write.
+    from server.store import RedisStore
+
+    store = RedisStore(_environment(services["server-a"])["REDIS_URL"], node_id="compose-check")
+    assert store.wait_replicas == 1 and "sentinel:26379/cp-primary" in store.safe_url
 
 
 def test_coturn_listens_on_3478_with_a_secret_from_the_environment(
