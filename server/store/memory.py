@@ -187,7 +187,8 @@ class MemoryStore:
         if self._appended is None:
             self._appended = asyncio.Event()
         try:
-            await asyncio.wait_for(self._appended.wait(), block)
+            async with asyncio.timeout(block):  # no task of its own: the reader's is the only one
+                await self._appended.wait()
         except TimeoutError:
             return []
         return await self._after(positions, limit)
