@@ -7,8 +7,9 @@ it, connects lean clients (plain aiohttp websockets, no WebRTC) and prints:
 delivery p50/p99 of the fan-out, acknowledgements stored per second, server RSS, Redis used_memory.
 
 `--nodes 2` runs two nodes on the one Redis and connects the clients to them in turn, the issuer to
-the first: the delivery figures are then given per node the client connected to, so the second
-node's are those of a directive that crossed nodes (through the log every node follows).
+the first; placement spreads the 50 rooms over both, a client that reached the other node is
+relayed to its room's. Half the sessions live on the node that did not issue the directive: it
+reaches them through the log every node follows. Delivery is also given per node connected to.
 """
 
 from __future__ import annotations

@@ -58,7 +58,10 @@ class Relays:
     async def start(self) -> None:
         """Open the HTTP client (one connection pool to every node)."""
         # Bodies pass as they are; the timeout covers connecting to a node (a relayed socket lives on).
-        self._http = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT))
+        # No limit on connections: each relayed socket holds one for its life (aiohttp's default
+        # of 100 made the 101st relayed client wait out the connect timeout and be refused).
+        self._http = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=0),
+                                           timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT))
 
     async def close(self) -> None:
         """Close every relayed socket and the client."""

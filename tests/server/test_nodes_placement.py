@@ -3,9 +3,11 @@ unplaced room, the first claim wins, and a node that lost a room to another ends
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import msgspec
 import pytest
 from aiohttp.test_utils import TestServer
@@ -14,7 +16,8 @@ from server.app import build_services, create_app
 from server.config import Config
 from server.services import Services
 from server.store import RedisStore
-from signaling.messages import Error
+from signaling.codec import encode, parse_server
+from signaling.messages import Error, Hello
 from synthetic.client import RoomClient
 from tests.e2e.conftest import _free_port
 from tests.server.conftest import SECRET
@@ -78,3 +81,29 @@ async def test_a_node_that_finds_its_room_taken_ends_its_copy(two_nodes: Nodes) 
         assert codes == ["room_moved"], "told why, then closed: the client connects again and is relayed to B"
     finally:
         await client.close()
+
+
+async def test_more_relayed_sessions_than_a_client_pool_holds_are_all_welcomed(two_nodes: Nodes) -> None:
+    (url_a, a), (url_b, b) = two_nodes
+    first = RoomClient(url_a, "consultation", token(a, "host-site", "consultation"), name="host-site")
+    sockets: list[aiohttp.ClientWebSocketResponse] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        try:
+            await first.connect()  # the room is on A; every session below reaches B and is relayed to A
+
+            async def join(n: int) -> str:
+                ws = await http.ws_connect(url_b + "/ws")
+                sockets.append(ws)
+                await ws.send_str(encode(Hello(id="h", room="consultation", token=token(b, f"relayed-{n}", "consultation"))))
+                while True:
+                    reply = parse_server((await ws.receive(timeout=20)).data)
+                    if reply.id == "h":
+                        return type(reply).__name__
+
+            replies = await asyncio.gather(*(join(n) for n in range(120)))
+            assert replies.count("Welcome") == 120, sorted(set(replies))
+            assert len(a.rooms.rooms["consultation"].participants) == 121
+        finally:
+            for ws in sockets:
+                await ws.close()
+            await first.close()
