@@ -29,7 +29,7 @@ from signaling.command import DirectiveAcknowledge, DirectiveIssue, DirectiveRea
 
 from tests.e2e.conftest import _free_port
 
-from .conftest import SECRET, CommandPlatform, Refused
+from .conftest import SECRET, CommandClient, CommandPlatform, Refused
 
 pytestmark = pytest.mark.redis
 
@@ -138,3 +138,21 @@ async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_a_logout_on_one_node_ends_the_same_sign_in_on_the_other(nodes: list[CommandPlatform]) -> None:
+    node1, node2 = nodes
+    cookie = node1.services.tokens.issue_session(node1.services.config.user("mayor"), 600)
+    headers = {"Cookie": f"cp_session={cookie}"}
+    ws = await node2.session.ws_connect(f"{node2.url}/command/ws", headers={**headers, "Origin": node2.url})
+    console = CommandClient(ws)
+    node2.clients.append(console)
+    await console.start(None)
+    async with node1.session.post(f"{node1.url}/logout", headers={**headers, "Origin": node1.url}, allow_redirects=False) as out:
+        assert out.status in (200, 303)
+    started = time.monotonic()
+    await asyncio.wait_for(console._reader, 10)  # type: ignore[arg-type]  # the other node closes the socket
+    took = time.monotonic() - started
+    assert took < node2.services.config.server.revocation_poll + 2.0, took
+    async with node2.session.get(f"{node2.url}/command", headers=headers, allow_redirects=False) as page:
+        assert page.status in (302, 303, 401), "the other node no longer takes the cookie"
