@@ -5,7 +5,7 @@ each open one. Whatever a node appends (a call, an answer, a window's end, the c
 folds and tells its own sessions and rooms from the event: a site is called on whichever node it
 is connected to, and answers there (its video is judged where it arrives, its snapshot taken
 there). Every node arms the same timers; a step is appended only where the stream was when the
-node decided it (`append_event_at`), so the node that comes second folds the first one's step and
+node decided it (`append_events_at`), so the node that comes second folds the first one's step and
 finds nothing left to do: each step is taken once.
 
 Restart policy (documented in README): a roll-call in progress RESUMES. Its deadlines are absolute
@@ -391,8 +391,8 @@ class RollCallService:
             if not still():
                 return False
             try:
-                event = await self.services.store.append_event_at(
-                    stream_of(rollcall.id), rollcall.last_event_id, actor=actor, kind=kind, data=data)
+                (event,) = await self.services.store.append_events_at(
+                    stream_of(rollcall.id), rollcall.last_event_id, [(actor, kind, data)])
             except StreamMoved as moved:
                 if moved.behind(rollcall.last_event_id):
                     logger.error("roll-call %s log ends at %s, before %s that this node folded: the store lost events; "

@@ -177,19 +177,13 @@ class Store(Protocol):
         """Append an event; returns only once the store holds it."""
         ...
 
-    async def append_event_at(
-        self, stream: str, last: str | None, *, actor: str, kind: str, data: Mapping[str, object]
-    ) -> StoredEvent:
-        """Append only if the stream's last event is `last` (None: the stream is empty), atomically;
-        raises `StreamMoved` otherwise. A writer that folded the stream up to `last` appends a change
-        it checked against that state, and no other writer's change can come in between."""
-        ...
-
     async def append_events_at(
         self, stream: str, last: str | None, events: list[tuple[str, str, Mapping[str, object]]]
     ) -> list[StoredEvent]:
-        """`append_event_at` for several (actor, kind, data) events at once, in order, all or none:
-        a writer with many changes checked against the same state stores them in one round trip."""
+        """Append the (actor, kind, data) events, in order, only if the stream's last event is `last`
+        (None: the stream is empty), all or none, atomically; raises `StreamMoved` otherwise. A writer
+        that folded the stream up to `last` appends changes it checked against that state, and no
+        other writer's change can come in between; several changes go in one round trip."""
         ...
 
     async def read_events(

@@ -125,12 +125,6 @@ class MemoryStore:
         """Append an event with an id of the same form and order as a Redis stream id."""
         return self._append(stream, actor, kind, data)
 
-    async def append_event_at(
-        self, stream: str, last: str | None, *, actor: str, kind: str, data: Mapping[str, object]
-    ) -> StoredEvent:
-        """Append only if the stream's last event is `last`; `StreamMoved` otherwise."""
-        return (await self.append_events_at(stream, last, [(actor, kind, data)]))[0]
-
     async def append_events_at(
         self, stream: str, last: str | None, events: list[tuple[str, str, Mapping[str, object]]]
     ) -> list[StoredEvent]:

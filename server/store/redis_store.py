@@ -350,12 +350,6 @@ class RedisStore:
             ))
         return StoredEvent(id=_text(raw_id), stream=stream, at=body.at, actor=actor, kind=kind, data=body.data)
 
-    async def append_event_at(
-        self, stream: str, last: str | None, *, actor: str, kind: str, data: Mapping[str, object]
-    ) -> StoredEvent:
-        """XADD in a script only if the stream's last entry is `last`; `StreamMoved` otherwise."""
-        return (await self.append_events_at(stream, last, [(actor, kind, data)]))[0]
-
     async def append_events_at(
         self, stream: str, last: str | None, events: list[tuple[str, str, Mapping[str, object]]]
     ) -> list[StoredEvent]:

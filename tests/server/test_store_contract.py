@@ -22,6 +22,7 @@ from server.store import (
     RoomRecord,
     Store,
     StoreUnavailable,
+    StoredEvent,
     StreamMoved,
     event_id_key,
     open_store,
@@ -369,20 +370,25 @@ async def test_concurrent_appends_get_distinct_ids_in_one_order(store: Store) ->
 # Conditional appends and waiting for events: how nodes agree on one log
 
 
+async def _one(store: Store, stream: str, last: str | None, actor: str, data: dict[str, object]) -> StoredEvent:
+    (event,) = await store.append_events_at(stream, last, [(actor, "k", data)])
+    return event
+
+
 async def test_an_append_at_the_stream_end_is_stored(store: Store) -> None:
-    first = await store.append_event_at("agreed", None, actor="a", kind="k", data={"i": 1})
-    second = await store.append_event_at("agreed", first.id, actor="a", kind="k", data={"i": 2})
+    first = await _one(store, "agreed", None, "a", {"i": 1})
+    second = await _one(store, "agreed", first.id, "a", {"i": 2})
     assert [e.id for e in await store.read_events("agreed")] == [first.id, second.id]
 
 
 async def test_an_append_behind_the_stream_end_is_refused_with_where_the_stream_is(store: Store) -> None:
     first = await store.append_event("agreed", actor="node-1", kind="k", data={"i": 1})
     with pytest.raises(StreamMoved) as refused:
-        await store.append_event_at("agreed", None, actor="node-2", kind="k", data={"i": 2})
+        await _one(store, "agreed", None, "node-2", {"i": 2})
     assert (refused.value.expected, refused.value.last) == (None, first.id)
     second = await store.append_event("agreed", actor="node-1", kind="k", data={"i": 3})
     with pytest.raises(StreamMoved) as refused:
-        await store.append_event_at("agreed", first.id, actor="node-2", kind="k", data={"i": 4})
+        await _one(store, "agreed", first.id, "node-2", {"i": 4})
     assert refused.value.last == second.id
     assert [e.data["i"] for e in await store.read_events("agreed")] == [1, 3]
 
@@ -390,7 +396,7 @@ async def test_an_append_behind_the_stream_end_is_refused_with_where_the_stream_
 async def test_of_concurrent_appends_at_the_same_end_exactly_one_is_stored(store: Store) -> None:
     base = await store.append_event("race", actor="a", kind="k", data={})
     results = await asyncio.gather(
-        *(store.append_event_at("race", base.id, actor="a", kind="k", data={"i": i}) for i in range(20)),
+        *(_one(store, "race", base.id, "a", {"i": i}) for i in range(20)),
         return_exceptions=True,
     )
     stored = [r for r in results if not isinstance(r, BaseException)]

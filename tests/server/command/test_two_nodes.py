@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
 from server.app import build_services, create_app
@@ -28,6 +27,7 @@ from server.store import RedisStore
 from signaling.command import DirectiveAcknowledge, DirectiveIssue, DirectiveRead
 
 from tests.e2e.conftest import _free_port
+from tests.server.test_store_contract import _delete_keys
 
 from .conftest import SECRET, CommandClient, CommandPlatform, Refused
 
@@ -55,11 +55,7 @@ async def nodes(aiohttp_server: Callable[..., TestServer], demo_config: Config, 
         for platform in platforms:
             for client in platform.clients:
                 await client.close()
-    connection = aioredis.from_url(redis_url)
-    keys = [key async for key in connection.scan_iter(match=prefix + "*")]
-    if keys:
-        await connection.delete(*keys)
-    await connection.aclose()
+    await _delete_keys(redis_url, prefix)
 
 
 async def test_a_directive_issued_on_one_node_reaches_a_site_on_the_other_within_a_second(nodes: list[CommandPlatform]) -> None:

@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 
 from server.rollcall.schedules import SCHEDULES
 from server.rollcall.service import INDEX_STREAM, read_all, stream_of
 from server.store import RedisStore
 from signaling.rollcall import RollCallAnswer, RollCallCall, RollCallCallEnded, RollCallEscalation, RollCallStart
+from tests.server.test_store_contract import _delete_keys
 
 from .conftest import START, RollCallPlatform
 
@@ -35,11 +35,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 async def prefix(redis_url: str) -> AsyncIterator[str]:
     prefix = f"test-rc-nodes-{uuid.uuid4().hex[:8]}:"
     yield prefix
-    connection = aioredis.from_url(redis_url)
-    keys = [key async for key in connection.scan_iter(match=prefix + "*")]
-    if keys:
-        await connection.delete(*keys)
-    await connection.aclose()
+    await _delete_keys(redis_url, prefix)
 
 
 async def test_a_roll_call_started_on_one_node_calls_and_hears_a_site_on_the_other_and_steps_once(
