@@ -92,7 +92,7 @@ def _touches(kind: str, data: Mapping[str, object]) -> frozenset[tuple[str, ...]
             return frozenset({("directive", directive)})
         listed = data.get("sites") if kind == "delivered" else [data.get("site")]
         sites = listed if isinstance(listed, list) else []
-        return frozenset({("directive", directive, str(site)) for site in sites} | {("directive", directive, "*")})
+        return frozenset({("directive", directive, str(site)) for site in sites})
     return frozenset({("incident", str(data.get("incident_id") or ""))})
 
 
@@ -102,6 +102,7 @@ def _retrieved(done: asyncio.Future[Event]) -> None:
 
 
 def _clashes(touches: frozenset[tuple[str, ...]], taken: set[tuple[str, ...]]) -> bool:
+    """Whether a change touches what a change already in the batch does (`taken`, see `_take_up`)."""
     for item in touches:
         if item in taken:
             return True
@@ -110,6 +111,15 @@ def _clashes(touches: frozenset[tuple[str, ...]], taken: set[tuple[str, ...]]) -
         if len(item) == 2 and (*item, "*") in taken:  # a directive changed as a whole, some recipient of it too
             return True
     return False
+
+
+def _take_up(touches: frozenset[tuple[str, ...]], taken: set[tuple[str, ...]]) -> None:
+    """Mark what a change in the batch touches; a recipient's change also marks its directive as
+    partly taken (`*`), which only a change of the directive as a whole clashes with."""
+    for item in touches:
+        taken.add(item)
+        if len(item) == 3:
+            taken.add((*item[:2], "*"))
 
 
 class CommandService:
@@ -223,7 +233,7 @@ class CommandService:
                     pending.done.set_exception(exc)
                     continue
                 batch.append(pending)
-                taken |= pending.touches
+                _take_up(pending.touches, taken)
             self._queue = waiting
             if batch:
                 await self._append(batch)

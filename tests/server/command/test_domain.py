@@ -112,3 +112,21 @@ def test_any_sequence_of_reports_yields_a_consistent_board(seq: list[tuple[str, 
         assert incident.late == (t - incident.occurred_at > 3600)
         assert all(r.kind == "followup" for r in incident.reports[1:])
     assert sum(board.late_by_site.values()) == sum(1 for i in board.incidents.values() if i.late)
+
+
+def test_changes_of_different_recipients_go_together_and_a_whole_directive_change_waits() -> None:
+    from server.command.service import _clashes, _take_up, _touches
+
+    taken: set[tuple[str, ...]] = set()
+    for site in ("a", "b", "c"):
+        touches = _touches("acknowledged", {"directive_id": "d1", "site": site})
+        assert not _clashes(touches, taken), site
+        _take_up(touches, taken)
+    assert _clashes(_touches("read", {"directive_id": "d1", "site": "b"}), taken), "the same recipient twice"
+    assert _clashes(_touches("cancelled", {"directive_id": "d1"}), taken), "the directive as a whole after its recipients"
+    assert _clashes(_touches("delivered", {"directive_id": "d1", "sites": ["x", "c"]}), taken)
+    assert not _clashes(_touches("acknowledged", {"directive_id": "d2", "site": "a"}), taken)
+    whole: set[tuple[str, ...]] = set()
+    _take_up(_touches("updated", {"directive_id": "d3"}), whole)
+    assert _clashes(_touches("acknowledged", {"directive_id": "d3", "site": "a"}), whole)
+    assert not _clashes(_touches("reported", {"incident_id": "i1"}), whole)
