@@ -155,10 +155,6 @@ class Store(Protocol):
         """Delete a room and its placement; a missing room is not an error."""
         ...
 
-    async def place_room(self, room_id: str, node_id: str, ttl: float) -> str:
-        """Claim the room for node_id if unplaced, expired or already ours (refreshing it); return the owner."""
-        ...
-
     async def set_presence(self, presence: PresenceRecord, ttl: float) -> None:
         """Insert or refresh a presence; it expires after ttl seconds unless refreshed."""
         ...

@@ -86,15 +86,6 @@ class MemoryStore:
         self._rooms.pop(room_id, None)
         self._placements.pop(room_id, None)
 
-    async def place_room(self, room_id: str, node_id: str, ttl: float) -> str:
-        """Claim the room for node_id if unplaced, expired or already ours; return the owner."""
-        now = self._clock()
-        owner, expires_at = self._placements.get(room_id, (node_id, now))
-        if expires_at <= now or owner == node_id:
-            self._placements[room_id] = (node_id, now + ttl)
-            return node_id
-        return owner
-
     async def set_presence(self, presence: PresenceRecord, ttl: float) -> None:
         """Insert or refresh a presence until now + ttl."""
         room = self._presence.setdefault(presence.room, {})

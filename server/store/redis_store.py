@@ -45,18 +45,6 @@ __all__ = ["RedisStore"]
 
 log = logging.getLogger(__name__)
 
-# Placement is a hash {node, expires_at}; a claim succeeds when there is none, it has
-# expired by the caller's clock, or it is already the caller's (which refreshes it).
-_PLACE = """
-local owner = redis.call('HGET', KEYS[1], 'node')
-local expires_at = tonumber(redis.call('HGET', KEYS[1], 'expires_at') or '0')
-if (not owner) or expires_at <= tonumber(ARGV[2]) or owner == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'node', ARGV[1], 'expires_at', ARGV[3])
-  return ARGV[1]
-end
-return owner
-"""
-
 # Records with an expiry (presences, device links): KEYS[1] a sorted set id -> expiry (by the
 # caller's clock), KEYS[2] a hash id -> record. Expired entries are dropped here, at read time,
 # atomically so that a concurrent refresh is never half-deleted; the live ones come back by expiry.
@@ -226,7 +214,6 @@ class RedisStore:
                 self._redis = aioredis.Redis.from_pool(pool)
         except ValueError as exc:
             raise StoreError(f"invalid Redis URL {self.safe_url}: {exc}") from exc
-        self._place = self._redis.register_script(_PLACE)
         self._live_records = self._redis.register_script(_LIVE_RECORDS)
         self._revoke = self._redis.register_script(_REVOKE)
         self._append_at = self._redis.register_script(_APPEND_AT)
@@ -300,15 +287,6 @@ class RedisStore:
                 pipe.hdel(self._key("rooms"), room_id)
                 pipe.delete(self._key("placement", room_id))
                 await pipe.execute()
-
-    async def place_room(self, room_id: str, node_id: str, ttl: float) -> str:
-        """Claim the room for node_id if unplaced, expired or already ours; return the owner."""
-        now = self._clock()
-        with self._errors():
-            owner = await self._place(
-                keys=[self._key("placement", room_id)], args=[node_id, repr(now), repr(now + ttl)]
-            )
-        return _text(owner)
 
     async def set_presence(self, presence: PresenceRecord, ttl: float) -> None:
         """Insert or refresh a presence until now + ttl (by this store's clock)."""

@@ -30,7 +30,7 @@ async def test_rooms_and_presence_go_through_redis(
         await client.connect()
         presence = await store.list_presence("consultation")
         assert [(p.identity, p.site, p.node) for p in presence] == [("desk-county01", "jiangbei", "node-a")]
-        assert await store.place_room("consultation", "node-b", ttl=30) == "node-a", "the room is placed on this node"
+        assert await store.room_owner("consultation") == "node-a", "the room is placed on this node"
         await client.close()
         await client.wait_disconnected()
         await services.sessions.wait_empty(5)

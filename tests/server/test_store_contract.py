@@ -28,6 +28,7 @@ from server.store import (
     open_store,
     redact_url,
 )
+from server.store.nodes import NodeRecord
 
 
 class FakeClock:
@@ -143,45 +144,27 @@ async def test_a_deleted_room_is_gone_and_deleting_again_is_harmless(store: Stor
     assert [r.id for r in await store.list_rooms()] == ["b"]
 
 
-# Placement
-
-
-async def test_the_first_node_to_place_a_room_owns_it(store: Store) -> None:
-    assert await store.place_room("mayor", "node-a", ttl=10) == "node-a"
-    assert await store.place_room("mayor", "node-b", ttl=10) == "node-a"
-
-
-async def test_another_node_takes_a_room_over_once_the_claim_expires(
-    store: Store, clock: FakeClock
-) -> None:
-    await store.place_room("mayor", "node-a", ttl=10)
-    clock.advance(9.9)
-    assert await store.place_room("mayor", "node-b", ttl=10) == "node-a"
-    clock.advance(0.1)
-    assert await store.place_room("mayor", "node-b", ttl=10) == "node-b"
-    assert await store.place_room("mayor", "node-a", ttl=10) == "node-b"
-
-
-async def test_the_owner_keeps_its_room_by_placing_it_again(
-    store: Store, clock: FakeClock
-) -> None:
-    await store.place_room("mayor", "node-a", ttl=10)
-    clock.advance(8)
-    assert await store.place_room("mayor", "node-a", ttl=10) == "node-a"
-    clock.advance(8)
-    assert await store.place_room("mayor", "node-b", ttl=10) == "node-a"
+# Placement (the claims themselves: tests/server/test_store_nodes.py)
 
 
 async def test_rooms_are_placed_independently(store: Store) -> None:
-    assert await store.place_room("r1", "node-a", ttl=10) == "node-a"
-    assert await store.place_room("r2", "node-b", ttl=10) == "node-b"
+    await store.heartbeat_node(node("node-a"), ttl=60)
+    await store.heartbeat_node(node("node-b"), ttl=60)
+    assert await store.claim_room("r1", "node-a", ttl=10) == "node-a"
+    assert await store.claim_room("r2", "node-b", ttl=10) == "node-b"
 
 
 async def test_deleting_a_room_releases_its_placement(store: Store) -> None:
+    await store.heartbeat_node(node("node-a"), ttl=60)
     await store.put_room(room("mayor"))
-    await store.place_room("mayor", "node-a", ttl=10)
+    await store.claim_room("mayor", "node-a", ttl=10)
     await store.delete_room("mayor")
-    assert await store.place_room("mayor", "node-b", ttl=10) == "node-b"
+    assert await store.claim_room("mayor", "node-b", ttl=10) == "node-b"
+
+
+def node(node_id: str, **load: int) -> NodeRecord:
+    """A live node's record, as its heartbeat writes it."""
+    return NodeRecord(node_id=node_id, url=f"http://{node_id}:8080", public_url=f"https://{node_id}.example", started_at=1.0, **load)
 
 
 # Presence

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 from server.store import Store
-from server.store.nodes import NodeRecord
-from tests.server.test_store_contract import FakeClock, clock, store  # noqa: F401 - fixtures
+from tests.server.test_store_contract import FakeClock, clock, node, store  # noqa: F401 - fixtures
 
 __all__ = ["clock", "store"]
-
-
-def node(node_id: str, **load: int) -> NodeRecord:
-    return NodeRecord(node_id=node_id, url=f"http://{node_id}:8080", public_url=f"https://{node_id}.example", started_at=1.0, **load)
 
 
 async def test_a_node_is_listed_while_its_heartbeat_lasts(store: Store, clock: FakeClock) -> None:
@@ -73,9 +68,3 @@ async def test_the_holder_refreshing_never_shortens_its_lease(store: Store, cloc
     clock.advance(20)
     assert await store.room_owner("mayor") == "node-a"
     assert await store.claim_room("mayor", "node-b", ttl=30) == "node-a"
-
-
-async def test_claims_and_the_older_placement_agree_on_the_owner(store: Store) -> None:
-    await store.heartbeat_node(node("node-a"), ttl=4)
-    assert await store.claim_room("mayor", "node-a", ttl=30) == "node-a"
-    assert await store.place_room("mayor", "node-b", ttl=30) == "node-a"
