@@ -51,10 +51,6 @@ class LogTail:
         self._positions.pop(stream, None)
         self._handlers.pop(stream, None)
 
-    def following(self, stream: str) -> bool:
-        """Whether the stream is followed."""
-        return stream in self._handlers
-
     def start(self) -> None:
         """Start reading (once the store has started)."""
         if self._task is None:

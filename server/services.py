@@ -171,6 +171,9 @@ class Services:
 
     def __post_init__(self) -> None:
         self.tail = LogTail(self.store)
+        self.domain_counters["cp_log_tail_read_failures"] = (
+            "Reads of the followed event streams that failed (the store away)", lambda: self.tail.failures,
+        )
 
 
 SERVICES = web.AppKey("services", Services)

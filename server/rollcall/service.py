@@ -85,7 +85,6 @@ class RollCallService:
         self._locks: dict[RollCallId, asyncio.Lock] = {}
         self._snapshots: dict[RollCallId, set[asyncio.Task[None]]] = {}
         self._changed = asyncio.Condition()
-        self._index_at: str | None = None  # the last index entry this node has read
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rollcall-snapshot")
         # Unreadable events of the roll-call logs: skipped (one WARNING each), counted for /metrics.
         self.skipped = SkippedRecords("rollcall")
@@ -116,8 +115,7 @@ class RollCallService:
                         "site": site, "error": "服务重启，抓拍未完成 server restarted before the snapshot was stored"}, actor="server")
             logger.info("rollcall resumed id=%s current=%s", rollcall.id, ",".join(rollcall.current))
             await self.advance(rollcall.id)
-        self._index_at = index[-1].id if index else self._index_at
-        self.services.tail.follow(INDEX_STREAM, self._index_at, self._index_followed)
+        self.services.tail.follow(INDEX_STREAM, index[-1].id if index else None, self._index_followed)
 
     def _adopt(self, rollcall: RollCall) -> None:
         """Hold an open roll-call live: its stream followed from where it was folded."""
@@ -126,7 +124,6 @@ class RollCallService:
 
     def _index_followed(self, page: list[StoredEvent]) -> None:
         for event in page:
-            self._index_at = event.id
             rollcall_id = event.data.get("id")
             if not isinstance(rollcall_id, str):
                 continue
