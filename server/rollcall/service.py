@@ -61,10 +61,9 @@ def stream_of(rollcall_id: str) -> str:
     return f"rollcall:{rollcall_id}"
 
 
-async def read_all(services: Services, stream: str) -> list[StoredEvent]:
-    """Every event of a stream, oldest first."""
+async def read_all(services: Services, stream: str, after: str | None = None) -> list[StoredEvent]:
+    """Every event of a stream (after `after`, if given), oldest first."""
     events: list[StoredEvent] = []
-    after: str | None = None
     while True:
         batch = await services.store.read_events(stream, after=after, limit=1000)
         events += batch
@@ -402,14 +401,8 @@ class RollCallService:
         raise RequestError("busy", f"roll-call {rollcall.id} kept changing under this {kind}: try again")
 
     async def _catch_up(self, rollcall: RollCall) -> None:
-        after = rollcall.last_event_id
-        while True:
-            page = await self.services.store.read_events(stream_of(rollcall.id), after=after, limit=1000)
-            for event in page:
-                await self._take(rollcall, event)
-            if len(page) < 1000:
-                return
-            after = page[-1].id
+        for event in await read_all(self.services, stream_of(rollcall.id), after=rollcall.last_event_id):
+            await self._take(rollcall, event)
 
     def _followed(self, rollcall: RollCall, page: list[StoredEvent]) -> None:
         if any([self._fold_one(rollcall, event) for event in page]):
