@@ -27,6 +27,7 @@ from pathlib import Path
 
 from server.config import Config
 from server.keys import load_secret
+from server.store import redact_url
 from server.tls import server_ssl_context
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def supervise(config: Config, count: int, config_path: Path, env: Mapping[str, s
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     print(f"  {count} workers 个工作进程 on port {settings.port} (their own ports {settings.port + 1}..{worker_port(settings.port, count - 1)} "
-          f"on 127.0.0.1), Redis {settings.redis_url.split('@')[-1]}", flush=True)
+          f"on 127.0.0.1), Redis {redact_url(settings.redis_url)}", flush=True)
     for index in range(count):
         start(index)
     while not stopping:
