@@ -70,7 +70,8 @@ def make_peer_connection(ice_servers: Sequence[str]) -> RTCPeerConnection:
     return pc
 
 
-def _codec_info(transceiver: RTCRtpTransceiver) -> CodecInfo:
+def codec_info(transceiver: RTCRtpTransceiver) -> CodecInfo:
+    """The codec negotiated on a transceiver (the first the answer lists)."""
     codecs = hooks.media_codecs(transceiver)
     if not codecs:
         raise NegotiationError("bad_sdp", f"no usable codec on m-line {transceiver.mid}")
@@ -125,7 +126,7 @@ class PublisherPeer:
                 continue
             kind = transceiver.kind
             source = sources.get(mid) or ("camera" if kind == "video" else "microphone")
-            codec = _codec_info(transceiver)
+            codec = codec_info(transceiver)
             continued = self._adopt(kind, source, codec) if self._adopt is not None else None
             if continued is not None:
                 continued.rebind(transceiver.receiver, self._tasks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from media.cascade import CascadeIn, Origin
 from media.egress import EgressPeer
 from media.liveness import LivenessSettings, StateCallback
 from media.peers import Adopt, PublisherPeer, SendOffer, SubscriberPeer, ignore_health
@@ -32,12 +33,14 @@ class RoomRouter:
         self._publishers: dict[str, list[PublisherPeer]] = {}
         self._subscribers: dict[str, SubscriberPeer] = {}
         self._egress: set[EgressPeer] = set()
+        self._cascades: set[CascadeIn] = set()
         self.closed = False
 
     @property
     def peer_count(self) -> int:
         """How many peer connections the room holds."""
-        return sum(len(p) for p in self._publishers.values()) + len(self._subscribers) + len(self._egress)
+        publishers = sum(len(p) for p in self._publishers.values())
+        return publishers + len(self._subscribers) + len(self._egress) + len(self._cascades)
 
     @property
     def subscription_count(self) -> int:
@@ -91,6 +94,27 @@ class RoomRouter:
         self._egress.discard(peer)
         await peer.close()
 
+    def new_cascade(self, node: str, origins: Sequence[Origin], *, on_health: StateCallback = ignore_health) -> CascadeIn:
+        """A link bringing `origins`, publications of another node, into this room."""
+        link = CascadeIn(
+            node, origins, counters=self.counters, ice_servers=self._ice_servers, liveness=self.liveness, on_health=on_health
+        )
+        self._cascades.add(link)
+        return link
+
+    def add_cascaded(self, link: CascadeIn, publication: Publication) -> None:
+        """Make a publication a link brought in one of this room's, under its origin's id."""
+        if link.closed or link not in self._cascades:
+            publication.close()
+            return
+        self.publications[publication.id] = publication
+        publication.on_close(self._forget)
+
+    async def close_cascade(self, link: CascadeIn) -> None:
+        """Close a link and the publications it brought in."""
+        self._cascades.discard(link)
+        await link.close()
+
     def subscriber(self, identity: str) -> SubscriberPeer | None:
         """The live subscriber connection of `identity`, if any."""
         return self._subscribers.get(identity)
@@ -131,3 +155,5 @@ class RoomRouter:
             await self.remove_participant(identity)
         for peer in list(self._egress):
             await self.close_egress(peer)
+        for link in list(self._cascades):
+            await self.close_cascade(link)

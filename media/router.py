@@ -88,8 +88,10 @@ class Publication:
         counters: RelayCounters,
         tasks: TaskGroup,
         clock: Callable[[], float] = time.monotonic,
+        publication_id: PublicationId | None = None,
     ) -> None:
-        self.id = PublicationId(uuid.uuid4().hex[:12])
+        # A publication relayed in from another node keeps its origin's id: one id room-wide.
+        self.id = publication_id or PublicationId(uuid.uuid4().hex[:12])
         self.owner = owner
         self.kind = kind
         self.source = source

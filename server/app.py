@@ -18,10 +18,11 @@ from media.aiortc_hooks import check_hooks
 from media.router import RelayCounters
 from media.tasks import TaskGroup
 from server import http_media, metrics, pages, rollcall, web_security, whip
-from server import access, command, rate_limits
+from server import access, cascade_http, command, rate_limits
 from server.auth import PasswordVerifier, TokenService
 from server.config import Config
 from server.connection import CloseReason, LifecycleCounters
+from server.cascade_http import NodeLinks
 from server.control import install as control
 from server.directory import Directory
 from server.keys import load_previous_secrets, load_secret
@@ -34,6 +35,7 @@ from server.revocations import RevocationList
 from server.scheduler import Clock, Scheduler, SystemClock
 from server.services import SERVICES, Limits, Services
 from server.session import websocket_handler
+from server.span import Span
 from server.store import Store, open_store
 from server.tls import server_ssl_context
 
@@ -63,7 +65,7 @@ def build_services(
     # Each room is created with its control (roles, locks, mutes): the session layer knows no domain.
     rooms = RoomRegistry(config, store, counters, lifecycle=lifecycle, control=control.control_factory(config, store, background))
     nodes = Nodes(store, rooms, settings, secret=secret, previous_secrets=previous_secrets)
-    return Services(
+    services = Services(
         config=config,
         store=store,
         # Revocations live in the store, users and sites in the configuration: every node refuses alike.
@@ -82,6 +84,13 @@ def build_services(
         background=background,
         rate_limits=RateLimits(settings.rate_limits),
     )
+    if settings.room_node_limit:  # rooms span nodes: each room's part here, media relayed once between nodes
+        links = NodeLinks(nodes, services.relays)
+        rooms.spans = lambda room: Span(
+            room, store=store, tail=services.tail, links=links, node_id=nodes.node_id, url=nodes.url,
+            ttl=settings.node_ttl, refresh=settings.node_heartbeat,
+        )
+    return services
 
 
 def create_app(services: Services) -> web.Application:
@@ -93,6 +102,7 @@ def create_app(services: Services) -> web.Application:
     pages.add_routes(app)
     metrics.add_routes(app, services)
     whip.add_routes(app)
+    cascade_http.add_routes(app)
     http_media.install(app, services.config.server, os.environ)  # CORS, Link ice-server, WWW-Authenticate
     app.router.add_get("/ws", websocket_handler)
     control.install(app, services)

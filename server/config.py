@@ -182,6 +182,10 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     public_url: str | None = None
     node_heartbeat: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
     node_ttl: Annotated[float, msgspec.Meta(gt=0, le=600)] = 4.0
+    # A room spans nodes (server/span.py) when this is set: each node serves up to this many of a
+    # room's participants, then the next joins on another node and media is relayed once between
+    # them. 0: a room lives on one node, wherever its clients connect (signaling relayed there).
+    room_node_limit: Annotated[int, msgspec.Meta(ge=0)] = 0
 
     def own_node_url(self) -> str:
         """Where the other nodes reach this one."""
@@ -347,14 +351,14 @@ def _apply_access_env(server: dict[str, Any], env: Mapping[str, str], label: str
 
 
 def _apply_node_env(server: dict[str, Any], env: Mapping[str, str], label: str) -> None:
-    """Overlay NODE_URL, PUBLIC_URL, NODE_HEARTBEAT and NODE_TTL."""
+    """Overlay NODE_URL, PUBLIC_URL, NODE_HEARTBEAT, NODE_TTL and ROOM_NODE_LIMIT."""
     for var, key in (("NODE_URL", "node_url"), ("PUBLIC_URL", "public_url")):
         if env.get(var):
             server[key] = env[var]
-    for var, key in (("NODE_HEARTBEAT", "node_heartbeat"), ("NODE_TTL", "node_ttl")):
+    for var, key in (("NODE_HEARTBEAT", "node_heartbeat"), ("NODE_TTL", "node_ttl"), ("ROOM_NODE_LIMIT", "room_node_limit")):
         if env.get(var):
             try:
-                server[key] = float(env[var])
+                server[key] = int(env[var]) if key == "room_node_limit" else float(env[var])
             except ValueError:
                 raise ConfigError(f"{label}: environment {var}: not a number: {env[var]!r}") from None
 

@@ -43,6 +43,7 @@ class Nodes:
         self.started_at = time.time()
         self.live: dict[str, NodeRecord] = {}
         self._interval = settings.node_heartbeat
+        self.span_limit = settings.room_node_limit  # > 0: rooms span nodes (server/span.py)
         self._ttl = settings.node_ttl
         self._key = relay_key(secret)
         self._keys = tuple(relay_key(s) for s in (secret, *previous_secrets))
@@ -103,6 +104,8 @@ class Nodes:
         self.live = {node.node_id: node for node in await self.store.list_nodes()}
         for listener in self._listeners:
             listener(self.live)
+        if self.span_limit:
+            return  # rooms spread over nodes: no node owns one (each keeps its part, server/span.py)
         for room_id in list(self.rooms.rooms):
             owner = await self.store.claim_room(room_id, self.node_id, ttl=PLACEMENT_TTL)
             if owner != self.node_id:
@@ -110,14 +113,17 @@ class Nodes:
 
     # --- where a room lives ----------------------------------------------------------------------
 
-    async def locate(self, room_id: str, *, relayed: bool) -> NodeRecord | None:
+    async def locate(self, room_id: str, *, relayed: bool, identity: str | None = None) -> NodeRecord | None:
         """None when the room is (now) placed on this node; else the live node that holds it.
 
         Unplaced, it goes to the least loaded live node. A relayed request is never relayed again:
         if the room is not here (it moved meanwhile) that is RoomMoved, and the client reconnects.
+        When rooms span nodes, `identity` (who comes in) is served where the room has room for it.
         """
         if await self.store.get_room(room_id) is None:
             raise NotFound("unknown_room", f"no room {room_id!r}")
+        if self.span_limit:
+            return None if relayed else await self._place_in_span(room_id, identity)
         nodes = {node.node_id: node for node in await self.store.list_nodes()}
         here = relayed or room_id in self.rooms.rooms
         target = self.node_id if here else self._least_loaded(nodes)
@@ -141,6 +147,38 @@ class Nodes:
         if owner is None or owner == self.node_id:
             return None
         return self.live.get(owner) or next((n for n in await self.store.list_nodes() if n.node_id == owner), None)
+
+    async def _place_in_span(self, room_id: str, identity: str | None) -> NodeRecord | None:
+        """Where a client of a spanning room is served: where its identity already is; else the
+        room's parts with room for one more (this node's first, then the emptiest); else a new
+        part on the least loaded node without one. None: here."""
+        nodes = {node.node_id: node for node in await self.store.list_nodes()}
+        parts = [p for p in await self.store.room_parts(room_id) if p.node_id in nodes or p.node_id == self.node_id]
+        counts = {part.node_id: len(part.members) for part in parts}
+        here = self.rooms.rooms.get(room_id)
+        if here is not None:
+            counts[self.node_id] = len(here.participants)  # fresher than the part in the store
+            if identity in here.participants:
+                return None
+        holder = next((p.node_id for p in parts if any(m.identity == identity for m in p.members)), None)
+        if identity is not None and holder is not None and holder != self.node_id:
+            return nodes[holder]  # one identity, one node: a newer connection replaces the older there
+        with_room = sorted((n for n, count in counts.items() if count < self.span_limit),
+                           key=lambda n: (n != self.node_id, counts[n], n))
+        if with_room:
+            target = with_room[0]
+        else:
+            fresh = {n: node for n, node in nodes.items() if n not in counts}
+            target = self._least_loaded(fresh) if fresh or self.node_id not in counts else self._least_loaded(nodes)
+        return None if target == self.node_id else nodes.get(target)
+
+    async def holder(self, room_id: str, identity: str) -> NodeRecord | None:
+        """In a room across nodes, the live node other than this one where `identity` is, if any."""
+        for part in await self.store.room_parts(room_id):
+            if part.node_id != self.node_id and any(m.identity == identity for m in part.members):
+                return self.live.get(part.node_id) or next(
+                    (n for n in await self.store.list_nodes() if n.node_id == part.node_id), None)
+        return None
 
     def _least_loaded(self, nodes: dict[str, NodeRecord]) -> str:
         candidates = {**nodes, self.node_id: self.record()}  # our own figures are the freshest

@@ -56,6 +56,11 @@ class Players:
         self._spawn = spawn
         self._players: dict[str, Player] = {}  # by connection id
 
+    @property
+    def count(self) -> int:
+        """How many players play in the room."""
+        return len(self._players)
+
     async def start(self, connection: Connection, target: str, sdp: str) -> str:
         """Answer an (admitted) player's offer with `target`'s camera video and audio."""
         owned = [p for p in self._router.publications.values() if p.owner == target]

@@ -13,6 +13,7 @@ from server.connection import CloseReason, LifecycleCounters
 from server.errors import NotFound, RoomMoved
 from server.ice_servers import peer_ice_urls
 from server.room import Room, RoomHooks
+from server.span import Span
 from server.store import PresenceRecord, RoomRecord, Store, StoreError
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class RoomRegistry:
         self._control = control
         # The live nodes' public URLs, for the welcome (set by server/nodes.py).
         self.alternates: Callable[[], list[str]] = list
+        # When rooms span nodes (server/span.py), each room's part here; rooms are then not claimed.
+        self.spans: Callable[[Room], Span] | None = None
 
     async def start(self) -> None:
         """Record the configured rooms in the store."""
@@ -56,14 +59,18 @@ class RoomRegistry:
         record = await self.store.get_room(room_id)
         if record is None:
             raise NotFound("unknown_room", f"no room {room_id!r}")
-        owner = await self.store.claim_room(room_id, self.store.node_id, ttl=PRESENCE_TTL)
-        if owner != self.store.node_id:  # claimed by another node since it was located
-            raise RoomMoved(f"room {room_id!r} is on node {owner!r} now: connect again")
+        if self.spans is None:
+            owner = await self.store.claim_room(room_id, self.store.node_id, ttl=PRESENCE_TTL)
+            if owner != self.store.node_id:  # claimed by another node since it was located
+                raise RoomMoved(f"room {room_id!r} is on node {owner!r} now: connect again")
         room = self.rooms.get(room_id)  # another request may have created it meanwhile
         if room is None:
             room = self._new_room(record)
             self.rooms[room_id] = room
             await room.control.resume()
+            if self.spans is not None:
+                room.span = self.spans(room)
+                await room.span.start()
         return room
 
     def _new_room(self, record: RoomRecord) -> Room:

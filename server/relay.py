@@ -90,6 +90,11 @@ class Relays:
         headers[RELAY_HEADER] = self._nodes.relay_header(request.remote or "?", request.scheme, request.host)
         return headers
 
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        """The HTTP client to the other nodes (cascade links use it too)."""
+        return self._client()
+
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None:
             raise RoomMoved("this node is stopping: connect again")

@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from media.cascade import CascadeIn
 from media.liveness import Failure, LivenessSettings, PeerState, StateCallback
 from media.room import RoomRouter
 from media.router import CodecInfo, Publication, RelayCounters
@@ -32,6 +33,7 @@ from server.errors import RequestError
 from server.participant import Orphan, Participant, SignalingConnection, publication_info, role_for
 from server.players import Players
 from signaling.messages import (
+    ParticipantInfo,
     ParticipantJoined,
     ParticipantLeft,
     ParticipantUpdated,
@@ -42,6 +44,9 @@ from signaling.messages import (
     SubscribeOffer,
     Welcome,
 )
+
+if TYPE_CHECKING:
+    from server.span import Span
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +135,7 @@ class Room:
         )
         self._closed = False
         self.control: RoomHooks = control(self) if control is not None else OpenRoom()
+        self.span: Span | None = None  # this node's part of the room, when the room spans nodes
 
     # --- admission and the registry of connections -----------------------------------------------
 
@@ -492,17 +498,30 @@ class Room:
             room_name=self.name,
             you=participant.info(),
             grants=sorted(participant.identity.grants),
-            participants=[p.info() for p in self.participants.values() if p is not participant],
+            participants=[p.info() for p in self.participants.values() if p is not participant] + self._remote_infos(),
             publications=[publication_info(p) for p in self.router.publications.values()],
             reconnect_grace=self.grace,
             nodes=self._alternates(),
         )
+
+    def _remote_infos(self) -> list[ParticipantInfo]:
+        if self.span is None:
+            return []
+        return [m.info() for i, m in self.span.members.items() if i not in self.participants]
 
     def broadcast(self, message: ServerMessage, *, skip: str | None = None) -> None:
         """Send `message` to every participant with a session, except `skip`."""
         for participant in list(self.participants.values()):
             if participant.id != skip:
                 participant.send(message)
+        if self.span is not None:  # whatever the room tells its participants, the other nodes learn
+            self.span.changed()
+
+    def add_cascaded(self, link: CascadeIn, publication: Publication) -> None:
+        """A publication of another node brought in over a link: subscribed to like any other."""
+        self.router.add_cascaded(link, publication)
+        if publication.id in self.router.publications:
+            self._on_publication(publication)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks.spawn(coro, name="lifecycle")
@@ -512,6 +531,8 @@ class Room:
         if self._closed:
             return
         self._closed = True
+        if self.span is not None:
+            await self.span.close()
         await self.end_all(CloseReason.SHUTDOWN)
         await self._tasks.close()
         await self.router.close()

@@ -209,7 +209,7 @@ class Session:
         self.services.rate_limits.check("join", identity=identity.identity)
         identity.check_room(hello.room)
         # The room's node serves the session; from another node it is relayed there (never twice).
-        self.relay_to = await self.services.nodes.locate(hello.room, relayed=self._relayed)
+        self.relay_to = await self.services.nodes.locate(hello.room, relayed=self._relayed, identity=identity.identity)
         if self.relay_to is not None:
             return
         room = await self.services.rooms.get(hello.room)

@@ -86,6 +86,9 @@ class HttpMediaResources:
         del self._resources[resource.id]
         return resource
 
+    def __contains__(self, resource_id: object) -> bool:
+        return resource_id in self._resources
+
     def prune(self) -> None:
         """Forget resources the room has ended."""
         for key in [k for k, r in self._resources.items() if r.closed_by is not None]:
@@ -118,7 +121,7 @@ async def whip_post(request: web.Request) -> web.Response:
         identity = bearer_identity(request)
         services.rate_limits.check("whip", identity=identity.identity)
         offer = await _read_offer(request, services)
-        node = await services.nodes.locate(room_id, relayed=relayed_from(request) is not None)
+        node = await services.nodes.locate(room_id, relayed=relayed_from(request) is not None, identity=identity.identity)
         if node is not None:  # the room lives on another node: the offer goes there
             return await services.relays.http(request, node, offer.encode())
         room = await services.rooms.get(room_id)
@@ -163,7 +166,8 @@ async def whep_post(request: web.Request) -> web.Response:
         identity = bearer_identity(request)
         services.rate_limits.check("whep", identity=identity.identity)
         offer = await _read_offer(request, services)
-        node = await services.nodes.locate(room_id, relayed=relayed_from(request) is not None)
+        # A room across nodes: the player is served where the participant it plays publishes.
+        node = await services.nodes.locate(room_id, relayed=relayed_from(request) is not None, identity=target)
         if node is not None:
             return await services.relays.http(request, node, offer.encode())
         room = await services.rooms.get(room_id)
@@ -193,10 +197,19 @@ async def _relay_elsewhere(request: web.Request) -> web.Response | None:
     """A resource's request reaching a node that does not host its room goes to the node that does
     (its Location is the path on the node the client posted to). Never a relayed request again."""
     services = request.app[SERVICES]
-    if relayed_from(request) is not None or request.match_info["room"] in services.rooms.rooms:
+    room_id = request.match_info["room"]
+    if relayed_from(request) is not None:
         return None
-    bearer_identity(request)  # a client without a valid token is refused here, not relayed
-    node = await services.nodes.owner_elsewhere(request.match_info["room"])
+    if services.nodes.span_limit:  # a room across nodes: the node of the encoder, or of the one played
+        if request.match_info["resource"] in _resources(request):
+            return None
+        who = request.match_info.get("identity") or bearer_identity(request).identity
+        node = await services.nodes.holder(room_id, who)
+    else:
+        if room_id in services.rooms.rooms:
+            return None
+        bearer_identity(request)  # a client without a valid token is refused here, not relayed
+        node = await services.nodes.owner_elsewhere(room_id)
     return None if node is None else await services.relays.http(request, node, await request.read())
 
 

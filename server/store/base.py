@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 from msgspec import Struct
 
-from .nodes import NodeRecord
+from .nodes import NodeRecord, RoomPart
 
 __all__ = [
     "DeviceLinkRecord",
@@ -252,6 +252,19 @@ class Store(Protocol):
 
     async def room_owner(self, room_id: str) -> str | None:
         """The node holding an unexpired placement of the room while that node is live, else None."""
+        ...
+
+    async def put_room_part(self, part: RoomPart, ttl: float, *, notify: bool = True) -> None:
+        """Insert or refresh a node's part of a room (gone after ttl unless refreshed); with `notify`
+        (it changed), note the change on `room_parts_stream` for the nodes that follow it."""
+        ...
+
+    async def room_parts(self, room_id: str) -> list[RoomPart]:
+        """The unexpired parts of a room, sorted by node id."""
+        ...
+
+    async def drop_room_part(self, room_id: str, node_id: str) -> None:
+        """Remove a node's part of a room (its last participant left), noting the change."""
         ...
 
 

@@ -22,7 +22,7 @@ from .base import (
     encode_event_data,
     event_id_key,
 )
-from .nodes import NodeRecord
+from .nodes import NodeRecord, RoomPart, room_parts_stream
 
 __all__ = ["MemoryStore"]
 
@@ -271,3 +271,27 @@ class MemoryStore:
         """The live owner of an unexpired placement, or None."""
         owner, expires_at = self._placements.get(room_id, ("", 0.0))
         return owner if expires_at > self._clock() and owner in self._live_nodes() else None
+
+    @cached_property
+    def _parts(self) -> dict[str, dict[str, tuple[RoomPart, float]]]:
+        """Each room's parts by node id, each with the clock time at which it expires."""
+        return {}
+
+    async def put_room_part(self, part: RoomPart, ttl: float, *, notify: bool = True) -> None:
+        """Keep the part until now + ttl and note the change on the room's parts stream."""
+        self._parts.setdefault(part.room_id, {})[part.node_id] = (part, self._clock() + ttl)
+        if notify:
+            self._append(room_parts_stream(part.room_id), part.node_id, "part", {})
+
+    async def room_parts(self, room_id: str) -> list[RoomPart]:
+        """The unexpired parts of the room, sorted by node id."""
+        now = self._clock()
+        parts = self._parts.get(room_id, {})
+        for node_id in [n for n, (_, expires_at) in parts.items() if expires_at <= now]:
+            del parts[node_id]
+        return [parts[node_id][0] for node_id in sorted(parts)]
+
+    async def drop_room_part(self, room_id: str, node_id: str) -> None:
+        """Forget the node's part of the room and note the change."""
+        self._parts.get(room_id, {}).pop(node_id, None)
+        self._append(room_parts_stream(room_id), node_id, "part_dropped", {})

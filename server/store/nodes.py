@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from msgspec import Struct
 
-__all__ = ["NodeRecord"]
+__all__ = ["MemberRecord", "NodeRecord", "PartPublication", "RoomPart", "room_parts_stream"]
 
 
 class NodeRecord(Struct, frozen=True):
@@ -23,3 +23,41 @@ class NodeRecord(Struct, frozen=True):
     def load(self) -> tuple[int, int, int]:
         """What placement compares: forwarded streams (the CPU), then participants, then rooms."""
         return (self.forwarded + self.publications, self.participants, self.rooms)
+
+
+class MemberRecord(Struct, frozen=True):
+    """A participant of a room as the other nodes see it."""
+
+    identity: str
+    site: str
+    name: str
+    role: str
+    state: str = "connected"
+
+
+class PartPublication(Struct, frozen=True):
+    """A publication made on a node, as the other nodes of its room see it."""
+
+    publication_id: str
+    owner: str
+    kind: str
+    source: str
+    codec: str
+    muted: bool = False
+
+
+class RoomPart(Struct, frozen=True):
+    """The part of a room one node holds when the room spans nodes: its participants there and the
+    publications made there (the ones it brought in from other nodes are not its own)."""
+
+    room_id: str
+    node_id: str
+    url: str  # where the other nodes ask it for its publications
+    members: tuple[MemberRecord, ...] = ()
+    publications: tuple[PartPublication, ...] = ()
+    at: float = 0.0
+
+
+def room_parts_stream(room_id: str) -> str:
+    """The stream on which a node says its part of a room changed (the others read the parts again)."""
+    return f"room-parts:{room_id}"

@@ -39,7 +39,7 @@ from .base import (
     event_id_key,
     redact_url,
 )
-from .nodes import NodeRecord
+from .nodes import NodeRecord, RoomPart, room_parts_stream
 
 __all__ = ["RedisStore"]
 
@@ -113,6 +113,8 @@ return ids
 """
 
 _EVENT_FIELD = b"e"
+# Notices of a room's parts changing are only a wake-up for the nodes that follow them: keep a few.
+PARTS_NOTICES = 256
 UNDECODABLE_KIND = "undecodable"  # what an entry we cannot read becomes: no fold knows the kind, all skip it
 
 
@@ -551,6 +553,43 @@ class RedisStore:
                 keys=[self._key("placement", room_id), self._key("nodes-exp")], args=[repr(self._clock())]
             )
         return None if owner is None else _text(owner)
+
+
+    # --- a room's parts when it spans nodes (server/span.py) -------------------------------------
+
+    def _part_keys(self, room_id: str) -> list[str]:
+        return [self._key("parts-exp", room_id), self._key("parts", room_id)]
+
+    async def put_room_part(self, part: RoomPart, ttl: float, *, notify: bool = True) -> None:
+        """Write the part with its expiry and note the change on the room's parts stream (trimmed)."""
+        expires_at, (exp_key, parts_key) = self._clock() + ttl, self._part_keys(part.room_id)
+        notice = msgspec.json.encode(self._body(part.node_id, "part", {}))
+        with self._errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(exp_key, {part.node_id: expires_at})
+                pipe.hset(parts_key, part.node_id, msgspec.json.encode(part))
+                if notify:
+                    pipe.xadd(self._key("events", room_parts_stream(part.room_id)), {_EVENT_FIELD: notice},
+                              maxlen=PARTS_NOTICES, approximate=True)
+                await pipe.execute()
+
+    async def room_parts(self, room_id: str) -> list[RoomPart]:
+        """The unexpired parts of the room, sorted by node id, dropping the expired ones."""
+        with self._errors():
+            raw = await self._live_records(keys=self._part_keys(room_id), args=[repr(self._clock())])
+        return sorted((msgspec.json.decode(item, type=RoomPart) for item in raw), key=lambda p: p.node_id)
+
+    async def drop_room_part(self, room_id: str, node_id: str) -> None:
+        """Remove the node's part of the room and note the change."""
+        exp_key, parts_key = self._part_keys(room_id)
+        notice = msgspec.json.encode(self._body(node_id, "part_dropped", {}))
+        with self._errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(exp_key, node_id)
+                pipe.hdel(parts_key, node_id)
+                pipe.xadd(self._key("events", room_parts_stream(room_id)), {_EVENT_FIELD: notice},
+                          maxlen=PARTS_NOTICES, approximate=True)
+                await pipe.execute()
 
 
 # A claim (KEYS[1] the placement hash {node, expires_at}, KEYS[2] the nodes' expiry set): the

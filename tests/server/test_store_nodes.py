@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.store import Store
+from server.store.nodes import MemberRecord, PartPublication, RoomPart, room_parts_stream
 from tests.server.test_store_contract import FakeClock, clock, node, store  # noqa: F401 - fixtures
 
 __all__ = ["clock", "store"]
@@ -68,3 +69,29 @@ async def test_the_holder_refreshing_never_shortens_its_lease(store: Store, cloc
     clock.advance(20)
     assert await store.room_owner("mayor") == "node-a"
     assert await store.claim_room("mayor", "node-b", ttl=30) == "node-a"
+
+
+def part(node_id: str, *members: str) -> RoomPart:
+    return RoomPart(room_id="mayor", node_id=node_id, url=f"http://{node_id}",
+                    members=tuple(MemberRecord(m, "county", m, "participant") for m in members),
+                    publications=tuple(PartPublication(f"p-{m}", m, "video", "camera", "VP8") for m in members))
+
+
+async def test_a_rooms_parts_are_read_back_while_their_nodes_refresh_them(store: Store, clock: FakeClock) -> None:
+    await store.put_room_part(part("node-b", "county02"), ttl=4)
+    await store.put_room_part(part("node-a", "county01", "mayor"), ttl=4)
+    assert await store.room_parts("mayor") == [part("node-a", "county01", "mayor"), part("node-b", "county02")]
+    assert await store.room_parts("other") == []
+    clock.advance(3)
+    await store.put_room_part(part("node-a", "county01"), ttl=4)
+    clock.advance(1.5)
+    assert await store.room_parts("mayor") == [part("node-a", "county01")]
+
+
+async def test_every_change_to_a_rooms_parts_is_noted_on_its_stream(store: Store) -> None:
+    await store.put_room_part(part("node-a", "county01"), ttl=4)
+    await store.drop_room_part("mayor", "node-a")
+    await store.drop_room_part("mayor", "node-b")  # not there: harmless, still a notice
+    assert await store.room_parts("mayor") == []
+    notices = await store.read_events(room_parts_stream("mayor"))
+    assert [(e.actor, e.kind) for e in notices] == [("node-a", "part"), ("node-a", "part_dropped"), ("node-b", "part_dropped")]

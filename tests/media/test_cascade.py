@@ -1,0 +1,101 @@
+"""A publication relayed once to another node's router, whatever the number of subscribers there."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiortc import VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack
+
+from media.cascade import CascadeIn, Origin
+from media.room import RoomRouter
+from media.router import Publication, RelayCounters
+from tests.media.conftest import SubscribingClient, publish
+
+
+@pytest.fixture
+async def far() -> AsyncIterator[RoomRouter]:
+    """The room's router on a second node."""
+    room = RoomRouter("test", counters=RelayCounters())
+    yield room
+    await room.close()
+
+
+async def link(origin_router: RoomRouter, far: RoomRouter, publications: list[Publication]) -> CascadeIn:
+    """Bring `publications` from the origin router into `far`, as the nodes do over HTTP."""
+    origins = [Origin(p.id, p.owner, p.kind, p.source) for p in publications]
+    cascade = far.new_cascade("node-a", origins)
+    egress = origin_router.new_egress("node:node-b")
+    answer = await egress.answer(await cascade.offer(), publications)
+    for publication in await cascade.accept(answer):
+        far.add_cascaded(cascade, publication)
+    return cascade
+
+
+async def frames(track, count: int, timeout: float = 15) -> list:
+    got = []
+
+    async def collect() -> None:
+        while len(got) < count:
+            got.append(await track.recv())
+
+    await asyncio.wait_for(collect(), timeout)
+    return got
+
+
+async def test_subscribers_on_the_far_node_receive_a_publication_relayed_once(router: RoomRouter, far: RoomRouter) -> None:
+    client, publications = await publish(router, "county01", [VideoStreamTrack(), AudioStreamTrack()])
+    cascade = await link(router, far, publications)
+    assert {p.id for p in far.publications.values()} == {p.id for p in publications}
+    subscribers = []
+    for name in ("mayor", "wall", "deputy"):
+        subscriber = SubscribingClient()
+        subscriber.peer = far.new_subscriber(name, subscriber.on_offer)
+        for publication in far.publications.values():
+            subscriber.peer.subscribe(publication)
+        subscribers.append(subscriber)
+    video = next(p for p in publications if p.kind == "video")
+    for subscriber in subscribers:
+        got = await frames(await subscriber.wait_track(video.id), 5)
+        assert got[-1].width == 640
+    # Three subscribers over there, one subscription here: the link is one more subscriber.
+    assert [len(p.subscriptions) for p in publications] == [1, 1]
+    assert far.subscription_count == 6
+    for subscriber in subscribers:
+        await subscriber.pc.close()
+    await far.close_cascade(cascade)
+    assert far.publications == {}
+    await client.close()
+
+
+async def test_a_keyframe_request_from_the_far_node_reaches_the_publisher(router: RoomRouter, far: RoomRouter) -> None:
+    client, publications = await publish(router, "county01", [VideoStreamTrack()])
+    await link(router, far, publications)
+    (copy,) = far.publications.values()
+    subscriber = SubscribingClient()
+    subscriber.peer = far.new_subscriber("mayor", subscriber.on_offer)
+    subscriber.peer.subscribe(copy)
+    await frames(await subscriber.wait_track(copy.id), 3)
+    before = router.counters.keyframe_requests
+    keyframes_before = publications[0].last_keyframe_at
+    await asyncio.sleep(0.6)  # past the origin's keyframe request throttle
+    copy.request_keyframe()
+
+    async def asked_upstream() -> None:
+        while router.counters.keyframe_requests == before or publications[0].last_keyframe_at == keyframes_before:
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(asked_upstream(), 10)
+    await subscriber.pc.close()
+    await client.close()
+
+
+async def test_the_link_closes_with_its_far_room(router: RoomRouter, far: RoomRouter) -> None:
+    client, publications = await publish(router, "county01", [VideoStreamTrack()])
+    cascade = await link(router, far, publications)
+    await far.close()
+    assert cascade.closed and far.publications == {}
+    assert all(p.closed for p in cascade.publications)
+    await client.close()
