@@ -354,7 +354,9 @@ class Subscription:
         self.paused = False
         self.closed = False
         self.repair = True  # answer NACKs (tests turn it off to show what repair is worth)
-        self.waiting_keyframe = publication.kind == "video"
+        # Audio too, for its first packet: sending starts by reading what the sender negotiated
+        # (header extensions, RTX), which is only known once its transport is up.
+        self.waiting_keyframe = True
         self.packets_sent = 0
         self.remb_bitrate: int | None = None
         self._video = publication.kind == "video"
@@ -393,7 +395,7 @@ class Subscription:
         self._read_layout()
         self._rtx = hooks.sender_rtx(self._sender)
         self._rewriter.rebase()  # whatever was skipped while waiting is no gap to the subscriber
-        if not inbound.keyframe:
+        if not inbound.keyframe and self._video:
             if self.publication.replay_to(self):
                 self.waiting_keyframe = False
                 return True

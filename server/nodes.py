@@ -149,28 +149,28 @@ class Nodes:
         return self.live.get(owner) or next((n for n in await self.store.list_nodes() if n.node_id == owner), None)
 
     async def _place_in_span(self, room_id: str, identity: str | None) -> NodeRecord | None:
-        """Where a client of a spanning room is served: where its identity already is; else the
-        room's parts with room for one more (this node's first, then the emptiest); else a new
-        part on the least loaded node without one. None: here."""
-        nodes = {node.node_id: node for node in await self.store.list_nodes()}
-        parts = [p for p in await self.store.room_parts(room_id) if p.node_id in nodes or p.node_id == self.node_id]
-        counts = {part.node_id: len(part.members) for part in parts}
+        """Where a client of a room across nodes is served: where its identity already is; else
+        here while this node holds fewer than `room_node_limit` of the room (no relay hop); else
+        the room's emptiest part with room for one more; else the least loaded node without a part
+        (the room spans one more node). None: here. Concurrent joins may overshoot the limit by a few."""
         here = self.rooms.rooms.get(room_id)
-        if here is not None:
-            counts[self.node_id] = len(here.participants)  # fresher than the part in the store
-            if identity in here.participants:
-                return None
+        if here is not None and identity in here.participants:
+            return None
+        nodes = {node.node_id: node for node in await self.store.list_nodes()}
+        parts = [p for p in await self.store.room_parts(room_id) if p.node_id in nodes and p.node_id != self.node_id]
         holder = next((p.node_id for p in parts if any(m.identity == identity for m in p.members)), None)
-        if identity is not None and holder is not None and holder != self.node_id:
+        if holder is not None:
             return nodes[holder]  # one identity, one node: a newer connection replaces the older there
-        with_room = sorted((n for n, count in counts.items() if count < self.span_limit),
-                           key=lambda n: (n != self.node_id, counts[n], n))
+        if (len(here.participants) if here is not None else 0) < self.span_limit:
+            return None
+        counts = {part.node_id: len(part.members) for part in parts}
+        with_room = sorted((n for n, count in counts.items() if count < self.span_limit), key=lambda n: (counts[n], n))
         if with_room:
-            target = with_room[0]
-        else:
-            fresh = {n: node for n, node in nodes.items() if n not in counts}
-            target = self._least_loaded(fresh) if fresh or self.node_id not in counts else self._least_loaded(nodes)
-        return None if target == self.node_id else nodes.get(target)
+            return nodes[with_room[0]]
+        fresh = {n: node for n, node in nodes.items() if n not in counts and n != self.node_id}
+        if not fresh:
+            return None  # every node holds its share: here, over the limit
+        return min(fresh.values(), key=lambda n: (n.load, n.node_id))
 
     async def holder(self, room_id: str, identity: str) -> NodeRecord | None:
         """In a room across nodes, the live node other than this one where `identity` is, if any."""

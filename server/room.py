@@ -46,6 +46,7 @@ from signaling.messages import (
 )
 
 if TYPE_CHECKING:
+    from server.follow import LogTail
     from server.span import Span
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,12 @@ class RoomHooks(Protocol):
         """Take the state up where the store left it, before anyone comes in (the room was on
         another node, or this node restarted)."""
 
+    def follow(self, tail: LogTail) -> None:
+        """The room spans nodes: take up, live, what is done to it on the other nodes."""
+
+    def unfollow(self, tail: LogTail) -> None:
+        """Stop following."""
+
 
 class OpenRoom:
     """The hooks of a room without control: everyone admitted, roles from grants."""
@@ -101,6 +108,12 @@ class OpenRoom:
 
     async def resume(self) -> None:
         """Nothing kept."""
+
+    def follow(self, tail: LogTail) -> None:
+        """Nothing to follow."""
+
+    def unfollow(self, tail: LogTail) -> None:
+        """Nothing followed."""
 
 
 class Room:

@@ -98,6 +98,7 @@ class Span:
         except StoreError as exc:
             logger.warning("room parts not read room=%s error=%s: the next round reads them", self.room.id, exc)
         self._tail.follow(self._stream, None, self._noticed)
+        self.room.control.follow(self._tail)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"span:{self.room.id}")
 
     def changed(self) -> None:
@@ -126,6 +127,7 @@ class Span:
     async def close(self) -> None:
         """Leave the span: stop following, close every link, drop this node's part."""
         self._tail.unfollow(self._stream)
+        self.room.control.unfollow(self._tail)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

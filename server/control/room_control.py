@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -38,9 +38,16 @@ from signaling.control import (
     YouWereRemoved,
 )
 
+if TYPE_CHECKING:
+    from server.follow import LogTail
+
 logger = logging.getLogger(__name__)
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], object]
+
+# The notices a node shows its participants for an action taken on another node, by event kind.
+_NOTICES = {"mute": "muted", "unmute": "unmuted", "mute_all": "muted_all", "remove": "removed",
+            "grant_floor": "floor_granted", "hand_over": "chair_handed_over"}
 
 
 def control_stream(room_id: str) -> str:
@@ -88,6 +95,7 @@ class RoomControl:
         self.speaker = DominantSpeaker(speaker_settings)
         self._spawn = spawn
         self._clock = clock
+        self._folded: str | None = None  # the last control event folded (resume, then the live tail)
 
     # --- hooks the room calls ----------------------------------------------------------------------
 
@@ -166,7 +174,7 @@ class RoomControl:
             follow_speaker=self.follow_speaker,
             locked=self.locked,
             active_speaker=self.speaker.current,
-            roles={p.id: p.role for p in self.room.participants.values()},
+            roles={**self._remote_roles(), **{p.id: p.role for p in self.room.participants.values()}},
             hands=list(self.hands.values()),
             mutes=[
                 MuteInfo(identity=identity, kind=kind, by=r.by, by_name=r.by_name, at=r.at, self_unmute=r.self_unmute)  # type: ignore[arg-type]
@@ -189,8 +197,7 @@ class RoomControl:
         try:
             require(actor.role, action, who=actor.id, chair_present=self.chair_present)  # type: ignore[arg-type]
             if target is not None:
-                present = self.room.participants.get(target)
-                target_role: Role | None = present.role if present is not None else None  # type: ignore[assignment]
+                target_role: Role | None = self._role_of(target)  # type: ignore[assignment]
                 if target_role is None and any(i == target for i, _ in self.mutes):
                     target_role = "participant"  # a muted site that dropped out can still be unmuted
                 check_target(actor.role, action, actor=actor.id, target=target, target_role=target_role)  # type: ignore[arg-type]
@@ -205,7 +212,7 @@ class RoomControl:
     async def set_spotlight(self, actor: Participant, identity: str | None) -> str:
         """Put `identity` on every main screen (None: back to the grid)."""
         await self.authorize(actor, "spotlight")
-        if identity is not None and identity not in self.room.participants:
+        if identity is not None and self._role_of(identity) is None:
             raise RequestError("unknown_participant", f"{identity!r} is not in this room")
         self.spotlight = identity
         return await self._done(actor, "spotlight", identity)
@@ -233,11 +240,11 @@ class RoomControl:
         await self.authorize(actor, "mute_all")
         record = MuteRecord(actor.id, actor.identity.name, self._clock(), allow_self_unmute)
         muted = []
-        for participant in list(self.room.participants.values()):
-            if participant.id in (self.chair, actor.id) or participant.role == "observer":
+        for identity in self._everyone():
+            if identity in (self.chair, actor.id) or self._role_of(identity) == "observer":
                 continue
-            self._set_mute(participant.id, "audio", record)
-            muted.append(participant.id)
+            self._set_mute(identity, "audio", record)
+            muted.append(identity)
         self._notify(actor, "muted_all", None, "audio")
         return await self._done(actor, "mute_all", None, muted=muted, allow_self_unmute=allow_self_unmute,
                                 by_name=actor.identity.name)
@@ -263,7 +270,7 @@ class RoomControl:
         """Lock or unlock the room; who is in stays in and may come back after a network drop."""
         await self.authorize(actor, "lock")
         self.locked = locked
-        self.members.update(self.room.participants)
+        self.members.update(self._everyone())
         record = await self.store.get_room(self.room.id)
         if record is not None and record.locked != locked:
             await self.store.put_room(msgspec.structs.replace(record, locked=locked))
@@ -277,13 +284,13 @@ class RoomControl:
         for identity in self.room.identities():
             if identity != actor.id:
                 await self.room.end_identity(identity, CloseReason.ROOM_ENDED)
-        # The actor's own connections after this request's acknowledgement, which its session
-        # queues when we return.
-        self._spawn(self.room.end_identity(actor.id, CloseReason.ROOM_ENDED))
         self._reset()
         record = await self.store.get_room(self.room.id)
         if record is not None and record.locked != self.locked:
             await self.store.put_room(msgspec.structs.replace(record, locked=self.locked))
+        # The actor's own connections after this request's acknowledgement, which its session
+        # queues when we return: nothing awaited after this (a store's await let it run first).
+        self._spawn(self.room.end_identity(actor.id, CloseReason.ROOM_ENDED))
         return event_id
 
     def _reset(self) -> None:
@@ -303,16 +310,88 @@ class RoomControl:
         while True:
             page = await self.store.read_events(control_stream(self.room.id), after=after, limit=1000)
             for event in page:
-                try:
-                    self._replay(event)
-                except (KeyError, TypeError, ValueError) as exc:
-                    logger.warning("control event not replayed room=%s id=%s error=%r", self.room.id, event.id, exc)
+                self._replay_logged(event)
+            if page:
+                self._folded = page[-1].id
             if len(page) < 1000:
                 break
             after = page[-1].id
         if self.locked or self.removed or self.mutes:
             logger.info("control resumed room=%s locked=%s removed=%d mutes=%d", self.room.id, self.locked,
                         len(self.removed), len(self.mutes))
+
+    def _remote_roles(self) -> dict[str, str]:
+        members = self.room.span.members if self.room.span is not None else {}
+        return {identity: member.record.role for identity, member in members.items()}
+
+    def _everyone(self) -> list[str]:
+        """Everyone in the room: here and (a room across nodes) on the other nodes."""
+        remote = list(self.room.span.members) if self.room.span is not None else []
+        return [*self.room.participants, *(i for i in remote if i not in self.room.participants)]
+
+    def _role_of(self, identity: str) -> str | None:
+        """The role of someone in the room, here or (a room across nodes) on another node."""
+        present = self.room.participants.get(identity)
+        if present is not None:
+            return present.role
+        remote = self.room.span.members.get(identity) if self.room.span is not None else None
+        return remote.record.role if remote is not None else None
+
+    def _replay_logged(self, event: StoredEvent) -> None:
+        try:
+            self._replay(event)
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.warning("control event not replayed room=%s id=%s error=%r", self.room.id, event.id, exc)
+
+    # --- a room across nodes: the other nodes' actions, from the log -----------------------------
+
+    def follow(self, tail: LogTail) -> None:
+        """The room spans nodes: take up, live, what the chair does on the other nodes."""
+        tail.follow(control_stream(self.room.id), self._folded, self._followed)
+
+    def unfollow(self, tail: LogTail) -> None:
+        """Stop following the control log."""
+        tail.unfollow(control_stream(self.room.id))
+
+    def _followed(self, events: list[StoredEvent]) -> None:
+        theirs = [e for e in events if e.data.get("node") != self.store.node_id]  # ours are applied already
+        for event in theirs:
+            self._apply_elsewhere(event)
+        if theirs:
+            self.broadcast_state()
+
+    def _apply_elsewhere(self, event: StoredEvent) -> None:
+        """Fold another node's action and apply it to this node's participants and publications."""
+        before = dict(self.mutes)
+        chair = self.chair
+        self._replay_logged(event)
+        for identity, kind in set(before) | set(self.mutes):
+            if before.get((identity, kind)) != self.mutes.get((identity, kind)):
+                self._block(identity, kind, (identity, kind) in self.mutes)
+        target, by_name = event.data.get("target"), str(event.data.get("by_name") or event.actor)
+        if event.kind == "raise_hand":
+            self.hands[event.actor] = HandInfo(identity=event.actor, name=str(event.data.get("name") or event.actor),
+                                               site=str(event.data.get("site") or ""), raised_at=event.at)
+        elif event.kind == "lower_hand" or (event.kind in ("grant_floor", "remove") and isinstance(target, str)):
+            self.hands.pop(event.actor if event.kind == "lower_hand" else str(target), None)
+        if event.kind == "remove" and isinstance(target, str) and target in self.room.participants:
+            self.room.participants[target].send(YouWereRemoved(by=event.actor, by_name=by_name, reason=str(event.data.get("reason") or "")))
+            self._spawn(self.room.end_identity(target, CloseReason.REMOVED))
+        elif event.kind == "end":
+            self.room.broadcast(RoomEnded(by=event.actor, by_name=by_name))
+            for identity in self.room.identities():
+                self._spawn(self.room.end_identity(identity, CloseReason.ROOM_ENDED))
+        elif event.kind == "hand_over" and self.chair != chair:
+            for participant in self.room.participants.values():
+                if participant.id == self.chair:
+                    participant.role = "chair"
+                elif participant.id == chair:
+                    participant.role = base_role(participant.identity.grants)
+        if event.kind in _NOTICES:
+            notice_kind = event.data.get("kind") or ("audio" if event.kind in ("mute_all", "grant_floor") else None)
+            self.room.broadcast(ControlNotice(action=_NOTICES[event.kind], actor=event.actor, actor_name=by_name,
+                                              target=target if isinstance(target, str) else None,
+                                              kind=notice_kind if isinstance(notice_kind, str) else None))
 
     def _replay(self, event: StoredEvent) -> None:
         data, kind, target = event.data, event.kind, event.data.get("target")
@@ -353,7 +432,8 @@ class RoomControl:
             self.hands[actor.id] = HandInfo(identity=actor.id, name=actor.identity.name, site=actor.identity.site, raised_at=self._clock())
         elif not raised:
             self.hands.pop(actor.id, None)
-        return await self._done(actor, "raise_hand" if raised else "lower_hand", None)
+        return await self._done(actor, "raise_hand" if raised else "lower_hand", None, name=actor.identity.name,
+                                site=actor.identity.site)
 
     async def grant_floor(self, actor: Participant, identity: str) -> str:
         """Give the floor: the hand goes down and the microphone opens."""
@@ -396,10 +476,13 @@ class RoomControl:
             self.mutes[(identity, kind)] = record
             if kind == "audio":
                 self.speaker.remove(identity)
+        self._block(identity, kind, record is not None)
+
+    def _block(self, identity: str, kind: str, blocked: bool) -> None:
         for publication in list(self.room.router.publications.values()):
             if publication.owner == identity and publication.kind == kind:
-                publication.block(record is not None)
-        logger.info("server mute room=%s identity=%s kind=%s muted=%s", self.room.id, identity, kind, record is not None)
+                publication.block(blocked)
+        logger.info("server mute room=%s identity=%s kind=%s muted=%s", self.room.id, identity, kind, blocked)
 
     def _on_audio_level(self, publication: Publication, level: int, arrival_ms: int) -> None:
         # Runs for every audio packet inside aiortc's receive loop: cheap, and it must never raise.
@@ -421,7 +504,9 @@ class RoomControl:
         return event_id
 
     async def _record(self, actor: str, action: str, data: dict[str, object]) -> str:
-        event = await self.store.append_event(control_stream(self.room.id), actor=actor, kind=action, data=data)
+        # The node that acted: the others (a room across nodes) apply what they read of it, it does not.
+        event = await self.store.append_event(control_stream(self.room.id), actor=actor, kind=action,
+                                              data={**data, "node": self.store.node_id})
         logger.info("control room=%s actor=%s action=%s target=%s event=%s", self.room.id, actor, action, data.get("target"), event.id)
         return event.id
 

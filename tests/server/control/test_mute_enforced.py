@@ -12,7 +12,7 @@ from signaling.control import MuteParticipant
 from synthetic.client import RoomClient
 from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop, video_loop_track
 from tests.server.conftest import Platform
-from tests.server.control.conftest import CHAIR_GRANTS, Join, until
+from tests.server.control.conftest import CHAIR_GRANTS, Join, origin_room, until
 
 DEADLINE = 0.200
 
@@ -58,11 +58,9 @@ async def test_a_muted_sites_packets_stop_reaching_subscribers_within_200_ms(pla
     clock.tap(viewer)
     for publication_id in kinds:
         await clock.wait(publication_id, 20)
-    room = platform.services.rooms.rooms["consultation"]
-
     for kind in ("audio", "video"):
         publication_id = next(p for p, k in kinds.items() if k == kind)
-        publication = room.router.publications[publication_id]  # type: ignore[index]
+        publication = origin_room(platform, publication_id).router.publications[publication_id]  # type: ignore[index]
         commanded = time.monotonic()
         await chair.request(MuteParticipant(identity="levee", kind=kind))  # type: ignore[arg-type]
         sent_before = publication.packets
