@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,7 +13,12 @@ from aiortc.mediastreams import AudioStreamTrack
 from media.cascade import CascadeIn, Origin
 from media.room import RoomRouter
 from media.router import Publication, RelayCounters
+from synthetic.encoded import encode_video_loop
+from synthetic.load import KeyframeLoopTrack
 from tests.media.conftest import SubscribingClient, publish
+from tests.media.test_loss_repair import LossyOut
+from tests.media.test_loss_repair import _decoded_ratio as decoded_ratio
+from tests.media.test_loss_repair import _publish as publish_video
 
 
 @pytest.fixture
@@ -80,11 +86,10 @@ async def test_a_keyframe_request_from_the_far_node_reaches_the_publisher(router
     await frames(await subscriber.wait_track(copy.id), 3)
     before = router.counters.keyframe_requests
     keyframes_before = publications[0].last_keyframe_at
-    await asyncio.sleep(0.6)  # past the origin's keyframe request throttle
-    copy.request_keyframe()
 
     async def asked_upstream() -> None:
         while router.counters.keyframe_requests == before or publications[0].last_keyframe_at == keyframes_before:
+            copy.request_keyframe()  # throttled at both ends: asked again until one gets through
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(asked_upstream(), 10)
@@ -98,4 +103,28 @@ async def test_the_link_closes_with_its_far_room(router: RoomRouter, far: RoomRo
     await far.close()
     assert cascade.closed and far.publications == {}
     assert all(p.closed for p in cascade.publications)
+    await client.close()
+
+
+@pytest.mark.parametrize("repair", [True, False], ids=["with NACK/RTX", "without repair"])
+async def test_loss_on_the_link_is_repaired_by_the_origin_node(router: RoomRouter, far: RoomRouter, repair: bool) -> None:
+    rng = random.Random(7)
+    track = KeyframeLoopTrack(encode_video_loop("VP8", width=640, height=360, seconds=2, bitrate=1_000_000))
+    client, video = await publish_video(router, track)
+    await link(router, far, [video])
+    (copy,) = far.publications.values()
+    copy.set_upstream_repair(repair)
+    subscriber = SubscribingClient()
+    subscriber.peer = far.new_subscriber("mayor", subscriber.on_offer)
+    subscriber.peer.subscribe(copy)
+    remote = await subscriber.wait_track(copy.id)
+    (on_link,) = video.subscriptions  # what the origin node sends on the link: 10 % of it lost on the way
+    on_link._out = LossyOut(on_link._out, rng)
+    ratio = await decoded_ratio(track, remote)
+    if repair:
+        assert ratio >= 0.9, f"{ratio:.1%} of frames decoded across a link losing 10 %"
+        assert router.counters.retransmissions > 0 and far.counters.upstream_nacks > 0
+    else:
+        assert ratio < 0.9, f"{ratio:.1%} of frames decoded without repair: the loss did not bite"
+    await subscriber.pc.close()
     await client.close()
