@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO, Server, wait_until
+from tests.e2e.conftest import REPO, Server, running_server, wait_until
+from tests.redis_processes import RedisProcess
 
 pytestmark = pytest.mark.browser
 
@@ -30,6 +32,42 @@ AUDIO_STAT = """async ([identity, field, above]) => {
   const s = (await r.inboundAudioStats()).find((x) => x.identity === identity);
   return !!s && s[field] > above;
 }"""
+
+
+@pytest.fixture(scope="module")
+def spanning_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
+    """Two `python -m server run` nodes over one Redis, each holding one participant of a room before
+    the room spans to the other (every page below opens on the first; the second site is served on
+    the second node and media crosses between them)."""
+    data = tmp_path_factory.mktemp("spanning")
+    redis = RedisProcess(data)
+    redis.start()
+    try:
+        with ExitStack() as stack:
+            nodes = []
+            for node_id in ("node-1", "node-2"):
+                (data / node_id).mkdir()
+                nodes.append(stack.enter_context(running_server(
+                    data / node_id, secret="room-browser-" + "0" * 51, REDIS_URL=redis.url, NODE_ID=node_id, ROOM_NODE_LIMIT="1",
+                )))
+            yield nodes[0], nodes[1]
+    finally:
+        redis.kill()
+
+
+@pytest.fixture(params=["one node", "two nodes"])
+def room_server(request: pytest.FixtureRequest) -> tuple[Server, Server | None]:
+    """Where the pages open (one server, or the first of two nodes a room spans), and the second node."""
+    if request.param == "one node":
+        return request.getfixturevalue("server"), None
+    first, second = request.getfixturevalue("spanning_nodes")
+    return first, second
+
+
+def _served_on(node: Server | None, identity: str) -> None:
+    """With two nodes, the page of `identity` was served on the second (its media crossed between them)."""
+    if node is not None:
+        assert f"joined room=consultation identity={identity} " in node.log(), f"{identity} was not served on the second node"
 
 
 def _me(page: object) -> str:
@@ -133,7 +171,8 @@ def assert_sender_reports_for_audio_and_video(page: object) -> None:
         assert -100 < lag < 1_600, f"{kind}: sender report NTP time is {lag:.0f} ms off: {later}"
 
 
-def test_two_sites_see_and_hear_each_other(server: Server, open_page: Callable[..., object]) -> None:
+def test_two_sites_see_and_hear_each_other(room_server: tuple[Server, Server | None], open_page: Callable[..., object]) -> None:
+    server, second = room_server
     a = open_page(server.room_url(server.device_token("e2e-linjiang", "linjiang", name="临江县终端")))
     b = open_page(server.room_url(server.device_token("e2e-qingshan", "qingshan", name="青山县终端")))
     id_a, id_b = _me(a), _me(b)
@@ -143,9 +182,13 @@ def test_two_sites_see_and_hear_each_other(server: Server, open_page: Callable[.
     assert_receives_audio(a, id_b)
     assert_receives_audio(b, id_a)
     assert_sender_reports_for_audio_and_video(a)
+    _served_on(second, id_b)
 
 
-def test_late_joiner_gets_everyone_within_two_seconds(server: Server, open_page: Callable[..., object]) -> None:
+def test_late_joiner_gets_everyone_within_two_seconds(
+    room_server: tuple[Server, Server | None], open_page: Callable[..., object]
+) -> None:
+    server, second = room_server
     a = open_page(server.room_url(server.device_token("e2e-jiangbei", "jiangbei")))
     b = open_page(server.room_url(server.device_token("e2e-jiangnan", "jiangnan")))
     id_a, id_b = _me(a), _me(b)
@@ -165,6 +208,7 @@ def test_late_joiner_gets_everyone_within_two_seconds(server: Server, open_page:
     wait_until(c, both, [id_a, id_b], timeout_ms=2_500, interval_ms=20)
     elapsed = c.evaluate("() => performance.now() - window.__room.subscriberConnectedAt")  # type: ignore[attr-defined]
     assert elapsed <= 2_000, f"late joiner waited {elapsed:.0f} ms for video"
+    _served_on(second, id_b)
 
 
 def test_login_then_enter_the_room(server: Server, open_page: Callable[..., object]) -> None:
