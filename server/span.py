@@ -26,7 +26,7 @@ from media.liveness import Failure, PeerState
 from media.router import Publication
 from media.tasks import TaskGroup
 from server.errors import NotFound
-from server.participant import publication_info
+from server.participant import publication_info, role_for
 from server.store import Store, StoredEvent, StoreError
 from server.store.nodes import MemberRecord, PartPublication, RoomPart, room_parts_stream
 from signaling.messages import ParticipantInfo, ParticipantJoined, ParticipantLeft, ParticipantUpdated, PublicationMuted
@@ -148,7 +148,8 @@ class Span:
     def own_part(self) -> tuple[tuple[MemberRecord, ...], tuple[PartPublication, ...]]:
         """The participants here and the publications made here (not the ones brought in)."""
         members = tuple(
-            MemberRecord(identity=p.id, site=p.identity.site, name=p.identity.name, role=p.role, state=p.state)
+            MemberRecord(identity=p.id, site=p.identity.site, name=p.identity.name, role=p.role, state=p.state,
+                         base_role=role_for(p.identity))
             for p in self.room.participants.values()
         )
         publications = tuple(

@@ -102,7 +102,7 @@ class RoomControl:
     @property
     def chair_present(self) -> bool:
         """Whether the chair is in the room now."""
-        return self.chair is not None and self.chair in self.room.participants
+        return self.chair is not None and self._role_of(self.chair) is not None
 
     def admit(self, identity: Identity) -> None:
         """Refuse any way in (a session, an encoder, a player) to a locked room or to one removed from it."""
@@ -126,14 +126,29 @@ class RoomControl:
             participant.role = "chair"
             return
         participant.role = base_role(identity.grants)
-        chair = self.room.participants.get(self.chair) if self.chair else None
-        chair_is_host = chair is not None and chair.identity.site == self.host_site
+        chair = self.chair if self.chair is not None and self._role_of(self.chair) is not None else None
+        chair_is_host = chair is not None and self._site_of(chair) == self.host_site
         if claims_chair(identity.grants, identity.site, host_site=self.host_site,
                         chair_present=chair is not None, chair_is_host=chair_is_host):
-            if chair is not None:
-                chair.role = base_role(chair.identity.grants)
-            self.chair = participant.id
-            participant.role = "chair"
+            self._seat_chair(participant.id)
+            if self.room.span is not None:  # the other nodes of the room learn who holds the chair, in log order
+                self._spawn(self._record(participant.id, "chair_taken", {"target": participant.id, "previous": chair}))
+
+    def _seat_chair(self, identity: str) -> None:
+        """Make `identity` the chair; whoever held it here takes the role its grants give."""
+        for participant in self.room.participants.values():
+            if participant.id == identity:
+                participant.role = "chair"
+            elif participant.id == self.chair:
+                participant.role = base_role(participant.identity.grants)
+        self.chair = identity
+
+    def _site_of(self, identity: str) -> str | None:
+        present = self.room.participants.get(identity)
+        if present is not None:
+            return present.identity.site
+        remote = self.room.span.members.get(identity) if self.room.span is not None else None
+        return remote.record.site if remote is not None else None
 
     def left(self, participant: Participant) -> None:
         """A participant is gone."""
@@ -321,8 +336,10 @@ class RoomControl:
                         len(self.removed), len(self.mutes))
 
     def _remote_roles(self) -> dict[str, str]:
+        # The chair as this node folded it (the other node's part may not say so yet), else their own.
         members = self.room.span.members if self.room.span is not None else {}
-        return {identity: member.record.role for identity, member in members.items()}
+        return {identity: "chair" if identity == self.chair else (m.record.base_role or m.record.role)
+                for identity, m in members.items()}
 
     def _everyone(self) -> list[str]:
         """Everyone in the room: here and (a room across nodes) on the other nodes."""
@@ -354,10 +371,17 @@ class RoomControl:
         tail.unfollow(control_stream(self.room.id))
 
     def _followed(self, events: list[StoredEvent]) -> None:
-        theirs = [e for e in events if e.data.get("node") != self.store.node_id]  # ours are applied already
-        for event in theirs:
-            self._apply_elsewhere(event)
-        if theirs:
+        changed = False
+        for event in events:
+            if event.data.get("node") != self.store.node_id:  # ours are applied already ...
+                self._apply_elsewhere(event)
+                changed = True
+            elif event.kind in ("chair_taken", "hand_over") and isinstance(event.data.get("target"), str):
+                # ... but the chair goes to whoever took it last in the log, on every node alike
+                # (two nodes seating two moderators at once end up agreeing)
+                changed |= self.chair != event.data["target"]
+                self._seat_chair(str(event.data["target"]))
+        if changed:
             self.broadcast_state()
 
     def _apply_elsewhere(self, event: StoredEvent) -> None:
@@ -381,12 +405,9 @@ class RoomControl:
             self.room.broadcast(RoomEnded(by=event.actor, by_name=by_name))
             for identity in self.room.identities():
                 self._spawn(self.room.end_identity(identity, CloseReason.ROOM_ENDED))
-        elif event.kind == "hand_over" and self.chair != chair:
-            for participant in self.room.participants.values():
-                if participant.id == self.chair:
-                    participant.role = "chair"
-                elif participant.id == chair:
-                    participant.role = base_role(participant.identity.grants)
+        elif event.kind in ("hand_over", "chair_taken") and self.chair is not None:
+            seated, self.chair = self.chair, chair
+            self._seat_chair(seated)
         if event.kind in _NOTICES:
             notice_kind = event.data.get("kind") or ("audio" if event.kind in ("mute_all", "grant_floor") else None)
             self.room.broadcast(ControlNotice(action=_NOTICES[event.kind], actor=event.actor, actor_name=by_name,
@@ -420,7 +441,7 @@ class RoomControl:
             self.spotlight = target if isinstance(target, str) else None
         elif kind == "layout":
             self.layout, self.follow_speaker = str(data["layout"]), bool(data.get("follow_speaker"))
-        elif kind == "hand_over" and isinstance(target, str):
+        elif kind in ("hand_over", "chair_taken") and isinstance(target, str):
             self.chair = target
         elif kind == "end":
             self._reset()
@@ -446,18 +467,15 @@ class RoomControl:
     async def hand_over(self, actor: Participant, identity: str) -> str:
         """Make `identity` the chair; the old chair keeps the role its grants give."""
         await self.authorize(actor, "hand_over")
-        target = self.room.participants.get(identity)
-        if target is None:
+        role = self._role_of(identity)  # here, or on another node of the room
+        if role is None:
             raise RequestError("unknown_participant", f"{identity!r} is not in this room")
-        if not can_hold_chair(target.role):  # type: ignore[arg-type]
+        if not can_hold_chair(role):  # type: ignore[arg-type]
             raise RequestError("invalid_target", f"{identity!r} only watches and cannot take the chair")
-        old = self.room.participants.get(self.chair) if self.chair else None
-        if old is not None:
-            old.role = base_role(old.identity.grants)
-        self.chair = identity
-        target.role = "chair"
+        previous = self.chair
+        self._seat_chair(identity)
         self._notify(actor, "chair_handed_over", identity, None)
-        return await self._done(actor, "hand_over", identity, previous=old.id if old else None)
+        return await self._done(actor, "hand_over", identity, previous=previous)
 
     async def set_layout(self, actor: Participant, layout: str, follow_speaker: bool | None) -> str:
         """Set the walls' layout, and whether they follow the active speaker."""

@@ -33,6 +33,7 @@ class MemberRecord(Struct, frozen=True):
     name: str
     role: str
     state: str = "connected"
+    base_role: str = ""  # the role its grants give (what it is when it does not hold the chair)
 
 
 class PartPublication(Struct, frozen=True):

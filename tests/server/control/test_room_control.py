@@ -27,7 +27,7 @@ from signaling.control import (
 from signaling.messages import Error, Ping, SetMuted
 from synthetic.client import ClientError
 from tests.server.conftest import Platform
-from tests.server.control.conftest import CHAIR_GRANTS, Join, Member, one_node_only
+from tests.server.control.conftest import CHAIR_GRANTS, Join, Member
 
 TIMEOUT = 10
 
@@ -54,7 +54,6 @@ async def unmute_self(member: Member, kind: str) -> None:
 
 
 async def test_roles_come_from_grants_and_the_rooms_host_site(platform: Platform, join: Join) -> None:
-    one_node_only(platform, "the chair is taken on the node a moderator joins (not yet agreed between nodes)")
     duty = await join("duty", site="command_centre", grants=CHAIR_GRANTS)
     assert duty.welcome is not None and duty.welcome.you.role == "chair"  # an empty chair is taken by a moderator
     mayor = await join("mayor-laptop", site="office", grants=CHAIR_GRANTS)
@@ -68,7 +67,6 @@ async def test_roles_come_from_grants_and_the_rooms_host_site(platform: Platform
 
 
 async def test_the_chair_hands_over_the_chair(platform: Platform, join: Join) -> None:
-    one_node_only(platform, "the chair is taken on the node a moderator joins (not yet agreed between nodes)")
     mayor = await join("mayor-laptop", site="office", grants=CHAIR_GRANTS)
     duty = await join("duty", site="command_centre", grants=CHAIR_GRANTS)
     with pytest.raises(ClientError) as refused:
@@ -185,7 +183,8 @@ async def test_every_action_is_in_the_rooms_history(platform: Platform, join: Jo
     await mayor.request(LockRoom(locked=True))
     reply = await mayor.request(RoomHistory())
     assert isinstance(reply, RoomHistoryEvents)
-    assert [(e.actor, e.action, e.data.get("target")) for e in reply.events] == [
+    # (a room across nodes also logs who took the chair on joining: how the nodes agree on it)
+    assert [(e.actor, e.action, e.data.get("target")) for e in reply.events if e.action != "chair_taken"] == [
         ("mayor-laptop", "spotlight", "site"),
         ("mayor-laptop", "mute", "site"),
         ("mayor-laptop", "lock", None),
