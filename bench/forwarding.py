@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 COLUMNS = (
@@ -52,9 +53,11 @@ def free_port() -> int:
 
 
 def run_scenario(
-    mode: str, publishers: int, subscribers: int, seconds: float, warmup: float, publisher_loss: float = 0.0
+    mode: str, publishers: int, subscribers: int, seconds: float, warmup: float, publisher_loss: float = 0.0,
+    published: Callable[[str, list[str]], None] | None = None,
 ) -> dict[str, Any]:
-    """One server process, one load process; the load's JSON figures."""
+    """One server process, one load process; the load's JSON figures. `published(url, publication_ids)`
+    runs once the publishers are in, before the subscribers (bench.cascade opens its links there)."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "bench.server", "--mode", mode, "--port", str(port)])
     url = f"http://127.0.0.1:{port}"
@@ -75,6 +78,8 @@ def run_scenario(
         )
         try:
             started = json.loads(publishing.stdout.readline())  # type: ignore[union-attr]
+            if published is not None:
+                published(url, started["publications"])
             load = subprocess.run(
                 [sys.executable, "-m", "bench.load", "--url", url, "--publishers", str(publishers),
                  "--subscribers", str(subscribers), "--seconds", str(seconds), "--warmup", str(warmup),

@@ -13,12 +13,14 @@ import logging
 import os
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from media import aiortc_hooks as hooks
+from media.cascade import CascadeIn, Origin
 from media.room import RoomRouter
 from media.router import Publication, RelayCounters
 
@@ -32,6 +34,7 @@ class RelayBackend:
         self.counters = RelayCounters()
         self.router = RoomRouter("bench", counters=self.counters)
         self._offers: dict[str, asyncio.Future[tuple[str, dict[str, str]]]] = {}
+        self.links: dict[str, CascadeIn] = {}  # links this server receives on (bench.cascade), by node
 
     async def publish(self, name: str, sdp: str) -> dict[str, Any]:
         """Answer a publisher's offer; returns the answer and its publication ids."""
@@ -76,6 +79,42 @@ class RelayBackend:
             return {"sdp": offer, "tracks": tracks}
         future.cancel()
         return {}
+
+    async def serve_link(self, node: str, url: str) -> dict[str, Any]:
+        """Another node asks for every publication here on one link, as a span does (bench.cascade):
+        it is one more subscriber, whose offers go to its `/offer`."""
+
+        async def send_offer(sdp: str, tracks: dict[str, str]) -> None:
+            async def deliver() -> None:
+                async with aiohttp.ClientSession() as http:
+                    async with http.post(f"{url}/offer", json={"node": node, "sdp": sdp, "tracks": tracks}) as response:
+                        peer.handle_answer((await response.json())["sdp"])
+
+            asyncio.get_running_loop().create_task(deliver())
+
+        peer = self.router.new_subscriber(f"node:{node}", send_offer)
+        for publication in list(self.router.publications.values()):
+            peer.subscribe(publication)
+        return {}
+
+    async def pull(self, origin_url: str, own_url: str, links: int) -> dict[str, Any]:
+        """Open `links` links to the server at `origin_url` (as that many nodes would), each bringing
+        every publication there into this server's router."""
+        async with aiohttp.ClientSession() as http:
+            for n in range(links):
+                node = f"far{n}"
+                self.links[node] = self.router.new_cascade(node)
+                async with http.post(f"{origin_url}/link", json={"node": node, "url": own_url}) as response:
+                    await response.read()
+        return {}
+
+    async def offered(self, node: str, sdp: str, tracks: dict[str, str]) -> dict[str, Any]:
+        """An offer on a link this server asked for: answered, its new tracks made publications here."""
+        link = self.links[node]
+        answer, added = await link.answer(sdp, tracks, lambda pid: Origin(pid, "remote", "camera"))
+        for publication in added:
+            self.router.add_cascaded(link, publication)
+        return {"sdp": answer}
 
     def stats(self) -> dict[str, Any]:
         """Relay totals and the forwarding-delay histogram."""
@@ -146,7 +185,7 @@ class MediaRelayBackend:
 
 
 def make_app(backend: RelayBackend | MediaRelayBackend) -> web.Application:
-    """The benchmark signaling: /publish, /subscribe, /answer, /stats."""
+    """The benchmark signaling: /publish, /subscribe, /answer, /stats; /link, /pull and /offer between two servers."""
     app = web.Application()
 
     async def publish(request: web.Request) -> web.Response:
@@ -164,10 +203,28 @@ def make_app(backend: RelayBackend | MediaRelayBackend) -> web.Application:
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({"pid": os.getpid(), **backend.stats()})
 
+    async def link(request: web.Request) -> web.Response:
+        body = await request.json()
+        assert isinstance(backend, RelayBackend)
+        return web.json_response(await backend.serve_link(body["node"], body["url"]))
+
+    async def pull(request: web.Request) -> web.Response:
+        body = await request.json()
+        assert isinstance(backend, RelayBackend)
+        return web.json_response(await backend.pull(body["url"], body["own_url"], int(body["links"])))
+
+    async def offer(request: web.Request) -> web.Response:
+        body = await request.json()
+        assert isinstance(backend, RelayBackend)
+        return web.json_response(await backend.offered(body["node"], body["sdp"], body["tracks"]))
+
     app.router.add_post("/publish", publish)
     app.router.add_post("/subscribe", subscribe)
     app.router.add_post("/answer", answer)
     app.router.add_get("/stats", stats)
+    app.router.add_post("/link", link)  # cascade links between two bench servers (bench.cascade)
+    app.router.add_post("/pull", pull)
+    app.router.add_post("/offer", offer)
     return app
 
 

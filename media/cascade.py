@@ -1,19 +1,21 @@
 """`CascadeIn`: this node's end of a link that brings publications of another node into the room.
 
 A room that spans nodes sends each publication once from its node to every other node with
-subscribers for it, never once per subscriber. The node that needs a publication offers a
-receive-only connection; the publication's node answers it as it answers a WHEP player (an
-`EgressPeer`: one more subscription of the publication, no decode); here each received track is a
-`Publication` under the origin's id, to which local subscribers subscribe as to any other. Repair
-runs over the link as over any hop: losses on the link are NACKed to the origin node, which answers
-from its send history, and keyframe requests from subscribers here travel to the origin node,
-which passes them on to the publisher (throttled there, per publication).
+subscribers for it, never once per subscriber, and all of one node's publications on one link: the
+other node is, to the node the publications were made on, one more subscriber (a `SubscriberPeer`
+whose offers follow publications as they come and go). Here that link is answered like a client
+answers its subscriber connection, and each track it carries becomes a `Publication` under the
+origin's id, to which local subscribers subscribe as to any other. Repair runs over the link as
+over any hop: losses on it are NACKed to the origin node, which answers from its send history, and
+keyframe requests from subscribers here travel to the origin node, which passes them on to the
+publisher (throttled there, per publication).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiortc import RTCSessionDescription
@@ -29,21 +31,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Origin:
-    """A publication on another node, as this node knows it: its id, owner, kind and source."""
+    """A publication on another node, as this node knows it: its id, owner and source."""
 
     publication_id: str
     owner: str
-    kind: str
     source: str
 
 
 class CascadeIn:
-    """One receive-only link from another node, carrying the publications named in its offer."""
+    """One link from another node: its offers answered, its tracks received as publications."""
 
     def __init__(
         self,
         node: str,
-        origins: Sequence[Origin],
         *,
         counters: RelayCounters,
         ice_servers: Sequence[str] = (),
@@ -51,12 +51,13 @@ class CascadeIn:
         on_health: StateCallback = ignore_health,
     ) -> None:
         self.node = node
-        self.origins = tuple(origins)
         self.pc = make_peer_connection(ice_servers)
         self.health = PeerHealth(self.pc, settings=liveness, on_change=on_health, label=f"cascade:{node}")
-        self.publications: list[Publication] = []
+        self.publications: dict[str, Publication] = {}  # by mid
         self._counters = counters
         self._tasks = TaskGroup(f"cascade:{node}")
+        self._lock = asyncio.Lock()  # one offer at a time, in the order they come
+        self._started = False
         self._closed = False
 
     @property
@@ -64,42 +65,58 @@ class CascadeIn:
         """Whether close() was called."""
         return self._closed
 
-    async def offer(self) -> str:
-        """The offer to send to the origin node: one receive-only m-line per origin, in order."""
-        for origin in self.origins:
-            self.pc.addTransceiver(origin.kind, direction="recvonly")
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        return self.pc.localDescription.sdp
+    async def answer(
+        self, offer_sdp: str, tracks: Mapping[str, str], origin: Callable[[str], Origin | None]
+    ) -> tuple[str, list[Publication]]:
+        """Answer the origin node's offer (`tracks`: mid -> publication id); the publications it
+        starts sending. One it stopped sending on a mid (or sends another on it) is closed."""
+        async with self._lock:
+            if self._closed:
+                raise NegotiationError("link_closed", "the link was closed")
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                await self.pc.setLocalDescription(await self.pc.createAnswer())
+            except Exception as exc:  # noqa: BLE001 - aiortc raises several types for a bad offer
+                raise NegotiationError("bad_sdp", f"cascade offer rejected: {exc}") from None
+            if not self._started:
+                self._started = True
+                self.health.start()
+            return self.pc.localDescription.sdp, self._bind(tracks, origin)
 
-    async def accept(self, answer_sdp: str) -> list[Publication]:
-        """Apply the origin node's answer; the publications it sends, under their origin ids."""
-        try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
-        except Exception as exc:  # noqa: BLE001 - aiortc raises several types for a bad answer
-            raise NegotiationError("bad_sdp", f"cascade answer rejected: {exc}") from None
-        self.health.start()
-        for transceiver, origin in zip(self.pc.getTransceivers(), self.origins, strict=True):
-            if transceiver.currentDirection not in ("recvonly", "sendrecv"):
-                continue  # the origin had nothing to send on it (the publication ended meanwhile)
+    def _bind(self, tracks: Mapping[str, str], origin: Callable[[str], Origin | None]) -> list[Publication]:
+        added: list[Publication] = []
+        for transceiver in self.pc.getTransceivers():
+            mid = transceiver.mid
+            if mid is None:
+                continue
+            wanted = tracks.get(mid) if hooks.remote_sends(transceiver) else None
+            held = self.publications.get(mid)
+            if held is not None and held.id != wanted:
+                del self.publications[mid]
+                held.close()  # a transceiver the origin freed, or reuses for another publication
+            if wanted is None or (held is not None and held.id == wanted):
+                continue
+            known = origin(wanted) or Origin(wanted, "", "camera" if transceiver.kind == "video" else "microphone")
             publication = Publication(
-                owner=origin.owner,
-                kind=origin.kind,
-                source=origin.source,
+                owner=known.owner,
+                kind=transceiver.kind,
+                source=known.source,
                 codec=codec_info(transceiver),
                 receiver=transceiver.receiver,
                 counters=self._counters,
                 tasks=self._tasks,
-                publication_id=PublicationId(origin.publication_id),
+                publication_id=PublicationId(wanted),
             )
-            self.publications.append(publication)
-        return list(self.publications)
+            self.publications[mid] = publication
+            added.append(publication)
+        return added
 
     async def close(self) -> None:
         """Close the publications and the link (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        for publication in self.publications:
+        for publication in list(self.publications.values()):
             publication.close()
         await self.health.close()
         await self._tasks.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from media.cascade import CascadeIn, Origin
+from media.cascade import CascadeIn
 from media.egress import EgressPeer
 from media.liveness import LivenessSettings, StateCallback
 from media.peers import Adopt, PublisherPeer, SendOffer, SubscriberPeer, ignore_health
@@ -70,7 +70,8 @@ class RoomRouter:
         return peer
 
     def _forget(self, publication: Publication) -> None:
-        self.publications.pop(publication.id, None)
+        if self.publications.get(publication.id) is publication:
+            del self.publications[publication.id]
 
     def new_subscriber(self, identity: str, send_offer: SendOffer, *, on_health: StateCallback = ignore_health) -> SubscriberPeer:
         """The subscriber connection for `identity`, replacing any earlier one."""
@@ -94,11 +95,9 @@ class RoomRouter:
         self._egress.discard(peer)
         await peer.close()
 
-    def new_cascade(self, node: str, origins: Sequence[Origin], *, on_health: StateCallback = ignore_health) -> CascadeIn:
-        """A link bringing `origins`, publications of another node, into this room."""
-        link = CascadeIn(
-            node, origins, counters=self.counters, ice_servers=self._ice_servers, liveness=self.liveness, on_health=on_health
-        )
+    def new_cascade(self, node: str, *, on_health: StateCallback = ignore_health) -> CascadeIn:
+        """A link bringing publications of another node into this room (it offers, we answer)."""
+        link = CascadeIn(node, counters=self.counters, ice_servers=self._ice_servers, liveness=self.liveness, on_health=on_health)
         self._cascades.add(link)
         return link
 

@@ -331,12 +331,16 @@ class Room:
     def _on_publication(self, publication: Publication) -> None:
         self.control.publication_added(publication)  # a muted site's new track is blocked before anyone gets it
         publication.on_close(self._on_publication_closed)
+        if self.span is not None:
+            self.span.links.publication_added(publication)
         for other in self.participants.values():
             if other.id != publication.owner and other.subscriber is not None:
                 other.subscriber.subscribe(publication)
         self.broadcast(PublicationAdded(publication=publication_info(publication)))
 
     def _on_publication_closed(self, publication: Publication) -> None:
+        if self.span is not None:
+            self.span.links.publication_closed(publication)
         for other in self.participants.values():
             if other.subscriber is not None:
                 other.subscriber.unsubscribe(publication.id)
@@ -529,6 +533,10 @@ class Room:
                 participant.send(message)
         if self.span is not None:  # whatever the room tells its participants, the other nodes learn
             self.span.changed()
+
+    def publication_muted(self, publication: Publication) -> None:
+        """A publication's muted flag changed (its publisher's own switch): everyone is told."""
+        self.broadcast(PublicationMuted(publication_id=publication.id, muted=publication.muted))
 
     def add_cascaded(self, link: CascadeIn, publication: Publication) -> None:
         """A publication of another node brought in over a link: subscribed to like any other."""

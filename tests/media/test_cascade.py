@@ -11,6 +11,7 @@ from aiortc import VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
 
 from media.cascade import CascadeIn, Origin
+from media.peers import SubscriberPeer
 from media.room import RoomRouter
 from media.router import Publication, RelayCounters
 from synthetic.encoded import encode_video_loop
@@ -29,15 +30,33 @@ async def far() -> AsyncIterator[RoomRouter]:
     await room.close()
 
 
-async def link(origin_router: RoomRouter, far: RoomRouter, publications: list[Publication]) -> CascadeIn:
-    """Bring `publications` from the origin router into `far`, as the nodes do over HTTP."""
-    origins = [Origin(p.id, p.owner, p.kind, p.source) for p in publications]
-    cascade = far.new_cascade("node-a", origins)
-    egress = origin_router.new_egress("node:node-b")
-    answer = await egress.answer(await cascade.offer(), publications)
-    for publication in await cascade.accept(answer):
-        far.add_cascaded(cascade, publication)
-    return cascade
+async def link(origin_router: RoomRouter, far: RoomRouter, publications: list[Publication]) -> tuple[CascadeIn, SubscriberPeer]:
+    """Bring `publications` from the origin router into `far` on one link, as two nodes do over HTTP:
+    to the origin the far node is one more subscriber; the far node answers its offers."""
+    cascade = far.new_cascade("node-a")
+    origins = {p.id: Origin(p.id, p.owner, p.source) for p in publications}
+
+    async def send_offer(sdp: str, tracks: dict[str, str]) -> None:
+        async def answer() -> None:
+            answer_sdp, added = await cascade.answer(sdp, tracks, origins.get)
+            for publication in added:
+                far.add_cascaded(cascade, publication)
+            peer.handle_answer(answer_sdp)
+
+        asyncio.get_running_loop().create_task(answer())
+
+    peer = origin_router.new_subscriber("node:node-b", send_offer)
+    for publication in publications:
+        peer.subscribe(publication)
+    await until(lambda: len(far.publications) == len(publications))
+    return cascade, peer
+
+
+async def until(predicate, timeout: float = 10) -> None:
+    """Wait for state the links change as offers are answered (checked every 10 ms)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
 
 
 async def frames(track, count: int, timeout: float = 15) -> list:
@@ -53,7 +72,7 @@ async def frames(track, count: int, timeout: float = 15) -> list:
 
 async def test_subscribers_on_the_far_node_receive_a_publication_relayed_once(router: RoomRouter, far: RoomRouter) -> None:
     client, publications = await publish(router, "county01", [VideoStreamTrack(), AudioStreamTrack()])
-    cascade = await link(router, far, publications)
+    cascade, _ = await link(router, far, publications)
     assert {p.id for p in far.publications.values()} == {p.id for p in publications}
     subscribers = []
     for name in ("mayor", "wall", "deputy"):
@@ -99,10 +118,10 @@ async def test_a_keyframe_request_from_the_far_node_reaches_the_publisher(router
 
 async def test_the_link_closes_with_its_far_room(router: RoomRouter, far: RoomRouter) -> None:
     client, publications = await publish(router, "county01", [VideoStreamTrack()])
-    cascade = await link(router, far, publications)
+    cascade, _ = await link(router, far, publications)
     await far.close()
     assert cascade.closed and far.publications == {}
-    assert all(p.closed for p in cascade.publications)
+    assert all(p.closed for p in cascade.publications.values())
     await client.close()
 
 
@@ -128,3 +147,16 @@ async def test_loss_on_the_link_is_repaired_by_the_origin_node(router: RoomRoute
         assert ratio < 0.9, f"{ratio:.1%} of frames decoded without repair: the loss did not bite"
     await subscriber.pc.close()
     await client.close()
+
+
+async def test_one_link_follows_the_publications_as_they_come_and_go(router: RoomRouter, far: RoomRouter) -> None:
+    first, (camera,) = await publish(router, "county01", [VideoStreamTrack()])
+    cascade, peer = await link(router, far, [camera])
+    second, (other,) = await publish(router, "county02", [VideoStreamTrack()])
+    peer.subscribe(other)  # a publication made on the origin after the link opened: the same link carries it
+    await until(lambda: other.id in far.publications)
+    peer.unsubscribe(camera.id)  # its publisher left: the copy over there ends
+    await until(lambda: camera.id not in far.publications)
+    assert len(cascade.publications) == 1 and len(router.publications) == 2
+    await first.close()
+    await second.close()

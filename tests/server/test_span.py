@@ -118,7 +118,7 @@ async def test_a_publication_crosses_once_for_any_number_of_subscribers_there(sp
         assert [len(p.subscriptions) for p in origin.router.publications.values()] == [1, 1]
         far = b[1].rooms.rooms[ROOM]
         assert origin.span is not None and far.span is not None
-        assert origin.span.links_served == 2 and far.span.links_held == 2
+        assert origin.span.links.counts == (0, 1) and far.span.links.counts == (1, 0)  # one link, both tracks on it
     finally:
         for wall in walls:
             await wall.close()
