@@ -98,14 +98,15 @@ async def make_platform(aiohttp_server: Callable[..., TestServer], demo_config: 
     built: list[RollCallPlatform] = []
 
     async def _make(config: Config | None = None, start: float = START, store: Store | None = None,
-                    store_factory: Callable[[ManualClock], Store] | None = None) -> RollCallPlatform:
-        """`store` (already holding records) or `store_factory(clock)` instead of an empty MemoryStore."""
+                    store_factory: Callable[[ManualClock], Store] | None = None, port: int | None = None) -> RollCallPlatform:
+        """`store` (already holding records) or `store_factory(clock)` instead of an empty MemoryStore;
+        `port` (with the configuration's node_url naming it) for nodes that call each other."""
         clock = ManualClock(start)
         if store is None:
             store = store_factory(clock) if store_factory else MemoryStore(node_id="test", clock=clock.now)
         services = build_services(with_data_dir(config or demo_config, tmp_path), secret=SECRET, store=store, clock=clock)
         app = create_app(services)
-        server = await aiohttp_server(app)
+        server = await aiohttp_server(app, port=port) if port else await aiohttp_server(app)
         platform = RollCallPlatform(str(server.make_url("")).rstrip("/"), services, clock, app)
         built.append(platform)
         return platform

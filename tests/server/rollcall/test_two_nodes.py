@@ -19,10 +19,12 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
+from server.config import Config
 from server.rollcall.schedules import SCHEDULES
 from server.rollcall.service import INDEX_STREAM, read_all, stream_of
 from server.store import RedisStore
 from signaling.rollcall import RollCallAnswer, RollCallCall, RollCallCallEnded, RollCallEscalation, RollCallStart
+from tests.e2e.conftest import _free_port
 from tests.server.test_store_contract import _delete_keys
 
 from .conftest import START, RollCallPlatform
@@ -81,6 +83,42 @@ async def test_a_roll_call_started_on_one_node_calls_and_hears_a_site_on_the_oth
     assert kinds["pressed"] == 1 and kinds["snapshot"] == 1, kinds  # the snapshot taken where the video arrives
     index = [e for e in await read_all(node1.services, INDEX_STREAM) if e.data.get("id") == rid]
     assert [e.kind for e in index] == ["created", "closed"]
+    for node in nodes:
+        rollcall = await node.rollcalls.get(rid)
+        assert {s: r.outcome for s, r in rollcall.results.items()} == {"jiangbei": "answered", "linjiang": "absent"}
+        assert rollcall.results["jiangbei"].snapshot is not None
+
+
+async def test_a_roll_call_calls_and_judges_a_site_on_the_other_node_of_a_room_across_nodes(
+    make_platform: Callable[..., object], demo_config: Config, redis_url: str, prefix: str,
+) -> None:
+    nodes: list[RollCallPlatform] = []
+    for n in (1, 2):  # one participant of a room per node, then the room spans to the other
+        port = _free_port()
+        settings = msgspec.structs.replace(demo_config.server, port=port, node_url=f"http://127.0.0.1:{port}", room_node_limit=1)
+        nodes.append(await make_platform(
+            config=msgspec.structs.replace(demo_config, server=settings), port=port,
+            store_factory=lambda clock, n=n: RedisStore(redis_url, node_id=f"node-{n}", key_prefix=prefix, clock=clock.now),
+        ))
+    node1, node2 = nodes
+    caller = await node1.connect("chief-desk", "command_centre", grants=("subscribe", "moderate"))
+    far = await node2.connect("desk-county01", "jiangbei", video=True)  # the same room, served on node 2
+    near = await node1.connect("desk-county03", "linjiang")
+    assert "desk-county01" in node2.services.rooms.rooms["consultation"].participants
+    assert "desk-county03" in node1.services.rooms.rooms["consultation"].participants
+    await caller.client.wait_for(lambda c: any(p.identity == "desk-county01" and p.publication_id in c.received
+                                                for p in c.publications.values()), 15)  # its video crossed
+    rid = (await caller.client.request(RollCallStart(sites=["jiangbei", "linjiang"], window=30, grace=10))).rollcall_id
+    await far.wait_message(RollCallCall, rollcall_id=rid, timeout=5)
+    for node in nodes:
+        node.clock.advance(2.5)
+    answer = await far.client.request(RollCallAnswer(rollcall_id=rid))
+    assert answer.outcome == "answered"  # judged on node 2, where its camera arrives
+    await near.wait_message(RollCallCall, rollcall_id=rid, timeout=5)
+    for node in nodes:
+        node.clock.advance(42)
+    for node in nodes:
+        await node.rollcalls.wait_for(lambda node=node: rid not in node.rollcalls.active, 10)
     for node in nodes:
         rollcall = await node.rollcalls.get(rid)
         assert {s: r.outcome for s, r in rollcall.results.items()} == {"jiangbei": "answered", "linjiang": "absent"}
