@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from server.config import ServerSettings
@@ -48,6 +49,9 @@ class Nodes:
         self._key = relay_key(secret)
         self._keys = tuple(relay_key(s) for s in (secret, *previous_secrets))
         self._listeners: list[NodesListener] = []
+        # Rooms this node placed (on any node) since the last beat: the records read then do not
+        # count them yet, and a burst of new rooms must not all go to the node that looked idlest.
+        self._placed: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         rooms.alternates = self.alternates
 
@@ -102,6 +106,7 @@ class Nodes:
         """Refresh this node's record, read the live ones, renew the leases of the rooms held here."""
         await self.store.heartbeat_node(self.record(), ttl=self._ttl)
         self.live = {node.node_id: node for node in await self.store.list_nodes()}
+        self._placed.clear()
         for listener in self._listeners:
             listener(self.live)
         if self.span_limit:
@@ -128,6 +133,8 @@ class Nodes:
         here = relayed or room_id in self.rooms.rooms
         target = self.node_id if here else self._least_loaded(nodes)
         owner = await self.store.claim_room(room_id, target, ttl=PLACEMENT_TTL if target == self.node_id else CLAIM_TTL)
+        if owner == target and not here:
+            self._placed[target] += 1
         if owner == self.node_id:
             return None
         if room_id in self.rooms.rooms:
@@ -182,8 +189,14 @@ class Nodes:
 
     def _least_loaded(self, nodes: dict[str, NodeRecord]) -> str:
         candidates = {**nodes, self.node_id: self.record()}  # our own figures are the freshest
+
+        def load(node: NodeRecord) -> tuple[int, int, int]:
+            streams, participants, rooms = node.load
+            placed = self._placed[node.node_id]
+            return streams, participants + placed, rooms + placed
+
         # On equal load this node wins: the client is served without a relay.
-        best = min(candidates.values(), key=lambda n: (n.load, n.node_id != self.node_id, n.node_id))
+        best = min(candidates.values(), key=lambda n: (load(n), n.node_id != self.node_id, n.node_id))
         return best.node_id
 
     def alternates(self) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -15,7 +16,7 @@ from aiohttp.test_utils import TestServer
 from server.app import build_services, create_app
 from server.config import Config
 from server.services import Services
-from server.store import RedisStore
+from server.store import RedisStore, RoomRecord
 from signaling.codec import encode, parse_server
 from signaling.messages import Error, Hello
 from synthetic.client import RoomClient
@@ -98,7 +99,7 @@ async def test_more_relayed_sessions_than_a_client_pool_holds_are_all_welcomed(t
                 while True:
                     reply = parse_server((await ws.receive(timeout=20)).data)
                     if reply.id == "h":
-                        return type(reply).__name__
+                        return type(reply).__name__ + (f":{reply.code}" if isinstance(reply, Error) else "")
 
             replies = await asyncio.gather(*(join(n) for n in range(120)))
             assert replies.count("Welcome") == 120, sorted(set(replies))
@@ -107,3 +108,14 @@ async def test_more_relayed_sessions_than_a_client_pool_holds_are_all_welcomed(t
             for ws in sockets:
                 await ws.close()
             await first.close()
+
+
+async def test_a_burst_of_new_rooms_is_spread_before_the_next_beat(two_nodes: Nodes) -> None:
+    (_, a), (_, b) = two_nodes
+    rooms = [f"burst-{n}" for n in range(6)]
+    for room_id in rooms:
+        await a.store.put_room(RoomRecord(id=room_id, name_zh=room_id, name_en=room_id, created_at=0.0, configured=False))
+    for room_id in rooms:  # faster than a beat: the registry still says both nodes are idle
+        await a.nodes.locate(room_id, relayed=False)
+    owners = Counter([await a.store.room_owner(room_id) for room_id in rooms])
+    assert owners == {"node-a": 3, "node-b": 3}, owners
