@@ -14,6 +14,8 @@ from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 
+from server.cron import ScheduleError, is_valid_rule, next_fire, zone
+
 Grant = Literal["publish", "subscribe", "moderate", "issue", "admin"]
 SiteKind = Literal["office", "command_centre", "county", "township", "mobile", "linkage", "team"]
 
@@ -202,7 +204,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The whole validated configuration, with lookups over its site tree, rooms and users."""
+    """The whole validated configuration, with lookups of its groups, rooms and users (the sites: server/sites.py)."""
 
     city: CityInfo
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
@@ -216,17 +218,6 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
         """Return the saved site group with this id, or None."""
         return next((g for g in self.groups if g.id == group_id), None)
 
-    def site(self, site_id: str) -> Site:
-        """Return the site with this id, or raise UnknownSite."""
-        found = self.find_site(site_id)
-        if found is None:
-            raise UnknownSite(f"unknown site {site_id!r}")
-        return found
-
-    def find_site(self, site_id: str) -> Site | None:
-        """Return the site with this id, or None."""
-        return next((s for s in self.sites if s.id == site_id), None)
-
     def room(self, room_id: str) -> RoomConfig | None:
         """Return the configured room with this id, or None."""
         return next((r for r in self.rooms if r.id == room_id), None)
@@ -234,23 +225,6 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     def user(self, username: str) -> UserConfig | None:
         """Return the user with this name, or None."""
         return next((u for u in self.users if u.username == username), None)
-
-    def children(self, site_id: str) -> list[Site]:
-        """Return the sites whose parent is this site, in configuration order."""
-        return [s for s in self.sites if s.parent == site_id]
-
-    def subtree(self, site_id: str) -> list[Site]:
-        """Return this site and all its descendants, depth first in configuration order."""
-        by_parent: dict[str | None, list[Site]] = {}
-        for s in self.sites:
-            by_parent.setdefault(s.parent, []).append(s)
-        result: list[Site] = []
-        stack = [self.site(site_id)]
-        while stack:
-            current = stack.pop()
-            result.append(current)
-            stack.extend(reversed(by_parent.get(current.id, [])))
-        return result
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
@@ -428,10 +402,9 @@ def _web_problems(server: ServerSettings) -> list[str]:
 
 def schedule_problems(config: Config, schedule: RollCallSchedule, key: str) -> list[str]:
     """Every problem of one roll-call schedule (from the file or the UI), each naming its key."""
-    from croniter import croniter
-
     problems: list[str] = []
-    if not croniter.is_valid(schedule.cron) or len(schedule.cron.split()) != 5:
+    site_ids = {s.id for s in config.sites}
+    if not is_valid_rule(schedule.cron):
         problems.append(f"{key}.cron: not a 5-field cron rule: {schedule.cron!r}")
     else:
         problems += _never_fires(config, schedule, key)
@@ -439,11 +412,11 @@ def schedule_problems(config: Config, schedule: RollCallSchedule, key: str) -> l
     if len(chosen) != 1:
         problems.append(f"{key}: give exactly one of sites, group or subtree (got {', '.join(chosen) or 'none'})")
     for j, sid in enumerate(schedule.sites):
-        if config.find_site(sid) is None:
+        if sid not in site_ids:
             problems.append(f"{key}.sites[{j}]: unknown site {sid!r}")
     if schedule.group and config.group(schedule.group) is None:
         problems.append(f"{key}.group: unknown group {schedule.group!r}")
-    if schedule.subtree and config.find_site(schedule.subtree) is None:
+    if schedule.subtree and schedule.subtree not in site_ids:
         problems.append(f"{key}.subtree: unknown site {schedule.subtree!r}")
     if schedule.room and config.room(schedule.room) is None:
         problems.append(f"{key}.room: unknown room {schedule.room!r}")
@@ -457,14 +430,12 @@ def schedule_problems(config: Config, schedule: RollCallSchedule, key: str) -> l
 
 def _never_fires(config: Config, schedule: RollCallSchedule, key: str) -> list[str]:
     """A problem when the rule has no next time (`0 0 31 2 *`): croniter only finds out by computing one."""
-    from server.rollcall.schedule import ScheduleError, next_fire, schedule_zone  # it reads this module's types
-
     try:
-        zone = schedule_zone(config, schedule)
+        tz = zone(schedule.timezone or config.city.timezone)
     except ScheduleError:
         return []  # reported as an unknown time zone
     try:
-        next_fire(schedule.cron, zone, time.time())
+        next_fire(schedule.cron, tz, time.time())
     except ScheduleError as exc:
         return [f"{key}.cron: {schedule.cron!r} never fires ({exc})"]
     return []

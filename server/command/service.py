@@ -129,7 +129,7 @@ class CommandService:
         self.services = services
         self.store = services.store
         self.clock = services.scheduler.clock
-        self.parent_of: dict[str, str | None] = {s.id: s.parent for s in services.config.sites}
+        self.sites = services.sites
         self.ledger = Ledger()
         self.board = Board()
         self.timeline: dict[str, list[Event]] = {}
@@ -172,15 +172,6 @@ class CommandService:
             if len(events) < limit:
                 return
             after = events[-1].id
-
-    def ancestors(self, site: str) -> list[str]:
-        """The chain above a site: its parent, the parent's parent, and so on."""
-        chain: list[str] = []
-        current = self.parent_of.get(site)
-        while current is not None and current not in chain:
-            chain.append(current)
-            current = self.parent_of.get(current)
-        return chain
 
     # --- recording -----------------------------------------------------------------------------
 
@@ -344,7 +335,7 @@ class CommandService:
                     delivered: frozenset[str] | None = None) -> CommandEvent | None:
         """The push for one event as `viewer` may see it, or None when it does not concern them."""
         if isinstance(changed, Directive):
-            sites = directive_concerns(changed, event, viewer, self.parent_of, delivered)
+            sites = directive_concerns(changed, event, viewer, self.sites, delivered)
             return None if sites is None else directive_message(changed, event, sites)
         if not incident_concerns(changed, viewer):
             return None
@@ -360,7 +351,7 @@ class CommandService:
             else:
                 site = event.text("site")
                 sites.add(site)
-                parent = self.parent_of.get(site)
+                parent = self.sites.parent_id(site)
                 if event.kind == "overdue" and parent:
                     sites.add(parent)
                 if event.kind == "delivered":
@@ -418,7 +409,7 @@ class CommandService:
             return 0
         marked = 0
         for site, obligation in overdue_now(d, self.clock.now()):
-            parent = self.parent_of.get(site)
+            parent = self.sites.parent_id(site)
             try:
                 await self.record(None, "overdue", {
                     "directive_id": directive_id, "site": site, "obligation": obligation,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from server.command.domain import DIRECTIVE_KINDS, Directive, Event, Recipient
 from server.command.reports import Incident
+from server.sites import SiteTree
 from signaling.command import (
     Casualties,
     CommandEvent,
@@ -79,7 +80,7 @@ def touched_sites(d: Directive, event: Event) -> list[str]:
     return [site] if site in d.recipients and event.kind not in ("updated", "cancelled") else []
 
 
-def directive_concerns(d: Directive, event: Event, viewer: Viewer, parent_of: dict[str, str | None],
+def directive_concerns(d: Directive, event: Event, viewer: Viewer, tree: SiteTree,
                        delivered: frozenset[str] | None = None) -> list[str] | None:
     """The recipient sites `viewer` sees change with this event, or None if it does not concern them.
 
@@ -98,18 +99,18 @@ def directive_concerns(d: Directive, event: Event, viewer: Viewer, parent_of: di
             return [viewer.site]
     if event.kind == "overdue":
         site = event.text("site")
-        if parent_of.get(site) == viewer.site:
+        if tree.parent_id(site) == viewer.site:
             return [site]
     return None
 
 
-def may_see_directive(d: Directive, viewer: Viewer, parent_of: dict[str, str | None]) -> list[str] | None:
+def may_see_directive(d: Directive, viewer: Viewer, tree: SiteTree) -> list[str] | None:
     """The recipients `viewer` may see of a directive (all for its issuer), or None for no access."""
     if viewer.identity == d.issuer:
         return list(d.recipients)
     if viewer.site in d.recipients:
         return [viewer.site]
-    children = [s for s, r in d.recipients.items() if r.overdue and parent_of.get(s) == viewer.site]
+    children = [s for s, r in d.recipients.items() if r.overdue and tree.parent_id(s) == viewer.site]
     return children or None
 
 

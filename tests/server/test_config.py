@@ -7,7 +7,7 @@ from pathlib import Path
 import argon2
 import pytest
 
-from server.config import DEFAULT_CONFIG_PATH, ConfigError, UnknownSite, load_config
+from server.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 
 MINIMAL = """
 [city]
@@ -222,33 +222,11 @@ def test_demo_users_have_the_documented_passwords() -> None:
     assert chief is not None and "admin" in chief.grants
 
 
-def test_subtree_holds_the_site_and_all_its_descendants() -> None:
+def test_lookups_of_unknown_ids_return_none() -> None:
     config = load_config(DEFAULT_CONFIG_PATH, env={})
-    county3 = [s for s in config.sites if s.kind == "county"][2]
-    below = config.subtree(county3.id)
-    assert below[0] == county3
-    assert {s.kind for s in below[1:]} >= {"township"}
-    assert all(config.site(s.parent or "").id in {x.id for x in below} for s in below[1:])
-    whole_city = config.subtree("office")
-    assert len(whole_city) == len(config.sites)
-
-
-def test_children_are_the_direct_descendants_only() -> None:
-    config = load_config(DEFAULT_CONFIG_PATH, env={})
-    children = config.children("command_centre")
-    assert children and all(s.parent == "command_centre" for s in children)
-    assert config.children("police110") == []
-
-
-def test_lookups_of_unknown_ids_return_none_or_raise_lookup_error() -> None:
-    config = load_config(DEFAULT_CONFIG_PATH, env={})
-    assert config.find_site("atlantis") is None
     assert config.room("attic") is None
     assert config.user("nobody") is None
-    with pytest.raises(UnknownSite):
-        config.site("atlantis")
-    with pytest.raises(LookupError):
-        config.subtree("atlantis")
+    assert config.group("nothing") is None
 
 
 GROUP = '\n[[groups]]\nid = "{id}"\nname_zh = "组"\nname_en = "Group"\nsites = {sites}\n'

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
-from server.rollcall.schedules import SCHEDULES
+from server.rollcall.keys import SCHEDULES
 from server.rollcall.service import INDEX_STREAM, read_all, stream_of
 from server.store import RedisStore
 from signaling.rollcall import RollCallAnswer, RollCallCall, RollCallCallEnded, RollCallEscalation, RollCallStart
