@@ -104,6 +104,15 @@ class RollCallSchedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
 
 
+class DutySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[duty]`: which sites file the daily duty report (每日值班报告) and the deadline, in the city's (or this) time zone."""
+
+    deadline: Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$")] = "17:30"  # env DUTY_DEADLINE
+    timezone: str | None = None
+    kinds: tuple[SiteKind, ...] = ("county",)
+    sites: tuple[str, ...] = ()  # more sites that file (city departments), beside those of `kinds`
+
+
 class Bucket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A token bucket: `burst` requests at once, refilled at `per_minute`."""
 
@@ -213,6 +222,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     users: tuple[UserConfig, ...] = ()
     groups: tuple[SiteGroup, ...] = ()
     rollcall_schedules: tuple[RollCallSchedule, ...] = ()
+    duty: DutySettings = msgspec.field(default_factory=DutySettings)
 
     def group(self, group_id: str) -> SiteGroup | None:
         """Return the saved site group with this id, or None."""
@@ -252,7 +262,8 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str], label: str) -> None:
-    """Overlay PORT, HOST, REDIS_URL, DATA_DIR, ICE_SERVERS, TURN_CREDENTIAL_TTL, RECONNECT_GRACE, CONNECT_TIMEOUT onto [server]."""
+    """Overlay PORT, HOST, REDIS_URL, DATA_DIR, ICE_SERVERS, TURN_CREDENTIAL_TTL, RECONNECT_GRACE, CONNECT_TIMEOUT onto
+    [server], and DUTY_DEADLINE onto [duty]."""
     server = raw.get("server", {})
     if not isinstance(server, dict):
         return  # msgspec reports the wrong type with its path
@@ -286,6 +297,10 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str], label: str) -> None:
     _apply_access_env(server, env, label)
     _apply_node_env(server, env, label)
     raw["server"] = server
+    if env.get("DUTY_DEADLINE"):  # "HH:MM" or "HH:MM:SS", local time
+        duty = raw.setdefault("duty", {})
+        if isinstance(duty, dict):
+            duty["deadline"] = env["DUTY_DEADLINE"]
 
 
 def _apply_web_env(server: dict[str, Any], env: Mapping[str, str], label: str) -> None:
@@ -365,6 +380,7 @@ def _cross_check(config: Config) -> list[str]:
     problems += _duplicates("rollcall_schedules", [r.id for r in config.rollcall_schedules], "schedule")
     for i, schedule in enumerate(config.rollcall_schedules):
         problems += schedule_problems(config, schedule, f"rollcall_schedules[{i}]")
+    problems += _duty_problems(config, site_ids)
     server = config.server
     if (server.tls_cert is None) != (server.tls_key is None):
         problems.append("server.tls_cert: tls_cert and tls_key must be given together")
@@ -383,6 +399,17 @@ def _cross_check(config: Config) -> list[str]:
             problems.append(f"server.{key}: not a base URL like http://host:port: {base!r}")
     if server.node_ttl <= server.node_heartbeat:
         problems.append("server.node_ttl: must be longer than node_heartbeat")
+    return problems
+
+
+def _duty_problems(config: Config, site_ids: set[str]) -> list[str]:
+    """The `[duty]` section's unknown sites and time zone."""
+    problems = [f"duty.sites[{j}]: unknown site {sid!r}" for j, sid in enumerate(config.duty.sites) if sid not in site_ids]
+    if config.duty.timezone:
+        try:
+            zone(config.duty.timezone)
+        except ScheduleError:
+            problems.append(f"duty.timezone: unknown time zone {config.duty.timezone!r}")
     return problems
 
 

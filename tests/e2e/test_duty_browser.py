@@ -1,0 +1,101 @@
+"""The day's duty reports in real Chromium: filed on time, reminded, missing at the deadline, filed late; live."""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from .conftest import Server, running_server
+
+pytestmark = pytest.mark.browser
+
+SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+SCREEN = {"width": 1920, "height": 1080}
+LEAD = 45  # seconds from the server's start to the day's deadline: time to file and remind before it
+
+
+def _login(open_page: Callable[..., object], server: Server, username: str, path: str) -> object:
+    page = open_page(viewport=SCREEN)
+    # The browser asks for /favicon.ico once (the server has none): every other error counts.
+    page.errors = []  # type: ignore[attr-defined]
+    page.on("console", lambda m: m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")  # type: ignore[attr-defined]
+            and page.errors.append(f"{m.text} at {m.location.get('url')}"))  # type: ignore[attr-defined]
+    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e}"))  # type: ignore[attr-defined]
+    page.goto(f"{server.base_url}/login")  # type: ignore[attr-defined]
+    page.fill("input[name=username]", username)  # type: ignore[attr-defined]
+    page.fill("input[name=password]", "demo" + username)  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_url(f"{server.base_url}/", timeout=15_000)  # type: ignore[attr-defined]
+    page.goto(server.base_url + path)  # type: ignore[attr-defined]
+    return page
+
+
+def _row_status(site: str) -> str:
+    return f"document.querySelector('#duty-rows tr[data-site=\"{site}\"]').dataset.status"
+
+
+def test_duty_reports_are_filed_reminded_missed_and_filed_late_and_every_page_follows_live(
+    tmp_path_factory: pytest.TempPathFactory, open_page: Callable[..., object],
+) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    due = datetime.now(SHANGHAI) + timedelta(seconds=LEAD)
+    with running_server(tmp_path_factory.mktemp("duty"), DUTY_DEADLINE=due.strftime("%H:%M:%S")) as server:
+        linjiang = _login(open_page, server, "county03", "/duty/sites/linjiang")
+        jiangbei = _login(open_page, server, "county01", "/duty/sites/jiangbei")
+        mayor = _login(open_page, server, "mayor", "/duty")
+        for page in (linjiang, jiangbei, mayor):
+            page.wait_for_selector("[data-live='1']", timeout=10_000)  # type: ignore[attr-defined]
+        assert mayor.evaluate(_row_status("jiangbei")) == "pending"  # type: ignore[attr-defined]
+
+        # Linjiang files 平安 all well in time; the city's board turns it green without a reload.
+        linjiang.fill("input[name=officer]", "王值班")  # type: ignore[attr-defined]
+        linjiang.fill("input[name=leader]", "李局长")  # type: ignore[attr-defined]
+        linjiang.click("#duty-submit")  # type: ignore[attr-defined]
+        linjiang.wait_for_selector(".duty-confirm", timeout=10_000)  # type: ignore[attr-defined]
+        assert linjiang.get_attribute("#duty-banner", "data-status") == "filed"  # type: ignore[attr-defined]
+        mayor.wait_for_function(f"() => {_row_status('linjiang')} === 'filed'", timeout=10_000)  # type: ignore[attr-defined]
+
+        # One click reminds Jiangbei; its open page shows the reminder at once.
+        mayor.click("#duty-rows tr[data-site='jiangbei'] button.duty-remind")  # type: ignore[attr-defined]
+        mayor.wait_for_url(f"{server.base_url}/duty?day=*", timeout=10_000)  # type: ignore[attr-defined]
+        mayor.wait_for_selector("[data-live='1']", timeout=10_000)  # type: ignore[attr-defined]
+        jiangbei.wait_for_selector("#duty-reminded:not([hidden])", timeout=10_000)  # type: ignore[attr-defined]
+        assert "催办" in jiangbei.inner_text("#duty-reminded") or "Reminder" in jiangbei.inner_text("#duty-reminded")  # type: ignore[attr-defined]
+        jiangbei.screenshot(path=str(SHOTS / "duty-site-reminded.png"))  # type: ignore[attr-defined]
+
+        # The deadline passes: the sites that filed nothing turn red on the board and on their own pages.
+        wait_ms = int((due - datetime.now(SHANGHAI)).total_seconds() * 1000) + 15_000
+        mayor.wait_for_function(f"() => {_row_status('jiangbei')} === 'missing'", timeout=wait_ms)  # type: ignore[attr-defined]
+        jiangbei.wait_for_selector("#duty-banner[data-status='missing']", timeout=10_000)  # type: ignore[attr-defined]
+        assert "江州市应急管理局" in mayor.inner_text("#duty-rows tr[data-site='jiangbei']")  # type: ignore[attr-defined]
+        assert mayor.evaluate(_row_status("linjiang")) == "filed"  # type: ignore[attr-defined]
+        mayor.screenshot(path=str(SHOTS / "duty-board.png"), full_page=True)  # type: ignore[attr-defined]
+
+        # Jiangbei files after the deadline, with what happened: late for good, on the board too.
+        jiangbei.fill("input[name=officer]", "张值班")  # type: ignore[attr-defined]
+        jiangbei.fill("input[name=leader]", "赵局长")  # type: ignore[attr-defined]
+        jiangbei.check("input[name=all_well][value=no]")  # type: ignore[attr-defined]
+        jiangbei.fill("textarea[name=text]", "下午江北堤段巡查发现渗水点一处，已处置")  # type: ignore[attr-defined]
+        jiangbei.click("#duty-submit")  # type: ignore[attr-defined]
+        jiangbei.wait_for_selector("#duty-banner[data-status='late']", timeout=10_000)  # type: ignore[attr-defined]
+        mayor.wait_for_function(f"() => {_row_status('jiangbei')} === 'late'", timeout=10_000)  # type: ignore[attr-defined]
+        jiangbei.screenshot(path=str(SHOTS / "duty-site-late.png"), full_page=True)  # type: ignore[attr-defined]
+        mayor.screenshot(path=str(SHOTS / "duty-board-late.png"), full_page=True)  # type: ignore[attr-defined]
+
+        # The week's roster: kept per day, filled into the next report form.
+        linjiang.click("text=值班表")  # type: ignore[attr-defined]
+        today = datetime.now(SHANGHAI).date().isoformat()
+        row = f"tr[data-day='{today}']"
+        linjiang.fill(f"{row} input[name=officer]", "孙值班")  # type: ignore[attr-defined]
+        linjiang.fill(f"{row} input[name=leader]", "周局长")  # type: ignore[attr-defined]
+        linjiang.click(f"{row} button[type=submit]")  # type: ignore[attr-defined]
+        linjiang.wait_for_function(  # type: ignore[attr-defined]
+            f"() => document.querySelector(\"{row} input[name=officer]\").value === '孙值班'", timeout=10_000)
+        linjiang.screenshot(path=str(SHOTS / "duty-roster.png"), full_page=True)  # type: ignore[attr-defined]
+        for page in (linjiang, jiangbei, mayor):
+            assert page.errors == []  # type: ignore[attr-defined]
