@@ -16,7 +16,7 @@ import msgspec
 
 from server.cron import ScheduleError, is_valid_rule, next_fire, zone
 
-Grant = Literal["publish", "subscribe", "moderate", "issue", "admin"]
+Grant = Literal["publish", "subscribe", "moderate", "issue", "admin", "sign"]
 SiteKind = Literal["office", "command_centre", "county", "township", "mobile", "linkage", "team"]
 
 GRANTS: Final[frozenset[str]] = frozenset(get_args(Grant))
@@ -111,6 +111,8 @@ class DutySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timezone: str | None = None
     kinds: tuple[SiteKind, ...] = ("county",)
     sites: tuple[str, ...] = ()  # more sites that file (city departments), beside those of `kinds`
+    # 审核签发: a report the duty officer files is a draft until the site's duty leader (grant `sign`) signs it off.
+    sign_off: bool = False
 
 
 class Bucket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

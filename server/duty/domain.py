@@ -3,11 +3,15 @@
 Events of the `duty` stream, each with its time `at` from the server's clock:
 - `roster_set` {site, day, officer, leader}: who is on duty at a site that day (latest wins).
 - `handover` {site, day, text}: a shift handover note.
-- `report_filed` {site, day, officer, leader, all_well, incidents, text, deadline}: a version of the
-  site's report for the day. The first version decides for good whether it was late: after the
-  deadline it names, or after the day's deadline was recorded as passed.
+- `report_filed` {site, day, officer, leader, all_well, incidents, text, deadline, signed}: a version
+  of the site's report for the day; `signed` when the duty leader (grant `sign`) filed it or no
+  sign-off is configured, else a draft for the leader to review.
+- `report_returned` {site, day, comment}: the leader sends the draft back with a comment.
+- `report_signed` {site, day}: the leader signs the latest draft off (审核签发): it goes up.
+  The first time a report goes up decides for good whether it was late: after the deadline the
+  report names, or after the day's deadline was recorded as passed.
 - `deadline_passed` {day, deadline, missing, escalated}: the day's deadline, recorded once, with
-  the sites that had filed nothing (reminded) and the parent each was escalated to.
+  the sites whose report had not gone up (reminded) and the parent each was escalated to.
 - `reminded` {site, day, note}: a reminder (催办) to a site that has not filed.
 """
 
@@ -20,13 +24,15 @@ from typing import Final, Literal
 from server.duty.days import BadDay, parse_day
 from server.store import StoredEvent, event_id_key
 
-Status = Literal["filed", "late", "missing", "pending"]
+Status = Literal["filed", "late", "missing", "draft", "pending"]
 STATUS_NAMES: Final[dict[str, tuple[str, str]]] = {
     "filed": ("已报", "Filed"),
     "late": ("迟报", "Late"),
     "missing": ("未报", "Missing"),
+    "draft": ("待签发", "Awaiting sign-off"),
     "pending": ("待报", "Not yet filed"),
 }
+ReportState = Literal["draft", "returned", "signed"]
 MAX_NAME: Final[int] = 64
 MAX_TEXT: Final[int] = 4000
 MAX_INCIDENTS: Final[int] = 50
@@ -83,13 +89,18 @@ class Filing:
 
 @dataclass(frozen=True)
 class DutyReport:
-    """A site's report for a day: every version kept, late or not decided by the first."""
+    """A site's report for a day: every version kept; whether it went up late decided the first time it did."""
 
     site: str
     day: str
     deadline: float
-    late: bool
     versions: tuple[Filing, ...]
+    state: ReportState = "draft"
+    went_up_at: float | None = None
+    late: bool = False
+    signed_by: str = ""
+    signed_version: int = 0  # the number (from 1) of the version that went up last; 0 for none
+    comments: tuple[Note, ...] = ()  # the leader's, when returning a draft
 
     @property
     def latest(self) -> Filing:
@@ -124,12 +135,19 @@ class DutyBook:
     handovers: dict[tuple[str, str], tuple[Note, ...]] = field(default_factory=dict)
     last_event_id: str | None = None
 
+    def went_up(self, site: str, day: str) -> bool:
+        """Whether the site's report of the day has gone up (signed off)."""
+        report = self.reports.get((site, day))
+        return report is not None and report.went_up_at is not None
+
     def status(self, site: str, day: str, now: float, deadline: float) -> Status:
         """filed, late, missing (nothing by the deadline) or pending (nothing yet, still time)."""
         report = self.reports.get((site, day))
-        if report is not None:
+        if report is not None and report.went_up_at is not None:
             return "late" if report.late else "filed"
-        return "missing" if day in self.deadlines or now >= deadline else "pending"
+        if day in self.deadlines or now >= deadline:
+            return "missing"
+        return "pending" if report is None else "draft"
 
 
 def _text(data: Mapping[str, object], key: str, limit: int, *, required: bool = True) -> str:
@@ -193,15 +211,44 @@ def _filed(book: DutyBook, event: StoredEvent) -> None:
         raise DutyRefused("all_well_with_incidents", "a report of 平安 all well links no incidents")
     if not all_well and not incidents and not text:
         raise DutyRefused("nothing_reported", "report 平安 all well, or the day's incidents or what happened")
+    signed = event.data.get("signed", True)
+    if not isinstance(signed, bool):
+        raise DutyRefused("bad_field", "signed must be true or false")
     at, deadline = _number(event.data, "at"), _number(event.data, "deadline")
     filing = Filing(event.id, at, event.actor, _text(event.data, "officer", MAX_NAME), _text(event.data, "leader", MAX_NAME),
                     all_well, incidents, text)
-    current = book.reports.get((site, day))
-    if current is None:
-        late = at > deadline or day in book.deadlines
-        book.reports[(site, day)] = DutyReport(site, day, deadline, late, (filing,))
-    else:
-        book.reports[(site, day)] = replace(current, versions=(*current.versions, filing))
+    current = book.reports.get((site, day)) or DutyReport(site, day, deadline, ())
+    report = replace(current, versions=(*current.versions, filing), state="draft")
+    book.reports[(site, day)] = _went_up(book, report, event.actor, at) if signed else report
+
+
+def _went_up(book: DutyBook, report: DutyReport, actor: str, at: float) -> DutyReport:
+    """The report with its latest version signed off; late decided now if it never went up before."""
+    first = report.went_up_at is None
+    return replace(report, state="signed", signed_by=actor, signed_version=len(report.versions),
+                   went_up_at=at if first else report.went_up_at,
+                   late=(at > report.deadline or report.day in book.deadlines) if first else report.late)
+
+
+def _draft(book: DutyBook, event: StoredEvent) -> DutyReport:
+    site, day = _site_day(event.data)
+    report = book.reports.get((site, day))
+    if report is None:
+        raise DutyRefused("no_report", f"{site} has no report of {day}")
+    if report.state != "draft":
+        raise DutyRefused("not_a_draft", f"the report of {site} on {day} is {report.state}, not a draft to review")
+    return report
+
+
+def _signed(book: DutyBook, event: StoredEvent) -> None:
+    report = _draft(book, event)
+    book.reports[(report.site, report.day)] = _went_up(book, report, event.actor, _number(event.data, "at"))
+
+
+def _returned(book: DutyBook, event: StoredEvent) -> None:
+    report = _draft(book, event)
+    note = Note(event.id, _number(event.data, "at"), event.actor, _text(event.data, "comment", MAX_TEXT))
+    book.reports[(report.site, report.day)] = replace(report, state="returned", comments=(*report.comments, note))
 
 
 def _deadline(book: DutyBook, event: StoredEvent) -> None:
@@ -221,7 +268,8 @@ def _deadline(book: DutyBook, event: StoredEvent) -> None:
 
 def _reminded(book: DutyBook, event: StoredEvent) -> None:
     site, day = _site_day(event.data)
-    if (site, day) in book.reports:
+    report = book.reports.get((site, day))
+    if report is not None and report.went_up_at is not None:
         raise DutyRefused("already_filed", f"{site} has filed its report of {day}")
     note = Note(event.id, _number(event.data, "at"), event.actor, _text(event.data, "note", MAX_TEXT, required=False))
     book.reminders[(site, day)] = (*book.reminders.get((site, day), ()), note)
@@ -231,6 +279,8 @@ _HANDLERS = {
     "roster_set": _roster,
     "handover": _handover,
     "report_filed": _filed,
+    "report_signed": _signed,
+    "report_returned": _returned,
     "deadline_passed": _deadline,
     "reminded": _reminded,
 }
@@ -264,33 +314,3 @@ def fold(events: Iterable[StoredEvent], book: DutyBook | None = None) -> tuple[D
             skipped.append((event.id, f"{exc.code}: {exc.message}"))
         book.last_event_id = event.id
     return book, skipped
-
-
-@dataclass(frozen=True)
-class BoardRow:
-    """One reporting site on the board of a day."""
-
-    site: str
-    status: Status
-    report: DutyReport | None
-    roster: Roster | None
-    reminders: tuple[Note, ...]
-    escalated_to: str | None
-
-
-def board(book: DutyBook, sites: Iterable[str], day: str, now: float, deadline: float) -> list[BoardRow]:
-    """The day's state of every reporting site, in the order given."""
-    passed = book.deadlines.get(day)
-    return [
-        BoardRow(site, book.status(site, day, now, deadline), book.reports.get((site, day)), book.rosters.get((site, day)),
-                 book.reminders.get((site, day), ()), passed.escalated.get(site) if passed else None)
-        for site in sites
-    ]
-
-
-def totals(rows: Iterable[BoardRow]) -> dict[str, int]:
-    """How many sites are in each state."""
-    counts = dict.fromkeys(STATUS_NAMES, 0)
-    for row in rows:
-        counts[row.status] += 1
-    return counts

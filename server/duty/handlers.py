@@ -49,6 +49,26 @@ async def file_report(request: web.Request) -> web.Response:
         all_well=_field(form, "all_well") == "yes", incidents=incidents, text=_field(form, "text")), "filed=1")
 
 
+async def sign(request: web.Request) -> web.Response:
+    """`POST /duty/sites/{site}/sign`: the duty leader signs the draft off."""
+    identity = signed_in(request)
+    site = request.match_info["site"]
+    form = await request.post()
+    day = _field(form, "day") or None
+    back = f"/duty/sites/{quote(site)}" + (f"?{urlencode({'day': day})}" if day else "")
+    return await _then(back, lambda: request.app[DUTY].sign(identity, site=site, day=day), "signed=1")
+
+
+async def send_back(request: web.Request) -> web.Response:
+    """`POST /duty/sites/{site}/return`: the duty leader returns the draft with a comment."""
+    identity = signed_in(request)
+    site = request.match_info["site"]
+    form = await request.post()
+    day = _field(form, "day") or None
+    back = f"/duty/sites/{quote(site)}" + (f"?{urlencode({'day': day})}" if day else "")
+    return await _then(back, lambda: request.app[DUTY].send_back(identity, site=site, day=day, comment=_field(form, "comment")))
+
+
 async def set_roster(request: web.Request) -> web.Response:
     """`POST /duty/sites/{site}/roster`: the duty officer and leader of one day."""
     identity = signed_in(request)
@@ -83,6 +103,8 @@ def add_routes(app: web.Application) -> None:
     """Register the duty actions."""
     r = app.router
     r.add_post("/duty/sites/{site}/report", file_report)
+    r.add_post("/duty/sites/{site}/sign", sign)
+    r.add_post("/duty/sites/{site}/return", send_back)
     r.add_post("/duty/sites/{site}/roster", set_roster)
     r.add_post("/duty/sites/{site}/handover", handover)
     r.add_post("/duty/remind", remind)

@@ -9,7 +9,8 @@ from aiohttp import web
 from server.auth import Identity
 from server.command.keys import COMMAND
 from server.duty.days import shift_day, week_of
-from server.duty.domain import STATUS_NAMES, totals
+from server.duty.board import totals
+from server.duty.domain import STATUS_NAMES
 from server.duty.keys import DEADLINE, DUTY
 from server.duty.service import DutyService
 from server.duty.views import clock, report_info, row_info, sees_board, sees_site
@@ -111,8 +112,11 @@ async def site_page(request: web.Request) -> web.Response:
         request, identity, site=request.app[SERVICES].sites.get(site), day=day, today=service.today(), state=state,
         row=state["rows"][0] if state["rows"] else None, report=report_info(report, service.zone),
         versions=[{"at": clock(v.at, service.zone, "%Y-%m-%d %H:%M:%S"), "by": v.actor, "all_well": v.all_well,
-                   "incidents": v.incidents, "text": v.text, "officer": v.officer, "leader": v.leader}
-                  for v in (report.versions if report else ())],
+                   "incidents": v.incidents, "text": v.text, "officer": v.officer, "leader": v.leader,
+                   "signed": report is not None and n == report.signed_version}
+                  for n, v in enumerate(report.versions if report else (), start=1)],
+        leader=identity.site == site and identity.can("sign"), signs=service.signs(identity),
+        signed=request.query.get("signed") == "1",
         roster=roster, incidents=_incidents(request, site, day), own=identity.site == site,
         reporting=site in service.reporting, filed=request.query.get("filed") == "1",
         handovers=[{"at": clock(n.at, service.zone), "by": n.actor, "text": n.text}

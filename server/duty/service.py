@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from server.auth import Forbidden, Identity
 from server.cron import zone
 from server.duty.days import BadDay, day_of, deadline_of, parse_day
-from server.duty.domain import AlreadyRecorded, BoardRow, DutyBook, DutyRefused, board, check, fold
+from server.duty.board import BoardRow, board
+from server.duty.domain import AlreadyRecorded, DutyBook, DutyRefused, check, fold
 from server.errors import NotFound, RequestError
 from server.services import Services
 from server.skipped import SkippedRecords
@@ -176,7 +177,27 @@ class DutyService:
                 raise RequestError("unknown_incident", f"{incident!r} is not an incident report of {site!r}")
         return await self._checked(identity.identity, "report_filed", {
             "site": site, "day": chosen, "officer": officer, "leader": leader, "all_well": all_well,
-            "incidents": incidents, "text": text, "deadline": self.deadline(chosen)})
+            "incidents": incidents, "text": text, "deadline": self.deadline(chosen), "signed": self.signs(identity)})
+
+    def signs(self, identity: Identity) -> bool:
+        """Whether what this identity files goes up at once: no sign-off configured, or the duty leader's own."""
+        return not self.settings.sign_off or identity.can("sign")
+
+    def _leader(self, identity: Identity, site: str) -> None:
+        self._own_site(identity, site)
+        if not identity.can("sign"):
+            raise Forbidden(f"{identity.identity!r} lacks grant 'sign' (the duty leader's)")
+
+    async def sign(self, identity: Identity, *, site: str, day: str | None) -> StoredEvent:
+        """审核签发: the site's duty leader signs the latest draft off; it goes up."""
+        self._leader(identity, site)
+        return await self._checked(identity.identity, "report_signed", {"site": site, "day": self.checked_day(day)})
+
+    async def send_back(self, identity: Identity, *, site: str, day: str | None, comment: str) -> StoredEvent:
+        """The site's duty leader returns the draft to the officer with a comment."""
+        self._leader(identity, site)
+        return await self._checked(identity.identity, "report_returned", {
+            "site": site, "day": self.checked_day(day), "comment": comment})
 
     async def set_roster(self, identity: Identity, *, site: str, day: str, officer: str, leader: str) -> StoredEvent:
         """Who is on duty at the site that day (its own people, or an administrator)."""
@@ -204,7 +225,7 @@ class DutyService:
         self._take(await self._read_after(self.book.last_event_id))
 
         def passed() -> dict[str, object]:  # of the book as folded at each attempt
-            missing = [s for s in self.reporting if (s, day) not in self.book.reports]
+            missing = [s for s in self.reporting if not self.book.went_up(s, day)]
             escalated = {s: parent for s in missing if (parent := self.services.sites.parent_id(s)) is not None}
             return {"day": day, "at": self.clock.now(), "deadline": self.deadline(day), "missing": missing, "escalated": escalated}
 

@@ -6,7 +6,8 @@ import zoneinfo
 from typing import Any
 
 from server.auth import Identity
-from server.duty.domain import STATUS_NAMES, BoardRow, DutyReport
+from server.duty.board import BoardRow
+from server.duty.domain import STATUS_NAMES, DutyReport
 from server.sites import SiteTree
 from server.times import format_time
 
@@ -34,7 +35,9 @@ def report_info(report: DutyReport | None, tz: zoneinfo.ZoneInfo) -> dict[str, A
     return {"filed_at": report.filed_at, "filed_local": clock(report.filed_at, tz), "late": report.late,
             "versions": len(report.versions), "officer": latest.officer, "leader": latest.leader,
             "all_well": latest.all_well, "incidents": list(latest.incidents), "text": latest.text,
-            "updated_local": clock(latest.at, tz), "by": latest.actor}
+            "updated_local": clock(latest.at, tz), "by": latest.actor, "state": report.state,
+            "went_up_local": clock(report.went_up_at, tz), "signed_by": report.signed_by, "signed_version": report.signed_version,
+            "comments": [{"at_local": clock(n.at, tz), "by": n.actor, "text": n.text} for n in report.comments]}
 
 
 def row_info(row: BoardRow, tree: SiteTree, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The day's duty reports in real Chromium: filed on time, reminded, missing at the deadline, filed late; live."""
+"""The day's duty reports in real Chromium: drafted, returned, signed off, reminded, missing at the deadline,
+filed late; every page follows live."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 SCREEN = {"width": 1920, "height": 1080}
-LEAD = 45  # seconds from the server's start to the day's deadline: time to file and remind before it
+LEAD = 75  # seconds from the server's start to the day's deadline: time to log in, file, sign and remind before it
 
 
 def _login(open_page: Callable[..., object], server: Server, username: str, path: str) -> object:
@@ -46,18 +47,38 @@ def test_duty_reports_are_filed_reminded_missed_and_filed_late_and_every_page_fo
     due = datetime.now(SHANGHAI) + timedelta(seconds=LEAD)
     with running_server(tmp_path_factory.mktemp("duty"), DUTY_DEADLINE=due.strftime("%H:%M:%S")) as server:
         linjiang = _login(open_page, server, "county03", "/duty/sites/linjiang")
+        linjiang_leader = _login(open_page, server, "leader03", "/duty/sites/linjiang")
         jiangbei = _login(open_page, server, "county01", "/duty/sites/jiangbei")
+        jiangbei_leader = _login(open_page, server, "leader01", "/duty/sites/jiangbei")
         mayor = _login(open_page, server, "mayor", "/duty")
         for page in (linjiang, jiangbei, mayor):
             page.wait_for_selector("[data-live='1']", timeout=10_000)  # type: ignore[attr-defined]
         assert mayor.evaluate(_row_status("jiangbei")) == "pending"  # type: ignore[attr-defined]
 
-        # Linjiang files 平安 all well in time; the city's board turns it green without a reload.
+        # Linjiang's officer writes the day's report: a draft, not up yet.
         linjiang.fill("input[name=officer]", "王值班")  # type: ignore[attr-defined]
         linjiang.fill("input[name=leader]", "李局长")  # type: ignore[attr-defined]
+        linjiang.check("input[name=all_well][value=no]")  # type: ignore[attr-defined]
+        linjiang.fill("textarea[name=text]", "上午青石镇堤段渗水，已处置")  # type: ignore[attr-defined]
+        linjiang.click("#duty-submit")  # type: ignore[attr-defined]
+        linjiang.wait_for_selector("#duty-banner[data-status='draft']", timeout=10_000)  # type: ignore[attr-defined]
+        mayor.wait_for_function(f"() => {_row_status('linjiang')} === 'draft'", timeout=10_000)  # type: ignore[attr-defined]
+
+        # The county's duty leader returns it with a comment; the officer adds what was asked; the leader signs.
+        linjiang_leader.reload()  # type: ignore[attr-defined]
+        linjiang_leader.fill("#duty-review input[name=comment]", "补充转移人数")  # type: ignore[attr-defined]
+        linjiang_leader.screenshot(path=str(SHOTS / "duty-review.png"))  # type: ignore[attr-defined]
+        linjiang_leader.click("#duty-return")  # type: ignore[attr-defined]
+        linjiang.reload()  # type: ignore[attr-defined]
+        assert "补充转移人数" in linjiang.inner_text("#duty-returned")  # type: ignore[attr-defined]
+        linjiang.fill("textarea[name=text]", "上午青石镇堤段渗水，已处置，转移群众120人")  # type: ignore[attr-defined]
         linjiang.click("#duty-submit")  # type: ignore[attr-defined]
         linjiang.wait_for_selector(".duty-confirm", timeout=10_000)  # type: ignore[attr-defined]
-        assert linjiang.get_attribute("#duty-banner", "data-status") == "filed"  # type: ignore[attr-defined]
+        linjiang_leader.reload()  # type: ignore[attr-defined]
+        assert "转移群众120人" in linjiang_leader.inner_text("#duty-review")  # type: ignore[attr-defined]
+        linjiang_leader.click("#duty-sign")  # type: ignore[attr-defined]
+        linjiang_leader.wait_for_selector("#duty-banner[data-status='filed']", timeout=10_000)  # type: ignore[attr-defined]
+        linjiang.wait_for_selector("#duty-banner[data-status='filed']", timeout=10_000)  # type: ignore[attr-defined]
         mayor.wait_for_function(f"() => {_row_status('linjiang')} === 'filed'", timeout=10_000)  # type: ignore[attr-defined]
 
         # One click reminds Jiangbei; its open page shows the reminder at once.
@@ -76,13 +97,15 @@ def test_duty_reports_are_filed_reminded_missed_and_filed_late_and_every_page_fo
         assert mayor.evaluate(_row_status("linjiang")) == "filed"  # type: ignore[attr-defined]
         mayor.screenshot(path=str(SHOTS / "duty-board.png"), full_page=True)  # type: ignore[attr-defined]
 
-        # Jiangbei files after the deadline, with what happened: late for good, on the board too.
-        jiangbei.fill("input[name=officer]", "张值班")  # type: ignore[attr-defined]
-        jiangbei.fill("input[name=leader]", "赵局长")  # type: ignore[attr-defined]
-        jiangbei.check("input[name=all_well][value=no]")  # type: ignore[attr-defined]
-        jiangbei.fill("textarea[name=text]", "下午江北堤段巡查发现渗水点一处，已处置")  # type: ignore[attr-defined]
-        jiangbei.click("#duty-submit")  # type: ignore[attr-defined]
+        # Jiangbei's leader files after the deadline himself, with what happened: late for good, on the board too.
+        jiangbei_leader.reload()  # type: ignore[attr-defined]
+        jiangbei_leader.fill("input[name=officer]", "张值班")  # type: ignore[attr-defined]
+        jiangbei_leader.fill("input[name=leader]", "赵局长")  # type: ignore[attr-defined]
+        jiangbei_leader.check("input[name=all_well][value=no]")  # type: ignore[attr-defined]
+        jiangbei_leader.fill("textarea[name=text]", "下午江北堤段巡查发现渗水点一处，已处置")  # type: ignore[attr-defined]
+        jiangbei_leader.click("#duty-submit")  # type: ignore[attr-defined]
         jiangbei.wait_for_selector("#duty-banner[data-status='late']", timeout=10_000)  # type: ignore[attr-defined]
+        jiangbei.reload()  # type: ignore[attr-defined]
         mayor.wait_for_function(f"() => {_row_status('jiangbei')} === 'late'", timeout=10_000)  # type: ignore[attr-defined]
         jiangbei.screenshot(path=str(SHOTS / "duty-site-late.png"), full_page=True)  # type: ignore[attr-defined]
         mayor.screenshot(path=str(SHOTS / "duty-board-late.png"), full_page=True)  # type: ignore[attr-defined]
@@ -97,5 +120,5 @@ def test_duty_reports_are_filed_reminded_missed_and_filed_late_and_every_page_fo
         linjiang.wait_for_function(  # type: ignore[attr-defined]
             f"() => document.querySelector(\"{row} input[name=officer]\").value === '孙值班'", timeout=10_000)
         linjiang.screenshot(path=str(SHOTS / "duty-roster.png"), full_page=True)  # type: ignore[attr-defined]
-        for page in (linjiang, jiangbei, mayor):
+        for page in (linjiang, linjiang_leader, jiangbei, jiangbei_leader, mayor):
             assert page.errors == []  # type: ignore[attr-defined]

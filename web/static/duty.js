@@ -96,7 +96,8 @@ function drawBoard(state) {
   if (deadline && state.deadline_passed) deadline.replaceChildren(bilingual("已截止", "deadline passed"));
 }
 
-const NAMES = { filed: ["已报", "Filed"], late: ["迟报", "Late"], missing: ["未报", "Missing"], pending: ["待报", "Not yet filed"] };
+const NAMES = { filed: ["已报", "Filed"], late: ["迟报", "Late"], missing: ["未报", "Missing"],
+  draft: ["待签发", "Awaiting sign-off"], pending: ["待报", "Not yet filed"] };
 
 function drawSite(state) {
   const row = state.rows[0];

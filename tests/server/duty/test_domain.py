@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.duty.days import day_of, deadline_of, next_deadline, week_of
-from server.duty.domain import DutyBook, DutyRefused, apply, board, check, fold, totals
+from server.duty.board import board, totals
+from server.duty.domain import DutyBook, DutyRefused, apply, check, fold
 from server.store import StoredEvent
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
@@ -23,7 +24,8 @@ def _event(n: int, kind: str, data: dict[str, object], actor: str = "duty-a") ->
 
 
 events = st.lists(st.tuples(
-    st.sampled_from(["roster_set", "handover", "report_filed", "deadline_passed", "reminded", "bogus"]),
+    st.sampled_from(["roster_set", "handover", "report_filed", "report_filed", "report_signed", "report_returned",
+                     "deadline_passed", "reminded", "bogus"]),
     st.sampled_from([*SITES, ""]),
     st.sampled_from(DAYS),
     st.booleans(),
@@ -33,9 +35,10 @@ events = st.lists(st.tuples(
 ), max_size=40)
 
 
-def _data(site: str, day: str, flag: bool, incidents: list[str], text: str, at: float) -> dict[str, object]:
+def _data(site: str, day: str, flag: bool, incidents: list[str], text: str, at: float, signed: bool = True) -> dict[str, object]:
     return {"site": site, "day": day, "officer": "张三", "leader": "李四" if site != "c" else "", "all_well": flag,
-            "incidents": incidents, "text": text, "at": at, "deadline": DEADLINE, "note": text,
+            "incidents": incidents, "text": text, "at": at, "deadline": DEADLINE, "note": text, "comment": text,
+            "signed": signed,
             "missing": [s for s in SITES if s != site], "escalated": {site: "office"} if site else {}}
 
 
@@ -44,7 +47,7 @@ def _data(site: str, day: str, flag: bool, incidents: list[str], text: str, at: 
 def test_any_sequence_of_events_folds_to_a_consistent_book(seq: list[tuple[str, str, str, bool, list[str], str, float]]) -> None:
     book = DutyBook()
     for n, (kind, site, day, flag, incidents, text, at) in enumerate(seq, start=1):
-        event = _event(n, kind, _data(site, day, flag, incidents, text, at))
+        event = _event(n, kind, _data(site, day, flag, incidents, text, at, signed=n % 3 != 0))
         before = copy.deepcopy(book)
         try:
             check(book, event)
@@ -62,9 +65,15 @@ def test_any_sequence_of_events_folds_to_a_consistent_book(seq: list[tuple[str, 
         for (site_id, day_id), report in book.reports.items():
             old = before.reports.get((site_id, day_id))
             if old is not None:
-                assert report.late == old.late  # late for good
                 assert report.versions[: len(old.versions)] == old.versions  # every version kept
+                if old.went_up_at is not None:  # once up: when, and late or not, for good
+                    assert (report.went_up_at, report.late) == (old.went_up_at, old.late)
             assert not (report.latest.all_well and report.latest.incidents)
+            assert (report.went_up_at is None) == (report.signed_version == 0)
+            assert report.signed_version <= len(report.versions)
+            if report.state == "signed":
+                assert report.signed_version == len(report.versions)
+            assert len(report.comments) >= (report.state == "returned")
         assert before.deadlines.items() <= book.deadlines.items()  # a recorded deadline never changes
         for key in book.reminders:
             assert key in before.reminders or key not in before.reports  # no reminder to a site that filed
@@ -105,7 +114,7 @@ def test_the_board_says_filed_late_missing_and_pending_per_site() -> None:
     assert [r.status for r in rows] == ["filed", "late", "pending"]
     rows = board(book, ["a", "b", "c"], "2027-01-15", DEADLINE, DEADLINE)
     assert [r.status for r in rows] == ["filed", "late", "missing"]
-    assert totals(rows) == {"filed": 1, "late": 1, "missing": 1, "pending": 0}
+    assert totals(rows) == {"filed": 1, "late": 1, "missing": 1, "draft": 0, "pending": 0}
 
 
 def test_a_report_must_say_all_well_or_what_happened() -> None:
@@ -126,3 +135,27 @@ def test_days_and_deadlines_in_the_city_time_zone() -> None:
     assert next_deadline(DEADLINE - 1, "17:30", SHANGHAI) == ("2027-01-15", DEADLINE)
     assert next_deadline(DEADLINE, "17:30", SHANGHAI) == ("2027-01-16", DEADLINE + 86400)
     assert week_of("2027-01-15") == [f"2027-01-{d}" for d in range(11, 18)]  # a Friday's week, Monday first
+
+
+def test_a_draft_goes_up_only_when_the_leader_signs_it_and_its_lateness_is_that_of_the_signature() -> None:
+    draft = {**_data("a", "2027-01-15", True, [], "", DEADLINE - 2400), "signed": False}
+    book, skipped = fold([
+        _event(1, "report_filed", draft),
+        _event(2, "report_returned", {"site": "a", "day": "2027-01-15", "at": DEADLINE - 1800, "comment": "补充转移人数"}, "leader-a"),
+    ])
+    assert skipped == [] and book.reports[("a", "2027-01-15")].state == "returned"
+    assert book.status("a", "2027-01-15", DEADLINE - 1, DEADLINE) == "draft"
+    assert book.status("a", "2027-01-15", DEADLINE, DEADLINE) == "missing"  # a draft at the deadline has not gone up
+    book, skipped = fold([
+        _event(3, "report_signed", {"site": "a", "day": "2027-01-15", "at": DEADLINE - 1000}, "leader-a"),  # nothing to sign
+        _event(4, "report_filed", {**draft, "text": "转移群众120人", "at": DEADLINE - 900}),
+        _event(5, "report_signed", {"site": "a", "day": "2027-01-15", "at": DEADLINE - 600}, "leader-a"),
+    ], book)
+    assert [why.split(":")[0] for _, why in skipped] == ["not_a_draft"]
+    report = book.reports[("a", "2027-01-15")]
+    assert (report.state, report.signed_by, report.signed_version, report.late) == ("signed", "leader-a", 2, False)
+    assert report.went_up_at == DEADLINE - 600 and report.comments[0].text == "补充转移人数"
+    # an amendment after it went up is a new draft; the report stays up, on time
+    book, _ = fold([_event(6, "report_filed", {**draft, "at": DEADLINE + 600})], book)
+    assert book.reports[("a", "2027-01-15")].state == "draft"
+    assert book.status("a", "2027-01-15", DEADLINE + 700, DEADLINE) == "filed"

@@ -45,7 +45,7 @@ async def _board_after(node: DutyPlatform, after: str | None) -> dict[str, objec
 async def test_a_report_filed_on_one_node_is_on_the_other_nodes_board_at_once(nodes: list[DutyPlatform]) -> None:
     node1, node2 = nodes
     before = (await node1.state("mayor", f"day={DAY}"))["after"]
-    await node2.post("county03", "/duty/sites/linjiang/report", WELL_FORM)
+    await node2.post("leader03", "/duty/sites/linjiang/report", WELL_FORM)
     state = await _board_after(node1, before if isinstance(before, str) else None)
     rows = {r["site"]: r["status"] for r in state["rows"]}  # type: ignore[union-attr]
     assert rows["linjiang"] == "filed"
@@ -67,7 +67,7 @@ async def test_filings_racing_on_both_nodes_are_all_kept(nodes: list[DutyPlatfor
 
 async def test_the_deadline_fires_on_both_nodes_and_is_recorded_once(nodes: list[DutyPlatform]) -> None:
     node1, node2 = nodes
-    await node1.post("county03", "/duty/sites/linjiang/report", WELL_FORM)
+    await node1.post("leader03", "/duty/sites/linjiang/report", WELL_FORM)
     node1.clock.set(node1.duty.deadline(DAY))
     await asyncio.gather(node1.services.scheduler.run_due(), node2.services.scheduler.run_due())
     passed = [e for e in await node1.events() if e.kind == "deadline_passed"]
