@@ -113,6 +113,8 @@ class DutySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sites: tuple[str, ...] = ()  # more sites that file (city departments), beside those of `kinds`
     # 审核签发: a report the duty officer files is a draft until the site's duty leader (grant `sign`) signs it off.
     sign_off: bool = False
+    # Minutes before the deadline when the sites whose report has not gone up are reminded (催办); 0: never.
+    remind_before: Annotated[float, msgspec.Meta(ge=0, le=720)] = 30.0
 
 
 class Bucket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

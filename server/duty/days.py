@@ -45,6 +45,16 @@ def next_deadline(now: float, at: str, tz: zoneinfo.ZoneInfo) -> tuple[str, floa
     return tomorrow, deadline_of(tomorrow, at, tz)
 
 
+def next_before_deadline(now: float, at: str, before: float, tz: zoneinfo.ZoneInfo) -> tuple[str, float]:
+    """(the day, the time) of the first moment strictly after `now` that lies `before` seconds ahead of a day's deadline."""
+    day = day_of(now, tz)
+    while True:
+        when = deadline_of(day, at, tz) - before
+        if when > now:
+            return day, when
+        day = shift_day(day, 1)
+
+
 def week_of(day: str) -> list[str]:
     """The seven days, Monday first, of the week that holds `day`."""
     date = parse_day(day)

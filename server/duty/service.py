@@ -219,6 +219,24 @@ class DutyService:
             raise RequestError("not_reporting", f"site {site!r} does not file a daily duty report")
         return await self._checked(identity.identity, "reminded", {"site": site, "day": self.checked_day(day), "note": note})
 
+    async def remind_pending(self, day: str) -> int:
+        """The automatic reminder before the deadline: every reporting site whose report has not gone up; how many."""
+        self._take(await self._read_after(self.book.last_event_id))
+        minutes = round(self.settings.remind_before)
+        reminded = 0
+        for site in self.reporting:
+            if self.book.went_up(site, day):
+                continue
+            try:
+                await self.record("server", "reminded", {
+                    "site": site, "day": day, "at": self.clock.now(),
+                    "note": f"距截止还有{minutes}分钟 {minutes} minutes to the deadline"})
+            except DutyRefused:
+                continue  # it went up meanwhile
+            reminded += 1
+        logger.info("duty reminder before the deadline day=%s reminded=%d", day, reminded)
+        return reminded
+
     async def pass_deadline(self, day: str) -> StoredEvent | None:
         """Record the day's deadline: the sites that filed nothing, each escalated to its parent; None if
         it was recorded already (by another node)."""

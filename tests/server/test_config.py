@@ -309,6 +309,7 @@ def test_bad_browser_security_settings_name_their_key(tmp_path: Path, env: dict[
 def test_the_duty_report_is_due_at_1730_from_the_counties_unless_configured(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, MINIMAL), env={})
     assert (config.duty.deadline, config.duty.kinds, config.duty.sites, config.duty.timezone) == ("17:30", ("county",), (), None)
+    assert (config.duty.sign_off, config.duty.remind_before) == (False, 30.0)
     text = MINIMAL + '\n[duty]\ndeadline = "18:00"\nkinds = ["county", "township"]\nsites = ["office"]\ntimezone = "Asia/Urumqi"\n'
     config = load_config(write(tmp_path, text), env={"DUTY_DEADLINE": "17:45:30"})
     assert (config.duty.deadline, config.duty.kinds, config.duty.sites) == ("17:45:30", ("county", "township"), ("office",))
@@ -319,3 +320,4 @@ def test_a_bad_duty_section_is_refused_with_its_key(tmp_path: Path) -> None:
     assert "duty.sites[0]: unknown site 'atlantis'" in error_for(tmp_path, MINIMAL + '\n[duty]\nsites = ["atlantis"]\n')
     assert "duty.timezone: unknown time zone 'Mars/Olympus'" in error_for(tmp_path, MINIMAL + '\n[duty]\ntimezone = "Mars/Olympus"\n')
     assert "$.duty.deadline" in error_for(tmp_path, MINIMAL, env={"DUTY_DEADLINE": "5pm"})
+    assert "$.duty.remind_before" in error_for(tmp_path, MINIMAL + "\n[duty]\nremind_before = -5\n")

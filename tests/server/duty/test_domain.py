@@ -8,7 +8,7 @@ import zoneinfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.duty.days import day_of, deadline_of, next_deadline, week_of
+from server.duty.days import day_of, deadline_of, next_before_deadline, next_deadline, week_of
 from server.duty.board import board, totals
 from server.duty.domain import DutyBook, DutyRefused, apply, check, fold
 from server.store import StoredEvent
@@ -159,3 +159,9 @@ def test_a_draft_goes_up_only_when_the_leader_signs_it_and_its_lateness_is_that_
     book, _ = fold([_event(6, "report_filed", {**draft, "at": DEADLINE + 600})], book)
     assert book.reports[("a", "2027-01-15")].state == "draft"
     assert book.status("a", "2027-01-15", DEADLINE + 700, DEADLINE) == "filed"
+
+
+def test_the_reminder_before_the_deadline_is_todays_until_it_passes_then_tomorrows() -> None:
+    assert next_before_deadline(DEADLINE - 3600, "17:30", 1800, SHANGHAI) == ("2027-01-15", DEADLINE - 1800)
+    assert next_before_deadline(DEADLINE - 1800, "17:30", 1800, SHANGHAI) == ("2027-01-16", DEADLINE + 86400 - 1800)
+    assert next_before_deadline(DEADLINE + 60, "00:10", 1800, SHANGHAI) == ("2027-01-16", deadline_of("2027-01-16", "00:10", SHANGHAI) - 1800)

@@ -174,7 +174,9 @@ async def test_the_officers_report_is_a_draft_until_the_leader_returns_it_and_th
     assert query["signed"] == ["1"] and "error" not in query
     report = duty.duty.book.reports[("linjiang", DAY)]
     assert (report.state, report.signed_by, report.signed_version, report.late) == ("signed", "leader03", 2, False)
-    assert [e.kind for e in await duty.events()] == ["report_filed", "report_returned", "report_filed", "report_signed"]
+    events = await duty.events()
+    assert [e.kind for e in events if e.kind != "reminded"] == ["report_filed", "report_returned", "report_filed", "report_signed"]
+    assert "linjiang" in {e.data["site"] for e in events if e.kind == "reminded"}  # at 17:00 its report was not up
     assert _row(await duty.state("mayor", f"day={DAY}"), "linjiang")["status"] == "filed"
 
 
@@ -186,3 +188,20 @@ async def test_a_draft_not_signed_by_the_deadline_is_missing_and_late_once_signe
     duty.clock.advance(60)
     await duty.post("leader01", "/duty/sites/jiangbei/sign", {"day": DAY})
     assert _row(await duty.state("mayor", f"day={DAY}"), "jiangbei")["status"] == "late"
+
+
+async def test_thirty_minutes_before_the_deadline_the_sites_not_up_are_reminded_once(duty: DutyPlatform) -> None:
+    await duty.post("leader03", "/duty/sites/linjiang/report", WELL)
+    await duty.post("county01", "/duty/sites/jiangbei/report", WELL)  # a draft: not up, reminded too
+    assert duty.runner.next_reminder == (DAY, DEADLINE_AT - 1800)
+    duty.clock.set(DEADLINE_AT - 1800)
+    await duty.services.scheduler.run_due()
+    reminded = [e for e in await duty.events() if e.kind == "reminded"]
+    assert len(reminded) == 10 and {e.actor for e in reminded} == {"server"}
+    assert "linjiang" not in {e.data["site"] for e in reminded} and "jiangbei" in {e.data["site"] for e in reminded}
+    assert "30" in str(reminded[0].data["note"])
+    page = await duty.get("county02", "/duty/sites/jiangnan")
+    assert 'id="duty-reminded" role="alert" >' in page or 'id="duty-reminded" role="alert">' in page
+    assert duty.runner.next_reminder == ("2027-01-16", DEADLINE_AT + 86400 - 1800)
+    await duty.services.scheduler.run_due()
+    assert len([e for e in await duty.events() if e.kind == "reminded"]) == 10

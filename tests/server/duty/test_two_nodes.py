@@ -72,6 +72,9 @@ async def test_the_deadline_fires_on_both_nodes_and_is_recorded_once(nodes: list
     await asyncio.gather(node1.services.scheduler.run_due(), node2.services.scheduler.run_due())
     passed = [e for e in await node1.events() if e.kind == "deadline_passed"]
     assert len(passed) == 1
+    # the reminder half an hour before fired on both nodes too, and went out once
+    reminded = [e for e in await node1.events() if e.kind == "reminded"]
+    assert sorted(str(e.data["site"]) for e in reminded) == sorted(s for s in node1.duty.reporting if s != "linjiang")
     last = (await node1.events())[-1].id
     for node in nodes:
         await _caught_up(node, last)
