@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from server.command.domain import AlreadyDone, IllegalTransition
+from server.command.domain import AlreadyDone, IllegalTransition, owes
 from server.command.photo_owners import effective_owners
 from server.command.photos import PhotoStore
 from server.command.replay import Replays, Request
@@ -29,6 +29,7 @@ from signaling.command import (
     DirectiveFeedback,
     DirectiveIssue,
     DirectiveRead,
+    DirectiveRemind,
     DirectiveUpdate,
     IncidentClose,
     ReportFile,
@@ -67,6 +68,7 @@ class CommandHandlers:
             DirectiveRead: self.read,
             DirectiveAcknowledge: self.acknowledge,
             DirectiveFeedback: self.feedback,
+            DirectiveRemind: self.remind,
             ReportFile: self.file_report,
             IncidentClose: self.close_incident,
         })
@@ -154,6 +156,18 @@ class CommandHandlers:
         caller = caller_of(session)
         await self._require_issue(caller, "cancel")
         event_id = await self._record(caller, "cancel", "cancelled", {"directive_id": msg.directive_id, "reason": msg.reason})
+        return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
+
+    async def remind(self, session: ClientSession, msg: DirectiveRemind) -> CommandOk:
+        """`directive_remind` (催办): the issuer reminds the listed recipients, or every one still owing a step."""
+        caller = caller_of(session)
+        await self._require_issue(caller, "remind")
+        await self._checked_text(caller, "remind", "note", msg.note, MAX_TITLE)
+        d = self.service.ledger.directives.get(msg.directive_id)
+        sites = msg.sites or ([r.site for r in d.recipients.values() if owes(d, r)] if d is not None else [])
+        if len(sites) > MAX_RECIPIENTS:
+            raise await self.service.refuse(caller, "remind", "too_many", f"at most {MAX_RECIPIENTS} sites")
+        event_id = await self._record(caller, "remind", "reminded", {"directive_id": msg.directive_id, "sites": sites, "note": msg.note})
         return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
 
     async def read(self, session: ClientSession, msg: DirectiveRead) -> CommandOk:

@@ -47,6 +47,7 @@ def recipient_info(r: Recipient) -> RecipientInfo:
         acknowledged_at=r.acknowledged_at, done_at=r.done_at, overdue=list(r.overdue),
         feedback=[FeedbackInfo(event_id=f.event_id, at=f.at, actor=f.actor, text=f.text, photo=f.photo, final=f.final)
                   for f in r.feedback],
+        reminders=list(r.reminders),
     )
 
 
@@ -73,7 +74,7 @@ def touched_sites(d: Directive, event: Event) -> list[str]:
     """The recipient sites an event changed."""
     if event.kind == "issued":
         return list(d.recipients)
-    if event.kind == "delivered":
+    if event.kind in ("delivered", "reminded"):
         sites = event.data.get("sites")
         return [s for s in sites if isinstance(s, str) and s in d.recipients] if isinstance(sites, list) else []
     site = event.text("site")
@@ -91,7 +92,7 @@ def directive_concerns(d: Directive, event: Event, viewer: Viewer, tree: SiteTre
     if viewer.site in d.recipients:
         if event.kind in ("issued", "updated", "cancelled"):
             return [viewer.site]
-        if event.kind == "delivered":
+        if event.kind in ("delivered", "reminded"):
             sites = delivered if delivered is not None else frozenset(touched_sites(d, event))
             if viewer.site in sites:
                 return [viewer.site]
