@@ -30,7 +30,7 @@ STAGE_NAMES = {
 EVENT_NAMES = {
     "issued": ("下达", "Issued"), "updated": ("更新", "Updated"), "cancelled": ("撤销", "Cancelled"),
     "delivered": ("送达", "Delivered"), "read": ("已读", "Read"), "acknowledged": ("签收", "Acknowledged"),
-    "feedback": ("反馈", "Feedback"), "overdue": ("逾期", "Overdue"),
+    "feedback": ("反馈", "Feedback"), "overdue": ("逾期", "Overdue"), "reminded": ("催办", "Reminded"),
     "report_filed": ("报送", "Report filed"), "incident_closed": ("结案", "Closed"),
 }
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Server, running_server
+from .conftest import Server, running_server, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -62,7 +62,7 @@ def test_duty_reports_are_filed_reminded_missed_and_filed_late_and_every_page_fo
         linjiang.fill("textarea[name=text]", "上午青石镇堤段渗水，已处置")  # type: ignore[attr-defined]
         linjiang.click("#duty-submit")  # type: ignore[attr-defined]
         linjiang.wait_for_selector("#duty-banner[data-status='draft']", timeout=10_000)  # type: ignore[attr-defined]
-        mayor.wait_for_function(f"() => {_row_status('linjiang')} === 'draft'", timeout=10_000)  # type: ignore[attr-defined]
+        wait_until(mayor, f"{_row_status('linjiang')} === 'draft'", timeout_ms=10_000)
 
         # The county's duty leader returns it with a comment; the officer adds what was asked; the leader signs.
         linjiang_leader.reload()  # type: ignore[attr-defined]
@@ -79,7 +79,7 @@ def test_duty_reports_are_filed_reminded_missed_and_filed_late_and_every_page_fo
         linjiang_leader.click("#duty-sign")  # type: ignore[attr-defined]
         linjiang_leader.wait_for_selector("#duty-banner[data-status='filed']", timeout=10_000)  # type: ignore[attr-defined]
         linjiang.wait_for_selector("#duty-banner[data-status='filed']", timeout=10_000)  # type: ignore[attr-defined]
-        mayor.wait_for_function(f"() => {_row_status('linjiang')} === 'filed'", timeout=10_000)  # type: ignore[attr-defined]
+        wait_until(mayor, f"{_row_status('linjiang')} === 'filed'", timeout_ms=10_000)
 
         # One click reminds Jiangbei; its open page shows the reminder at once.
         mayor.click("#duty-rows tr[data-site='jiangbei'] button.duty-remind")  # type: ignore[attr-defined]
@@ -91,7 +91,7 @@ def test_duty_reports_are_filed_reminded_missed_and_filed_late_and_every_page_fo
 
         # The deadline passes: the sites that filed nothing turn red on the board and on their own pages.
         wait_ms = int((due - datetime.now(SHANGHAI)).total_seconds() * 1000) + 15_000
-        mayor.wait_for_function(f"() => {_row_status('jiangbei')} === 'missing'", timeout=wait_ms)  # type: ignore[attr-defined]
+        wait_until(mayor, f"{_row_status('jiangbei')} === 'missing'", timeout_ms=wait_ms)
         jiangbei.wait_for_selector("#duty-banner[data-status='missing']", timeout=10_000)  # type: ignore[attr-defined]
         assert "江州市应急管理局" in mayor.inner_text("#duty-rows tr[data-site='jiangbei']")  # type: ignore[attr-defined]
         assert mayor.evaluate(_row_status("linjiang")) == "filed"  # type: ignore[attr-defined]
@@ -106,7 +106,7 @@ def test_duty_reports_are_filed_reminded_missed_and_filed_late_and_every_page_fo
         jiangbei_leader.click("#duty-submit")  # type: ignore[attr-defined]
         jiangbei.wait_for_selector("#duty-banner[data-status='late']", timeout=10_000)  # type: ignore[attr-defined]
         jiangbei.reload()  # type: ignore[attr-defined]
-        mayor.wait_for_function(f"() => {_row_status('jiangbei')} === 'late'", timeout=10_000)  # type: ignore[attr-defined]
+        wait_until(mayor, f"{_row_status('jiangbei')} === 'late'", timeout_ms=10_000)
         jiangbei.screenshot(path=str(SHOTS / "duty-site-late.png"), full_page=True)  # type: ignore[attr-defined]
         mayor.screenshot(path=str(SHOTS / "duty-board-late.png"), full_page=True)  # type: ignore[attr-defined]
 
@@ -117,8 +117,7 @@ def test_duty_reports_are_filed_reminded_missed_and_filed_late_and_every_page_fo
         linjiang.fill(f"{row} input[name=officer]", "孙值班")  # type: ignore[attr-defined]
         linjiang.fill(f"{row} input[name=leader]", "周局长")  # type: ignore[attr-defined]
         linjiang.click(f"{row} button[type=submit]")  # type: ignore[attr-defined]
-        linjiang.wait_for_function(  # type: ignore[attr-defined]
-            f"() => document.querySelector(\"{row} input[name=officer]\").value === '孙值班'", timeout=10_000)
+        wait_until(linjiang, f"document.querySelector(\"{row} input[name=officer]\").value === '孙值班'", timeout_ms=10_000)
         linjiang.screenshot(path=str(SHOTS / "duty-roster.png"), full_page=True)  # type: ignore[attr-defined]
         for page in (linjiang, linjiang_leader, jiangbei, jiangbei_leader, mayor):
             assert page.errors == []  # type: ignore[attr-defined]
