@@ -117,6 +117,28 @@ class DutySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     remind_before: Annotated[float, msgspec.Meta(ge=0, le=720)] = 30.0
 
 
+Minutes = Annotated[float, msgspec.Meta(ge=0, le=1440)]
+
+
+class ReminderMinutes(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[command.remind_before]`: per directive class, minutes before its deadline when the recipients
+    that still owe the step are reminded (催办) automatically; 0: never."""
+
+    mandatory: Minutes = 30.0
+    guidance: Minutes = 15.0
+    reference: Minutes = 0.0
+
+    def of(self, cls: str) -> float:
+        """The minutes for a directive class (0 for an unknown one)."""
+        return {"mandatory": self.mandatory, "guidance": self.guidance, "reference": self.reference}.get(cls, 0.0)
+
+
+class CommandSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[command]`: the command channel's settings."""
+
+    remind_before: ReminderMinutes = msgspec.field(default_factory=ReminderMinutes)
+
+
 class Bucket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A token bucket: `burst` requests at once, refilled at `per_minute`."""
 
@@ -227,6 +249,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     groups: tuple[SiteGroup, ...] = ()
     rollcall_schedules: tuple[RollCallSchedule, ...] = ()
     duty: DutySettings = msgspec.field(default_factory=DutySettings)
+    command: CommandSettings = msgspec.field(default_factory=CommandSettings)
 
     def group(self, group_id: str) -> SiteGroup | None:
         """Return the saved site group with this id, or None."""

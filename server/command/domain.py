@@ -24,6 +24,7 @@ CLASS_NAMES: Final[dict[str, tuple[str, str]]] = {
     "guidance": ("指导性", "Guidance"),
     "reference": ("参考性", "Reference"),
 }
+SYSTEM: Final[str] = "system"  # the actor of what the server records by itself (deliveries, overdue marks, reminders)
 DIRECTIVE_KINDS: Final[frozenset[str]] = frozenset(
     {"issued", "updated", "cancelled", "delivered", "read", "acknowledged", "feedback", "overdue", "reminded"}
 )
@@ -256,9 +257,10 @@ def _delivered(d: Directive, event: Event) -> Directive:
 
 
 def _reminded(d: Directive, event: Event) -> Directive:
-    """催办: the listed recipients, each still owing a step, are reminded (by the issuer)."""
+    """催办: the listed recipients, each still owing a step, are reminded (by the issuer, or the server before a deadline)."""
     _active(d)
-    _issuer_only(d, event)
+    if event.actor != SYSTEM:
+        _issuer_only(d, event)
     sites = event.data.get("sites")
     if not isinstance(sites, list) or not sites or not all(isinstance(s, str) for s in sites):
         raise IllegalTransition("nothing_to_remind", "a reminder names at least one recipient site")

@@ -14,6 +14,7 @@ from server.command.handlers import CommandHandlers
 from server.command.keys import COMMAND, Command
 from server.command.photo_sweep import PhotoSweeper
 from server.command.photos import DEFAULT_MAX_PHOTO_BYTES, DEFAULT_QUOTA_BYTES, PhotoStore
+from server.command.reminders import DeadlineReminders
 from server.command.service import CommandService
 from server.services import Services
 
@@ -26,6 +27,8 @@ def install(app: web.Application, services: Services) -> Command:
     `COMMAND_PHOTO_QUOTA_BYTES` (default 256 MiB; 0 for no quota).
     """
     service = CommandService(services)
+    reminders = DeadlineReminders(service, services.config.command.remind_before)
+    service.armed.append(reminders.arm)
     max_bytes = int(os.environ.get("COMMAND_MAX_PHOTO_BYTES") or DEFAULT_MAX_PHOTO_BYTES)
     quota = int(os.environ.get("COMMAND_PHOTO_QUOTA_BYTES") or DEFAULT_QUOTA_BYTES)
     photos = PhotoStore(Path(services.config.server.data_dir) / "photos", max_bytes, quota)
@@ -34,6 +37,9 @@ def install(app: web.Application, services: Services) -> Command:
     command = Command(service, photos, handlers, PhotoSweeper(service, photos))
     app[COMMAND] = command
     services.skipped.append(service.skipped)
+    services.domain_counters["cp_directive_reminders_sent"] = (
+        "Automatic reminders before a directive deadline this node recorded", lambda: reminders.sent,
+    )
     services.domain_counters["cp_photos_removed"] = (
         "Uploaded photos that no event referenced, removed after a day", lambda: command.sweeper.removed,
     )
@@ -46,6 +52,7 @@ def install(app: web.Application, services: Services) -> Command:
         await service.start()
         command.sweeper.start()
         yield
+        reminders.close()
         command.sweeper.close()
         photos.close()
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -139,6 +139,7 @@ class CommandService:
         self.last_event_id: str | None = None
         self.listeners = Listeners(services)
         self._timers: dict[tuple[str, str], Timer] = {}
+        self.armed: list[Callable[[Directive], None]] = []  # told whenever a directive's deadlines are (re)armed
         self._inflight: set[tuple[str, str, str]] = set()
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
@@ -401,6 +402,8 @@ class CommandService:
                 self._timers[(d.id, which)] = self.services.scheduler.at(
                     deadline, partial(self.check_deadlines, d.id), name=f"directive:{d.id}:{which}"
                 )
+        for hook in self.armed:
+            hook(d)
 
     async def check_deadlines(self, directive_id: str) -> int:
         """Mark every passed, unmet obligation of a directive overdue (escalating it); returns how many."""

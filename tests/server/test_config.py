@@ -321,3 +321,12 @@ def test_a_bad_duty_section_is_refused_with_its_key(tmp_path: Path) -> None:
     assert "duty.timezone: unknown time zone 'Mars/Olympus'" in error_for(tmp_path, MINIMAL + '\n[duty]\ntimezone = "Mars/Olympus"\n')
     assert "$.duty.deadline" in error_for(tmp_path, MINIMAL, env={"DUTY_DEADLINE": "5pm"})
     assert "$.duty.remind_before" in error_for(tmp_path, MINIMAL + "\n[duty]\nremind_before = -5\n")
+
+
+def test_directive_reminders_before_a_deadline_are_set_per_class(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), env={})
+    assert [config.command.remind_before.of(c) for c in ("mandatory", "guidance", "reference", "other")] == [30, 15, 0, 0]
+    config = load_config(write(tmp_path, MINIMAL + "\n[command.remind_before]\nmandatory = 60\nreference = 5\n"), env={})
+    assert (config.command.remind_before.mandatory, config.command.remind_before.reference) == (60, 5)
+    assert "$.command.remind_before.guidance" in error_for(tmp_path, MINIMAL + "\n[command.remind_before]\nguidance = -1\n")
+    assert "$.command.remind_before" in error_for(tmp_path, MINIMAL + "\n[command.remind_before]\nurgent = 5\n")

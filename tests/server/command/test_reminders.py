@@ -81,3 +81,41 @@ async def test_a_reminder_that_cannot_be_is_refused_with_a_clear_error_and_store
     assert refused.value.code == "cancelled"
     kinds = [e.kind for e in await command_platform.services.store.read_events(STREAM)][before:]
     assert "reminded" not in kinds
+
+
+async def test_fifteen_minutes_before_the_acknowledge_deadline_the_server_reminds_who_has_not_acknowledged_once(
+    command_platform: CommandPlatform,
+) -> None:
+    clock = command_platform.clock
+    issuer = await command_platform.console("mayor", "office")
+    county = await command_platform.client("duty-linjiang", "linjiang")
+    ok = await issuer.request(DirectiveIssue(cls="guidance", title="核查险情", sites=["linjiang", "jiangbei"],
+                                             ack_by=clock.now() + 3600))
+    await county.wait_for(lambda c: bool(c.of_kind("issued")))
+    clock.advance(3600 - 15 * 60 - 1)
+    await command_platform.services.scheduler.run_due()
+    assert not [e for e in await command_platform.services.store.read_events(STREAM) if e.kind == "reminded"]
+    clock.advance(1)  # 15 minutes to the deadline (guidance: [command.remind_before] guidance = 15)
+    await command_platform.services.scheduler.run_due()
+    await county.wait_for(lambda c: bool(c.of_kind("reminded")))
+    (event,) = [e for e in await command_platform.services.store.read_events(STREAM) if e.kind == "reminded"]
+    assert event.actor == "system" and event.data["sites"] == ["linjiang", "jiangbei"] and event.data["auto"] == "ack_by"
+    assert "15" in str(event.data["note"])
+    await command_platform.services.scheduler.run_due()
+    assert len([e for e in await command_platform.services.store.read_events(STREAM) if e.kind == "reminded"]) == 1
+
+
+async def test_no_automatic_reminder_once_everyone_acknowledged_or_the_directive_was_cancelled(
+    command_platform: CommandPlatform,
+) -> None:
+    clock = command_platform.clock
+    issuer = await command_platform.console("mayor", "office")
+    county = await command_platform.client("duty-linjiang", "linjiang")
+    done = await issuer.request(DirectiveIssue(cls="mandatory", title="甲", sites=["linjiang"], ack_by=clock.now() + 3600))
+    gone = await issuer.request(DirectiveIssue(cls="mandatory", title="乙", sites=["linjiang"], ack_by=clock.now() + 3600))
+    await county.wait_for(lambda c: len(c.of_kind("issued")) == 2)
+    await county.request(DirectiveAcknowledge(directive_id=done.directive_id))
+    await issuer.request(DirectiveCancel(directive_id=gone.directive_id, reason="撤销"))
+    clock.advance(3600 - 30 * 60)  # mandatory: 30 minutes before
+    await command_platform.services.scheduler.run_due()
+    assert not [e for e in await command_platform.services.store.read_events(STREAM) if e.kind == "reminded"]
