@@ -127,5 +127,13 @@ def test_duty_reports_are_filed_reminded_missed_and_filed_late_and_every_page_fo
         mayor.wait_for_selector("#duty-banner[data-status='late']", timeout=10_000)  # type: ignore[attr-defined]
         mayor.go_back()  # type: ignore[attr-defined]
         mayor.screenshot(path=str(SHOTS / "accountability-review.png"), full_page=True)  # type: ignore[attr-defined]
+        # 查得到: the city searches "渗水" and finds both counties' reports, the match marked.
+        mayor.goto(f"{server.base_url}/search")  # type: ignore[attr-defined]
+        mayor.fill("input[name=q]", "渗水")  # type: ignore[attr-defined]
+        mayor.click("form[role=search] button[type=submit]")  # type: ignore[attr-defined]
+        mayor.wait_for_selector("#search-results", timeout=10_000)  # type: ignore[attr-defined]
+        assert mayor.locator("#search-results .search-hit[data-kind=duty]").count() == 2  # type: ignore[attr-defined]
+        assert mayor.inner_text("#search-results mark") == "渗水"  # type: ignore[attr-defined]
+        mayor.screenshot(path=str(SHOTS / "search.png"))  # type: ignore[attr-defined]
         for page in (linjiang, linjiang_leader, jiangbei, jiangbei_leader, mayor):
             assert page.errors == []  # type: ignore[attr-defined]
