@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, Final
 
 from aiohttp import web
 
+from server.accountability.document import review_docx
 from server.accountability.domain import KINDS, Item
 from server.accountability.keys import ACCOUNTABILITY
 from server.accountability.service import AccountabilityService
@@ -17,6 +19,9 @@ from server.pages import _me, _render, _sites
 from server.services import SERVICES
 from server.spreadsheet import csv_text
 from server.web_auth import signed_in
+
+
+DOCX: Final[str] = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def _reviewer(request: web.Request) -> Identity:
@@ -77,7 +82,24 @@ async def review_csv(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": f'attachment; filename="accountability-{days[0]}-{days[-1]}.csv"'})
 
 
+async def review_document(request: web.Request) -> web.Response:
+    """`GET /accountability.docx?from=&to=`: the review as a Word document, to print or file."""
+    _reviewer(request)
+    service = request.app[ACCOUNTABILITY]
+    days = _period(request, service)
+    services = request.app[SERVICES]
+    names = _sites(services)
+    items = await service.items(days)
+    rows = [_row(i, service, names) for i in items]
+    city = f"{services.config.city.name_zh} {services.config.city.name_en}"
+    body = await asyncio.get_running_loop().run_in_executor(
+        None, review_docx, city, days[0], days[-1], service.ranking(items), rows, names, f"{request.scheme}://{request.host}")
+    return web.Response(body=body, content_type=DOCX, headers={
+        "Content-Disposition": f'attachment; filename="review-{days[0]}-{days[-1]}.docx"'})
+
+
 def add_routes(app: web.Application) -> None:
     """Register the review pages."""
     app.router.add_get("/accountability", review_page)
     app.router.add_get("/accountability.csv", review_csv)
+    app.router.add_get("/accountability.docx", review_document)

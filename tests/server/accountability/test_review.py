@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
+import docx
+
 from server.accountability.domain import Item, ranking
 from server.command.keys import COMMAND
 from server.rollcall.keys import ROLLCALLS
@@ -58,6 +60,16 @@ async def test_the_review_of_a_day_lists_each_failure_with_its_evidence_and_rank
             ("baishui", "rollcall_absent")} <= kinds
     assert ("jiangbei", "duty_missing") in kinds  # missing at the deadline, and late after it: both on record
     assert not [row for row in rows if row["site"] == "linjiang"]
+
+    async with duty.http.get(f"{duty.url}/accountability.docx?from={DAY}&to={DAY}", headers=duty.cookie("mayor")) as r:
+        assert r.status == 200 and r.content_type.endswith("wordprocessingml.document")
+        document = docx.Document(io.BytesIO(await r.read()))
+    text = "\n".join(p.text for p in document.paragraphs)
+    assert "定期点评 Periodic review" in text and f"{DAY} — {DAY}" in text
+    (ranking_table,) = document.tables
+    assert len(ranking_table.rows) == 1 + 11 and ranking_table.rows[1].cells[1].text == "临江县"
+    assert f"{duty.url}/rollcalls/{called.id}/report" in text and f"{duty.url}/command/incidents#{incident}" in text
+    assert len([p for p in document.paragraphs if "证据 evidence" in p.text]) == len(rows)
 
 
 async def test_only_the_city_sees_the_review_and_a_bad_period_is_refused_clearly(duty: DutyPlatform) -> None:
