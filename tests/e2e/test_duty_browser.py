@@ -135,5 +135,11 @@ def test_duty_reports_are_filed_reminded_missed_and_filed_late_and_every_page_fo
         assert mayor.locator("#search-results .search-hit[data-kind=duty]").count() == 2  # type: ignore[attr-defined]
         assert mayor.inner_text("#search-results mark") == "渗水"  # type: ignore[attr-defined]
         mayor.screenshot(path=str(SHOTS / "search.png"))  # type: ignore[attr-defined]
+        # The statistics of the day, with its charts drawn on the server.
+        mayor.goto(f"{server.base_url}/stats?from={today}&to={today}")  # type: ignore[attr-defined]
+        for chart in ("chart-duty", "chart-sites"):
+            wait_until(mayor, f"document.getElementById('{chart}').complete && document.getElementById('{chart}').naturalWidth > 0",
+                       timeout_ms=15_000)
+        mayor.screenshot(path=str(SHOTS / "stats.png"), full_page=True)  # type: ignore[attr-defined]
         for page in (linjiang, linjiang_leader, jiangbei, jiangbei_leader, mayor):
             assert page.errors == []  # type: ignore[attr-defined]
