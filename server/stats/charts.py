@@ -10,11 +10,10 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib
-from matplotlib import font_manager
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+if TYPE_CHECKING:
+    from matplotlib import font_manager
 
 FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "DejaVu Sans")
 SETTINGS = {"svg.fonttype": "none", "font.size": 11, "axes.edgecolor": "#9fb0cc",
@@ -22,16 +21,23 @@ SETTINGS = {"svg.fonttype": "none", "font.size": 11, "axes.edgecolor": "#9fb0cc"
             "svg.hashsalt": "stats"}  # a fixed salt: the same chart gives the same SVG
 
 
-def fonts() -> list[str]:
+def fonts(manager: font_manager.FontManager) -> list[str]:
     """The preferred fonts matplotlib has on this machine (asking for a missing one logs at every measure)."""
-    have = {entry.name for entry in font_manager.fontManager.ttflist}
+    have = {entry.name for entry in manager.ttflist}
     return [name for name in FONTS if name in have] or ["DejaVu Sans"]
 
 
 def stacked_bars(labels: Sequence[str], series: Mapping[str, Sequence[int]], colors: Mapping[str, str], title: str,
                  *, horizontal: bool = False) -> str:
     """A stacked bar chart as SVG text: one bar per label, one colour per series (in the given order)."""
-    with matplotlib.rc_context({**SETTINGS, "font.family": fonts()}), warnings.catch_warnings():
+    # Imported on the first chart, not with the server: on a fresh machine matplotlib's first import
+    # builds its font cache (seconds), which must not delay every server's start.
+    import matplotlib
+    from matplotlib import font_manager as fm
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    with matplotlib.rc_context({**SETTINGS, "font.family": fonts(fm.fontManager)}), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*(Glyph|findfont).*")  # a machine without CJK fonts still draws
         height = max(3.0, 0.42 * len(labels) + 1.2) if horizontal else 4.0
         figure = Figure(figsize=(11, height), facecolor="none")
