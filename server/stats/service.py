@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Final
 
 from server.accountability.domain import KINDS
 from server.accountability.service import AccountabilityService
@@ -15,8 +15,8 @@ from server.sites import SiteTree
 from server.stats.charts import stacked_bars
 from server.stats.domain import directive_stats, duty_by_day, rollcall_outcomes
 
-STATUS_COLORS = {"filed": "#22c55e", "late": "#f59e0b", "missing": "#ef4444", "draft": "#3b82f6", "pending": "#64748b"}
-KIND_COLORS = dict(zip(KINDS, ("#ef4444", "#f59e0b", "#a855f7", "#3b82f6", "#06b6d4", "#f97316", "#eab308")))
+STATUS_COLORS: Final[dict[str, str]] = {"filed": "#22c55e", "late": "#f59e0b", "missing": "#ef4444", "draft": "#3b82f6", "pending": "#64748b"}
+KIND_COLORS: Final[dict[str, str]] = dict(zip(KINDS, ("#ef4444", "#f59e0b", "#a855f7", "#3b82f6", "#06b6d4", "#f97316", "#eab308")))
 
 
 class StatsService:
