@@ -18,7 +18,7 @@ from media.aiortc_hooks import check_hooks
 from media.router import RelayCounters
 from media.tasks import TaskGroup
 from server import http_media, metrics, pages, rollcall, web_security, whip
-from server import access, cascade_http, command, rate_limits
+from server import access, accountability, cascade_http, command, duty, rate_limits, search, stats
 from server.auth import PasswordVerifier, TokenService
 from server.config import Config
 from server.connection import CloseReason, LifecycleCounters
@@ -109,6 +109,10 @@ def create_app(services: Services) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     rollcall.install(app, services)  # after _lifecycle: it resumes roll-calls from the started store
     command.install(app, services)  # after _lifecycle: it folds the command log from the started store
+    duty.install(app, services)  # after command: a duty report links the site's incident reports
+    accountability.install(app)  # after command, roll-call and duty: it reads their folds
+    search.install(app)  # likewise
+    stats.install(app)  # after accountability: it reads through it
     rate_limits.install(services)  # after command: it wraps the directive handler
     access.install(app, services)  # after _lifecycle: revocations from the store, live sessions rechecked
     return app

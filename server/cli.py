@@ -21,6 +21,7 @@ from server.auth import AuthError, PasswordVerifier, TokenService
 from server.config import DEFAULT_CONFIG_PATH, GRANTS, Config, ConfigError, load_config
 from server.keys import SecretError, load_previous_secrets, load_secret
 from server.revocations import keep_until
+from server.sites import SiteTree
 from server.store import DeviceLinkRecord, RevocationRecord, Store, StoreError, open_store
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def _token(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     missing = [f"--{name}" for name in ("identity", "site", "room", "grants") if getattr(args, name) is None]
     if missing:
         raise CliError(f"{', '.join(missing)}: required to issue a token")
-    if config.find_site(args.site) is None:
+    if args.site not in SiteTree(config.sites):
         raise CliError(f"--site: unknown site {args.site!r}")
     if config.room(args.room) is None:
         raise CliError(f"--room: unknown room {args.room!r} (see `python -m server rooms`)")

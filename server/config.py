@@ -14,7 +14,9 @@ from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 
-Grant = Literal["publish", "subscribe", "moderate", "issue", "admin"]
+from server.cron import ScheduleError, is_valid_rule, next_fire, zone
+
+Grant = Literal["publish", "subscribe", "moderate", "issue", "admin", "sign"]
 SiteKind = Literal["office", "command_centre", "county", "township", "mobile", "linkage", "team"]
 
 GRANTS: Final[frozenset[str]] = frozenset(get_args(Grant))
@@ -100,6 +102,41 @@ class RollCallSchedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timezone: str | None = None
     room: str | None = None
     enabled: bool = True
+
+
+class DutySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[duty]`: which sites file the daily duty report (每日值班报告) and the deadline, in the city's (or this) time zone."""
+
+    deadline: Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$")] = "17:30"  # env DUTY_DEADLINE
+    timezone: str | None = None
+    kinds: tuple[SiteKind, ...] = ("county",)
+    sites: tuple[str, ...] = ()  # more sites that file (city departments), beside those of `kinds`
+    # 审核签发: a report the duty officer files is a draft until the site's duty leader (grant `sign`) signs it off.
+    sign_off: bool = False
+    # Minutes before the deadline when the sites whose report has not gone up are reminded (催办); 0: never.
+    remind_before: Annotated[float, msgspec.Meta(ge=0, le=720)] = 30.0
+
+
+Minutes = Annotated[float, msgspec.Meta(ge=0, le=1440)]
+
+
+class ReminderMinutes(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[command.remind_before]`: per directive class, minutes before its deadline when the recipients
+    that still owe the step are reminded (催办) automatically; 0: never."""
+
+    mandatory: Minutes = 30.0
+    guidance: Minutes = 15.0
+    reference: Minutes = 0.0
+
+    def of(self, cls: str) -> float:
+        """The minutes for a directive class (0 for an unknown one)."""
+        return {"mandatory": self.mandatory, "guidance": self.guidance, "reference": self.reference}.get(cls, 0.0)
+
+
+class CommandSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[command]`: the command channel's settings."""
+
+    remind_before: ReminderMinutes = msgspec.field(default_factory=ReminderMinutes)
 
 
 class Bucket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -206,7 +243,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The whole validated configuration, with lookups over its site tree, rooms and users."""
+    """The whole validated configuration, with lookups of its groups, rooms and users (the sites: server/sites.py)."""
 
     city: CityInfo
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
@@ -215,21 +252,12 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     users: tuple[UserConfig, ...] = ()
     groups: tuple[SiteGroup, ...] = ()
     rollcall_schedules: tuple[RollCallSchedule, ...] = ()
+    duty: DutySettings = msgspec.field(default_factory=DutySettings)
+    command: CommandSettings = msgspec.field(default_factory=CommandSettings)
 
     def group(self, group_id: str) -> SiteGroup | None:
         """Return the saved site group with this id, or None."""
         return next((g for g in self.groups if g.id == group_id), None)
-
-    def site(self, site_id: str) -> Site:
-        """Return the site with this id, or raise UnknownSite."""
-        found = self.find_site(site_id)
-        if found is None:
-            raise UnknownSite(f"unknown site {site_id!r}")
-        return found
-
-    def find_site(self, site_id: str) -> Site | None:
-        """Return the site with this id, or None."""
-        return next((s for s in self.sites if s.id == site_id), None)
 
     def room(self, room_id: str) -> RoomConfig | None:
         """Return the configured room with this id, or None."""
@@ -238,23 +266,6 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     def user(self, username: str) -> UserConfig | None:
         """Return the user with this name, or None."""
         return next((u for u in self.users if u.username == username), None)
-
-    def children(self, site_id: str) -> list[Site]:
-        """Return the sites whose parent is this site, in configuration order."""
-        return [s for s in self.sites if s.parent == site_id]
-
-    def subtree(self, site_id: str) -> list[Site]:
-        """Return this site and all its descendants, depth first in configuration order."""
-        by_parent: dict[str | None, list[Site]] = {}
-        for s in self.sites:
-            by_parent.setdefault(s.parent, []).append(s)
-        result: list[Site] = []
-        stack = [self.site(site_id)]
-        while stack:
-            current = stack.pop()
-            result.append(current)
-            stack.extend(reversed(by_parent.get(current.id, [])))
-        return result
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
@@ -282,7 +293,8 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str], label: str) -> None:
-    """Overlay PORT, HOST, REDIS_URL, DATA_DIR, ICE_SERVERS, TURN_CREDENTIAL_TTL, RECONNECT_GRACE, CONNECT_TIMEOUT onto [server]."""
+    """Overlay PORT, HOST, REDIS_URL, DATA_DIR, ICE_SERVERS, TURN_CREDENTIAL_TTL, RECONNECT_GRACE, CONNECT_TIMEOUT onto
+    [server], and DUTY_DEADLINE onto [duty]."""
     server = raw.get("server", {})
     if not isinstance(server, dict):
         return  # msgspec reports the wrong type with its path
@@ -316,6 +328,10 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str], label: str) -> None:
     _apply_access_env(server, env, label)
     _apply_node_env(server, env, label)
     raw["server"] = server
+    if env.get("DUTY_DEADLINE"):  # "HH:MM" or "HH:MM:SS", local time
+        duty = raw.setdefault("duty", {})
+        if isinstance(duty, dict):
+            duty["deadline"] = env["DUTY_DEADLINE"]
 
 
 def _apply_web_env(server: dict[str, Any], env: Mapping[str, str], label: str) -> None:
@@ -395,6 +411,7 @@ def _cross_check(config: Config) -> list[str]:
     problems += _duplicates("rollcall_schedules", [r.id for r in config.rollcall_schedules], "schedule")
     for i, schedule in enumerate(config.rollcall_schedules):
         problems += schedule_problems(config, schedule, f"rollcall_schedules[{i}]")
+    problems += _duty_problems(config, site_ids)
     server = config.server
     if (server.tls_cert is None) != (server.tls_key is None):
         problems.append("server.tls_cert: tls_cert and tls_key must be given together")
@@ -416,6 +433,17 @@ def _cross_check(config: Config) -> list[str]:
     return problems
 
 
+def _duty_problems(config: Config, site_ids: set[str]) -> list[str]:
+    """The `[duty]` section's unknown sites and time zone."""
+    problems = [f"duty.sites[{j}]: unknown site {sid!r}" for j, sid in enumerate(config.duty.sites) if sid not in site_ids]
+    if config.duty.timezone:
+        try:
+            zone(config.duty.timezone)
+        except ScheduleError:
+            problems.append(f"duty.timezone: unknown time zone {config.duty.timezone!r}")
+    return problems
+
+
 def _web_problems(server: ServerSettings) -> list[str]:
     """Allowed origins must be bare `http(s)://host[:port]`; trusted proxies addresses or networks."""
     problems: list[str] = []
@@ -432,10 +460,9 @@ def _web_problems(server: ServerSettings) -> list[str]:
 
 def schedule_problems(config: Config, schedule: RollCallSchedule, key: str) -> list[str]:
     """Every problem of one roll-call schedule (from the file or the UI), each naming its key."""
-    from croniter import croniter
-
     problems: list[str] = []
-    if not croniter.is_valid(schedule.cron) or len(schedule.cron.split()) != 5:
+    site_ids = {s.id for s in config.sites}
+    if not is_valid_rule(schedule.cron):
         problems.append(f"{key}.cron: not a 5-field cron rule: {schedule.cron!r}")
     else:
         problems += _never_fires(config, schedule, key)
@@ -443,11 +470,11 @@ def schedule_problems(config: Config, schedule: RollCallSchedule, key: str) -> l
     if len(chosen) != 1:
         problems.append(f"{key}: give exactly one of sites, group or subtree (got {', '.join(chosen) or 'none'})")
     for j, sid in enumerate(schedule.sites):
-        if config.find_site(sid) is None:
+        if sid not in site_ids:
             problems.append(f"{key}.sites[{j}]: unknown site {sid!r}")
     if schedule.group and config.group(schedule.group) is None:
         problems.append(f"{key}.group: unknown group {schedule.group!r}")
-    if schedule.subtree and config.find_site(schedule.subtree) is None:
+    if schedule.subtree and schedule.subtree not in site_ids:
         problems.append(f"{key}.subtree: unknown site {schedule.subtree!r}")
     if schedule.room and config.room(schedule.room) is None:
         problems.append(f"{key}.room: unknown room {schedule.room!r}")
@@ -461,14 +488,12 @@ def schedule_problems(config: Config, schedule: RollCallSchedule, key: str) -> l
 
 def _never_fires(config: Config, schedule: RollCallSchedule, key: str) -> list[str]:
     """A problem when the rule has no next time (`0 0 31 2 *`): croniter only finds out by computing one."""
-    from server.rollcall.schedule import ScheduleError, next_fire, schedule_zone  # it reads this module's types
-
     try:
-        zone = schedule_zone(config, schedule)
+        tz = zone(schedule.timezone or config.city.timezone)
     except ScheduleError:
         return []  # reported as an unknown time zone
     try:
-        next_fire(schedule.cron, zone, time.time())
+        next_fire(schedule.cron, tz, time.time())
     except ScheduleError as exc:
         return [f"{key}.cron: {schedule.cron!r} never fires ({exc})"]
     return []

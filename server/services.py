@@ -23,6 +23,7 @@ from server.registry import RoomRegistry
 from server.relay import Relays
 from server.room import Room
 from server.scheduler import Scheduler, SystemClock
+from server.sites import SiteTree
 from server.skipped import SkippedRecords
 from server.store import Store
 from signaling.messages import ServerMessage
@@ -168,9 +169,12 @@ class Services:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     # The streams every node folds, followed live (server/follow.py); read from once the store starts.
     tail: LogTail = field(init=False)
+    # The configured site tree, indexed once; sites change only with a restart.
+    sites: SiteTree = field(init=False)
 
     def __post_init__(self) -> None:
         self.tail = LogTail(self.store)
+        self.sites = SiteTree(self.config.sites)
         self.domain_counters["cp_log_tail_read_failures"] = (
             "Reads of the followed event streams that failed (the store away)", lambda: self.tail.failures,
         )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from aiohttp import web
 
 from server.auth import AuthError, Identity, TokenExpired, TokenMissing, TokenRevoked
+from server.errors import http_error
 from server.services import SERVICES
 
 SESSION_COOKIE = "cp_session"
@@ -58,3 +61,14 @@ def page_identity(request: web.Request) -> tuple[Identity | None, str | None]:
     if token:
         return request.app[SERVICES].tokens.verify_device_token(token), token
     return cookie_identity(request), None
+
+
+def signed_in(request: web.Request) -> Identity:
+    """For pages: who asks (as `page_identity`); a refusal as its HTTP error, nobody sent to log in and come back."""
+    try:
+        identity, _ = page_identity(request)
+    except AuthError as exc:
+        raise http_error(exc) from None
+    if identity is None:
+        raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
+    return identity

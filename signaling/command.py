@@ -44,6 +44,7 @@ class RecipientInfo(_Shape, frozen=True):
     done_at: float | None = None
     overdue: list[str] = []
     feedback: list[FeedbackInfo] = []
+    reminders: list[float] = []  # when the issuer reminded the site (催办)
 
 
 class DirectiveInfo(_Shape, frozen=True):
@@ -175,6 +176,14 @@ class DirectiveFeedback(Message, tag="directive_feedback", kw_only=True, frozen=
     site: str | None = None
 
 
+class DirectiveRemind(Message, tag="directive_remind", kw_only=True, frozen=True):
+    """催办: the issuer reminds recipients that still owe an acknowledgement or feedback (none listed: all of them)."""
+
+    directive_id: str
+    sites: list[str] = []
+    note: str = ""
+
+
 class ReportFile(Message, tag="report_file", kw_only=True, frozen=True):
     """File an initial report (no incident_id) or a follow-up on an incident."""
 
@@ -229,6 +238,7 @@ COMMAND_CLIENT_MESSAGES = (
     DirectiveRead,
     DirectiveAcknowledge,
     DirectiveFeedback,
+    DirectiveRemind,
     ReportFile,
     IncidentClose,
 )

@@ -24,6 +24,7 @@ import aiohttp
 from server.auth import TokenService
 from server.config import DEFAULT_CONFIG_PATH, Config, ConfigError, Site, load_config
 from server.keys import SecretError, load_secret
+from server.sites import SiteTree
 from synthetic.client import ClientError, RoomClient
 from synthetic.pattern import TestPatternTrack, ToneTrack, find_cjk_font
 
@@ -50,7 +51,8 @@ def default_sites(config: Config, room_id: str, limit: int = MAX_DEFAULT_SITES) 
     """The room's counties and mobile platforms, at most `limit`, keeping a couple of mobiles in the mix."""
     room = config.room(room_id)
     ids = room.sites if room is not None and room.sites else tuple(s.id for s in config.sites)
-    sites = [config.site(site_id) for site_id in ids]
+    tree = SiteTree(config.sites)
+    sites = [tree.get(site_id) for site_id in ids]
     counties = [s for s in sites if s.kind == "county"]
     mobiles = [s for s in sites if s.kind == "mobile"]
     # Without the reservation a city of eleven counties would show no mobile platform at all.
@@ -64,10 +66,11 @@ def select_sites(config: Config, room_id: str, site_ids: Sequence[str]) -> list[
     """The named sites (ConfigError-like ValueError for an unknown one), or the room's defaults if none."""
     if not site_ids:
         return default_sites(config, room_id)
-    unknown = [s for s in site_ids if config.find_site(s) is None]
+    tree = SiteTree(config.sites)
+    unknown = [s for s in site_ids if s not in tree]
     if unknown:
         raise ValueError(f"unknown site(s): {', '.join(unknown)}")
-    return [config.site(s) for s in site_ids]
+    return [tree.get(s) for s in site_ids]
 
 
 def token_minter(config: Config, room_id: str, env: Mapping[str, str]) -> Callable[[Site], str]:

@@ -24,8 +24,9 @@ CLASS_NAMES: Final[dict[str, tuple[str, str]]] = {
     "guidance": ("指导性", "Guidance"),
     "reference": ("参考性", "Reference"),
 }
+SYSTEM: Final[str] = "system"  # the actor of what the server records by itself (deliveries, overdue marks, reminders)
 DIRECTIVE_KINDS: Final[frozenset[str]] = frozenset(
-    {"issued", "updated", "cancelled", "delivered", "read", "acknowledged", "feedback", "overdue"}
+    {"issued", "updated", "cancelled", "delivered", "read", "acknowledged", "feedback", "overdue", "reminded"}
 )
 
 
@@ -66,6 +67,7 @@ class Recipient:
     done_at: float | None = None
     overdue: tuple[str, ...] = ()
     feedback: tuple[Feedback, ...] = ()
+    reminders: tuple[float, ...] = ()  # when the issuer reminded this site (催办)
 
     def reached(self, stage: str) -> bool:
         """Whether this recipient is at or past `stage`."""
@@ -254,6 +256,30 @@ def _delivered(d: Directive, event: Event) -> Directive:
     return replace(d, recipients=recipients)
 
 
+def _reminded(d: Directive, event: Event) -> Directive:
+    """催办: the listed recipients, each still owing a step, are reminded (by the issuer, or the server before a deadline)."""
+    _active(d)
+    if event.actor != SYSTEM:
+        _issuer_only(d, event)
+    sites = event.data.get("sites")
+    if not isinstance(sites, list) or not sites or not all(isinstance(s, str) for s in sites):
+        raise IllegalTransition("nothing_to_remind", "a reminder names at least one recipient site")
+    recipients = dict(d.recipients)
+    for site in dict.fromkeys(sites):
+        r = recipients.get(site)
+        if r is None:
+            raise IllegalTransition("not_recipient", f"site {site!r} is not a recipient of directive {d.id!r}")
+        if not owes(d, r):
+            raise IllegalTransition("nothing_owed", f"site {site!r} owes nothing on directive {d.id!r}")
+        recipients[site] = replace(r, reminders=(*r.reminders, event.t))
+    return replace(d, recipients=recipients)
+
+
+def owes(d: Directive, r: Recipient) -> bool:
+    """Whether the recipient still owes a step the issuer may remind it of (acknowledge, or feedback)."""
+    return pending(d, r, "acknowledge") or pending(d, r, "feedback")
+
+
 def _read(d: Directive, event: Event) -> Recipient:
     r = _recipient(d, event)
     if r.read_at is not None:
@@ -349,6 +375,7 @@ _HANDLERS: Final[dict[str, DirectiveStep]] = {
     "updated": _updated,
     "cancelled": _cancelled,
     "delivered": _delivered,
+    "reminded": _reminded,
     **{kind: _whole(step) for kind, step in _RECIPIENT_STEPS.items()},
 }
 

@@ -11,6 +11,7 @@ import msgspec
 from aiohttp import web
 
 from server.command.domain import Directive
+from server.command.keys import COMMAND
 from server.command.pages import _identity_or_login, time_formatter, visible_directive
 from server.command.views import directive_info, event_info, recipient_info
 from server.services import SERVICES
@@ -47,7 +48,6 @@ def _csv(rows: list[list[str]], filename: str) -> web.Response:
 
 
 def _json_of(request: web.Request, d: Directive, sites: list[str]) -> dict[str, Any]:
-    from server.command import COMMAND
 
     shown = set(sites)
     timeline = [event_info(e) for e in request.app[COMMAND].service.timeline.get(d.id, [])]
@@ -94,7 +94,6 @@ def _range(request: web.Request) -> tuple[float, float]:
 
 
 def _in_range(request: web.Request) -> list[Directive]:
-    from server.command import COMMAND
 
     identity = _identity_or_login(request)
     begin, finish = _range(request)

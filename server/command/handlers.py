@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from server.command.domain import AlreadyDone, IllegalTransition
+from server.command.domain import AlreadyDone, IllegalTransition, owes
 from server.command.photo_owners import effective_owners
 from server.command.photos import PhotoStore
 from server.command.replay import Replays, Request
@@ -29,6 +29,7 @@ from signaling.command import (
     DirectiveFeedback,
     DirectiveIssue,
     DirectiveRead,
+    DirectiveRemind,
     DirectiveUpdate,
     IncidentClose,
     ReportFile,
@@ -56,10 +57,6 @@ class CommandHandlers:
         self.service = service
         self.photos = photos
         self.replays = Replays(service)
-        self.children: dict[str, list[str]] = {}
-        for site, parent in service.parent_of.items():
-            if parent is not None:
-                self.children.setdefault(parent, []).append(site)
 
     def register(self, services: Services) -> None:
         """Put every handler in the one dispatch table."""
@@ -71,6 +68,7 @@ class CommandHandlers:
             DirectiveRead: self.read,
             DirectiveAcknowledge: self.acknowledge,
             DirectiveFeedback: self.feedback,
+            DirectiveRemind: self.remind,
             ReportFile: self.file_report,
             IncidentClose: self.close_incident,
         })
@@ -117,19 +115,6 @@ class CommandHandlers:
                 if problem:
                     raise await self.service.refuse(caller, action, "time_out_of_range", problem)
 
-    def resolve(self, sites: list[str], subtrees: list[str]) -> tuple[list[str], list[str]]:
-        """(recipient sites in order without repeats, unknown site ids)."""
-        known = self.service.parent_of
-        unknown = [s for s in [*sites, *subtrees] if s not in known]
-        out: dict[str, None] = dict.fromkeys(s for s in sites if s in known)
-        for root in subtrees:
-            stack = [root] if root in known else []
-            while stack:
-                current = stack.pop()
-                out[current] = None
-                stack.extend(reversed(self.children.get(current, [])))
-        return list(out), unknown
-
     async def issue(self, session: ClientSession, msg: DirectiveIssue) -> CommandOk:
         """`directive_issue`: store the directive, push it to the recipients' live sessions."""
         caller = caller_of(session)
@@ -137,7 +122,7 @@ class CommandHandlers:
         await self._checked_text(caller, "issue", "title", msg.title, MAX_TITLE)
         await self._checked_text(caller, "issue", "body", msg.body, MAX_TEXT)
         await self._checked_times(caller, "issue", {"ack_by": msg.ack_by, "feedback_by": msg.feedback_by})
-        recipients, unknown = self.resolve(msg.sites, msg.subtrees)
+        recipients, unknown = self.service.sites.resolve(msg.sites, msg.subtrees)
         if unknown:
             raise await self.service.refuse(caller, "issue", "unknown_site", f"unknown sites: {', '.join(sorted(set(unknown))[:20])}")
         if not recipients:
@@ -171,6 +156,18 @@ class CommandHandlers:
         caller = caller_of(session)
         await self._require_issue(caller, "cancel")
         event_id = await self._record(caller, "cancel", "cancelled", {"directive_id": msg.directive_id, "reason": msg.reason})
+        return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
+
+    async def remind(self, session: ClientSession, msg: DirectiveRemind) -> CommandOk:
+        """`directive_remind` (催办): the issuer reminds the listed recipients, or every one still owing a step."""
+        caller = caller_of(session)
+        await self._require_issue(caller, "remind")
+        await self._checked_text(caller, "remind", "note", msg.note, MAX_TITLE)
+        d = self.service.ledger.directives.get(msg.directive_id)
+        sites = msg.sites or ([r.site for r in d.recipients.values() if owes(d, r)] if d is not None else [])
+        if len(sites) > MAX_RECIPIENTS:
+            raise await self.service.refuse(caller, "remind", "too_many", f"at most {MAX_RECIPIENTS} sites")
+        event_id = await self._record(caller, "remind", "reminded", {"directive_id": msg.directive_id, "sites": sites, "note": msg.note})
         return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
 
     async def read(self, session: ClientSession, msg: DirectiveRead) -> CommandOk:
@@ -218,7 +215,7 @@ class CommandHandlers:
         if msg.incident_id is None:
             incident_id = new_id("i")
             data.update(incident_id=incident_id, report_kind="initial", occurred_at=msg.occurred_at,
-                        place=msg.place, type=msg.incident_type, chain=self.service.ancestors(site))
+                        place=msg.place, type=msg.incident_type, chain=[s.id for s in self.service.sites.ancestors(site)])
         else:
             incident_id = msg.incident_id
             data.update(incident_id=incident_id, report_kind="followup")

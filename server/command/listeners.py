@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from server.command.views import Viewer
+from server.services import ClientSession, Services
 from signaling.messages import ServerMessage
-
-if TYPE_CHECKING:
-    from server.services import ClientSession, Services
 
 
 class Listener(Protocol):

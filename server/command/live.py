@@ -15,15 +15,16 @@ from aiohttp import WSMsgType, web
 
 from server.access import ACCESS, ended_notice
 from server.auth import AuthError, Identity
+from server.command.keys import COMMAND
 from server.command.views import Viewer
 from server.connection import CloseReason
 from server.errors import RequestError, wire_error
 from server.outbox import Outbox
 from server.services import SERVICES, Services
-from server.store import StoreUnavailable
 from server.session import OUTBOX_LIMIT, RATE_BURST, RATE_PER_SECOND, RateLimiter
-from server.websocket import WebSocket
+from server.store import StoreUnavailable
 from server.web_auth import page_identity
+from server.websocket import WebSocket
 from signaling.codec import ProtocolError, parse_client, request_id
 from signaling.command import COMMAND_CLIENT_MESSAGES
 from signaling.messages import Error, Ping, Pong, ServerMessage
@@ -136,7 +137,6 @@ async def command_socket(request: web.Request) -> web.WebSocketResponse:
     ws = WebSocket(heartbeat=20, max_msg_size=services.config.server.max_message_bytes * 4)
     await ws.prepare(request)
     socket = ConsoleSocket(ws, identity, request.remote or "?", services)
-    from server.command import COMMAND
 
     listeners = request.app[COMMAND].service.listeners
     listeners.add(socket)

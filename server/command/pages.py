@@ -11,6 +11,7 @@ from aiohttp import web
 
 from server.auth import AuthError, Identity
 from server.command.domain import CLASS_NAMES, Directive
+from server.command.keys import COMMAND
 from server.command.photo_body import read_photo
 from server.command.photo_owners import Upload, rightful_targets
 from server.command.reports import INCIDENT_TYPES
@@ -29,7 +30,7 @@ STAGE_NAMES = {
 EVENT_NAMES = {
     "issued": ("下达", "Issued"), "updated": ("更新", "Updated"), "cancelled": ("撤销", "Cancelled"),
     "delivered": ("送达", "Delivered"), "read": ("已读", "Read"), "acknowledged": ("签收", "Acknowledged"),
-    "feedback": ("反馈", "Feedback"), "overdue": ("逾期", "Overdue"),
+    "feedback": ("反馈", "Feedback"), "overdue": ("逾期", "Overdue"), "reminded": ("催办", "Reminded"),
     "report_filed": ("报送", "Report filed"), "incident_closed": ("结案", "Closed"),
 }
 
@@ -84,18 +85,16 @@ async def console_page(request: web.Request) -> web.Response:
 
 def visible_directive(request: web.Request, identity: Identity) -> tuple[Directive, list[str]]:
     """The directive named in the path and the recipients the caller may see; 404 when none."""
-    from server.command import COMMAND
 
     service = request.app[COMMAND].service
     d = service.ledger.directives.get(request.match_info["directive"])
-    sites = None if d is None else may_see_directive(d, Viewer(identity.identity, identity.site), service.parent_of)
+    sites = None if d is None else may_see_directive(d, Viewer(identity.identity, identity.site), service.sites)
     if d is None or sites is None:
         raise web.HTTPNotFound(text="unknown_directive: no such directive visible to you\n")
     return d, sites
 
 
 def _detail_context(request: web.Request) -> dict[str, Any]:
-    from server.command import COMMAND
 
     identity = _identity_or_login(request)
     d, sites = visible_directive(request, identity)
@@ -124,7 +123,6 @@ async def directive_print(request: web.Request) -> web.Response:
 
 async def incidents_page(request: web.Request) -> web.Response:
     """`GET /command/incidents`: the incident board of the caller's level, and the report form."""
-    from server.command import COMMAND
 
     identity = _identity_or_login(request)
     service = request.app[COMMAND].service
@@ -137,7 +135,6 @@ async def incidents_page(request: web.Request) -> web.Response:
 
 async def upload_photo(request: web.Request) -> web.Response:
     """`POST /command/photos`: the raw JPEG/PNG body (or multipart field `photo`); returns its name."""
-    from server.command import COMMAND
 
     try:
         identity = request_identity(request)
@@ -158,7 +155,6 @@ async def upload_photo(request: web.Request) -> web.Response:
 
 async def photo_file(request: web.Request) -> web.StreamResponse:
     """`GET /command/photos/{name}`: a stored photo, for anyone who may see what references it."""
-    from server.command import COMMAND
 
     identity = _identity_or_login(request)
     command = request.app[COMMAND]
@@ -181,7 +177,7 @@ def _may_see_target(service: CommandService, viewer: Viewer, target: str) -> boo
     """Whether `viewer` may see the directive or incident `target`."""
     directive = service.ledger.directives.get(target)
     if directive is not None:
-        return may_see_directive(directive, viewer, service.parent_of) is not None
+        return may_see_directive(directive, viewer, service.sites) is not None
     incident = service.board.incidents.get(target)
     return incident is not None and (viewer.site == incident.site or viewer.site in incident.chain)
 

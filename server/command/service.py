@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -90,7 +90,7 @@ def _touches(kind: str, data: Mapping[str, object]) -> frozenset[tuple[str, ...]
     if isinstance(directive, str):
         if kind in WHOLE:
             return frozenset({("directive", directive)})
-        listed = data.get("sites") if kind == "delivered" else [data.get("site")]
+        listed = data.get("sites") if kind in ("delivered", "reminded") else [data.get("site")]
         sites = listed if isinstance(listed, list) else []
         return frozenset({("directive", directive, str(site)) for site in sites})
     return frozenset({("incident", str(data.get("incident_id") or ""))})
@@ -129,7 +129,7 @@ class CommandService:
         self.services = services
         self.store = services.store
         self.clock = services.scheduler.clock
-        self.parent_of: dict[str, str | None] = {s.id: s.parent for s in services.config.sites}
+        self.sites = services.sites
         self.ledger = Ledger()
         self.board = Board()
         self.timeline: dict[str, list[Event]] = {}
@@ -139,6 +139,7 @@ class CommandService:
         self.last_event_id: str | None = None
         self.listeners = Listeners(services)
         self._timers: dict[tuple[str, str], Timer] = {}
+        self.armed: list[Callable[[Directive], None]] = []  # told whenever a directive's deadlines are (re)armed
         self._inflight: set[tuple[str, str, str]] = set()
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
@@ -172,15 +173,6 @@ class CommandService:
             if len(events) < limit:
                 return
             after = events[-1].id
-
-    def ancestors(self, site: str) -> list[str]:
-        """The chain above a site: its parent, the parent's parent, and so on."""
-        chain: list[str] = []
-        current = self.parent_of.get(site)
-        while current is not None and current not in chain:
-            chain.append(current)
-            current = self.parent_of.get(current)
-        return chain
 
     # --- recording -----------------------------------------------------------------------------
 
@@ -344,7 +336,7 @@ class CommandService:
                     delivered: frozenset[str] | None = None) -> CommandEvent | None:
         """The push for one event as `viewer` may see it, or None when it does not concern them."""
         if isinstance(changed, Directive):
-            sites = directive_concerns(changed, event, viewer, self.parent_of, delivered)
+            sites = directive_concerns(changed, event, viewer, self.sites, delivered)
             return None if sites is None else directive_message(changed, event, sites)
         if not incident_concerns(changed, viewer):
             return None
@@ -360,10 +352,10 @@ class CommandService:
             else:
                 site = event.text("site")
                 sites.add(site)
-                parent = self.parent_of.get(site)
+                parent = self.sites.parent_id(site)
                 if event.kind == "overdue" and parent:
                     sites.add(parent)
-                if event.kind == "delivered":
+                if event.kind in ("delivered", "reminded"):
                     sites.update(_delivered_sites(event))
             targets = self.listeners.for_sites(sites) | self.listeners.for_identity(changed.issuer)
         else:
@@ -410,6 +402,8 @@ class CommandService:
                 self._timers[(d.id, which)] = self.services.scheduler.at(
                     deadline, partial(self.check_deadlines, d.id), name=f"directive:{d.id}:{which}"
                 )
+        for hook in self.armed:
+            hook(d)
 
     async def check_deadlines(self, directive_id: str) -> int:
         """Mark every passed, unmet obligation of a directive overdue (escalating it); returns how many."""
@@ -418,7 +412,7 @@ class CommandService:
             return 0
         marked = 0
         for site, obligation in overdue_now(d, self.clock.now()):
-            parent = self.parent_of.get(site)
+            parent = self.sites.parent_id(site)
             try:
                 await self.record(None, "overdue", {
                     "directive_id": directive_id, "site": site, "obligation": obligation,

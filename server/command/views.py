@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from server.command.domain import DIRECTIVE_KINDS, Directive, Event, Recipient
 from server.command.reports import Incident
+from server.sites import SiteTree
 from signaling.command import (
     Casualties,
     CommandEvent,
@@ -46,6 +47,7 @@ def recipient_info(r: Recipient) -> RecipientInfo:
         acknowledged_at=r.acknowledged_at, done_at=r.done_at, overdue=list(r.overdue),
         feedback=[FeedbackInfo(event_id=f.event_id, at=f.at, actor=f.actor, text=f.text, photo=f.photo, final=f.final)
                   for f in r.feedback],
+        reminders=list(r.reminders),
     )
 
 
@@ -72,14 +74,14 @@ def touched_sites(d: Directive, event: Event) -> list[str]:
     """The recipient sites an event changed."""
     if event.kind == "issued":
         return list(d.recipients)
-    if event.kind == "delivered":
+    if event.kind in ("delivered", "reminded"):
         sites = event.data.get("sites")
         return [s for s in sites if isinstance(s, str) and s in d.recipients] if isinstance(sites, list) else []
     site = event.text("site")
     return [site] if site in d.recipients and event.kind not in ("updated", "cancelled") else []
 
 
-def directive_concerns(d: Directive, event: Event, viewer: Viewer, parent_of: dict[str, str | None],
+def directive_concerns(d: Directive, event: Event, viewer: Viewer, tree: SiteTree,
                        delivered: frozenset[str] | None = None) -> list[str] | None:
     """The recipient sites `viewer` sees change with this event, or None if it does not concern them.
 
@@ -90,7 +92,7 @@ def directive_concerns(d: Directive, event: Event, viewer: Viewer, parent_of: di
     if viewer.site in d.recipients:
         if event.kind in ("issued", "updated", "cancelled"):
             return [viewer.site]
-        if event.kind == "delivered":
+        if event.kind in ("delivered", "reminded"):
             sites = delivered if delivered is not None else frozenset(touched_sites(d, event))
             if viewer.site in sites:
                 return [viewer.site]
@@ -98,18 +100,18 @@ def directive_concerns(d: Directive, event: Event, viewer: Viewer, parent_of: di
             return [viewer.site]
     if event.kind == "overdue":
         site = event.text("site")
-        if parent_of.get(site) == viewer.site:
+        if tree.parent_id(site) == viewer.site:
             return [site]
     return None
 
 
-def may_see_directive(d: Directive, viewer: Viewer, parent_of: dict[str, str | None]) -> list[str] | None:
+def may_see_directive(d: Directive, viewer: Viewer, tree: SiteTree) -> list[str] | None:
     """The recipients `viewer` may see of a directive (all for its issuer), or None for no access."""
     if viewer.identity == d.issuer:
         return list(d.recipients)
     if viewer.site in d.recipients:
         return [viewer.site]
-    children = [s for s, r in d.recipients.items() if r.overdue and parent_of.get(s) == viewer.site]
+    children = [s for s, r in d.recipients.items() if r.overdue and tree.parent_id(s) == viewer.site]
     return children or None
 
 

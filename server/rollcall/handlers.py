@@ -35,7 +35,7 @@ class RollCallHandlers:
         identity = _identity(session)
         require_caller(identity)
         try:
-            sites = resolve_sites(self.service.services.config, sites=message.sites, group=message.group, subtree=message.subtree)
+            sites = resolve_sites(self.service.services.sites, self.service.services.config, sites=message.sites, group=message.group, subtree=message.subtree)
         except TargetError as exc:
             raise RequestError("bad_sites", str(exc)) from None
         room = message.room or (session.room.id if session.room is not None else None)

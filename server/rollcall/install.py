@@ -9,8 +9,9 @@ from aiohttp import web
 
 from server.rollcall import pages
 from server.rollcall.handlers import RollCallHandlers
-from server.rollcall.schedules import SCHEDULES, ScheduleRunner
-from server.rollcall.service import ROLLCALLS, RollCallService
+from server.rollcall.keys import ROLLCALLS, SCHEDULES
+from server.rollcall.schedules import ScheduleRunner
+from server.rollcall.service import RollCallService
 from server.services import Services
 from signaling.rollcall import RollCallAnswer, RollCallClose, RollCallExcuse, RollCallStart, RollCallSync
 

@@ -12,9 +12,10 @@ from server.auth import AuthError, Identity
 from server.config import RollCallSchedule
 from server.errors import RequestError, http_error
 from server.pages import _me, _render, _sites
-from server.rollcall.schedule import TargetError, local_time, resolve_sites, schedule_zone
-from server.rollcall.schedules import SCHEDULES
-from server.rollcall.service import ROLLCALLS, require_caller
+from server.cron import local_time
+from server.rollcall.schedule import TargetError, resolve_sites, schedule_zone
+from server.rollcall.keys import ROLLCALLS, SCHEDULES
+from server.rollcall.service import require_caller
 from server.rollcall.views import as_csv, as_json, local, rows
 from server.services import SERVICES
 from server.web_auth import page_identity
@@ -64,7 +65,7 @@ async def list_page(request: web.Request) -> web.Response:
 async def _start(request: web.Request, form: dict[str, Any], identity: Identity) -> Any:
     services = request.app[SERVICES]
     try:
-        sites = resolve_sites(services.config, sites=form.get("sites") or [], group=form.get("group") or None,
+        sites = resolve_sites(services.sites, services.config, sites=form.get("sites") or [], group=form.get("group") or None,
                               subtree=form.get("subtree") or None)
         window = float(form.get("window") or 30)
         grace = float(15 if form.get("grace") in (None, "") else form["grace"])
@@ -101,7 +102,7 @@ async def start_api(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="bad_request: body must be a JSON object\n") from None
     rollcall = await _start(request, form, identity)
     services = request.app[SERVICES]
-    return web.json_response(as_json(services.config, rollcall, services.scheduler.clock.now()), status=201)
+    return web.json_response(as_json(services.config, services.sites, rollcall, services.scheduler.clock.now()), status=201)
 
 
 async def board_page(request: web.Request) -> web.Response:
@@ -115,7 +116,7 @@ async def json_export(request: web.Request) -> web.Response:
     """`GET /rollcalls/{id}.json`."""
     _identity(request)
     services = request.app[SERVICES]
-    data = as_json(services.config, await _rollcall(request), services.scheduler.clock.now())
+    data = as_json(services.config, services.sites, await _rollcall(request), services.scheduler.clock.now())
     return web.json_response(data, dumps=lambda d: msgspec.json.encode(d).decode())
 
 
@@ -123,7 +124,7 @@ async def csv_export(request: web.Request) -> web.Response:
     """`GET /rollcalls/{id}.csv`."""
     _identity(request)
     rollcall = await _rollcall(request)
-    return web.Response(text=as_csv(request.app[SERVICES].config, rollcall), content_type="text/csv", charset="utf-8",
+    return web.Response(text=as_csv(request.app[SERVICES].config, request.app[SERVICES].sites, rollcall), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="rollcall-{rollcall.id}.csv"'})
 
 
@@ -133,7 +134,7 @@ async def report_page(request: web.Request) -> web.Response:
     rollcall = await _rollcall(request)
     config = request.app[SERVICES].config
     return _render(request, "rollcall_report.html", **_context(
-        request, identity, rc=rollcall, rows=rows(config, rollcall), totals=rollcall.totals(),
+        request, identity, rc=rollcall, rows=rows(config, request.app[SERVICES].sites, rollcall), totals=rollcall.totals(),
         started=local(config, rollcall.started_at), closed=local(config, rollcall.closed_at)))
 
 
@@ -172,12 +173,13 @@ async def site_history(request: web.Request) -> web.Response:
     if identity.site != site:
         _identity(request)
     config = request.app[SERVICES].config
-    if config.find_site(site) is None:
+    found = request.app[SERVICES].sites.find(site)
+    if found is None:
         raise web.HTTPNotFound(text=f"unknown_site: {site}\n")
     history = await request.app[ROLLCALLS].history(site=site)
     entries = [(rc, rc.results[site]) for rc in history]
     return _render(request, "rollcall_site.html", **_context(
-        request, identity, site=config.site(site), entries=entries, local=lambda t: local(config, t)))
+        request, identity, site=found, entries=entries, local=lambda t: local(config, t)))
 
 
 async def schedules_page(request: web.Request) -> web.Response:

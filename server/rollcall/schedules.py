@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 
 import msgspec
-from aiohttp import web
 
 from server.config import RollCallSchedule, schedule_problems
 from server.errors import NotFound, RequestError
-from server.rollcall.schedule import ScheduleError, TargetError, next_fire, resolve_sites, schedule_zone
+from server.cron import ScheduleError, next_fire
+from server.rollcall.schedule import TargetError, resolve_sites, schedule_zone
 from server.rollcall.service import RollCallService, read_all
 from server.scheduler import Timer
 from server.skipped import SkippedRecords
@@ -140,7 +140,7 @@ class ScheduleRunner:
             if not await self.services.store.claim_once(f"rollcall-schedule:{schedule.id}:{when:.0f}", CLAIM_TTL):
                 logger.info("scheduled rollcall started by another node schedule=%s at=%s", schedule.id, when)
                 return
-            sites = resolve_sites(self.services.config, sites=schedule.sites, group=schedule.group, subtree=schedule.subtree)
+            sites = resolve_sites(self.services.sites, self.services.config, sites=schedule.sites, group=schedule.group, subtree=schedule.subtree)
             await self.rollcalls.begin(
                 actor=f"schedule:{schedule.id}", caller_site="", sites=sites, mode=schedule.mode,
                 window=schedule.window, grace=schedule.grace, title=f"{schedule.name_zh} {schedule.name_en}",
@@ -158,5 +158,3 @@ def _record(schedule: RollCallSchedule) -> str:
     """What a skipped schedule is counted as: this version of it (an edit that breaks it again is logged again)."""
     return f"schedule:{schedule.id}:{hash(schedule) & 0xFFFFFFFF:08x}"
 
-
-SCHEDULES = web.AppKey("rollcall_schedules", ScheduleRunner)

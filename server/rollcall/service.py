@@ -28,7 +28,6 @@ from pathlib import Path
 
 from media.router import Publication
 from media.snapshot import SnapshotError
-from aiohttp import web
 
 from server.auth import Forbidden, Identity
 from server.errors import NotFound, RequestError
@@ -345,9 +344,9 @@ class RollCallService:
             return  # another node closed it first
         parents = {}
         for site, result in rollcall.results.items():
-            found = self.services.config.find_site(site)
-            if result.outcome == "absent" and found is not None and found.parent:
-                parents[site] = found.parent
+            parent = self.services.sites.parent_id(site)
+            if result.outcome == "absent" and parent is not None:
+                parents[site] = parent
         if parents:
             await self._append(rollcall, "escalated", {"parents": parents, "at": self.clock.now()}, actor="server")
         await self.services.store.append_event(INDEX_STREAM, actor=actor, kind="closed", data={"id": rollcall.id, "at": self.clock.now()})
@@ -528,8 +527,6 @@ def _listed_sites(event: StoredEvent) -> list[str]:
     sites = event.data.get("sites", [])
     return [s for s in sites if isinstance(s, str)] if isinstance(sites, list) else []
 
-
-ROLLCALLS = web.AppKey("rollcalls", RollCallService)
 
 
 def require_caller(identity: Identity) -> None:

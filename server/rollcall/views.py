@@ -6,6 +6,7 @@ from typing import Any
 
 from server.config import Config
 from server.rollcall.domain import LABELS, RollCall
+from server.sites import SiteTree
 from server.spreadsheet import csv_text
 from server.times import format_time
 
@@ -18,13 +19,13 @@ def local(config: Config, when: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") ->
     return format_time(when, config.city.timezone, fmt)
 
 
-def rows(config: Config, rollcall: RollCall) -> list[dict[str, Any]]:
+def rows(config: Config, tree: SiteTree, rollcall: RollCall) -> list[dict[str, Any]]:
     """One row per called site, in calling order."""
     out = []
     for index, site_id in enumerate(rollcall.sites, start=1):
         r = rollcall.results[site_id]
-        site = config.find_site(site_id)
-        escalated = config.find_site(r.escalated_to) if r.escalated_to else None
+        site = tree.find(site_id)
+        escalated = tree.find(r.escalated_to) if r.escalated_to else None
         zh, en = LABELS[r.outcome]
         out.append({
             "n": index, "site": site_id,
@@ -41,7 +42,7 @@ def rows(config: Config, rollcall: RollCall) -> list[dict[str, Any]]:
     return out
 
 
-def as_json(config: Config, rollcall: RollCall, now: float) -> dict[str, Any]:
+def as_json(config: Config, tree: SiteTree, rollcall: RollCall, now: float) -> dict[str, Any]:
     """The whole roll-call for the live board and the JSON export."""
     return {
         "id": rollcall.id, "title": rollcall.title, "mode": rollcall.mode, "window": rollcall.window,
@@ -49,15 +50,15 @@ def as_json(config: Config, rollcall: RollCall, now: float) -> dict[str, Any]:
         "schedule": rollcall.schedule, "started_at": rollcall.started_at, "started_local": local(config, rollcall.started_at),
         "closed_at": rollcall.closed_at, "closed_local": local(config, rollcall.closed_at), "close_reason": rollcall.close_reason,
         "open": rollcall.open, "current": rollcall.current, "resumed": rollcall.resumed, "now": now,
-        "totals": rollcall.totals(), "sites": rows(config, rollcall),
+        "totals": rollcall.totals(), "sites": rows(config, tree, rollcall),
     }
 
 
-def as_csv(config: Config, rollcall: RollCall) -> str:
+def as_csv(config: Config, tree: SiteTree, rollcall: RollCall) -> str:
     """The results as CSV (UTF-8 with BOM so spreadsheet programs read the Chinese names; no cell is a formula)."""
     return csv_text(CSV_COLUMNS, ([
         row["site"], row["name_zh"], row["name_en"], row["outcome"], row["label_zh"],
         "" if row["response_time"] is None else f"{row['response_time']:.1f}",
         local(config, row["called_at"]), local(config, row["answered_at"]), row["snapshot"] or "",
         row["reason"] or "", row["escalated_to"] or "",
-    ] for row in rows(config, rollcall)))
+    ] for row in rows(config, tree, rollcall)))

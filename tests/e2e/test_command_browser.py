@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Server
+from .conftest import Server, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +24,9 @@ def test_a_directive_issued_on_the_console_is_acknowledged_from_the_field_inbox_
 
     field_token = server.device_token("linjiang-phone", "linjiang", grants=("publish",), name="临江县 值班")
     phone = open_page(server.room_url(field_token, page="field"), viewport={"width": 420, "height": 860})
-    phone.wait_for_function("window.__room && window.__room.state === 'connected'")  # type: ignore[attr-defined]
+    # polled from here: the page polling a string predicate itself needs eval, which its CSP forbids (a flake
+    # whenever the room is not connected at the first look)
+    wait_until(phone, "window.__room && window.__room.state === 'connected'", timeout_ms=30_000)
 
     console.fill("#title", "立即转移低洼村庄群众 Evacuate the low-lying villages")  # type: ignore[attr-defined]
     console.fill("#body", "15:00 前反馈转移人数 Report numbers by 15:00")  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from pathlib import Path
 import argon2
 import pytest
 
-from server.config import DEFAULT_CONFIG_PATH, ConfigError, UnknownSite, load_config
+from server.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 
 MINIMAL = """
 [city]
@@ -222,33 +222,11 @@ def test_demo_users_have_the_documented_passwords() -> None:
     assert chief is not None and "admin" in chief.grants
 
 
-def test_subtree_holds_the_site_and_all_its_descendants() -> None:
+def test_lookups_of_unknown_ids_return_none() -> None:
     config = load_config(DEFAULT_CONFIG_PATH, env={})
-    county3 = [s for s in config.sites if s.kind == "county"][2]
-    below = config.subtree(county3.id)
-    assert below[0] == county3
-    assert {s.kind for s in below[1:]} >= {"township"}
-    assert all(config.site(s.parent or "").id in {x.id for x in below} for s in below[1:])
-    whole_city = config.subtree("office")
-    assert len(whole_city) == len(config.sites)
-
-
-def test_children_are_the_direct_descendants_only() -> None:
-    config = load_config(DEFAULT_CONFIG_PATH, env={})
-    children = config.children("command_centre")
-    assert children and all(s.parent == "command_centre" for s in children)
-    assert config.children("police110") == []
-
-
-def test_lookups_of_unknown_ids_return_none_or_raise_lookup_error() -> None:
-    config = load_config(DEFAULT_CONFIG_PATH, env={})
-    assert config.find_site("atlantis") is None
     assert config.room("attic") is None
     assert config.user("nobody") is None
-    with pytest.raises(UnknownSite):
-        config.site("atlantis")
-    with pytest.raises(LookupError):
-        config.subtree("atlantis")
+    assert config.group("nothing") is None
 
 
 GROUP = '\n[[groups]]\nid = "{id}"\nname_zh = "组"\nname_en = "Group"\nsites = {sites}\n'
@@ -326,3 +304,29 @@ def test_browser_security_settings_from_the_file_and_the_environment(tmp_path: P
 )
 def test_bad_browser_security_settings_name_their_key(tmp_path: Path, env: dict[str, str], key: str) -> None:
     assert key in error_for(tmp_path, MINIMAL, env=env)
+
+
+def test_the_duty_report_is_due_at_1730_from_the_counties_unless_configured(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), env={})
+    assert (config.duty.deadline, config.duty.kinds, config.duty.sites, config.duty.timezone) == ("17:30", ("county",), (), None)
+    assert (config.duty.sign_off, config.duty.remind_before) == (False, 30.0)
+    text = MINIMAL + '\n[duty]\ndeadline = "18:00"\nkinds = ["county", "township"]\nsites = ["office"]\ntimezone = "Asia/Urumqi"\n'
+    config = load_config(write(tmp_path, text), env={"DUTY_DEADLINE": "17:45:30"})
+    assert (config.duty.deadline, config.duty.kinds, config.duty.sites) == ("17:45:30", ("county", "township"), ("office",))
+
+
+def test_a_bad_duty_section_is_refused_with_its_key(tmp_path: Path) -> None:
+    assert "$.duty.deadline" in error_for(tmp_path, MINIMAL + '\n[duty]\ndeadline = "25:00"\n')
+    assert "duty.sites[0]: unknown site 'atlantis'" in error_for(tmp_path, MINIMAL + '\n[duty]\nsites = ["atlantis"]\n')
+    assert "duty.timezone: unknown time zone 'Mars/Olympus'" in error_for(tmp_path, MINIMAL + '\n[duty]\ntimezone = "Mars/Olympus"\n')
+    assert "$.duty.deadline" in error_for(tmp_path, MINIMAL, env={"DUTY_DEADLINE": "5pm"})
+    assert "$.duty.remind_before" in error_for(tmp_path, MINIMAL + "\n[duty]\nremind_before = -5\n")
+
+
+def test_directive_reminders_before_a_deadline_are_set_per_class(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), env={})
+    assert [config.command.remind_before.of(c) for c in ("mandatory", "guidance", "reference", "other")] == [30, 15, 0, 0]
+    config = load_config(write(tmp_path, MINIMAL + "\n[command.remind_before]\nmandatory = 60\nreference = 5\n"), env={})
+    assert (config.command.remind_before.mandatory, config.command.remind_before.reference) == (60, 5)
+    assert "$.command.remind_before.guidance" in error_for(tmp_path, MINIMAL + "\n[command.remind_before]\nguidance = -1\n")
+    assert "$.command.remind_before" in error_for(tmp_path, MINIMAL + "\n[command.remind_before]\nurgent = 5\n")

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
 from server.app import build_services, create_app
-from server.command import COMMAND
+from server.command.keys import COMMAND
 from server.command.service import STREAM
 from server.config import Config
 from server.scheduler import ManualClock

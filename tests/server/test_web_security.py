@@ -13,7 +13,7 @@ import pytest
 
 from server.origins import Origin, OriginPolicy, cross_origin_reason, forwarded_client, parse_origin
 from server.pages import safe_next
-from server.rollcall.service import ROLLCALLS
+from server.rollcall.keys import ROLLCALLS
 from server.web_security import content_security_policy
 from tests.server.conftest import WebPlatform, WebPlatformFactory
 

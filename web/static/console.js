@@ -160,7 +160,8 @@ export function startConsole() {
     document.querySelector("#matrix tbody").innerHTML = shown.map((r) => {
       const st = data.stages[r.stage];
       const fb = r.feedback.length ? esc(r.feedback[r.feedback.length - 1].text) : "—";
-      const od = r.overdue.length ? ` <span class="cmd-overdue">逾期 Overdue</span>` : "";
+      const od = (r.overdue.length ? ` <span class="cmd-overdue">逾期 Overdue</span>` : "")
+        + (r.reminders.length ? ` <span class="cmd-overdue" data-reminded="${r.reminders.length}">催办 Reminded ×${r.reminders.length}</span>` : "");
       return `<tr data-site="${esc(r.site)}" data-overdue="${r.overdue.length > 0}"><td>${esc(names[r.site] || r.site)}</td>
         <td class="st" data-stage="${r.stage}">${st[0]} ${st[1]}${od}</td><td>${fmtTime(r.delivered_at)}</td>
         <td>${fmtTime(r.read_at)}</td><td>${fmtTime(r.acknowledged_at)}</td><td>${fb}</td></tr>`;
@@ -193,6 +194,15 @@ export function startConsole() {
       document.getElementById("compose").reset(); syncClass(); updatePicked();
       render();
     } catch (ex) { err.textContent = `下达失败 Not issued: ${ex.message}`; err.hidden = false; }
+  });
+  document.getElementById("d-remind").addEventListener("click", async () => {
+    const d = directives.get(selected); if (!d) return;
+    const owing = Object.values(d.recipients).filter((r) => r.stage !== "done"
+      && (d.info.cls === "reference" ? !r.read_at : !r.acknowledged_at || (d.info.cls === "mandatory" && !r.feedback.length))).length;
+    try {
+      await socket.request({ type: "directive_remind", directive_id: d.info.id });
+      toast(`已催办 ${owing} 个单位 Reminded ${owing} site(s)`);
+    } catch (ex) { toast(`催办失败 Not reminded: ${ex.message}`); }
   });
   for (const [btn, type] of [["d-update", "directive_update"], ["d-cancel", "directive_cancel"]]) {
     document.getElementById(btn).addEventListener("click", async () => {

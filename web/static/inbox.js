@@ -36,6 +36,12 @@ export function startInbox(client, data) {
     seen.add(msg.event.id);
     lastId = msg.event.id;
     if (!msg.directive) return;
+    if (msg.event.kind === "reminded" && msg.recipients[mySite]) {
+      const text = `上级催办 Reminder: ${msg.directive.title}${msg.event.data.note ? ` — ${msg.event.data.note}` : ""}`;
+      alerts.push(text);
+      toast(text);
+      setTimeout(() => showPanel(true)); // open the inbox on it: a reminder must not go unseen
+    }
     if (msg.event.kind === "overdue" && msg.event.site !== mySite) {
       alerts.push(`下级逾期 Subordinate overdue: ${names[msg.event.site]?.name_zh || msg.event.site} — ${msg.directive.title}`);
     }
@@ -64,6 +70,7 @@ export function startInbox(client, data) {
       <span class="cmd-tag" data-cls="${i.cls}">${cls[0]} ${cls[1]}</span>
       <span class="st" data-stage="${r.stage}">${st[0]} <span class="en">${st[1]}</span></span>
       ${r.overdue.length ? '<span class="cmd-overdue">逾期 Overdue</span>' : ""}
+      ${r.reminders.length && r.stage !== "done" && active ? `<p class="alert alert-error inbox-reminded" data-reminded="${r.reminders.length}">⚠ 上级催办 ×${r.reminders.length}，请立即处理 <span class="en">Reminded ×${r.reminders.length}: act now</span> · ${fmtTime(r.reminders[r.reminders.length - 1])}</p>` : ""}
       <h3>${esc(i.title)}</h3>
       ${i.body ? `<p>${esc(i.body)}</p>` : ""}
       <p class="muted">下达 Issued ${fmtTime(i.issued_at)}${i.ack_by ? ` · 签收时限 Ack by ${fmtTime(i.ack_by)}` : ""}${i.feedback_by ? ` · 反馈时限 Feedback by ${fmtTime(i.feedback_by)}` : ""}</p>

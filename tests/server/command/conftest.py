@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from server.app import build_services, create_app
-from server.command import COMMAND, Command
+from server.command.keys import COMMAND, Command
 from server.config import Config
 from server.scheduler import ManualClock
 from server.services import Services

@@ -24,7 +24,7 @@ async def test_a_subtree_directive_reaches_the_county_and_its_townships(command_
     issuer = await command_platform.console("mayor", "office")
     ok = await issuer.request(DirectiveIssue(cls="reference", title="汛情通报", subtrees=["linjiang"]))
     d = command_platform.command.service.ledger.directives[ok.directive_id]
-    assert d.recipients.keys() == {s.id for s in command_platform.services.config.subtree("linjiang")}
+    assert d.recipients.keys() == {s.id for s in command_platform.services.sites.subtree("linjiang")}
     assert len(d.recipients) > 1
 
 
@@ -34,7 +34,7 @@ async def test_an_unacknowledged_directive_turns_overdue_and_tells_the_issuer_an
     clock = command_platform.clock
     issuer = await command_platform.console("mayor", "office")
     county = await command_platform.client("duty-linjiang", "linjiang")
-    township_site = command_platform.services.config.children("linjiang")[0].id
+    township_site = command_platform.services.sites.children("linjiang")[0].id
     township = await command_platform.client("duty-town", township_site)
     ok = await issuer.request(DirectiveIssue(cls="guidance", title="核查险情", subtrees=["linjiang"],
                                              ack_by=clock.now() + 600))

@@ -10,7 +10,7 @@ from server.command.domain import STAGE_RANK, Event, IllegalTransition, Ledger, 
 from server.command.reports import Board, apply_report
 
 SITES = ["a", "b", "c"]
-KINDS = ["updated", "cancelled", "delivered", "read", "acknowledged", "feedback", "overdue"]
+KINDS = ["updated", "cancelled", "delivered", "read", "acknowledged", "feedback", "overdue", "reminded"]
 
 
 def _issued(cls: str = "mandatory", t: float = 0.0) -> Event:
@@ -52,6 +52,7 @@ def test_any_sequence_of_events_yields_a_consistent_directive(cls: str, seq: lis
             if r.feedback:
                 assert cls == "mandatory" and r.acknowledged_at is not None
             assert len(set(r.overdue)) == len(r.overdue)
+            assert len(r.reminders) >= len(old.reminders)  # reminders are kept
         if before.status == "cancelled":
             assert after.status == "cancelled"
         ledger.fold(event)

@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from server.app import build_services, create_app
-from server.command import COMMAND
+from server.command.keys import COMMAND
 from server.command.service import STREAM
 from server.config import Config
 from server.scheduler import ManualClock
@@ -127,6 +127,20 @@ async def test_a_deadline_both_nodes_watch_is_marked_overdue_once(nodes: list[Co
     assert overdue == ["linjiang", "qingshan"]
     for node in nodes:
         assert node.command.service.ledger.directives[ok.directive_id].recipients["qingshan"].overdue == ("acknowledge",)
+
+
+async def test_the_automatic_reminder_before_a_deadline_both_nodes_watch_is_recorded_once(nodes: list[CommandPlatform]) -> None:
+    node1, node2 = nodes
+    clock = node1.clock
+    issuer = await node1.console("mayor", "office")
+    ok = await issuer.request(DirectiveIssue(cls="guidance", title="限时签收", sites=["qingshan"], ack_by=clock.now() + 3600))
+    for node in nodes:
+        await _until(lambda node=node: ok.directive_id in node.command.service.ledger.directives)
+    clock.advance(3600 - 15 * 60)
+    await asyncio.gather(node1.services.scheduler.run_due(), node2.services.scheduler.run_due())
+    await issuer.wait_for(lambda c: bool(c.of_kind("reminded")), timeout=5)
+    events = await node1.services.store.read_events(STREAM, limit=10_000)
+    assert len([e for e in events if e.kind == "reminded" and e.data.get("directive_id") == ok.directive_id]) == 1
 
 
 async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

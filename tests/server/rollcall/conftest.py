@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from media.router import Publication
 from server.app import build_services, create_app
 from server.config import Config
-from server.rollcall.service import ROLLCALLS
+from server.rollcall.keys import ROLLCALLS
 from server.rollcall.service import RollCallService
 from server.scheduler import ManualClock
 from server.services import Services

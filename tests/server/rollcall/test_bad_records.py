@@ -14,11 +14,12 @@ import aiohttp
 import msgspec
 import pytest
 
-from server.command import COMMAND
+from server.command.keys import COMMAND
 from server.config import DEFAULT_CONFIG_PATH, ConfigError, RollCallSchedule, load_config
 from server.errors import RequestError
 from server.rollcall.domain import RollCallId, fold
-from server.rollcall.schedules import SCHEDULE_STREAM, SCHEDULES
+from server.rollcall.keys import SCHEDULES
+from server.rollcall.schedules import SCHEDULE_STREAM
 from server.rollcall.service import INDEX_STREAM, stream_of
 from server.spreadsheet import safe_cell
 from server.store import MemoryStore, StoredEvent, StoreUnavailable

@@ -10,8 +10,8 @@ import pytest
 
 from server.config import RollCallSchedule
 from server.errors import RequestError
-from server.rollcall.schedules import SCHEDULES
-from server.rollcall.schedule import next_fire
+from server.rollcall.keys import SCHEDULES
+from server.cron import next_fire
 from signaling.rollcall import RollCallCall, RollCallEscalation
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")

@@ -20,7 +20,7 @@ import msgspec
 import pytest
 
 from server.config import Config
-from server.rollcall.schedules import SCHEDULES
+from server.rollcall.keys import SCHEDULES
 from server.rollcall.service import INDEX_STREAM, read_all, stream_of
 from server.store import RedisStore
 from signaling.rollcall import RollCallAnswer, RollCallCall, RollCallCallEnded, RollCallEscalation, RollCallStart

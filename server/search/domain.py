@@ -1,0 +1,105 @@
+"""Search over every record (查得到): directives, incident reports, duty reports, roll-calls. Pure functions.
+
+Chinese has no spaces between words, so a query is matched as text, not as words: the record's text
+and the query are both normalised (NFKC, so full-width letters and digits match their ASCII forms,
+compatibility ideographs their unified ones; case folded; whitespace collapsed), then every
+space-separated part of the query must occur in the record. "堤防" finds "临江堤防渗水" and
+"ＡＢＣ１２３" finds "abc123".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+KINDS: Final[dict[str, tuple[str, str]]] = {
+    "directive": ("指令", "Directive"),
+    "incident": ("信息报送", "Incident report"),
+    "duty": ("值班报告", "Duty report"),
+    "rollcall": ("视频点名", "Roll-call"),
+}
+SNIPPET: Final[int] = 40  # characters of context shown each side of the first match
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One searchable record: what it is, whose, when, its text, and where it is shown."""
+
+    kind: str
+    id: str
+    sites: tuple[str, ...]  # the sites it concerns (for the filter)
+    at: float
+    title: str
+    text: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A record that matched, with the text around the first match split for highlighting."""
+
+    record: Record
+    before: str
+    match: str
+    after: str
+
+
+def normalize(text: str) -> str:
+    """The form both records and queries are compared in."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def terms(query: str) -> list[str]:
+    """The parts of a query that must all occur (none for an empty query)."""
+    return [t for t in normalize(query).split(" ") if t]
+
+
+def _mapped(text: str) -> tuple[str, list[int]]:
+    """`text` normalised character by character, and for each normalised character the index of the original
+    one it came from: a match is found in the normalised text and shown in the original (its "，" stays "，")."""
+    out: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        folded = " " if char.isspace() else unicodedata.normalize("NFKC", char).casefold()
+        for piece in folded:
+            if piece == " " and (not out or out[-1] == " "):
+                continue
+            out.append(piece)
+            origin.append(index)
+    return "".join(out), origin
+
+
+def _hit(record: Record, wanted: list[str]) -> Hit | None:
+    original = f"{record.title} {record.text}"
+    whole, origin = _mapped(original)
+    if not all(t in whole for t in wanted):
+        return None
+    first, term = min((whole.index(t), t) for t in wanted)
+    begin, end = origin[first], origin[first + len(term) - 1] + 1
+    start, stop = max(0, begin - SNIPPET), min(len(original), end + SNIPPET)
+    return Hit(record, ("…" if start else "") + original[start:begin], original[begin:end],
+               original[end:stop] + ("…" if stop < len(original) else ""))
+
+
+def search(records: Iterable[Record], query: str, *, kinds: Iterable[str] = (), site: str | None = None,
+           start: float | None = None, end: float | None = None, limit: int = 200) -> list[Hit]:
+    """The records matching every part of `query` and the filters, newest first, at most `limit`."""
+    wanted = terms(query)
+    if not wanted:
+        return []
+    allowed = set(kinds)
+    hits: list[Hit] = []
+    for record in records:
+        if allowed and record.kind not in allowed or site and site not in record.sites:
+            continue
+        if start is not None and record.at < start or end is not None and record.at >= end:
+            continue
+        hit = _hit(record, wanted)
+        if hit is not None:
+            hits.append(hit)
+    hits.sort(key=lambda h: h.record.at, reverse=True)
+    return hits[:limit]

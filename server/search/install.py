@@ -1,0 +1,21 @@
+"""Wire search into the server: after the domains whose records it reads."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.command.keys import COMMAND
+from server.duty.keys import DUTY
+from server.rollcall.keys import ROLLCALLS
+from server.search import pages
+from server.search.keys import SEARCH
+from server.search.service import SearchService
+from server.services import SERVICES
+
+
+def install(app: web.Application) -> SearchService:
+    """Register the search page over the domains already installed."""
+    service = SearchService(app[COMMAND].service, app[DUTY], app[ROLLCALLS], app[SERVICES].sites)
+    app[SEARCH] = service
+    pages.add_routes(app)
+    return service
