@@ -102,7 +102,7 @@ class CascadeLinks:
         told = {pid: Origin(pid, owner, source) for pid, (owner, source) in origins.items()}
         answer, added = await link.answer(sdp, tracks, lambda pid: told.get(pid) or self._origins.get(pid))
         for publication in added:
-            self._mirror_muted(publication)
+            publication.muted = self._muted.get(publication.id, False)  # announced as its publisher has it
             self.room.add_cascaded(link, publication)
         return answer
 

@@ -167,7 +167,8 @@ class Span:
                     seen[record.identity] = RemoteMember(part.node_id, record)
         for identity in [i for i in self.members if i not in seen]:
             del self.members[identity]
-            self.room.broadcast(ParticipantLeft(identity=identity))
+            if identity not in self.room.participants:  # not one that moved here (its join told everyone)
+                self.room.broadcast(ParticipantLeft(identity=identity))
         for identity, member in seen.items():
             before = self.members.get(identity)
             self.members[identity] = member

@@ -15,6 +15,7 @@ from server.app import build_services, create_app
 from server.config import Config
 from server.services import Services
 from server.store import RedisStore
+from signaling.messages import SetMuted
 from synthetic.client import FrameCounter, RoomClient
 from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop, video_loop_track
 from tests.e2e.conftest import _free_port
@@ -136,6 +137,23 @@ async def test_a_node_that_leaves_the_span_takes_its_participants_out_of_the_roo
         assert span_b is not None
         await span_b.close()  # node B drops its part (a killed node's part expires: tests/server/test_span_processes.py)
         await mayor.wait_for(lambda m: county_id not in m.participants, timeout=10)
+    finally:
+        await county.close()
+        await mayor.close()
+
+
+async def test_a_publisher_muting_itself_on_one_node_shows_muted_on_the_other(spanning: tuple[Node, Node], loops) -> None:
+    a, b = spanning
+    mayor, county = client(a, "mayor", "office"), client(a, "jiangbei")
+    await mayor.connect()
+    try:
+        county_id = (await county.connect()).you.identity  # served on node B
+        await publish(county, loops)
+        video = await sees_video_of(mayor, county_id)
+        await county._send(SetMuted(kind="video", muted=True))
+        await mayor.wait_for(lambda m: m.publications[video].muted, timeout=10)
+        await county._send(SetMuted(kind="video", muted=False))
+        await mayor.wait_for(lambda m: not m.publications[video].muted, timeout=10)
     finally:
         await county.close()
         await mayor.close()
