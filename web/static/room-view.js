@@ -80,6 +80,47 @@ function qualityText(q) {
 
 /** Tiles a fixed wall layout shows at most. */
 const FIXED_LAYOUTS = { "2x2": 4, "3x3": 9, "4x4": 16 };
+const STRIP_SHARE = 0.32;   // of a landscape wall's width, at most, for the spotlight strip
+const STRIP_TILE_SHARE = 0.2;
+
+/**
+ * Where the spotlight strip goes and how large its tiles are so that all `n` fit at 16:9 in a
+ * W x H wall: beside the main tile on a landscape screen, below it on a portrait one, in as many
+ * columns as make the tiles largest. Returns {side, vars} (CSS custom properties for the grid).
+ */
+export function spotlightStrip(n, W, H, gap) {
+  if (n === 0) return { side: "none", vars: {} };
+  let best = { cols: 1, w: 0 };
+  if (W >= H) {
+    for (let cols = 1; cols <= 4; cols += 1) {
+      const rows = Math.ceil(n / cols);
+      const byHeight = ((H - (rows - 1) * gap) / rows) * 16 / 9;
+      const byWidth = Math.min(W * STRIP_TILE_SHARE, (W * STRIP_SHARE - cols * gap) / cols);
+      const w = Math.min(byHeight, byWidth);
+      if (w > best.w) best = { cols, w };
+    }
+    const rows = Math.ceil(n / best.cols);
+    const h = (best.w * 9) / 16;
+    return { side: "right", vars: {
+      "--strip-cols": String(best.cols), "--strip-rows": String(rows),
+      "--strip-w": `${Math.floor(best.w)}px`, "--strip-h": `${Math.floor(h)}px`,
+    } };
+  }
+  const mainH = Math.min((W * 9) / 16, H / 2);
+  const rest = H - mainH - gap;
+  for (let cols = 1; cols <= 4; cols += 1) {
+    const rows = Math.ceil(n / cols);
+    const byWidth = (W - (cols - 1) * gap) / cols;
+    const byHeight = ((rest - (rows - 1) * gap) / rows) * 16 / 9;
+    const w = Math.min(byWidth, byHeight);
+    if (w > best.w) best = { cols, w };
+  }
+  return { side: "below", vars: {
+    "--strip-cols": String(best.cols), "--strip-rows": String(Math.ceil(n / best.cols)),
+    "--strip-w": `${Math.floor(best.w)}px`, "--strip-h": `${Math.floor((best.w * 9) / 16)}px`,
+    "--main-h": `${Math.floor(mainH)}px`,
+  } };
+}
 
 class Tile {
   constructor(identity, { local = false, mirror = false } = {}) {
@@ -557,6 +598,7 @@ export class RoomView {
   /** Size the grid so every tile is as large as the wall allows at 16:9. */
   layout() {
     const wall = this.wall;
+    if (wall.dataset.layout === "spotlight") { this._layoutSpotlight(); return; }
     if (wall.dataset.layout !== "grid") return;
     const n = wall.querySelectorAll(":scope > .tile:not([hidden])").length || 1;
     const W = wall.clientWidth; const H = wall.clientHeight;
@@ -568,6 +610,19 @@ export class RoomView {
     }
     wall.style.setProperty("--cols", String(best.cols));
     wall.style.setProperty("--rows", String(Math.ceil(n / best.cols)));
+  }
+
+  /** Spotlight: the main tile and a strip beside it (below it on a portrait screen) that fits every other tile. */
+  _layoutSpotlight() {
+    const wall = this.wall;
+    const n = wall.querySelectorAll(":scope > .tile:not([hidden]):not(.spotlit)").length;
+    const css = getComputedStyle(wall);
+    const gap = parseFloat(css.columnGap) || 0;
+    const W = wall.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight);
+    const H = wall.clientHeight - parseFloat(css.paddingTop) - parseFloat(css.paddingBottom);
+    const fit = spotlightStrip(n, W, H, gap);
+    wall.dataset.strip = fit.side;
+    for (const [name, value] of Object.entries(fit.vars)) wall.style.setProperty(name, value);
   }
 
   /** Inbound fps, loss % and RTT per tile, from getStats every couple of seconds. */
