@@ -1,73 +1,11 @@
 // The command console and the incident board: a lean /command/ws socket that resumes from the last
-// event id it saw, applies each event once (by id) and redraws. Chinese first, English beside it.
+// event id it saw (session.js), applies each event once (by id) and redraws. Chinese first, English beside it.
+import { CommandSocket } from "./session.js";
+import { esc, fmtTime, pageData, toast as uiToast } from "./ui.js";
 
-import { errorText } from "./error-text.js";
+export { fmtTime };
 const STAGES = ["sent", "delivered", "read", "acknowledged", "feedback", "done"];
 
-function pageData() {
-  const node = document.getElementById("page-data");
-  return node ? JSON.parse(node.textContent) : {};
-}
-
-function esc(text) {
-  return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-}
-
-export function fmtTime(t) {
-  if (t == null) return "—";
-  const d = new Date(t * 1000);
-  const p = (n) => String(n).padStart(2, "0");
-  return `${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
-
-/** A reconnecting command socket: `onEvent(msg)` once per event id; `request(msg)` resolves with the reply. */
-export class CommandSocket {
-  constructor(token, onEvent, onState) {
-    this.token = token; this.onEvent = onEvent; this.onState = onState;
-    this.lastId = null; this.seen = new Set(); this.pending = new Map(); this.nextId = 1; this.attempt = 0;
-    this.connect();
-  }
-  connect() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const qs = this.token ? `?token=${encodeURIComponent(this.token)}` : "";
-    const ws = new WebSocket(`${scheme}://${location.host}/command/ws${qs}`);
-    this.ws = ws;
-    ws.onopen = () => { this.attempt = 0; this.request({ type: "command_subscribe", after: this.lastId }).then(() => this.onState("live")); };
-    ws.onmessage = (ev) => this.handle(JSON.parse(ev.data));
-    ws.onclose = () => {
-      this.onState("offline");
-      for (const p of this.pending.values()) p.reject(new Error("连接断开 disconnected"));
-      this.pending.clear();
-      setTimeout(() => this.connect(), Math.min(10000, 500 * 2 ** this.attempt++));
-    };
-  }
-  handle(msg) {
-    if (msg.type === "command_event") {
-      if (this.seen.has(msg.event.id)) return;
-      this.seen.add(msg.event.id);
-      if (!this.lastId || cmpId(msg.event.id, this.lastId) > 0) this.lastId = msg.event.id;
-      this.onEvent(msg);
-      return;
-    }
-    const p = msg.id != null ? this.pending.get(msg.id) : null;
-    if (!p) return;
-    this.pending.delete(msg.id);
-    if (msg.type === "error") p.reject(new Error(errorText(msg.code, msg.message))); else p.resolve(msg);
-  }
-  request(msg) {
-    const id = `c${this.nextId++}`;
-    return new Promise((resolve, reject) => {
-      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) { reject(new Error("未连接 not connected")); return; }
-      this.pending.set(id, { resolve, reject });
-      this.ws.send(JSON.stringify({ ...msg, id }));
-    });
-  }
-}
-
-export function cmpId(a, b) {
-  const [am, as] = a.split("-").map(Number); const [bm, bs] = b.split("-").map(Number);
-  return am - bm || as - bs;
-}
 
 function liveState(state) {
   const el = document.getElementById("live");
@@ -76,12 +14,7 @@ function liveState(state) {
   el.querySelector(".pill-text").textContent = state === "live" ? "实时 Live" : "断线重连 Reconnecting";
 }
 
-function toast(text) {
-  const box = document.getElementById("toasts");
-  const t = document.createElement("div");
-  t.className = "toast toast-error"; t.textContent = text; box.appendChild(t);
-  setTimeout(() => t.remove(), 6000);
-}
+const toast = (text) => uiToast(text, "error");
 
 // --- console ------------------------------------------------------------------------------------
 

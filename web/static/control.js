@@ -3,7 +3,7 @@
 // what every site sees: who is muted by whom, raised hands, the active speaker, the room ending.
 // The server enforces all of it (server/control/); this only asks and shows.
 
-import { setBilingual, toast } from "./room-view.js";
+import { el, setBilingual, toast } from "./ui.js";
 
 const LAYOUTS = [
   ["grid", "宫格", "Grid"], ["spotlight", "主画面+条", "Spotlight"], ["2x2", "2×2", "4 tiles"],
@@ -19,12 +19,6 @@ const ACTIONS = {
 };
 const MODERATORS = new Set(["chair", "moderator"]);
 
-function el(tag, className, zh, en) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (zh !== undefined) setBilingual(node, zh, en);
-  return node;
-}
 
 function button(zh, en, ctl, onClick, extra = "") {
   const b = el("button", `btn btn-ctl ${extra}`.trim(), zh, en);

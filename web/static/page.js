@@ -4,11 +4,9 @@
 import { RoomClient } from "./room-client.js";
 import { RoomView } from "./room-view.js";
 
-/** The JSON the server embedded in the page as `page-data`. */
-export function pageData() {
-  const node = document.getElementById("page-data");
-  return node ? JSON.parse(node.textContent) : {};
-}
+import { pageData } from "./ui.js";
+
+export { pageData };
 
 function bindToggle(button, client, kind) {
   if (!button) return;

@@ -1,5 +1,5 @@
 // The live roll-call board: polls the roll-call's JSON once a second and redraws the grid.
-import { setBilingual } from "./room-view.js";
+import { setBilingual } from "./ui.js";
 
 const board = document.getElementById("rc-board");
 const id = board.dataset.id;

@@ -1,7 +1,7 @@
 // Video roll-call on the room and field pages: the called site's alert (banner, beep, vibration,
 // countdown, a huge "到 Present" button) and, on the caller's screens, the spotlight on the site called.
 // It listens to the RoomClient's `rollcall_*` messages (client.on) and asks through client.request.
-import { setBilingual, toast } from "./room-view.js";
+import { setBilingual, toast } from "./ui.js";
 
 const HINT = {
   calling: ["请在摄像头前点击「到」", "Press Present in front of your camera"],

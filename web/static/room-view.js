@@ -3,6 +3,8 @@
 // site (or we) is reconnecting keeps its <video> and last picture under a "重连中 Reconnecting…"
 // overlay; a page replaced by another session of its identity shows "在此继续 Continue here".
 
+import { el, setBilingual, toast } from "./ui.js";
+
 const STATS_INTERVAL_MS = 2_000;
 // A tile keeps its last picture while its site (or we) reconnect; once everyone is back it waits
 // this long for new frames before it says "waiting for video" instead.
@@ -26,34 +28,6 @@ const ENDED_TEXT = {
 };
 
 /** Build an element with a class and optional bilingual text. */
-function el(tag, className, zh, en) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (zh !== undefined) setBilingual(node, zh, en);
-  return node;
-}
-
-export function setBilingual(node, zh, en) {
-  node.replaceChildren();
-  const a = document.createElement("span"); a.className = "zh"; a.textContent = zh;
-  node.append(a);
-  if (en) {
-    const b = document.createElement("span"); b.className = "en"; b.textContent = en;
-    node.append(" ", b);
-  }
-}
-
-/** Show a short, non-blocking message at the bottom of the screen. */
-export function toast(text, level = "error", ms = 6_000) {
-  const box = document.getElementById("toasts");
-  if (!box) return;
-  const t = el("div", `toast toast-${level}`);
-  t.textContent = text;
-  box.append(t);
-  while (box.children.length > 4) box.firstElementChild.remove();
-  setTimeout(() => t.remove(), ms);
-}
-
 /** Site label {zh, en} for a participant, from the page's `sites` table. */
 function siteLabel(sites, info) {
   const site = info && info.site && sites ? sites[info.site] : null;
