@@ -16,6 +16,7 @@ from server.auth import AuthError, Identity, PasswordsBusy
 from server.ice_servers import browser_ice_servers
 from server.login_throttle import LoginThrottle
 from server.services import SERVICES, Services
+from server.site_presence import presence_api
 from server.store import RevocationRecord
 from server.web_auth import SESSION_COOKIE, cookie_identity, page_identity, set_session_cookie
 
@@ -52,8 +53,8 @@ def _me(identity: Identity) -> dict[str, Any]:
             "kind": identity.kind}
 
 
-def _sites(services: Services) -> dict[str, dict[str, str]]:
-    return {s.id: {"name_zh": s.name_zh, "name_en": s.name_en, "kind": s.kind} for s in services.config.sites}
+def _sites(services: Services) -> dict[str, dict[str, str | None]]:
+    return {s.id: {"name_zh": s.name_zh, "name_en": s.name_en, "kind": s.kind, "parent": s.parent} for s in services.config.sites}
 
 
 def safe_next(target: str | None) -> str:
@@ -159,7 +160,10 @@ async def _room_context(request: web.Request) -> dict[str, Any]:
     record = await services.store.get_room(room_id)
     if record is None:
         raise web.HTTPNotFound(text=f"unknown_room: no room {room_id!r}\n")
-    room = {"id": record.id, "name_zh": record.name_zh, "name_en": record.name_en}
+    configured = services.config.room(room_id)
+    # the sites expected in the room, for its roster (every site when the configuration names none)
+    expected = list(configured.sites) if configured is not None and configured.sites else [s.id for s in services.config.sites]
+    room = {"id": record.id, "name_zh": record.name_zh, "name_en": record.name_en, "sites": expected}
     me = _me(identity)
     sites = _sites(services)
     ice = browser_ice_servers(request.app, identity.identity)  # TURN with this identity's credentials
@@ -193,4 +197,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/rooms/{room}", room_page)
     app.router.add_get("/field/{room}", field_page)
     app.router.add_get("/wall/{room}", wall_page)
+    app.router.add_get("/api/presence", presence_api)
     app.router.add_static("/static/", WEB_DIR / "static")

@@ -1,5 +1,6 @@
 // The command console and the incident board: a lean /command/ws socket that resumes from the last
 // event id it saw (session.js), applies each event once (by id) and redraws. Chinese first, English beside it.
+import { markOnline, watchPresence } from "./presence.js";
 import { CommandSocket } from "./session.js";
 import { esc, fmtTime, pageData, toast as uiToast } from "./ui.js";
 
@@ -152,6 +153,7 @@ export function startConsole() {
       <span class="zh">${esc(s.name_zh)}</span><span class="en">${esc(s.name_en)}</span></label>${kids[s.id] ? `<ul>${ul(s.id)}</ul>` : ""}</li>`).join("");
     const box = document.getElementById("tree");
     box.innerHTML = `<ul>${ul("")}</ul>`;
+    watchPresence((online) => { markOnline(box, online); window.__presence = online; });
     box.addEventListener("change", (e) => {
       if (document.getElementById("with-children").checked) {
         e.target.closest("li").querySelectorAll("input").forEach((i) => { i.checked = e.target.checked; });
