@@ -3,7 +3,7 @@
 // what every site sees: who is muted by whom, raised hands, the active speaker, the room ending.
 // The server enforces all of it (server/control/); this only asks and shows.
 
-import { el, setBilingual, toast } from "./ui.js";
+import { el, pageData, setBilingual, toast } from "./ui.js";
 
 const LAYOUTS = [
   ["grid", "宫格", "Grid"], ["spotlight", "主画面+条", "Spotlight"], ["2x2", "2×2", "4 tiles"],
@@ -18,6 +18,7 @@ const ACTIONS = {
   refused: ["被拒绝", "refused"], join_refused: ["拒绝加入", "join refused"],
 };
 const MODERATORS = new Set(["chair", "moderator"]);
+const CELLS = { "2x2": 4, "3x3": 9, "4x4": 16 };
 
 
 function button(zh, en, ctl, onClick, extra = "") {
@@ -76,7 +77,8 @@ export class RoomControlUI {
         this.state = msg;
         this.speaker = msg.active_speaker;
         this.mirrorMutes();
-        this.view.setRoomView({ spotlight: msg.spotlight, layout: msg.layout, followSpeaker: msg.follow_speaker, speaker: msg.active_speaker });
+        this.view.setRoomView({ spotlight: msg.spotlight, layout: msg.layout, followSpeaker: msg.follow_speaker, speaker: msg.active_speaker,
+          cells: msg.cells || [], rotateEvery: msg.rotate_every || 0 });
         this.paint();
         break;
       case "active_speaker":
@@ -328,6 +330,7 @@ export class RoomControlUI {
       "follow-speaker", () => this.send({ type: "set_layout", layout: s.layout, follow_speaker: !s.follow_speaker }));
     follow.setAttribute("aria-pressed", String(s.follow_speaker));
     layout.append(follow);
+    if (CELLS[s.layout]) layout.append(this.cellEditor(s));
     p.append(layout);
 
     const hands = el("section", "control-section");
@@ -350,6 +353,53 @@ export class RoomControlUI {
     this.historyList = el("ol", "history-list");
     this.historyBox.append(this.historyList);
     p.append(this.historyBox);
+  }
+
+  /** The wall's cells: drag a site from the roster onto one (or pick it), and how often the free cells turn. */
+  cellEditor(s) {
+    const n = CELLS[s.layout];
+    const cells = Array.from({ length: n }, (_, i) => s.cells[i] || "");
+    const sites = this.view.sites || {};
+    const expected = (pageData().room || {}).sites || Object.keys(sites);
+    const place = (i, site) => {
+      const next = cells.slice();
+      const before = next.indexOf(site);
+      if (site && before >= 0) next[before] = "";  // a site is in one cell at a time
+      next[i] = site;
+      this.send({ type: "set_layout", layout: s.layout, cells: next });
+    };
+    const box = el("div", "cell-editor");
+    box.append(el("p", "muted", "从名册拖入单位，或在格中选择", "Drag a site from the roster onto a cell, or pick one"));
+    const grid = el("div", "cell-grid");
+    grid.style.setProperty("--n", String(Math.sqrt(n)));
+    cells.forEach((site, i) => {
+      const cell = el("div", "cell-slot");
+      cell.dataset.cell = String(i);
+      cell.dataset.site = site;
+      const pick = document.createElement("select");
+      pick.setAttribute("aria-label", `第 ${i + 1} 格 Cell ${i + 1}`);
+      pick.append(new Option("自动 Auto", ""));
+      for (const id of expected) pick.append(new Option(sites[id] ? sites[id].name_zh : id, id, false, id === site));
+      pick.addEventListener("change", () => place(i, pick.value));
+      cell.append(el("span", "cell-no", String(i + 1)), pick);
+      cell.addEventListener("dragover", (e) => { e.preventDefault(); cell.classList.add("drop"); });
+      cell.addEventListener("dragleave", () => cell.classList.remove("drop"));
+      cell.addEventListener("drop", (e) => {
+        e.preventDefault();
+        const dropped = e.dataTransfer.getData("text/site");
+        if (dropped) place(i, dropped);
+      });
+      grid.append(cell);
+    });
+    box.append(grid);
+    const rotate = el("label", "cell-rotate", "轮巡", "Rotate free cells every");
+    const every = document.createElement("select");
+    every.id = "rotate-every";
+    for (const sec of [0, 10, 20, 30, 60, 120]) every.append(new Option(sec ? `${sec} 秒 s` : "不轮巡 Off", String(sec), false, sec === s.rotate_every));
+    every.addEventListener("change", () => this.send({ type: "set_layout", layout: s.layout, rotate_every: Number(every.value) }));
+    rotate.append(every);
+    box.append(rotate);
+    return box;
   }
 
   async loadHistory() {

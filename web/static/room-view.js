@@ -229,7 +229,12 @@ export class RoomView {
     this.localTile = null;
     this.spotlit = null;         // the tile on the main screen now (computed in render)
     this.pinned = null;          // this screen's own choice, over the room's
-    this.roomView = { spotlight: null, layout: null, followSpeaker: false, speaker: null };
+    this.roomView = { spotlight: null, layout: null, followSpeaker: false, speaker: null, cells: [], rotateEvery: 0 };
+    this.rollcallSpot = null;    // the site being called in a roll-call, while it is
+    this.followRollcall = !!opts.followRollcall;       // walls show the site called large
+    this._turn = 0;              // how many times the free cells of a fixed layout have turned
+    this._rotateTimer = null;
+    this._vacant = new Map();    // site -> placeholder of a placed site that is not here
     this.followRoomLayout = !!opts.followRoomLayout;   // walls take the chair's layout
     this.onlyVideo = !!opts.onlyVideo;                 // walls show only sites that send video
     this.decorators = [];        // (tile, identity) => void, e.g. the room control's badges
@@ -303,6 +308,10 @@ export class RoomView {
   /** The room's control state: the chair's spotlight and layout, follow-speaker, the active speaker. */
   setRoomView(patch) {
     const changed = "spotlight" in patch && patch.spotlight !== this.roomView.spotlight;
+    if ("rotateEvery" in patch && patch.rotateEvery !== this.roomView.rotateEvery) {
+      clearInterval(this._rotateTimer);
+      this._rotateTimer = patch.rotateEvery > 0 ? setInterval(() => { this._turn += 1; this.render(); }, patch.rotateEvery * 1000) : null;
+    }
     Object.assign(this.roomView, patch);
     if (changed && this.pinned === "__grid") this.pinned = null;  // a new room spotlight shows again
     this.render();
@@ -448,6 +457,8 @@ export class RoomView {
     const seen = new Set();
     for (const p of client.participants.values()) {
       const id = p.info.identity;
+      // a wall or any other observer that sends nothing is no picture: the roster lists it, the wall does not
+      if (p.info.role === "observer" && !client.publicationsOf(id).length) continue;
       seen.add(id);
       let tile = this.tiles.get(id);
       if (!tile) {
@@ -477,8 +488,9 @@ export class RoomView {
       this.pinned = null;
       this.onSpotlight(null);
     }
-    const roomLayout = this.followRoomLayout && this.roomView.layout ? this.roomView.layout : this.baseLayout;
-    this.spotlit = this._mainTile(roomLayout);
+    const calling = this.followRollcall && this._present(this.rollcallSpot) ? this.rollcallSpot : null;
+    const roomLayout = calling ? "spotlight" : this.followRoomLayout && this.roomView.layout ? this.roomView.layout : this.baseLayout;
+    this.spotlit = calling || this._mainTile(roomLayout);
     if (this.localTile) this._renderLocal();
 
     const order = [];
@@ -489,17 +501,22 @@ export class RoomView {
     if (without.length) order.splice(0, order.length, ...order.filter(sendsVideo));
     const cap = FIXED_LAYOUTS[roomLayout] || 0;
     if (cap) {
-      // a fixed wall grid shows the main tile and the speaker first, then the rest by name
+      // a fixed wall grid: the sites the chair placed in their cells, the free cells filled by the
+      // main tile and the speaker first, then the rest by name, turning when the chair asks (轮巡)
       const rank = (t) => (t.identity === this.spotlit ? 0 : t.identity === this.roomView.speaker ? 1 : 2);
       order.sort((a, b) => rank(a) - rank(b));
+      order.splice(0, order.length, ...this._cellOrder(cap, order));
     }
     order.forEach((tile, i) => {
       tile.root.classList.toggle("spotlit", tile.identity === this.spotlit);
       tile.root.classList.toggle("speaking", tile.identity === this.roomView.speaker);
       tile.root.hidden = cap > 0 && i >= cap;
-      for (const decorate of this.decorators) decorate(tile, tile.identity);
+      if (!tile.vacant) for (const decorate of this.decorators) decorate(tile, tile.identity);
       if (tile.root.parentNode !== this.wall) this.wall.append(tile.root);
     });
+    for (const [site, vacant] of this._vacant) {
+      if (!order.includes(vacant)) { vacant.root.remove(); this._vacant.delete(site); }
+    }
     // keep DOM order stable but sorted, without re-appending (which would restart videos) when unchanged
     for (const tile of without) {
       tile.root.hidden = true;
@@ -510,7 +527,7 @@ export class RoomView {
     if (current.some((node, i) => node !== domOrder[i].root)) domOrder.forEach((t) => this.wall.append(t.root));
 
     const empty = document.getElementById("wall-empty");
-    if (empty) empty.hidden = order.length - (this.localTile ? 1 : 0) > 0;
+    if (empty) empty.hidden = order.filter((t) => !t.vacant).length - (this.localTile ? 1 : 0) > 0;
     this.wall.dataset.layout = cap ? roomLayout : this.spotlit ? "spotlight" : roomLayout === "spotlight" ? "grid" : roomLayout;
     const count = document.getElementById("participant-count");
     if (count) count.textContent = String(this.tiles.size + (this.client.me ? 1 : 0));
@@ -567,6 +584,50 @@ export class RoomView {
     if (!this.client.publisher) tile.setBadge("warn", "未发布", "Not live");
     else if (camOff) tile.setBadge("idle", "摄像头已关", "Camera off");
     else tile.setBadge("ok", "发布中", "Sending");
+  }
+
+  /** A fixed layout's tiles in cell order: placed sites (a vacant cell when absent), then the rest, turned. */
+  _cellOrder(cap, tiles) {
+    const cells = (this.roomView.cells || []).slice(0, cap);
+    const siteOf = (t) => (t.local ? this.client.me && this.client.me.site : (this.client.participants.get(t.identity) || { info: {} }).info.site);
+    const slots = new Array(cap).fill(null);
+    const used = new Set();
+    cells.forEach((site, i) => {
+      if (!site) return;
+      const tile = tiles.find((t) => !used.has(t) && siteOf(t) === site);
+      if (tile) { used.add(tile); slots[i] = tile; } else slots[i] = this._vacantTile(site);
+    });
+    const rest = tiles.filter((t) => !used.has(t));
+    const free = slots.filter((x) => x === null).length;
+    let turned = rest;
+    if (this.roomView.rotateEvery > 0 && rest.length > free && free > 0) {
+      const start = (this._turn * free) % rest.length;
+      turned = rest.slice(start).concat(rest.slice(0, start));
+    }
+    let k = 0;
+    for (let i = 0; i < cap; i += 1) if (slots[i] === null && k < turned.length) slots[i] = turned[k++];
+    const shown = slots.filter(Boolean);
+    return shown.concat(turned.slice(k));
+  }
+
+  /** The placeholder of a placed site that is not here: its name and "offline", in its cell. */
+  _vacantTile(site) {
+    let vacant = this._vacant.get(site);
+    if (!vacant) {
+      const root = el("div", "tile tile-vacant");
+      root.dataset.site = site;
+      const info = this.sites[site];
+      root.append(el("div", "tile-placeholder", "离线", "Offline"), el("div", "tile-label", info ? info.name_zh : site, info ? info.name_en : ""));
+      vacant = { root, vacant: true, identity: `vacant:${site}`, label: root.lastChild };
+      this._vacant.set(site, vacant);
+    }
+    return vacant;
+  }
+
+  /** Follow a roll-call on this screen: the site being called is on the main screen until the call moves on. */
+  setRollcall(identity) {
+    this.rollcallSpot = identity || null;
+    this.render();
   }
 
   /** Size the grid so every tile is as large as the wall allows at 16:9. */
@@ -668,5 +729,6 @@ export class RoomView {
 
   destroy() {
     clearInterval(this._statsTimer);
+    clearInterval(this._rotateTimer);
   }
 }

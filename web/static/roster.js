@@ -113,6 +113,9 @@ export function initRoster(client, view, control, data) {
     li.dataset.site = r.site;
     li.dataset.state = r.state;
     li.style.setProperty("--depth", String(r.depth));
+    // the chair drags a site onto a cell of the wall's layout (chair controls)
+    li.draggable = true;
+    li.addEventListener("dragstart", (e) => { e.dataTransfer.setData("text/site", r.site); e.dataTransfer.effectAllowed = "copy"; });
     const [zh, en] = name(r.site);
     const main = el("button", "roster-name");
     main.type = "button";
