@@ -18,6 +18,22 @@ const ACTIONS = {
   refused: ["被拒绝", "refused"], join_refused: ["拒绝加入", "join refused"],
 };
 const MODERATORS = new Set(["chair", "moderator"]);
+
+/** What a history entry says: which layout, which cells, a spotlight set or cleared. */
+export function historyText(e, sites) {
+  const d = e.data || {};
+  if (e.action === "spotlight" && !d.target) return ["取消主画面", "cleared the spotlight"];
+  if (e.action === "layout") {
+    const [, zh, en] = LAYOUTS.find(([v]) => v === d.layout) || [d.layout, d.layout, d.layout];
+    const parts = [[`布局：${zh}`, `layout: ${en}`]];
+    const placed = (d.cells || []).filter(Boolean).map((c) => (sites[c] ? sites[c].name_zh : c));
+    if (placed.length) parts.push([`固定：${placed.join("、")}`, `placed: ${placed.length}`]);
+    if (d.rotate_every) parts.push([`轮巡 ${d.rotate_every} 秒`, `rotating every ${d.rotate_every} s`]);
+    if (d.follow_speaker) parts.push(["跟随发言人", "following the speaker"]);
+    return [parts.map((p) => p[0]).join("，"), parts.map((p) => p[1]).join(", ")];
+  }
+  return ACTIONS[e.action] || [e.action, e.action];
+}
 const CELLS = { "2x2": 4, "3x3": 9, "4x4": 16 };
 
 
@@ -77,6 +93,8 @@ export class RoomControlUI {
         this.state = msg;
         this.speaker = msg.active_speaker;
         this.mirrorMutes();
+        // the chair's own screen shows the layout it gives the walls (a participant keeps its own grid)
+        if (!this.wall) this.view.followRoomLayout = this.moderating;
         this.view.setRoomView({ spotlight: msg.spotlight, layout: msg.layout, followSpeaker: msg.follow_speaker, speaker: msg.active_speaker,
           cells: msg.cells || [], rotateEvery: msg.rotate_every || 0 });
         this.paint();
@@ -311,6 +329,12 @@ export class RoomControlUI {
     room.append(button(s.locked ? "解锁会商室" : "锁定会商室", s.locked ? "Unlock room" : "Lock room", "lock",
       () => this.send({ type: "lock_room", locked: !s.locked }), s.locked ? "btn-warning" : ""));
     room.append(button("全体静音", "Mute all but chair", "mute-all", () => this.send({ type: "mute_all" })));
+    const muted = [...new Set(s.mutes.filter((m) => m.kind === "audio").map((m) => m.identity))];
+    if (muted.length) {
+      room.append(button(`全体解除静音 (${muted.length})`, "Unmute all", "unmute-all", () => {
+        for (const identity of muted) this.send({ type: "mute_participant", identity, kind: "audio", muted: false });
+      }));
+    }
     if (s.spotlight) room.append(button("取消主画面", "Clear spotlight", "clear-spotlight", () => this.send({ type: "spotlight", identity: null })));
     room.append(button("结束会商", "End for all", "end", () => {
       if (window.confirm("结束会商，所有人将离开? End the consultation for everyone?")) this.send({ type: "end_room" });
@@ -409,7 +433,7 @@ export class RoomControlUI {
     for (const e of reply.events.slice(-40).reverse()) {
       const li = el("li");
       const t = new Date(e.at * 1000).toLocaleTimeString("zh-CN", { hour12: false });
-      const [zh, en] = ACTIONS[e.action] || [e.action, e.action];
+      const [zh, en] = historyText(e, this.view.sites || {});
       const target = e.data && e.data.target ? ` → ${this.name(e.data.target)}` : "";
       const what = e.action === "refused" ? ` (${(ACTIONS[e.data.action] || [e.data.action])[0]})` : "";
       li.textContent = `${t} ${this.name(e.actor)} ${zh}${what}${target} · ${en}`;

@@ -30,6 +30,9 @@ export function initRollCall(client, view) {
     result: document.getElementById("rc-alert-result"),
     strip: document.getElementById("rollcall-strip"),
   };
+  // the "calling now" strip sits in the page's flow (like the muted banner): stacked, never over it
+  const main = document.querySelector("main");
+  if (main && els.strip) main.prepend(els.strip);
   const state = { call: null, offset: 0, timer: null, beeper: null, audio: null, spot: null, hideTimer: null };
   const sites = view && view.sites ? view.sites : {};
   const siteName = (id) => (sites[id] ? `${sites[id].name_zh} ${sites[id].name_en}` : id);

@@ -39,7 +39,8 @@ function siteLabel(sites, info) {
 function qualityLevel(q) {
   if (!q) return "unknown";
   if (q.stalled || q.lossPct >= 10 || (q.rttMs != null && q.rttMs > 800)) return "poor";
-  if (q.lossPct >= 2 || (q.fps != null && q.fps < 12) || (q.rttMs != null && q.rttMs > 300)) return "fair";
+  // frame rate alone says little: field kits and encoders send 5-15 fps on purpose; under 4 is choppy
+  if (q.lossPct >= 2 || (q.fps != null && q.fps < 4) || (q.rttMs != null && q.rttMs > 300)) return "fair";
   return "good";
 }
 
