@@ -244,6 +244,7 @@ class CommandHandlers:
             except EventIdInvalid as exc:
                 raise await self.service.refuse(caller, "subscribe", "bad_event_id", str(exc)) from None
         listener = getattr(session, "listener", None) or self.service.listeners.session(session)
+        listener.reads = True
         ws = getattr(session, "ws", None)
         outbox = Outbox.of(ws) if isinstance(ws, web.WebSocketResponse) else None
         return self.replays.start(session, Request(listener, outbox, msg.after, msg.id))

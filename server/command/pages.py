@@ -18,7 +18,7 @@ from server.command.service import CommandService
 from server.command.views import Viewer, event_info, may_see_directive
 from server.errors import http_error
 from server.pages import _me, _render, _sites
-from server.services import SERVICES
+from server.services import SERVICES, Services
 from server.times import format_time
 from server.web_auth import bearer_identity, page_identity
 
@@ -61,8 +61,22 @@ def _common(request: web.Request, identity: Identity) -> dict[str, Any]:
     return {
         "me": _me(identity), "sites": _sites(services), "fmt": time_formatter(services.config.city.timezone),
         "class_names": CLASS_NAMES, "stage_names": STAGE_NAMES, "event_names": EVENT_NAMES,
-        "incident_types": INCIDENT_TYPES,
+        "incident_types": INCIDENT_TYPES, "who": partial(who, people=people_names(services)),
     }
+
+
+def people_names(services: Services) -> dict[str, str]:
+    """Who an identity is, for people reading a record: configured users by display name."""
+    return {u.username: u.display_name for u in services.config.users}
+
+
+def who(actor: str | None, people: dict[str, str]) -> str:
+    """An event's actor as a person reads it: a user's name, a device's name, or the system."""
+    if not actor:
+        return "系统 System"
+    if actor in people:
+        return people[actor]
+    return f"设备 {actor.removeprefix('device:')}" if actor.startswith("device:") else actor
 
 
 def _tree(request: web.Request) -> list[dict[str, Any]]:

@@ -36,6 +36,17 @@ function siteLabel(sites, info) {
   return { zh: name, en: info && info.site ? info.site : "" };
 }
 
+/**
+ * Who a tile is within its site, when that needs saying: a person's or device's given name (never a
+ * raw id such as "levee-phone"), or "终端 N Terminal N" when a site has several and no names.
+ */
+export function whoLabel(info, siblings) {
+  const named = info.name && info.name !== info.identity && !info.name.startsWith("device:") ? info.name : null;
+  if (named) return named;
+  if (siblings.length < 2) return null;
+  return `终端 ${siblings.indexOf(info.identity) + 1} Terminal ${siblings.indexOf(info.identity) + 1}`;
+}
+
 function qualityLevel(q) {
   if (!q) return "unknown";
   if (q.stalled || q.lossPct >= 10 || (q.rttMs != null && q.rttMs > 800)) return "poor";
@@ -456,6 +467,11 @@ export class RoomView {
   render() {
     const client = this.client;
     const seen = new Set();
+    const bySite = new Map();   // site -> its identities here, in a stable order (to tell them apart)
+    for (const p of [...client.participants.values()].sort((a, b) => a.info.identity.localeCompare(b.info.identity))) {
+      if (!bySite.has(p.info.site)) bySite.set(p.info.site, []);
+      bySite.get(p.info.site).push(p.info.identity);
+    }
     for (const p of client.participants.values()) {
       const id = p.info.identity;
       // a wall or any other observer that sends nothing is no picture: the roster lists it, the wall does not
@@ -473,6 +489,8 @@ export class RoomView {
       }
       const label = siteLabel(this.sites, p.info);
       tile.setLabel(label.zh, label.en);
+      const who = this.sites[p.info.site] ? whoLabel(p.info, bySite.get(p.info.site) || []) : null;
+      if (who) tile.label.append(el("span", "tile-who", who));
       tile.setVideoTrack(p.videoTrack);
       tile.setAudioTracks(p.audioTracks, () => this._soundBlocked());
       this._renderRemoteBadge(tile, p);
