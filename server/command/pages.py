@@ -144,7 +144,8 @@ async def incidents_page(request: web.Request) -> web.Response:
     service = request.app[COMMAND].service
     ctx = _common(request, identity)
     page_data = {"me": ctx["me"], "token": request.query.get("token"), "types": INCIDENT_TYPES,
-                 "sites": ctx["sites"], "tz": request.app[SERVICES].config.city.timezone}
+                 "sites": ctx["sites"], "tz": request.app[SERVICES].config.city.timezone,
+                 "people": people_names(request.app[SERVICES])}
     return _render(request, "incidents.html", page_data=page_data,
                    late_by_site=service.board.late_by_site, **ctx)
 

@@ -2,11 +2,13 @@
 // with a repeating sound and vibration until someone reads it; a 指导性 (guidance) one rings once and
 // stays as a banner until read; a 参考性 (reference) one only counts in the inbox. Overdue marks of
 // other sites (escalations to the issuer and to parents up the tree) are grouped per directive, each
-// group acknowledged once ("知道了") until more sites of it fall overdue.
+// group acknowledged once ("知道了") until more sites of it fall overdue. An incident report filed
+// below reaches every level above as a banner with a chime, until noted.
 import { el, esc, fmtTime, toast } from "./ui.js";
 
 const BEEP_EVERY_MS = 2_000;
 const DISMISSED_KEY = "directive-alert:escalations";
+const REPORT_NEWS_S = 3600;     // a report is news for an hour; older ones are on the board
 
 function ensureStyle() {
   if (document.querySelector("link[data-directive-alert]")) return;
@@ -54,9 +56,11 @@ class Alarm {
  * Call `apply(msg)` once per `command_event`.
  */
 export class DirectiveAlerts {
-  constructor({ site, names = {}, request, openInbox = null }) {
+  constructor({ site, names = {}, request, openInbox = null, token = null }) {
     ensureStyle();
     this.site = site; this.names = names; this.request = request; this.openInbox = openInbox;
+    this.qs = token ? `?token=${encodeURIComponent(token)}` : "";
+    this.reports = new Map();       // report event id -> {incident, report}: news from sites below
     this.mine = new Map();          // directive id -> {info, me}
     this.escalations = new Map();   // directive id -> {title, sites: Set}
     this.rung = new Set();          // guidance directives already rung for
@@ -85,6 +89,18 @@ export class DirectiveAlerts {
     this.banner.id = "directive-banner";
     this.banner.hidden = true;
     this.banner.setAttribute("role", "alert");
+    this.reportBox = el("div", "da-banner da-reports");
+    this.reportBox.id = "report-alerts";
+    this.reportBox.hidden = true;
+    this.reportBox.setAttribute("role", "alert");
+    this.reportBox.addEventListener("click", (e) => {
+      const btn = e.target.closest("[data-act]");
+      if (!btn) return;
+      const id = btn.closest("[data-report]").dataset.report;
+      this.dismissed[`report:${id}`] = 1;
+      this._saveDismissed();
+      if (btn.dataset.act === "noted") this._renderReports();
+    });
     this.tray = el("div", "da-tray");
     this.tray.id = "escalations";
     this.tray.hidden = true;
@@ -93,7 +109,7 @@ export class DirectiveAlerts {
     // banner and escalations go in the page's flow under the top bar: they push the page down
     // instead of covering a picture, a form or a button
     const stack = el("div", "da-stack");
-    stack.append(this.banner, this.tray);
+    stack.append(this.banner, this.reportBox, this.tray);
     const bar = document.querySelector("header.topbar");
     if (bar) bar.after(stack); else document.body.prepend(stack);
     document.body.append(this.modal);
@@ -118,6 +134,7 @@ export class DirectiveAlerts {
 
   /** One command_event message (each event once). */
   apply(msg) {
+    if (msg.incident) { this._report(msg); return; }
     if (!msg.directive) return;
     const info = msg.directive;
     const me = msg.recipients && msg.recipients[this.site];
@@ -130,6 +147,31 @@ export class DirectiveAlerts {
       this.escalations.set(info.id, group);
     }
     this.render();
+  }
+
+  // A report filed by a site below reaches every level above it: a banner and one chime, until
+  // noted (remembered here), and only while it is news (the replay on a reload is not).
+  _report(msg) {
+    const i = msg.incident;
+    if (msg.event.kind !== "report_filed" || i.site === this.site) return;
+    const r = i.reports.find((x) => x.event_id === msg.event.id);
+    if (!r || Date.now() / 1000 - r.at > REPORT_NEWS_S || this.dismissed[`report:${r.event_id}`]) return;
+    this.reports.set(r.event_id, { incident: i, report: r });
+    this.alarm.once([[0, 660], [0.2, 880]]);
+    this._renderReports();
+  }
+
+  _renderReports() {
+    const name = (s) => (this.names[s] ? this.names[s].name_zh : s);
+    const rows = [...this.reports.entries()].filter(([id]) => !this.dismissed[`report:${id}`]);
+    this.reportBox.hidden = rows.length === 0;
+    this.reportBox.innerHTML = rows.map(([id, { incident: i, report: r }]) => `<div class="da-banner-row da-report" data-report="${esc(id)}">
+      <span class="da-pill da-pill-report">${r.kind === "initial" ? "初报 Initial report" : "续报 Follow-up"}</span>
+      <b class="da-banner-title">${esc(name(i.site))} · ${esc(i.place)} · ${esc(r.summary.slice(0, 60))}</b>
+      <span class="da-banner-actions">
+        <a class="btn btn-secondary" data-act="view" href="/command/incidents${this.qs}#incident=${encodeURIComponent(i.id)}">查看 View</a>
+        <button type="button" class="btn btn-primary" data-act="noted">知道了 Noted</button>
+      </span></div>`).join("");
   }
 
   _pending(cls) {

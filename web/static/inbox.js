@@ -22,7 +22,7 @@ export function startInbox(client, data) {
   // replies (command_ok, command_synced, error) resolve or reject client.request() by their id
   const request = (msg) => client.request(msg);
   // the alarm of a mandatory directive, the banner of a guidance one, escalations of other sites
-  const alerts = new DirectiveAlerts({ site: mySite, names, request, openInbox: () => showPanel(true) });
+  const alerts = new DirectiveAlerts({ site: mySite, names, request, openInbox: () => showPanel(true), token: data.token });
   client.on("command_event", onEvent);
   client.addEventListener("state", (e) => {
     if (e.detail.state === "connected") request({ type: "command_subscribe", after: lastId }).catch(() => {});
@@ -32,8 +32,8 @@ export function startInbox(client, data) {
     if (seen.has(msg.event.id)) return;
     seen.add(msg.event.id);
     lastId = msg.event.id;
-    if (!msg.directive) return;
     alerts.apply(msg);
+    if (!msg.directive) return;
     const d = directives.get(msg.directive.id) || { info: msg.directive, me: null };
     d.info = msg.directive;
     if (msg.recipients[mySite]) d.me = msg.recipients[mySite];

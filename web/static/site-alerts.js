@@ -5,6 +5,6 @@ import { CommandSocket } from "./session.js";
 
 const data = JSON.parse(document.getElementById("alert-data").textContent);
 let socket = null;
-const alerts = new DirectiveAlerts({ site: data.site, names: data.names || {}, request: (msg) => socket.request(msg) });
+const alerts = new DirectiveAlerts({ site: data.site, names: data.names || {}, request: (msg) => socket.request(msg), token: data.token });
 socket = new CommandSocket(data.token, (msg) => alerts.apply(msg), (state) => { document.body.dataset.alerts = state; });
 window.__siteAlerts = alerts;
