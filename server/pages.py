@@ -141,6 +141,11 @@ async def index(request: web.Request) -> web.Response:
         for r in await services.store.list_rooms()
         if not identity.rooms or r.id in identity.rooms
     ]
+    # the rooms that expect this user's site first: that is where its people are called to
+    def expects_me(room: dict[str, str]) -> bool:
+        configured = services.config.room(room["id"])
+        return configured is not None and identity.site in configured.sites
+    rooms.sort(key=lambda room: not expects_me(room))
     return _render(request, "index.html", me=_me(identity), rooms=rooms, sites=_sites(services))
 
 
@@ -186,6 +191,11 @@ async def wall_page(request: web.Request) -> web.Response:
     return _render(request, "wall.html", **await _room_context(request))
 
 
+async def favicon(request: web.Request) -> web.Response:
+    """`GET /favicon.ico`: browsers ask for it by that name; the icon is the SVG under /static/."""
+    raise web.HTTPMovedPermanently("/static/favicon.svg")
+
+
 def add_routes(app: web.Application) -> None:
     """Register the page routes and the static files."""
     app[TEMPLATES] = make_templates()
@@ -198,4 +208,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/field/{room}", field_page)
     app.router.add_get("/wall/{room}", wall_page)
     app.router.add_get("/api/presence", presence_api)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_static("/static/", WEB_DIR / "static")

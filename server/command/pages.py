@@ -91,8 +91,10 @@ async def console_page(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text="forbidden: the command console needs the 'issue' grant\n")
     token = request.query.get("token")
     ctx = _common(request, identity)
+    groups = [{"id": g.id, "name_zh": g.name_zh, "name_en": g.name_en, "sites": list(g.sites)}
+              for g in request.app[SERVICES].config.groups]
     page_data = {"me": ctx["me"], "tree": _tree(request), "token": token, "classes": CLASS_NAMES,
-                 "stages": STAGE_NAMES, "tz": request.app[SERVICES].config.city.timezone}
+                 "stages": STAGE_NAMES, "tz": request.app[SERVICES].config.city.timezone, "groups": groups}
     return _render(request, "console.html", page_data=page_data, **ctx)
 
 

@@ -42,7 +42,9 @@ export function startConsole() {
 
   function counts(d) {
     const rs = Object.values(d.recipients);
+    const past = (stage) => rs.filter((r) => STAGES.indexOf(r.stage) >= STAGES.indexOf(stage)).length;
     return { total: d.info.recipient_count, done: rs.filter((r) => r.stage === "done").length,
+      read: past("read"), ack: past("acknowledged"), feedback: rs.filter((r) => r.feedback.length).length,
       overdue: rs.filter((r) => r.overdue.length).length };
   }
 
@@ -62,7 +64,9 @@ export function startConsole() {
       return `<div class="cmd-item" data-id="${esc(d.info.id)}" aria-selected="${d.info.id === selected}">
         <div><span class="cmd-tag" data-cls="${d.info.cls}">${esc(cls[0])} ${esc(cls[1])}</span> ${esc(d.info.title)}
         ${d.info.status === "cancelled" ? '<span class="cmd-cancelled">已撤销 Cancelled</span>' : ""}</div>
-        <div class="cmd-counts">完成 ${c.done}/${c.total} done${c.overdue ? ` · <b class="bad">逾期 ${c.overdue} overdue</b>` : ""}</div></div>`;
+        <div class="cmd-counts" title="已读 read · 签收 acknowledged · 反馈 feedback · 完成 done">
+          已读 ${c.read} · 签收 ${c.ack}${d.info.cls === "mandatory" ? ` · 反馈 ${c.feedback} · 完成 ${c.done}` : ""} / ${c.total}
+          ${c.overdue ? ` · <b class="bad">逾期 ${c.overdue} overdue</b>` : ""}</div></div>`;
     }).join("") || '<p class="muted">暂无指令 No directives yet</p>';
     renderDetail();
   }
@@ -128,16 +132,31 @@ export function startConsole() {
       render();
     } catch (ex) { err.textContent = `下达失败 Not issued: ${ex.message}`; err.hidden = false; }
   });
+  // update and cancel ask for the reason (and the new text) in a dialog of the page, not a prompt() box
+  const dialog = document.getElementById("d-dialog");
+  let pending = null;
   for (const [btn, type] of [["d-update", "directive_update"], ["d-cancel", "directive_cancel"]]) {
-    document.getElementById(btn).addEventListener("click", async () => {
+    document.getElementById(btn).addEventListener("click", () => {
       const d = directives.get(selected); if (!d) return;
-      const reason = prompt(type === "directive_cancel" ? "撤销原因 Reason for cancelling" : "更新原因 Reason for the update");
-      if (!reason) return;
-      const msg = { type, directive_id: d.info.id, reason };
-      if (type === "directive_update") { const body = prompt("新内容 New text", d.info.body); if (body != null) msg.body = body; }
-      try { await socket.request(msg); } catch (ex) { toast(`失败 Failed: ${ex.message}`); }
+      pending = { type, id: d.info.id };
+      const update = type === "directive_update";
+      document.getElementById("d-dialog-title").textContent = update ? `更新指令 Update: ${d.info.title}` : `撤销指令 Cancel: ${d.info.title}`;
+      document.getElementById("d-dialog-body-field").hidden = !update;
+      document.getElementById("d-dialog-body").value = d.info.body || "";
+      document.getElementById("d-dialog-reason").value = "";
+      dialog.showModal();
+      document.getElementById("d-dialog-reason").focus();
     });
   }
+  document.getElementById("d-dialog-cancel").addEventListener("click", () => dialog.close());
+  document.getElementById("d-dialog-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const reason = document.getElementById("d-dialog-reason").value.trim();
+    if (!reason || !pending) return;
+    const msg = { type: pending.type, directive_id: pending.id, reason };
+    if (pending.type === "directive_update") msg.body = document.getElementById("d-dialog-body").value;
+    try { await socket.request(msg); dialog.close(); } catch (ex) { toast(`失败 Failed: ${ex.message}`); }
+  });
   const exportLink = (kind) => () => {
     const from = document.getElementById("ex-from").value; const to = document.getElementById("ex-to").value || from;
     if (!from) { toast("请选择日期 Pick a date"); return; }
@@ -162,7 +181,22 @@ export function startConsole() {
     });
   }
   function updatePicked() {
-    document.getElementById("picked").textContent = `已选 ${document.querySelectorAll("#tree input:checked").length} selected`;
+    const picked = [...document.querySelectorAll("#tree input:checked")].map((i) => i.value);
+    document.getElementById("picked").textContent = `已选 ${picked.length} selected`;
+    // who it goes to, before it is sent: the count and every name
+    const shortName = (id) => (names[id] || id).split(" ")[0];
+    document.getElementById("recipients-preview").textContent = picked.length
+      ? `将下达至 ${picked.length} 个单位 Goes to ${picked.length} site${picked.length > 1 ? "s" : ""}：${picked.map(shortName).join("、")}`
+      : "";
+    document.getElementById("issue-btn").querySelector(".en").textContent = picked.length ? `Issue to ${picked.length}` : "Issue";
   }
+  const groupPick = document.getElementById("group-pick");
+  for (const g of data.groups || []) groupPick.append(new Option(`${g.name_zh} ${g.name_en} (${g.sites.length})`, g.id));
+  groupPick.addEventListener("change", () => {
+    const g = (data.groups || []).find((x) => x.id === groupPick.value);
+    if (!g) return;
+    document.querySelectorAll("#tree input").forEach((i) => { i.checked = g.sites.includes(i.value); });
+    updatePicked();
+  });
   updatePicked();
 }
