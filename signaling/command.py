@@ -193,6 +193,13 @@ class IncidentClose(Message, tag="incident_close", kw_only=True, frozen=True):
     incident_id: str
 
 
+class IncidentReopen(Message, tag="incident_reopen", kw_only=True, frozen=True):
+    """Open a closed incident again (its site or a level above), with a reason."""
+
+    incident_id: str
+    reason: str
+
+
 # --- server to client ----------------------------------------------------------------------------
 
 
@@ -231,4 +238,5 @@ COMMAND_CLIENT_MESSAGES = (
     DirectiveFeedback,
     ReportFile,
     IncidentClose,
+    IncidentReopen,
 )

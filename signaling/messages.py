@@ -186,6 +186,7 @@ ClientMessage = (
     | _command.CommandSubscribe | _command.DirectiveIssue | _command.DirectiveUpdate | _command.DirectiveCancel
     | _command.DirectiveRead | _command.DirectiveAcknowledge | _command.DirectiveFeedback | _command.ReportFile
     | _command.IncidentClose
+    | _command.IncidentReopen
 )
 ServerMessage = (
     Welcome

@@ -31,6 +31,7 @@ from signaling.command import (
     DirectiveRead,
     DirectiveUpdate,
     IncidentClose,
+    IncidentReopen,
     ReportFile,
 )
 from signaling.messages import ServerMessage
@@ -73,6 +74,7 @@ class CommandHandlers:
             DirectiveFeedback: self.feedback,
             ReportFile: self.file_report,
             IncidentClose: self.close_incident,
+            IncidentReopen: self.reopen_incident,
         })
 
     async def _record(self, caller: Caller, action: str, kind: str, data: Mapping[str, object]) -> str:
@@ -229,6 +231,14 @@ class CommandHandlers:
         """`incident_close`: the filing site or a level above closes an incident."""
         caller = caller_of(session)
         event_id = await self._record(caller, "close", "incident_closed", {"incident_id": msg.incident_id, "site": caller.identity.site})
+        return CommandOk(id=msg.id, event_id=event_id, incident_id=msg.incident_id)
+
+    async def reopen_incident(self, session: ClientSession, msg: IncidentReopen) -> CommandOk:
+        """`incident_reopen`: the filing site or a level above opens a closed incident again, saying why."""
+        caller = caller_of(session)
+        await self._checked_text(caller, "reopen", "reason", msg.reason, MAX_TITLE)
+        event_id = await self._record(caller, "reopen", "incident_reopened",
+                                      {"incident_id": msg.incident_id, "site": caller.identity.site, "reason": msg.reason})
         return CommandOk(id=msg.id, event_id=event_id, incident_id=msg.incident_id)
 
     async def subscribe(self, session: Any, msg: CommandSubscribe) -> ServerMessage | None:

@@ -30,7 +30,7 @@ EVENT_NAMES = {
     "issued": ("下达", "Issued"), "updated": ("更新", "Updated"), "cancelled": ("撤销", "Cancelled"),
     "delivered": ("送达", "Delivered"), "read": ("已读", "Read"), "acknowledged": ("签收", "Acknowledged"),
     "feedback": ("反馈", "Feedback"), "overdue": ("逾期", "Overdue"),
-    "report_filed": ("报送", "Report filed"), "incident_closed": ("结案", "Closed"),
+    "report_filed": ("报送", "Report filed"), "incident_closed": ("结案", "Closed"), "incident_reopened": ("重新打开", "Reopened"),
 }
 
 

@@ -88,6 +88,12 @@ def test_a_phone_files_an_incident_the_city_is_alerted_and_reads_it_with_photos(
     # the city closes it; the board says so
     city_home.click("#inc-close")
     city_home.wait_for_selector("#incident-detail .inc-status[data-status=closed]", timeout=10_000)
+    # and opens it again, saying why
+    city_home.fill("#inc-reopen-reason", "险情反复 The seepage is back")
+    city_home.click("#inc-reopen button[type=submit]")
+    city_home.wait_for_selector("#incident-detail .inc-status[data-status=open]", timeout=10_000)
+    city_home.click("#inc-close")
+    city_home.wait_for_selector("#incident-detail .inc-status[data-status=closed]", timeout=10_000)
     city_home.click("#inc-back")
     city_home.wait_for_selector("#board tbody tr[data-id] >> text=已结案", timeout=5_000)
 

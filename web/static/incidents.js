@@ -66,7 +66,9 @@ export function startBoard() {
     document.body.dataset.incident = i ? "open" : "";
     if (!i) return;
     const t = data.types[i.type] || [i.type, ""];
-    const canClose = i.status === "open" && (i.site === mySite || (i.chain || []).includes(mySite));
+    const mine = i.site === mySite || (i.chain || []).includes(mySite);
+    const canClose = i.status === "open" && mine;
+    const canReopen = i.status === "closed" && mine;
     box.dataset.id = i.id;
     box.innerHTML = `<header class="inc-head">
         <button type="button" class="btn btn-ghost" id="inc-back"><span class="zh">返回看板</span> <span class="en">Back to board</span></button>
@@ -75,6 +77,9 @@ export function startBoard() {
         ${i.late ? '<span class="cmd-overdue">初报迟报 Initial report late</span>' : ""}
         ${canClose ? '<button type="button" class="btn btn-warning" id="inc-close"><span class="zh">结案</span> <span class="en">Close incident</span></button>' : ""}
       </header>
+      ${canReopen ? `<form class="inc-reopen" id="inc-reopen">
+        <input type="text" id="inc-reopen-reason" maxlength="200" required placeholder="重新打开的原因 Why it is opened again" aria-label="原因 Reason">
+        <button type="submit" class="btn btn-secondary"><span class="zh">重新打开</span> <span class="en">Reopen</span></button></form>` : ""}
       <p class="muted">报送单位 Site: ${esc(siteName(i.site))} · 发生 Occurred ${fmtTime(i.occurred_at)}
         · 上报 Goes up to: ${esc((i.chain || []).map(siteName).join(" → ") || "—")}</p>
       <ol class="inc-timeline">${i.reports.map((r, n) => `<li data-kind="${r.kind}" data-late="${r.late}">
@@ -85,6 +90,13 @@ export function startBoard() {
         ${r.photo ? `<a href="/command/photos/${esc(r.photo)}${qs}" target="_blank" rel="noopener"><img class="inc-photo" alt="现场照片 Photo" src="/command/photos/${esc(r.photo)}${qs}"></a>` : ""}
       </li>`).join("")}</ol>`;
     box.querySelector("#inc-back").addEventListener("click", () => show(null));
+    const reopen = box.querySelector("#inc-reopen");
+    if (reopen) reopen.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        await socket.request({ type: "incident_reopen", incident_id: i.id, reason: box.querySelector("#inc-reopen-reason").value });
+      } catch (ex) { document.getElementById("report-error").textContent = `未能重新打开 Not reopened: ${ex.message}`; }
+    });
     const close = box.querySelector("#inc-close");
     if (close) close.addEventListener("click", async () => {
       close.disabled = true;
