@@ -151,6 +151,12 @@ class DirectiveCancel(Message, tag="directive_cancel", kw_only=True, frozen=True
     reason: str
 
 
+class DirectiveRemind(Message, tag="directive_remind", kw_only=True, frozen=True):
+    """催办: the issuer presses every recipient that has not acknowledged (or reported back) yet."""
+
+    directive_id: str
+
+
 class DirectiveRead(Message, tag="directive_read", kw_only=True, frozen=True):
     """The caller's site has read the directive."""
 
@@ -233,6 +239,7 @@ COMMAND_CLIENT_MESSAGES = (
     DirectiveIssue,
     DirectiveUpdate,
     DirectiveCancel,
+    DirectiveRemind,
     DirectiveRead,
     DirectiveAcknowledge,
     DirectiveFeedback,

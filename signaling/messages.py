@@ -187,6 +187,7 @@ ClientMessage = (
     | _command.DirectiveRead | _command.DirectiveAcknowledge | _command.DirectiveFeedback | _command.ReportFile
     | _command.IncidentClose
     | _command.IncidentReopen
+    | _command.DirectiveRemind
 )
 ServerMessage = (
     Welcome

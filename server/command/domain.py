@@ -25,7 +25,7 @@ CLASS_NAMES: Final[dict[str, tuple[str, str]]] = {
     "reference": ("参考性", "Reference"),
 }
 DIRECTIVE_KINDS: Final[frozenset[str]] = frozenset(
-    {"issued", "updated", "cancelled", "delivered", "read", "acknowledged", "feedback", "overdue"}
+    {"issued", "updated", "cancelled", "delivered", "read", "acknowledged", "feedback", "overdue", "reminded"}
 )
 
 
@@ -254,6 +254,20 @@ def _delivered(d: Directive, event: Event) -> Directive:
     return replace(d, recipients=recipients)
 
 
+def _reminded(d: Directive, event: Event) -> Directive:
+    """催办: the issuer presses recipients that still owe a step; nothing changes but the record."""
+    _issuer_only(d, event)
+    _active(d)
+    sites = event.data.get("sites")
+    if not isinstance(sites, list) or not sites:
+        raise IllegalTransition("nothing_to_remind", "every recipient has done what it owes")
+    for site in sites:
+        r = d.recipients.get(site) if isinstance(site, str) else None
+        if r is None:
+            raise IllegalTransition("unknown_site", f"site {site!r} is not a recipient of {d.id!r}")
+    return d
+
+
 def _read(d: Directive, event: Event) -> Recipient:
     r = _recipient(d, event)
     if r.read_at is not None:
@@ -349,6 +363,7 @@ _HANDLERS: Final[dict[str, DirectiveStep]] = {
     "updated": _updated,
     "cancelled": _cancelled,
     "delivered": _delivered,
+    "reminded": _reminded,
     **{kind: _whole(step) for kind, step in _RECIPIENT_STEPS.items()},
 }
 

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from server.command.domain import AlreadyDone, IllegalTransition
+from server.command.domain import AlreadyDone, IllegalTransition, pending
 from server.command.photo_owners import effective_owners
 from server.command.photos import PhotoStore
 from server.command.replay import Replays, Request
@@ -26,6 +26,7 @@ from signaling.command import (
     CommandSubscribe,
     DirectiveAcknowledge,
     DirectiveCancel,
+    DirectiveRemind,
     DirectiveFeedback,
     DirectiveIssue,
     DirectiveRead,
@@ -69,6 +70,7 @@ class CommandHandlers:
             DirectiveIssue: self.issue,
             DirectiveUpdate: self.update,
             DirectiveCancel: self.cancel,
+            DirectiveRemind: self.remind,
             DirectiveRead: self.read,
             DirectiveAcknowledge: self.acknowledge,
             DirectiveFeedback: self.feedback,
@@ -173,6 +175,17 @@ class CommandHandlers:
         caller = caller_of(session)
         await self._require_issue(caller, "cancel")
         event_id = await self._record(caller, "cancel", "cancelled", {"directive_id": msg.directive_id, "reason": msg.reason})
+        return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
+
+    async def remind(self, session: ClientSession, msg: DirectiveRemind) -> CommandOk:
+        """`directive_remind` (催办): the issuer presses the recipients that still owe acknowledgement or feedback."""
+        caller = caller_of(session)
+        await self._require_issue(caller, "remind")
+        d = self.service.ledger.directives.get(msg.directive_id)
+        owing = [] if d is None else [s for s, r in d.recipients.items()
+                                      if pending(d, r, "acknowledge") or pending(d, r, "feedback")]
+        event_id = await self._record(caller, "remind", "reminded",
+                                      {"directive_id": msg.directive_id, "sites": owing, "site": caller.identity.site})
         return CommandOk(id=msg.id, event_id=event_id, directive_id=msg.directive_id)
 
     async def read(self, session: ClientSession, msg: DirectiveRead) -> CommandOk:

@@ -90,7 +90,7 @@ def _touches(kind: str, data: Mapping[str, object]) -> frozenset[tuple[str, ...]
     if isinstance(directive, str):
         if kind in WHOLE:
             return frozenset({("directive", directive)})
-        listed = data.get("sites") if kind == "delivered" else [data.get("site")]
+        listed = data.get("sites") if kind in ("delivered", "reminded") else [data.get("site")]
         sites = listed if isinstance(listed, list) else []
         return frozenset({("directive", directive, str(site)) for site in sites})
     return frozenset({("incident", str(data.get("incident_id") or ""))})
@@ -363,7 +363,7 @@ class CommandService:
                 parent = self.parent_of.get(site)
                 if event.kind == "overdue" and parent:
                     sites.add(parent)
-                if event.kind == "delivered":
+                if event.kind in ("delivered", "reminded"):
                     sites.update(_delivered_sites(event))
             targets = self.listeners.for_sites(sites) | self.listeners.for_identity(changed.issuer)
         else:

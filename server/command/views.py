@@ -72,7 +72,7 @@ def touched_sites(d: Directive, event: Event) -> list[str]:
     """The recipient sites an event changed."""
     if event.kind == "issued":
         return list(d.recipients)
-    if event.kind == "delivered":
+    if event.kind in ("delivered", "reminded"):
         sites = event.data.get("sites")
         return [s for s in sites if isinstance(s, str) and s in d.recipients] if isinstance(sites, list) else []
     site = event.text("site")
@@ -94,6 +94,8 @@ def directive_concerns(d: Directive, event: Event, viewer: Viewer, parent_of: di
             sites = delivered if delivered is not None else frozenset(touched_sites(d, event))
             if viewer.site in sites:
                 return [viewer.site]
+        elif event.kind == "reminded":
+            return [viewer.site] if viewer.site in touched_sites(d, event) else None
         elif event.text("site") == viewer.site:
             return [viewer.site]
     if event.kind == "overdue":

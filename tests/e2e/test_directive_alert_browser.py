@@ -101,3 +101,26 @@ def test_overdue_sites_reach_the_issuer_as_one_group_per_directive_that_can_be_a
     console.wait_for_function("() => document.body.dataset.alerts === 'live'", timeout=10_000)
     console.wait_for_function("() => window.__siteAlerts.escalations.size === 1", timeout=10_000)
     assert console.is_hidden("#escalations")
+
+
+def test_a_reminder_presses_a_site_that_read_but_did_not_acknowledge(server: Server, open_page: Callable[..., Any]) -> None:
+    mayor = server.device_token("mayor-remind", "office", grants=("issue", "subscribe"), name="市长 Mayor")
+    console = open_page(f"{server.base_url}/command?token={mayor}", **DESKTOP)
+    console.wait_for_selector("#live[data-state=live]")
+    site = open_page(server.room_url(server.device_token("songhe-desk", "songhe"), page="field"), **PHONE)
+    site.wait_for_function("() => window.__room && window.__room.state === 'connected'", timeout=20_000)
+    directive = _issue(console, cls="mandatory", title="报告水位 Report the water level", sites=["songhe"])
+    site.wait_for_selector("#directive-modal:not([hidden])", timeout=10_000)
+    site.click("#da-read")  # read, to acknowledge later
+    site.wait_for_selector("#directive-modal", state="hidden", timeout=10_000)
+    assert site.is_hidden("#directive-banner")
+    console.click(f".cmd-item[data-id='{directive}']")
+    console.click("#d-remind")
+    site.wait_for_selector(f"#directive-banner .da-banner-row[data-id='{directive}'][data-reminded=true]", timeout=10_000)
+    assert "催办" in site.inner_text("#directive-banner")
+    assert layout_problems(site, ["#directive-banner .da-banner-row"]) == []
+    shoot(site, "directive-reminder-phone-390")
+    site.click(f"#directive-banner .da-banner-row[data-id='{directive}'] button[data-act=ack]")
+    site.wait_for_selector("#directive-banner", state="hidden", timeout=10_000)
+    console.wait_for_function("(id) => window.__command.directives.get(id).recipients.songhe.stage === 'acknowledged'",
+                              arg=directive, timeout=10_000)

@@ -149,6 +149,14 @@ export function startConsole() {
     });
   }
   document.getElementById("d-dialog-cancel").addEventListener("click", () => dialog.close());
+  // 催办: press every recipient that still owes a step; they are told again on every page of their site
+  document.getElementById("d-remind").addEventListener("click", async () => {
+    const d = directives.get(selected); if (!d) return;
+    try {
+      await socket.request({ type: "directive_remind", directive_id: d.info.id });
+      uiToast("已催办 Reminder sent", "info");
+    } catch (ex) { toast(`催办失败 Not sent: ${ex.message}`); }
+  });
   document.getElementById("d-dialog-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const reason = document.getElementById("d-dialog-reason").value.trim();

@@ -61,6 +61,7 @@ export class DirectiveAlerts {
     this.site = site; this.names = names; this.request = request; this.openInbox = openInbox;
     this.qs = token ? `?token=${encodeURIComponent(token)}` : "";
     this.reports = new Map();       // report event id -> {incident, report}: news from sites below
+    this.reminders = new Set();     // directives the issuer pressed (催办) that this site has not acknowledged
     this.mine = new Map();          // directive id -> {info, me}
     this.escalations = new Map();   // directive id -> {title, sites: Set}
     this.rung = new Set();          // guidance directives already rung for
@@ -140,6 +141,10 @@ export class DirectiveAlerts {
     const me = msg.recipients && msg.recipients[this.site];
     if (me) this.mine.set(info.id, { info, me });
     else if (this.mine.has(info.id)) this.mine.get(info.id).info = info;
+    if (msg.event.kind === "reminded" && me && !me.acknowledged_at && Date.now() / 1000 - msg.event.at < REPORT_NEWS_S) {
+      if (!this.reminders.has(info.id)) this.alarm.once([[0, 988], [0.25, 988]]);
+      this.reminders.add(info.id);
+    }
     if (msg.event.kind === "overdue" && msg.event.site && msg.event.site !== this.site) {
       const group = this.escalations.get(info.id) || { title: info.title, sites: new Set() };
       group.title = info.title;
@@ -213,13 +218,17 @@ export class DirectiveAlerts {
   }
 
   _renderBanner() {
-    const waiting = this._pending("guidance");
+    // a guidance directive not yet read, and any directive the issuer pressed (催办) not yet acknowledged
+    const pressed = [...this.reminders].map((id) => this.mine.get(id))
+      .filter((d) => d && d.info.status === "active" && !d.me.acknowledged_at && d.info.cls !== "reference");
+    const waiting = this._pending("guidance").filter((d) => !pressed.includes(d)).concat(pressed);
     for (const d of waiting) {
       if (!this.rung.has(d.info.id)) { this.rung.add(d.info.id); this.alarm.once([[0, 880]]); }
     }
     this.banner.hidden = waiting.length === 0;
-    this.banner.innerHTML = waiting.map((d) => `<div class="da-banner-row" data-id="${esc(d.info.id)}">
-      <span class="cmd-tag" data-cls="guidance">指导性 Guidance</span>
+    this.banner.innerHTML = waiting.map((d) => `<div class="da-banner-row" data-id="${esc(d.info.id)}" data-reminded="${this.reminders.has(d.info.id)}">
+      ${this.reminders.has(d.info.id) ? '<span class="da-pill">催办 Reminder</span>' : ""}
+      <span class="cmd-tag" data-cls="${d.info.cls}">${d.info.cls === "mandatory" ? "指令性 Mandatory" : "指导性 Guidance"}</span>
       <b class="da-banner-title">${esc(d.info.title)}</b>
       <span class="da-banner-actions">
         ${this.openInbox ? '<button type="button" class="btn btn-secondary" data-act="open">查看 View</button>' : ""}
