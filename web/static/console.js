@@ -4,7 +4,6 @@ import { markOnline, watchPresence } from "./presence.js";
 import { CommandSocket } from "./session.js";
 import { esc, fmtTime, pageData, toast as uiToast } from "./ui.js";
 
-export { fmtTime };
 const STAGES = ["sent", "delivered", "read", "acknowledged", "feedback", "done"];
 
 

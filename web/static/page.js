@@ -6,8 +6,6 @@ import { RoomView } from "./room-view.js";
 
 import { pageData } from "./ui.js";
 
-export { pageData };
-
 function bindToggle(button, client, kind) {
   if (!button) return;
   const paint = () => {

@@ -5,7 +5,7 @@
 // whole page. A wall replaced by another session of its identity stays stopped until told here.
 
 import { initControl } from "./control.js";
-import { pageData } from "./page.js";
+import { pageData } from "./ui.js";
 import { RoomClient } from "./room-client.js";
 import { RoomView } from "./room-view.js";
 import { paintStatus, startStatusBar } from "./wall-status.js";
