@@ -33,7 +33,7 @@ def _check_strip(page: Any, min_font_px: float) -> None:
     page.wait_for_function(f"() => document.querySelectorAll({STRIP!r}).length === {len(SITES) - 1}", timeout=10_000)
     assert layout_problems(page, [TILES, ".controls"]) == []
     assert unreachable(page, STRIP) == []
-    assert layout_problems(page, [f"{STRIP} .tile-label .zh"], min_font_px=min_font_px) == []
+    assert layout_problems(page, [f"{STRIP} .tile-label > .zh"], min_font_px=min_font_px) == []
 
 
 def test_a_spotlight_beside_nine_sites_at_1920_keeps_every_tile_visible_and_clickable(

@@ -58,7 +58,7 @@ def test_the_wall_is_ready_for_a_command_centre(server: Server, six_sites: Synth
     assert wall.get_attribute("#ws-link", "data-state") == "connected"
     status = ["#wall-status .ws-title", "#ws-online", "#ws-rec", "#ws-link", "#ws-clock"]
     assert layout_problems(wall, status + [".wall > .tile:not([hidden])"], min_font_px=36) == []
-    assert layout_problems(wall, [".wall > .tile:not([hidden]) .tile-label .zh"], min_font_px=56) == []
+    assert layout_problems(wall, [".wall > .tile:not([hidden]) .tile-label > .zh"], min_font_px=56) == []
     shoot(wall, "wall-grid-3840")
 
     # the chair picks 3x3 and drags Linjiang from the roster onto the first cell, an absent site onto the second
@@ -71,7 +71,7 @@ def test_the_wall_is_ready_for_a_command_centre(server: Server, six_sites: Synth
     wall.wait_for_function(f"() => {{ const s = ({SHOWN})(); return s[0] === 'syn-linjiang' && s[1] === 'vacant:jiangkou'; }}", timeout=10_000)
     assert "离线" in wall.inner_text(".tile-vacant[data-site=jiangkou]")
     assert layout_problems(wall, status + [".wall > .tile:not([hidden])"]) == []
-    assert layout_problems(wall, [".wall > .tile:not([hidden]) .tile-label .zh"], min_font_px=48) == []
+    assert layout_problems(wall, [".wall > .tile:not([hidden]) .tile-label > .zh"], min_font_px=48) == []
     shoot(wall, "wall-3x3-cells-3840")
     shoot(chair, "wall-chair-cells-1920")
 
