@@ -172,7 +172,8 @@ async def _room_context(request: web.Request) -> dict[str, Any]:
     me = _me(identity)
     sites = _sites(services)
     ice = browser_ice_servers(request.app, identity.identity)  # TURN with this identity's credentials
-    page_data = {"room": room, "me": me, "token": token, "ice_servers": ice, "sites": sites}
+    groups = [{"id": g.id, "name_zh": g.name_zh, "name_en": g.name_en, "sites": list(g.sites)} for g in services.config.groups]
+    page_data = {"room": room, "me": me, "token": token, "ice_servers": ice, "sites": sites, "groups": groups}
     return {"room": room, "me": me, "token": token, "ice_servers": ice, "sites": sites, "page_data": page_data}
 
 

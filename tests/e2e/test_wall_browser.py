@@ -75,13 +75,18 @@ def test_the_wall_is_ready_for_a_command_centre(server: Server, six_sites: Synth
     shoot(wall, "wall-3x3-cells-3840")
     shoot(chair, "wall-chair-cells-1920")
 
-    # 2x2 with Linjiang fixed: the three free cells turn through the others (轮巡)
-    chair.evaluate("() => window.__control.send({type: 'set_layout', layout: '2x2', cells: ['linjiang'], rotate_every: 2})")
+    # 2x2 with Linjiang fixed: the three free cells turn through the counties (轮巡 through a saved group)
+    chair.evaluate("() => window.__control.send({type: 'set_layout', layout: '2x2', cells: ['linjiang'], rotate_every: 2, rotate_group: 'counties'})")
     wall.wait_for_function(f"() => {{ const s = ({SHOWN})(); return s.length === 4 && s[0] === 'syn-linjiang'; }}", timeout=10_000)
     first = wall.evaluate(SHOWN)
     wall.wait_for_function(f"(before) => {{ const s = ({SHOWN})(); return s[0] === 'syn-linjiang' && s.slice(1).join() !== before.slice(1).join(); }}",
                            arg=first, timeout=10_000)
-    assert "轮巡" in wall.inner_text("#ws-mode")
+    assert "轮巡" in wall.inner_text("#ws-mode") and "十一个区县" in wall.inner_text("#ws-mode")
+    # the mayor's office is not a county: it never takes a turn
+    for _ in range(3):
+        before = wall.evaluate(SHOWN)
+        assert "wall-mayor" not in before
+        wall.wait_for_function(f"(b) => ({SHOWN})().join() !== b.join()", arg=before, timeout=10_000)
     shoot(wall, "wall-2x2-rotating-3840")
 
     # a roll-call: the wall shows the site being called, large, whatever its layout

@@ -96,7 +96,7 @@ export class RoomControlUI {
         // the chair's own screen shows the layout it gives the walls (a participant keeps its own grid)
         if (!this.wall) this.view.followRoomLayout = this.moderating;
         this.view.setRoomView({ spotlight: msg.spotlight, layout: msg.layout, followSpeaker: msg.follow_speaker, speaker: msg.active_speaker,
-          cells: msg.cells || [], rotateEvery: msg.rotate_every || 0 });
+          cells: msg.cells || [], rotateEvery: msg.rotate_every || 0, rotateGroup: msg.rotate_group || "" });
         this.paint();
         break;
       case "active_speaker":
@@ -422,6 +422,13 @@ export class RoomControlUI {
     for (const sec of [0, 10, 20, 30, 60, 120]) every.append(new Option(sec ? `${sec} 秒 s` : "不轮巡 Off", String(sec), false, sec === s.rotate_every));
     every.addEventListener("change", () => this.send({ type: "set_layout", layout: s.layout, rotate_every: Number(every.value) }));
     rotate.append(every);
+    const through = document.createElement("select");
+    through.id = "rotate-group";
+    through.setAttribute("aria-label", "轮巡范围 Rotate through");
+    through.append(new Option("全部单位 Every site", "", false, !s.rotate_group));
+    for (const g of pageData().groups || []) through.append(new Option(`${g.name_zh} ${g.name_en}`, g.id, false, g.id === s.rotate_group));
+    through.addEventListener("change", () => this.send({ type: "set_layout", layout: s.layout, rotate_group: through.value }));
+    rotate.append(through);
     box.append(rotate);
     return box;
   }

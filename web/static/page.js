@@ -40,6 +40,7 @@ export function startPage(opts = {}) {
   const view = new RoomView(client, {
     wall: document.getElementById("wall"),
     sites: data.sites || {},
+    groups: data.groups || [],
     localTile: !!opts.localTile,
     mirrorLocal: opts.mirrorLocal,
     localVideo: opts.localVideo || null,

@@ -241,7 +241,8 @@ export class RoomView {
     this.localTile = null;
     this.spotlit = null;         // the tile on the main screen now (computed in render)
     this.pinned = null;          // this screen's own choice, over the room's
-    this.roomView = { spotlight: null, layout: null, followSpeaker: false, speaker: null, cells: [], rotateEvery: 0 };
+    this.roomView = { spotlight: null, layout: null, followSpeaker: false, speaker: null, cells: [], rotateEvery: 0, rotateGroup: "" };
+    this.groups = opts.groups || [];   // saved site groups, for turning through one
     this.rollcallSpot = null;    // the site being called in a roll-call, while it is
     this.followRollcall = !!opts.followRollcall;       // walls show the site called large
     this._turn = 0;              // how many times the free cells of a fixed layout have turned
@@ -530,6 +531,9 @@ export class RoomView {
       tile.root.classList.toggle("spotlit", tile.identity === this.spotlit);
       tile.root.classList.toggle("speaking", tile.identity === this.roomView.speaker);
       tile.root.hidden = cap > 0 && i >= cap;
+      const cell = cap > 0 && this._cellOf ? this._cellOf.get(tile) : undefined;
+      const n = Math.sqrt(cap);
+      tile.root.style.gridArea = cell === undefined ? "" : `${Math.floor(cell / n) + 1} / ${(cell % n) + 1}`;
       if (!tile.vacant) for (const decorate of this.decorators) decorate(tile, tile.identity);
       if (tile.root.parentNode !== this.wall) this.wall.append(tile.root);
     });
@@ -616,8 +620,12 @@ export class RoomView {
       const tile = tiles.find((t) => !used.has(t) && siteOf(t) === site);
       if (tile) { used.add(tile); slots[i] = tile; } else slots[i] = this._vacantTile(site);
     });
-    const rest = tiles.filter((t) => !used.has(t));
+    let rest = tiles.filter((t) => !used.has(t));
     const free = slots.filter((x) => x === null).length;
+    // turning through a saved group: its sites fill the free cells, the others wait off the wall
+    const group = this.roomView.rotateEvery > 0 && this.roomView.rotateGroup
+      ? (this.groups.find((g) => g.id === this.roomView.rotateGroup) || { sites: null }).sites : null;
+    if (group) rest = rest.filter((t) => group.includes(siteOf(t)));
     let turned = rest;
     if (this.roomView.rotateEvery > 0 && rest.length > free && free > 0) {
       const start = (this._turn * free) % rest.length;
@@ -625,8 +633,11 @@ export class RoomView {
     }
     let k = 0;
     for (let i = 0; i < cap; i += 1) if (slots[i] === null && k < turned.length) slots[i] = turned[k++];
+    // each shown tile keeps its cell (a placed site stays where the chair put it, gaps and all)
+    this._cellOf = new Map(slots.map((t, i) => [t, i]).filter(([t]) => t));
     const shown = slots.filter(Boolean);
-    return shown.concat(turned.slice(k));
+    // every other tile after them (hidden beyond the cells), those off the group's turn included
+    return shown.concat(tiles.filter((t) => !shown.includes(t)));
   }
 
   /** The placeholder of a placed site that is not here: its name and "offline", in its cell. */

@@ -35,7 +35,8 @@ export function paintStatus(rollcall) {
     setBilingual(mode, `正在点名：${site ? site.name_zh : state.calling}`, "Roll-call");
     mode.dataset.kind = "rollcall";
   } else if (state.view.roomView.rotateEvery > 0) {
-    setBilingual(mode, `轮巡 每 ${state.view.roomView.rotateEvery} 秒`, "Rotating");
+    const group = (state.groups || []).find((g) => g.id === state.view.roomView.rotateGroup);
+    setBilingual(mode, `轮巡${group ? `：${group.name_zh}` : ""} 每 ${state.view.roomView.rotateEvery} 秒`, "Rotating");
     mode.dataset.kind = "rotate";
   }
   mode.hidden = !state.calling && !(state.view.roomView.rotateEvery > 0);
@@ -43,7 +44,7 @@ export function paintStatus(rollcall) {
 
 /** Keep the status bar current. */
 export function startStatusBar(client, view, data) {
-  state = { client, view, expected: ((data.room || {}).sites) || [], sites: data.sites || {}, calling: null };
+  state = { client, view, expected: ((data.room || {}).sites) || [], sites: data.sites || {}, groups: data.groups || [], calling: null };
   tick();
   setInterval(tick, 1000);
   client.addEventListener("participants", paintOnline);

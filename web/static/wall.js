@@ -26,7 +26,7 @@ const client = new RoomClient({
 });
 const wall = document.getElementById("wall");
 const view = new RoomView(client, { wall, sites: data.sites || {}, spotlight: false, followRoomLayout: true, onlyVideo: true,
-  followRollcall: true });
+  followRollcall: true, groups: data.groups || [] });
 window.__room = client;
 window.__view = view;
 const control = initControl(client, view, { wall: true });

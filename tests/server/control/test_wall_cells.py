@@ -21,12 +21,12 @@ async def _state(member: Member, predicate: object) -> ControlState:
 async def test_cells_and_rotation_reach_every_wall_and_stay_when_only_the_layout_changes(join: Join) -> None:
     mayor = await join("mayor-cells", site="office", grants=CHAIR_GRANTS)
     wall = await join("wall-cells", site="command_centre", grants=("subscribe",))
-    await mayor.request(SetLayout(layout="3x3", cells=["linjiang", "", "jiangkou"], rotate_every=20))
+    await mayor.request(SetLayout(layout="3x3", cells=["linjiang", "", "jiangkou"], rotate_every=20, rotate_group="counties"))
     s = await _state(wall, lambda s: s.layout == "3x3")
-    assert s.cells == ["linjiang", "", "jiangkou"] and s.rotate_every == 20
+    assert s.cells == ["linjiang", "", "jiangkou"] and s.rotate_every == 20 and s.rotate_group == "counties"
     await mayor.request(SetLayout(layout="2x2"))
     s = await _state(wall, lambda s: s.layout == "2x2")
-    assert s.cells == ["linjiang", "", "jiangkou"] and s.rotate_every == 20
+    assert s.cells == ["linjiang", "", "jiangkou"] and s.rotate_every == 20 and s.rotate_group == "counties"
 
 
 @pytest.mark.parametrize(("fields", "code"), [
@@ -34,6 +34,7 @@ async def test_cells_and_rotation_reach_every_wall_and_stay_when_only_the_layout
     ({"cells": ["x" * 65]}, "invalid_cells"),
     ({"rotate_every": -1}, "invalid_rotation"),
     ({"rotate_every": 3601}, "invalid_rotation"),
+    ({"rotate_group": "g" * 65}, "invalid_rotation"),
 ])
 async def test_bad_cells_or_rotation_are_refused_with_a_code_and_change_nothing(join: Join, fields: dict[str, object], code: str) -> None:
     mayor = await join("mayor-bad-cells", site="office", grants=CHAIR_GRANTS)
