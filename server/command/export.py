@@ -35,7 +35,8 @@ def csv_rows(d: Directive, sites: list[str], names: dict[str, str], fmt: Callabl
         r = d.recipients[site]
         feedback = " | ".join(f"{fmt(f.at)} {f.text}{' [photo ' + f.photo + ']' if f.photo else ''}{' (done)' if f.final else ''}"
                               for f in r.feedback)
-        rows.append([d.id, d.cls, d.title, d.issuer, who(d.issuer, people or {}), fmt(d.issued_at), fmt(d.ack_by), fmt(d.feedback_by), d.status,
+        issuer = who(d.issuer, d.issuer_site, people=people or {}, sites=names)
+        rows.append([d.id, d.cls, d.title, d.issuer, issuer, fmt(d.issued_at), fmt(d.ack_by), fmt(d.feedback_by), d.status,
                      site, names.get(site, site), r.stage, fmt(r.delivered_at), fmt(r.read_at),
                      fmt(r.acknowledged_at), fmt(r.done_at), ",".join(r.overdue), feedback])
     return rows

@@ -61,7 +61,8 @@ def _common(request: web.Request, identity: Identity) -> dict[str, Any]:
     return {
         "me": _me(identity), "sites": _sites(services), "fmt": time_formatter(services.config.city.timezone),
         "class_names": CLASS_NAMES, "stage_names": STAGE_NAMES, "event_names": EVENT_NAMES,
-        "incident_types": INCIDENT_TYPES, "who": partial(who, people=people_names(services)),
+        "incident_types": INCIDENT_TYPES,
+        "who": partial(who, people=people_names(services), sites={s.id: s.name_zh for s in services.config.sites}),
     }
 
 
@@ -70,13 +71,15 @@ def people_names(services: Services) -> dict[str, str]:
     return {u.username: u.display_name for u in services.config.users}
 
 
-def who(actor: str | None, people: dict[str, str]) -> str:
-    """An event's actor as a person reads it: a user's name, a device's name, or the system."""
-    if not actor:
+def who(actor: str | None, site: str | None = None, *, people: dict[str, str], sites: dict[str, str] | None = None) -> str:
+    """An event's actor as a person reads it: a user's name; a device by its site (its id is nobody's
+    name); the server itself as the system."""
+    if not actor or actor == "system":
         return "系统 System"
     if actor in people:
         return people[actor]
-    return f"设备 {actor.removeprefix('device:')}" if actor.startswith("device:") else actor
+    place = (sites or {}).get(site or "", "")
+    return f"{place} 设备终端 Device".strip()
 
 
 def _tree(request: web.Request) -> list[dict[str, Any]]:

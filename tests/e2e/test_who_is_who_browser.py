@@ -43,6 +43,7 @@ def test_the_timeline_and_the_csv_name_people_not_ids(server: Server, open_page:
                              {"type": "directive_issue", "cls": "guidance", "title": "核查堤防 Check the levees", "sites": ["songhe"]})
     directive = reply["directive_id"]
     console.goto(f"{server.base_url}/command/directives/{directive}")
+    assert "by mayor" not in console.inner_text("main")  # the issuer by name, not by user id
     timeline = console.inner_text("ol.cmd-timeline")
     assert "市长" in timeline and "mayor ·" not in timeline
     assert not re.search(r"#\d{6,}-\d+", timeline), timeline
