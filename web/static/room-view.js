@@ -3,6 +3,8 @@
 // site (or we) is reconnecting keeps its <video> and last picture under a "重连中 Reconnecting…"
 // overlay; a page replaced by another session of its identity shows "在此继续 Continue here".
 
+import { FIXED_LAYOUTS, gridFit, spotlightStrip } from "./layouts.js";
+import { Tile } from "./tile.js";
 import { el, setBilingual, toast } from "./ui.js";
 
 const STATS_INTERVAL_MS = 2_000;
@@ -65,162 +67,6 @@ function qualityText(q) {
 }
 
 /** Tiles a fixed wall layout shows at most. */
-const FIXED_LAYOUTS = { "2x2": 4, "3x3": 9, "4x4": 16 };
-const STRIP_SHARE = 0.32;   // of a landscape wall's width, at most, for the spotlight strip
-const STRIP_TILE_SHARE = 0.2;
-
-/**
- * Where the spotlight strip goes and how large its tiles are so that all `n` fit at 16:9 in a
- * W x H wall: beside the main tile on a landscape screen, below it on a portrait one, in as many
- * columns as make the tiles largest. Returns {side, vars} (CSS custom properties for the grid).
- */
-export function spotlightStrip(n, W, H, gap) {
-  if (n === 0) return { side: "none", vars: {} };
-  let best = { cols: 1, w: 0 };
-  if (W >= H) {
-    for (let cols = 1; cols <= 4; cols += 1) {
-      const rows = Math.ceil(n / cols);
-      const byHeight = ((H - (rows - 1) * gap) / rows) * 16 / 9;
-      const byWidth = Math.min(W * STRIP_TILE_SHARE, (W * STRIP_SHARE - cols * gap) / cols);
-      const w = Math.min(byHeight, byWidth);
-      if (w > best.w) best = { cols, w };
-    }
-    const rows = Math.ceil(n / best.cols);
-    const h = (best.w * 9) / 16;
-    return { side: "right", vars: {
-      "--strip-cols": String(best.cols), "--strip-rows": String(rows),
-      "--strip-w": `${Math.floor(best.w)}px`, "--strip-h": `${Math.floor(h)}px`,
-    } };
-  }
-  const mainH = Math.min((W * 9) / 16, H / 2);
-  const rest = H - mainH - gap;
-  for (let cols = 1; cols <= 4; cols += 1) {
-    const rows = Math.ceil(n / cols);
-    const byWidth = (W - (cols - 1) * gap) / cols;
-    const byHeight = ((rest - (rows - 1) * gap) / rows) * 16 / 9;
-    const w = Math.min(byWidth, byHeight);
-    if (w > best.w) best = { cols, w };
-  }
-  return { side: "below", vars: {
-    "--strip-cols": String(best.cols), "--strip-rows": String(Math.ceil(n / best.cols)),
-    "--strip-w": `${Math.floor(best.w)}px`, "--strip-h": `${Math.floor((best.w * 9) / 16)}px`,
-    "--main-h": `${Math.floor(mainH)}px`,
-  } };
-}
-
-class Tile {
-  constructor(identity, { local = false, mirror = false } = {}) {
-    this.identity = identity;
-    this.local = local;
-    this.root = el("div", "tile");
-    this.root.dataset.identity = identity;
-    this.root.tabIndex = 0;
-    this.root.setAttribute("role", "button");
-    this.video = document.createElement("video");
-    this.video.autoplay = true;
-    this.video.playsInline = true;
-    this.video.muted = true; // sound goes through the participant's <audio>, so video always autoplays
-    if (mirror) this.video.classList.add("mirror");
-    // the last picture, drawn over the <video> while it has none (an ended track shows black)
-    this.frozen = document.createElement("canvas");
-    this.frozen.className = "tile-frozen";
-    this.frozen.hidden = true;
-    this.frozenAt = 0;
-    this.placeholder = el("div", "tile-placeholder", "无视频", "No video");
-    this.label = el("div", "tile-label");
-    this.badge = el("div", "tile-badge");
-    this.quality = el("div", "tile-quality");
-    this.qualityBars = el("span", "bars");
-    for (let i = 0; i < 3; i += 1) this.qualityBars.append(el("i"));
-    this.qualityText = el("span", "qtext");
-    this.quality.append(this.qualityBars, this.qualityText);
-    this.micOff = el("div", "tile-micoff", "静音", "Muted");
-    this.micOff.hidden = true;
-    this.overlay = el("div", "tile-reconnecting");
-    this.overlay.setAttribute("role", "status");
-    const chip = el("span", "tile-reconnecting-chip");
-    chip.append(el("span", "spinner"), el("span", "tile-reconnecting-text", "重连中", "Reconnecting…"));
-    this.overlay.append(chip);
-    this.overlay.hidden = true;
-    const top = el("div", "tile-top");
-    top.append(this.badge, this.quality);
-    this.root.append(this.video, this.frozen, this.placeholder, this.overlay, top, this.micOff, this.label);
-    this.audio = null;
-    this.stats = null;      // previous raw counters, for deltas
-    this.q = null;          // last computed quality
-    this.videoTrack = null;
-  }
-
-  setLabel(zh, en, extra) {
-    setBilingual(this.label, zh, en);
-    if (extra) {
-      const me = el("span", "tile-you", extra.zh, extra.en);
-      this.label.prepend(me);
-    }
-  }
-
-  setBadge(kind, zh, en) {
-    this.badge.dataset.kind = kind;
-    setBilingual(this.badge, zh, en);
-  }
-
-  setVideoTrack(track) {
-    if (track === this.videoTrack) return;
-    if (this.videoTrack) this.freeze();  // no black gap until the new track's first frame
-    this.videoTrack = track;
-    this.stats = null;
-    this.video.srcObject = track ? new MediaStream([track]) : null;
-    if (!track) return;
-    this.video.play().catch(() => { /* muted video: only fails when detached */ });
-    const thaw = () => { if (this.videoTrack === track) this.thaw(); };
-    this.video.addEventListener("loadeddata", thaw, { once: true });
-    if (typeof this.video.requestVideoFrameCallback === "function") this.video.requestVideoFrameCallback(thaw);
-  }
-
-  /** Keep the picture on screen now (if there is a live one) until thaw(). */
-  freeze() {
-    const v = this.video;
-    if (this.isFrozen || !this.videoTrack || this.videoTrack.readyState !== "live" || !v.videoWidth || v.hidden) return;
-    this.frozen.width = v.videoWidth;
-    this.frozen.height = v.videoHeight;
-    try {
-      this.frozen.getContext("2d").drawImage(v, 0, 0);
-    } catch {
-      return;
-    }
-    this.frozen.classList.toggle("mirror", v.classList.contains("mirror"));
-    this.frozen.hidden = false;
-    this.frozenAt = performance.now();
-  }
-
-  thaw() {
-    this.frozen.hidden = true;
-  }
-
-  get isFrozen() {
-    return !this.frozen.hidden;
-  }
-
-  setAudioTracks(tracks, onBlocked) {
-    const current = this.audio && this.audio.srcObject ? this.audio.srcObject.getAudioTracks() : [];
-    const same = current.length === tracks.length && current.every((t) => tracks.includes(t));
-    if (same) return;
-    if (!tracks.length) {
-      if (this.audio) { this.audio.srcObject = null; this.audio.remove(); this.audio = null; }
-      return;
-    }
-    if (!this.audio) {
-      this.audio = document.createElement("audio");
-      this.audio.autoplay = true;
-      this.audio.hidden = true;
-      this.audio.dataset.identity = this.identity;
-      this.root.append(this.audio);
-    }
-    this.audio.srcObject = new MediaStream(tracks);
-    this.audio.play().catch((err) => { if (err && err.name === "NotAllowedError") onBlocked(); });
-  }
-}
-
 export class RoomView {
   /**
    * @param {RoomClient} client
@@ -666,15 +512,9 @@ export class RoomView {
     if (wall.dataset.layout === "spotlight") { this._layoutSpotlight(); return; }
     if (wall.dataset.layout !== "grid") return;
     const n = wall.querySelectorAll(":scope > .tile:not([hidden])").length || 1;
-    const W = wall.clientWidth; const H = wall.clientHeight;
-    let best = { cols: 1, size: 0 };
-    for (let cols = 1; cols <= n; cols += 1) {
-      const rows = Math.ceil(n / cols);
-      const w = Math.min(W / cols, ((H / rows) * 16) / 9);
-      if (w > best.size) best = { cols, size: w };
-    }
-    wall.style.setProperty("--cols", String(best.cols));
-    wall.style.setProperty("--rows", String(Math.ceil(n / best.cols)));
+    const fit = gridFit(n, wall.clientWidth, wall.clientHeight);
+    wall.style.setProperty("--cols", String(fit.cols));
+    wall.style.setProperty("--rows", String(fit.rows));
   }
 
   /** Spotlight: the main tile and a strip beside it (below it on a portrait screen) that fits every other tile. */
