@@ -42,7 +42,7 @@ def make_templates() -> jinja2.Environment:
 def _render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     services = request.app[SERVICES]
     city = services.config.city
-    context.setdefault("city", {"name_zh": city.name_zh, "name_en": city.name_en})
+    context.setdefault("city", {"name_zh": city.name_zh, "name_en": city.name_en, "timezone": city.timezone})
     html = request.app[TEMPLATES].get_template(name).render(**context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
@@ -173,7 +173,8 @@ async def _room_context(request: web.Request) -> dict[str, Any]:
     sites = _sites(services)
     ice = browser_ice_servers(request.app, identity.identity)  # TURN with this identity's credentials
     groups = [{"id": g.id, "name_zh": g.name_zh, "name_en": g.name_en, "sites": list(g.sites)} for g in services.config.groups]
-    page_data = {"room": room, "me": me, "token": token, "ice_servers": ice, "sites": sites, "groups": groups}
+    page_data = {"room": room, "me": me, "token": token, "ice_servers": ice, "sites": sites, "groups": groups,
+                 "tz": services.config.city.timezone}
     return {"room": room, "me": me, "token": token, "ice_servers": ice, "sites": sites, "page_data": page_data}
 
 

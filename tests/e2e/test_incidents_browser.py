@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import io
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,9 @@ def test_a_phone_files_an_incident_the_city_is_alerted_and_reads_it_with_photos(
     phone.click("#report button[type=submit]")
     phone.wait_for_selector("#report-done:not([hidden])", timeout=10_000)
     assert "已报送" in phone.inner_text("#report-done")
+    # in the city's time, as every page of the server writes it (not the phone's own zone)
+    city_now = datetime.datetime.now(zoneinfo.ZoneInfo("Asia/Shanghai"))
+    assert city_now.strftime("%m-%d %H:") in phone.inner_text("#report-done")
     assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390
     shoot(phone, "incident-filed-phone-390")
 

@@ -30,12 +30,27 @@ export function el(tag, className, zh, en) {
   return node;
 }
 
-/** A Unix time as MM-DD HH:MM:SS in the browser's time zone ("—" for none). */
+let clock = null;
+
+/** How this page writes times: in the city's time zone (page data `tz`), as the server's pages do. */
+function formatter() {
+  if (clock) return clock;
+  const alerts = document.getElementById("alert-data");
+  const tz = pageData().tz || (alerts ? JSON.parse(alerts.textContent).tz : null);
+  const options = { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
+  try {
+    clock = new Intl.DateTimeFormat("en-CA", tz ? { ...options, timeZone: tz } : options);
+  } catch {
+    clock = new Intl.DateTimeFormat("en-CA", options);  // an unknown zone: the browser's own
+  }
+  return clock;
+}
+
+/** A Unix time as MM-DD HH:MM:SS in the city's time zone ("—" for none). */
 export function fmtTime(t) {
   if (t == null) return "—";
-  const d = new Date(t * 1000);
-  const p = (n) => String(n).padStart(2, "0");
-  return `${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const parts = Object.fromEntries(formatter().formatToParts(new Date(t * 1000)).map((x) => [x.type, x.value]));
+  return `${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
 }
 
 /** Show a short, non-blocking message at the bottom of the screen. */
