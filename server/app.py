@@ -17,7 +17,7 @@ from aiohttp import web
 from media.aiortc_hooks import check_hooks
 from media.router import RelayCounters
 from media.tasks import TaskGroup
-from server import http_media, metrics, pages, rollcall, web_security, whip
+from server import error_pages, http_media, metrics, pages, rollcall, web_security, whip
 from server import access, accountability, cascade_http, command, duty, rate_limits, search, stats
 from server.auth import PasswordVerifier, TokenService
 from server.config import Config
@@ -99,6 +99,7 @@ def create_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=max(services.config.server.max_sdp_bytes * 2, 1024 * 1024))
     app[SERVICES] = services
     web_security.install(app, services.config.server)  # origins, JSON bodies, CSP and headers, device links
+    error_pages.install(app)  # a browser's refused page: bilingual, styled, what to do next
     pages.add_routes(app)
     metrics.add_routes(app, services)
     whip.add_routes(app)

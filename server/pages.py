@@ -16,6 +16,7 @@ from server.auth import AuthError, Identity, PasswordsBusy
 from server.ice_servers import browser_ice_servers
 from server.login_throttle import LoginThrottle
 from server.services import SERVICES, Services
+from server.site_presence import presence_api
 from server.store import RevocationRecord
 from server.web_auth import SESSION_COOKIE, cookie_identity, page_identity, set_session_cookie
 
@@ -41,7 +42,7 @@ def make_templates() -> jinja2.Environment:
 def _render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     services = request.app[SERVICES]
     city = services.config.city
-    context.setdefault("city", {"name_zh": city.name_zh, "name_en": city.name_en})
+    context.setdefault("city", {"name_zh": city.name_zh, "name_en": city.name_en, "timezone": city.timezone})
     html = request.app[TEMPLATES].get_template(name).render(**context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
@@ -52,8 +53,8 @@ def _me(identity: Identity) -> dict[str, Any]:
             "kind": identity.kind}
 
 
-def _sites(services: Services) -> dict[str, dict[str, str]]:
-    return {s.id: {"name_zh": s.name_zh, "name_en": s.name_en, "kind": s.kind} for s in services.config.sites}
+def _sites(services: Services) -> dict[str, dict[str, str | None]]:
+    return {s.id: {"name_zh": s.name_zh, "name_en": s.name_en, "kind": s.kind, "parent": s.parent} for s in services.config.sites}
 
 
 def safe_next(target: str | None) -> str:
@@ -140,6 +141,11 @@ async def index(request: web.Request) -> web.Response:
         for r in await services.store.list_rooms()
         if not identity.rooms or r.id in identity.rooms
     ]
+    # the rooms that expect this user's site first: that is where its people are called to
+    def expects_me(room: dict[str, str]) -> bool:
+        configured = services.config.room(room["id"])
+        return configured is not None and identity.site in configured.sites
+    rooms.sort(key=lambda room: not expects_me(room))
     return _render(request, "index.html", me=_me(identity), rooms=rooms, sites=_sites(services))
 
 
@@ -159,11 +165,16 @@ async def _room_context(request: web.Request) -> dict[str, Any]:
     record = await services.store.get_room(room_id)
     if record is None:
         raise web.HTTPNotFound(text=f"unknown_room: no room {room_id!r}\n")
-    room = {"id": record.id, "name_zh": record.name_zh, "name_en": record.name_en}
+    configured = services.config.room(room_id)
+    # the sites expected in the room, for its roster (every site when the configuration names none)
+    expected = list(configured.sites) if configured is not None and configured.sites else [s.id for s in services.config.sites]
+    room = {"id": record.id, "name_zh": record.name_zh, "name_en": record.name_en, "sites": expected}
     me = _me(identity)
     sites = _sites(services)
     ice = browser_ice_servers(request.app, identity.identity)  # TURN with this identity's credentials
-    page_data = {"room": room, "me": me, "token": token, "ice_servers": ice, "sites": sites}
+    groups = [{"id": g.id, "name_zh": g.name_zh, "name_en": g.name_en, "sites": list(g.sites)} for g in services.config.groups]
+    page_data = {"room": room, "me": me, "token": token, "ice_servers": ice, "sites": sites, "groups": groups,
+                 "tz": services.config.city.timezone}
     return {"room": room, "me": me, "token": token, "ice_servers": ice, "sites": sites, "page_data": page_data}
 
 
@@ -182,6 +193,11 @@ async def wall_page(request: web.Request) -> web.Response:
     return _render(request, "wall.html", **await _room_context(request))
 
 
+async def favicon(request: web.Request) -> web.Response:
+    """`GET /favicon.ico`: browsers ask for it by that name; the icon is the SVG under /static/."""
+    raise web.HTTPMovedPermanently("/static/favicon.svg")
+
+
 def add_routes(app: web.Application) -> None:
     """Register the page routes and the static files."""
     app[TEMPLATES] = make_templates()
@@ -193,4 +209,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/rooms/{room}", room_page)
     app.router.add_get("/field/{room}", field_page)
     app.router.add_get("/wall/{room}", wall_page)
+    app.router.add_get("/api/presence", presence_api)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_static("/static/", WEB_DIR / "static")

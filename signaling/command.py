@@ -202,6 +202,13 @@ class IncidentClose(Message, tag="incident_close", kw_only=True, frozen=True):
     incident_id: str
 
 
+class IncidentReopen(Message, tag="incident_reopen", kw_only=True, frozen=True):
+    """Open a closed incident again (its site or a level above), with a reason."""
+
+    incident_id: str
+    reason: str
+
+
 # --- server to client ----------------------------------------------------------------------------
 
 
@@ -241,4 +248,5 @@ COMMAND_CLIENT_MESSAGES = (
     DirectiveRemind,
     ReportFile,
     IncidentClose,
+    IncidentReopen,
 )

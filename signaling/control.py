@@ -114,10 +114,19 @@ class HandOverChair(Message, tag="hand_over_chair", kw_only=True, frozen=True):
 
 
 class SetLayout(Message, tag="set_layout", kw_only=True, frozen=True):
-    """The video wall's layout for the room, and whether walls follow the active speaker."""
+    """The video wall's layout for the room, and whether walls follow the active speaker.
+
+    `cells` places sites in a fixed layout's cells (site ids, "" for a free cell); `rotate_every`
+    turns the free cells through the other sites every so many seconds (0: no rotation), only those
+    of the saved group `rotate_group` when one is named ("" for every site). Omitted fields stay as
+    they are.
+    """
 
     layout: Layout = "grid"
     follow_speaker: bool | None = None
+    cells: list[str] | None = None
+    rotate_every: int | None = None
+    rotate_group: str | None = None
 
 
 class RoomHistory(Message, tag="room_history", kw_only=True, frozen=True):
@@ -144,6 +153,9 @@ class ControlState(Message, tag="control_state", kw_only=True, frozen=True):
     spotlight: str | None = None
     layout: Layout = "grid"
     follow_speaker: bool = False
+    cells: list[str] = []
+    rotate_every: int = 0
+    rotate_group: str = ""
     locked: bool = False
     active_speaker: str | None = None
     roles: dict[str, str] = {}

@@ -185,7 +185,9 @@ ClientMessage = (
     | _rollcall.RollCallSync
     | _command.CommandSubscribe | _command.DirectiveIssue | _command.DirectiveUpdate | _command.DirectiveCancel
     | _command.DirectiveRead | _command.DirectiveAcknowledge | _command.DirectiveFeedback | _command.ReportFile
-    | _command.IncidentClose | _command.DirectiveRemind
+    | _command.IncidentClose
+    | _command.IncidentReopen
+    | _command.DirectiveRemind
 )
 ServerMessage = (
     Welcome

@@ -270,9 +270,17 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+QUIET_LIBRARIES = ("aioice", "aiortc")
+
+
 def configure_logging(env: Mapping[str, str]) -> None:
-    """Log to stderr at $LOG_LEVEL (default INFO)."""
-    logging.basicConfig(level=env.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """Log to stderr at $LOG_LEVEL (default INFO); the synthetic sites' ICE and RTC chatter only at DEBUG,
+    so the printed URL stays on screen."""
+    level = env.get("LOG_LEVEL", "INFO")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if level.upper() != "DEBUG":
+        for name in QUIET_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -17,7 +17,7 @@ FONT = "Noto Sans CJK SC"  # Word falls back to a CJK font it has when this one 
 
 
 def review_docx(city: str, first: str, last: str, standings: Sequence[Standing], items: Sequence[Mapping[str, Any]],
-                names: Mapping[str, Mapping[str, str]], base_url: str) -> bytes:
+                names: Mapping[str, Mapping[str, str | None]], base_url: str) -> bytes:
     """The review as .docx bytes; `items` are the page's rows, `base_url` makes their evidence links whole."""
     document = Document()
     style = document.styles["Normal"]
@@ -35,7 +35,7 @@ def review_docx(city: str, first: str, last: str, standings: Sequence[Standing],
         cell.text = text
     for standing in standings:
         site = names.get(standing.site, {})
-        row = [str(standing.rank), site.get("name_zh", standing.site), *(str(standing.counts[k] or "") for k in KINDS),
+        row = [str(standing.rank), site.get("name_zh") or standing.site, *(str(standing.counts[k] or "") for k in KINDS),
                str(standing.total)]
         for cell, text in zip(table.add_row().cells, row):
             cell.text = text

@@ -49,7 +49,7 @@ def _presets(today: str) -> list[tuple[str, str, str]]:
             ("本月 This month", month, today), ("上月 Last month", last_month, shift_day(month, -1))]
 
 
-def _row(item: Item, service: AccountabilityService, names: dict[str, dict[str, str]]) -> dict[str, Any]:
+def _row(item: Item, service: AccountabilityService, names: dict[str, dict[str, str | None]]) -> dict[str, Any]:
     zh, en = KINDS[item.kind]
     site = names.get(item.site, {})
     return {"site": item.site, "name_zh": site.get("name_zh", item.site), "name_en": site.get("name_en", ""), "kind": item.kind,

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from server.command.domain import Directive
 from server.command.keys import COMMAND
-from server.command.pages import _identity_or_login, time_formatter, visible_directive
+from server.command.pages import _identity_or_login, people_names, time_formatter, visible_directive, who
 from server.command.views import directive_info, event_info, recipient_info
 from server.services import SERVICES
 from server.spreadsheet import csv_text
@@ -23,19 +23,21 @@ FIRST_YEAR: Final[int] = 2000
 YEARS_AHEAD: Final[int] = 1
 
 CSV_HEADER = [
-    "directive_id", "class", "title", "issuer", "issued_at", "ack_by", "feedback_by", "status",
+    "directive_id", "class", "title", "issuer", "issuer_name", "issued_at", "ack_by", "feedback_by", "status",
     "site", "site_name", "stage", "delivered_at", "read_at", "acknowledged_at", "done_at", "overdue", "feedback",
 ]
 
 
-def csv_rows(d: Directive, sites: list[str], names: dict[str, str], fmt: Callable[[float | None], str]) -> list[list[str]]:
-    """One row per recipient the caller may see."""
+def csv_rows(d: Directive, sites: list[str], names: dict[str, str], fmt: Callable[[float | None], str],
+             people: dict[str, str] | None = None) -> list[list[str]]:
+    """One row per recipient the caller may see; `people` names the issuer as a person reads it."""
     rows = []
     for site in sites:
         r = d.recipients[site]
         feedback = " | ".join(f"{fmt(f.at)} {f.text}{' [photo ' + f.photo + ']' if f.photo else ''}{' (done)' if f.final else ''}"
                               for f in r.feedback)
-        rows.append([d.id, d.cls, d.title, d.issuer, fmt(d.issued_at), fmt(d.ack_by), fmt(d.feedback_by), d.status,
+        issuer = who(d.issuer, d.issuer_site, people=people or {}, sites=names)
+        rows.append([d.id, d.cls, d.title, d.issuer, issuer, fmt(d.issued_at), fmt(d.ack_by), fmt(d.feedback_by), d.status,
                      site, names.get(site, site), r.stage, fmt(r.delivered_at), fmt(r.read_at),
                      fmt(r.acknowledged_at), fmt(r.done_at), ",".join(r.overdue), feedback])
     return rows
@@ -66,7 +68,8 @@ async def directive_csv(request: web.Request) -> web.Response:
     identity = _identity_or_login(request)
     d, sites = visible_directive(request, identity)
     fmt = time_formatter(request.app[SERVICES].config.city.timezone)
-    return _csv(csv_rows(d, sites, _names(request), fmt), f"directive-{d.id}.csv")
+    people = people_names(request.app[SERVICES])
+    return _csv(csv_rows(d, sites, _names(request), fmt, people), f"directive-{d.id}.csv")
 
 
 async def directive_json(request: web.Request) -> web.Response:
@@ -106,7 +109,8 @@ async def range_csv(request: web.Request) -> web.Response:
     """`GET /command/export.csv?from=&to=`: the caller's directives issued in that range."""
     fmt = time_formatter(request.app[SERVICES].config.city.timezone)
     names = _names(request)
-    rows = [row for d in _in_range(request) for row in csv_rows(d, list(d.recipients), names, fmt)]
+    people = people_names(request.app[SERVICES])
+    rows = [row for d in _in_range(request) for row in csv_rows(d, list(d.recipients), names, fmt, people)]
     return _csv(rows, f"directives-{request.query.get('from')}-{request.query.get('to', request.query.get('from'))}.csv")
 
 

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from server.command.domain import AlreadyDone, IllegalTransition, owes
+from server.command.domain import AlreadyDone, IllegalTransition, owes, pending
 from server.command.photo_owners import effective_owners
 from server.command.photos import PhotoStore
 from server.command.replay import Replays, Request
@@ -26,12 +26,14 @@ from signaling.command import (
     CommandSubscribe,
     DirectiveAcknowledge,
     DirectiveCancel,
+    DirectiveRemind,
     DirectiveFeedback,
     DirectiveIssue,
     DirectiveRead,
     DirectiveRemind,
     DirectiveUpdate,
     IncidentClose,
+    IncidentReopen,
     ReportFile,
 )
 from signaling.messages import ServerMessage
@@ -65,12 +67,14 @@ class CommandHandlers:
             DirectiveIssue: self.issue,
             DirectiveUpdate: self.update,
             DirectiveCancel: self.cancel,
+            DirectiveRemind: self.remind,
             DirectiveRead: self.read,
             DirectiveAcknowledge: self.acknowledge,
             DirectiveFeedback: self.feedback,
             DirectiveRemind: self.remind,
             ReportFile: self.file_report,
             IncidentClose: self.close_incident,
+            IncidentReopen: self.reopen_incident,
         })
 
     async def _record(self, caller: Caller, action: str, kind: str, data: Mapping[str, object]) -> str:
@@ -228,6 +232,14 @@ class CommandHandlers:
         event_id = await self._record(caller, "close", "incident_closed", {"incident_id": msg.incident_id, "site": caller.identity.site})
         return CommandOk(id=msg.id, event_id=event_id, incident_id=msg.incident_id)
 
+    async def reopen_incident(self, session: ClientSession, msg: IncidentReopen) -> CommandOk:
+        """`incident_reopen`: the filing site or a level above opens a closed incident again, saying why."""
+        caller = caller_of(session)
+        await self._checked_text(caller, "reopen", "reason", msg.reason, MAX_TITLE)
+        event_id = await self._record(caller, "reopen", "incident_reopened",
+                                      {"incident_id": msg.incident_id, "site": caller.identity.site, "reason": msg.reason})
+        return CommandOk(id=msg.id, event_id=event_id, incident_id=msg.incident_id)
+
     async def subscribe(self, session: Any, msg: CommandSubscribe) -> ServerMessage | None:
         """`command_subscribe`: live updates from now on, and everything after `after` that concerns us.
 
@@ -241,6 +253,7 @@ class CommandHandlers:
             except EventIdInvalid as exc:
                 raise await self.service.refuse(caller, "subscribe", "bad_event_id", str(exc)) from None
         listener = getattr(session, "listener", None) or self.service.listeners.session(session)
+        listener.reads = True
         ws = getattr(session, "ws", None)
         outbox = Outbox.of(ws) if isinstance(ws, web.WebSocketResponse) else None
         return self.replays.start(session, Request(listener, outbox, msg.after, msg.id))

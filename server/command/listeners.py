@@ -33,6 +33,9 @@ class SessionListener:
         identity = session.participant.identity
         self.session = session
         self.viewer = Viewer(identity.identity, identity.site, identity.can("issue"))
+        # whether a person's page reads directives here (it asked with command_subscribe), not a
+        # send-only camera or encoder: only a reader counts its site as delivered to
+        self.reads = False
 
     def send(self, message: ServerMessage) -> None:
         """Queue on the session's outbox."""

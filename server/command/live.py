@@ -50,6 +50,7 @@ class ConsoleSocket:
         self.participant = _Who(identity)
         self.viewer = Viewer(identity.identity, identity.site, identity.can("issue"))
         self.listener = self
+        self.reads = True  # a console or board: a person's page
         self._outbox = Outbox(ws, limit=OUTBOX_LIMIT * 5, label=f"{remote}/{self.id}")
 
     def send(self, message: ServerMessage) -> None:

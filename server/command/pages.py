@@ -19,7 +19,7 @@ from server.command.service import CommandService
 from server.command.views import Viewer, event_info, may_see_directive
 from server.errors import http_error
 from server.pages import _me, _render, _sites
-from server.services import SERVICES
+from server.services import SERVICES, Services
 from server.times import format_time
 from server.web_auth import bearer_identity, page_identity
 
@@ -31,7 +31,7 @@ EVENT_NAMES = {
     "issued": ("下达", "Issued"), "updated": ("更新", "Updated"), "cancelled": ("撤销", "Cancelled"),
     "delivered": ("送达", "Delivered"), "read": ("已读", "Read"), "acknowledged": ("签收", "Acknowledged"),
     "feedback": ("反馈", "Feedback"), "overdue": ("逾期", "Overdue"), "reminded": ("催办", "Reminded"),
-    "report_filed": ("报送", "Report filed"), "incident_closed": ("结案", "Closed"),
+    "report_filed": ("报送", "Report filed"), "incident_closed": ("结案", "Closed"), "incident_reopened": ("重新打开", "Reopened"),
 }
 
 
@@ -63,7 +63,24 @@ def _common(request: web.Request, identity: Identity) -> dict[str, Any]:
         "me": _me(identity), "sites": _sites(services), "fmt": time_formatter(services.config.city.timezone),
         "class_names": CLASS_NAMES, "stage_names": STAGE_NAMES, "event_names": EVENT_NAMES,
         "incident_types": INCIDENT_TYPES,
+        "who": partial(who, people=people_names(services), sites={s.id: s.name_zh for s in services.config.sites}),
     }
+
+
+def people_names(services: Services) -> dict[str, str]:
+    """Who an identity is, for people reading a record: configured users by display name."""
+    return {u.username: u.display_name for u in services.config.users}
+
+
+def who(actor: str | None, site: str | None = None, *, people: dict[str, str], sites: dict[str, str] | None = None) -> str:
+    """An event's actor as a person reads it: a user's name; a device by its site (its id is nobody's
+    name); the server itself as the system."""
+    if not actor or actor == "system":
+        return "系统 System"
+    if actor in people:
+        return people[actor]
+    place = (sites or {}).get(site or "", "")
+    return f"{place} 设备终端 Device".strip()
 
 
 def _tree(request: web.Request) -> list[dict[str, Any]]:
@@ -78,8 +95,10 @@ async def console_page(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text="forbidden: the command console needs the 'issue' grant\n")
     token = request.query.get("token")
     ctx = _common(request, identity)
+    groups = [{"id": g.id, "name_zh": g.name_zh, "name_en": g.name_en, "sites": list(g.sites)}
+              for g in request.app[SERVICES].config.groups]
     page_data = {"me": ctx["me"], "tree": _tree(request), "token": token, "classes": CLASS_NAMES,
-                 "stages": STAGE_NAMES, "tz": request.app[SERVICES].config.city.timezone}
+                 "stages": STAGE_NAMES, "tz": request.app[SERVICES].config.city.timezone, "groups": groups}
     return _render(request, "console.html", page_data=page_data, **ctx)
 
 
@@ -128,7 +147,8 @@ async def incidents_page(request: web.Request) -> web.Response:
     service = request.app[COMMAND].service
     ctx = _common(request, identity)
     page_data = {"me": ctx["me"], "token": request.query.get("token"), "types": INCIDENT_TYPES,
-                 "sites": ctx["sites"], "tz": request.app[SERVICES].config.city.timezone}
+                 "sites": ctx["sites"], "tz": request.app[SERVICES].config.city.timezone,
+                 "people": people_names(request.app[SERVICES])}
     return _render(request, "incidents.html", page_data=page_data,
                    late_by_site=service.board.late_by_site, **ctx)
 

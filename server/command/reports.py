@@ -13,7 +13,7 @@ from server.command.domain import Event, IllegalTransition
 
 INITIAL_REPORT_WINDOW: Final[float] = 3600.0
 CLOCK_SKEW: Final[float] = 300.0  # an incident time a little in the future is a clock, not a lie
-REPORT_KINDS: Final[frozenset[str]] = frozenset({"report_filed", "incident_closed"})
+REPORT_KINDS: Final[frozenset[str]] = frozenset({"report_filed", "incident_closed", "incident_reopened"})
 INCIDENT_TYPES: Final[dict[str, tuple[str, str]]] = {
     "flood": ("洪涝", "Flood"),
     "fire": ("火灾", "Fire"),
@@ -86,6 +86,17 @@ def apply_report(incidents: dict[str, Incident], event: Event) -> Incident:
         if site != current.site and site not in current.chain:
             raise IllegalTransition("not_your_incident", f"site {site!r} may not close incident {incident_id!r}")
         return replace(current, status="closed", last_event=event.id)
+    if event.kind == "incident_reopened":
+        if current is None:
+            raise IllegalTransition("unknown_incident", f"no incident {incident_id!r}")
+        if current.status != "closed":
+            raise IllegalTransition("not_closed", f"incident {incident_id!r} is open")
+        site = event.text("site")
+        if site != current.site and site not in current.chain:
+            raise IllegalTransition("not_your_incident", f"site {site!r} may not reopen incident {incident_id!r}")
+        if not event.text("reason").strip():
+            raise IllegalTransition("empty_reason", "reopening an incident needs a reason")
+        return replace(current, status="open", last_event=event.id)
     if event.kind != "report_filed":
         raise IllegalTransition("unknown_event", f"unknown report event {event.kind!r}")
     kind = event.text("report_kind")

@@ -369,14 +369,16 @@ class CommandService:
             viewer = listener.viewer
             if viewer.identity != getattr(changed, "issuer", None) and viewer.site in shared:
                 listener.send(shared[viewer.site])
-                reached.add(viewer.site)
+                if getattr(listener, "reads", True):
+                    reached.add(viewer.site)
                 continue
             message = self.message_for(event, changed, viewer, delivered)
             if message is not None and viewer.identity != getattr(changed, "issuer", None):
                 shared[viewer.site] = message
             if message is not None:
                 listener.send(message)
-                reached.add(listener.viewer.site)
+                if getattr(listener, "reads", True):  # a send-only camera of a site is no delivery
+                    reached.add(listener.viewer.site)
         if isinstance(changed, Directive) and event.kind == "issued":
             handed = sorted(s for s in reached if s in changed.recipients)
             if handed:

@@ -96,6 +96,8 @@ def directive_concerns(d: Directive, event: Event, viewer: Viewer, tree: SiteTre
             sites = delivered if delivered is not None else frozenset(touched_sites(d, event))
             if viewer.site in sites:
                 return [viewer.site]
+        elif event.kind == "reminded":
+            return [viewer.site] if viewer.site in touched_sites(d, event) else None
         elif event.text("site") == viewer.site:
             return [viewer.site]
     if event.kind == "overdue":

@@ -70,7 +70,7 @@ def register(services: Services) -> None:
         RaiseHand: ("raise_hand", lambda c, p, m: c.raise_hand(p, m.raised)),
         GrantFloor: ("grant_floor", lambda c, p, m: c.grant_floor(p, m.identity)),
         HandOverChair: ("hand_over", lambda c, p, m: c.hand_over(p, m.identity)),
-        SetLayout: ("layout", lambda c, p, m: c.set_layout(p, m.layout, m.follow_speaker)),
+        SetLayout: ("layout", lambda c, p, m: c.set_layout(p, m.layout, m.follow_speaker, m.cells, m.rotate_every, m.rotate_group)),
     }
     for message_type, (action, act) in table.items():
         services.handlers[message_type] = _handler(services, action, act)

@@ -65,6 +65,10 @@ class MuteRecord:
     self_unmute: bool
 
 
+MAX_CELLS = 16          # the largest fixed layout, 4x4
+MAX_CELL_ID = 64
+MAX_ROTATE_EVERY = 3600
+
 class RoomControl:
     """Roles, spotlight, mutes, hands, lock, layout and active speaker of one room."""
 
@@ -88,6 +92,9 @@ class RoomControl:
         self.spotlight: str | None = None
         self.layout = "grid"
         self.follow_speaker = False
+        self.cells: list[str] = []       # site ids placed in a fixed layout's cells by the chair
+        self.rotate_every = 0            # seconds between turns of the free cells (0: none)
+        self.rotate_group = ""           # the saved group the free cells turn through ("" for all)
         self.hands: dict[str, HandInfo] = {}
         self.mutes: dict[tuple[str, str], MuteRecord] = {}
         self.members: set[str] = set()
@@ -187,6 +194,9 @@ class RoomControl:
             spotlight=self.spotlight,
             layout=self.layout,  # type: ignore[arg-type]
             follow_speaker=self.follow_speaker,
+            cells=list(self.cells),
+            rotate_every=self.rotate_every,
+            rotate_group=self.rotate_group,
             locked=self.locked,
             active_speaker=self.speaker.current,
             roles={**self._remote_roles(), **{p.id: p.role for p in self.room.participants.values()}},
@@ -312,6 +322,7 @@ class RoomControl:
         for key in list(self.mutes):
             self._set_mute(key[0], key[1], None)
         self.spotlight, self.chair, self.layout, self.follow_speaker = None, None, "grid", False
+        self.cells, self.rotate_every, self.rotate_group = [], 0, ""
         self.hands.clear()
         self.members.clear()
         self.removed.clear()
@@ -441,6 +452,11 @@ class RoomControl:
             self.spotlight = target if isinstance(target, str) else None
         elif kind == "layout":
             self.layout, self.follow_speaker = str(data["layout"]), bool(data.get("follow_speaker"))
+            cells, rotate = data.get("cells"), data.get("rotate_every")
+            self.cells = [str(c) for c in cells] if isinstance(cells, list) else self.cells
+            self.rotate_every = int(rotate) if isinstance(rotate, (int, float)) else self.rotate_every
+            group = data.get("rotate_group")
+            self.rotate_group = group if isinstance(group, str) else self.rotate_group
         elif kind in ("hand_over", "chair_taken") and isinstance(target, str):
             self.chair = target
         elif kind == "end":
@@ -477,13 +493,29 @@ class RoomControl:
         self._notify(actor, "chair_handed_over", identity, None)
         return await self._done(actor, "hand_over", identity, previous=previous)
 
-    async def set_layout(self, actor: Participant, layout: str, follow_speaker: bool | None) -> str:
-        """Set the walls' layout, and whether they follow the active speaker."""
+    async def set_layout(self, actor: Participant, layout: str, follow_speaker: bool | None,
+                         cells: list[str] | None = None, rotate_every: int | None = None,
+                         rotate_group: str | None = None) -> str:
+        """Set the walls' layout, whether they follow the active speaker, the sites placed in its
+        cells and how often the free cells turn."""
         await self.authorize(actor, "layout")
+        if cells is not None:
+            if len(cells) > MAX_CELLS or any(len(c) > MAX_CELL_ID for c in cells):
+                raise RequestError("invalid_cells", f"at most {MAX_CELLS} cells of site ids")
+            self.cells = list(cells)
+        if rotate_every is not None:
+            if not 0 <= rotate_every <= MAX_ROTATE_EVERY:
+                raise RequestError("invalid_rotation", f"rotate_every must be 0 to {MAX_ROTATE_EVERY} seconds")
+            self.rotate_every = rotate_every
+        if rotate_group is not None:
+            if len(rotate_group) > MAX_CELL_ID:
+                raise RequestError("invalid_rotation", f"rotate_group must be a group id of at most {MAX_CELL_ID} characters")
+            self.rotate_group = rotate_group
         self.layout = layout
         if follow_speaker is not None:
             self.follow_speaker = follow_speaker
-        return await self._done(actor, "layout", None, layout=layout, follow_speaker=self.follow_speaker)
+        return await self._done(actor, "layout", None, layout=layout, follow_speaker=self.follow_speaker,
+                                cells=list(self.cells), rotate_every=self.rotate_every, rotate_group=self.rotate_group)
 
     # --- inside ----------------------------------------------------------------------------------
 

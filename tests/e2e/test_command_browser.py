@@ -34,7 +34,10 @@ def test_a_directive_issued_on_the_console_is_acknowledged_from_the_field_inbox_
     console.click("#issue-btn")  # type: ignore[attr-defined]
     console.wait_for_selector("#matrix tr[data-site=linjiang] td.st[data-stage=delivered]")  # type: ignore[attr-defined]
 
-    phone.wait_for_selector("#inbox-badge:not([hidden])")  # type: ignore[attr-defined]
+    # a mandatory directive takes the screen until it is read; the inbox then acknowledges it
+    phone.wait_for_selector("#directive-modal:not([hidden])")  # type: ignore[attr-defined]
+    phone.click("#da-read")  # type: ignore[attr-defined]
+    phone.wait_for_selector("#directive-modal", state="hidden")  # type: ignore[attr-defined]
     phone.click("#inbox-btn")  # type: ignore[attr-defined]
     phone.click(".inbox-card button[data-act=ack]")  # type: ignore[attr-defined]
     phone.wait_for_selector(".inbox-card .st[data-stage=acknowledged]")  # type: ignore[attr-defined]

@@ -30,7 +30,9 @@ def _me(page: object) -> str:
 def _tile_action(page: object, identity: str, action: str) -> None:
     tile = f".tile[data-identity='{identity}']"
     page.wait_for_selector(f"{tile} [data-ctl='{action}']", state="attached", timeout=JOIN_TIMEOUT_MS)  # type: ignore[attr-defined]
-    page.hover(tile)  # type: ignore[attr-defined]
+    # a tile's actions are on the main tile: a click on another one puts it there first
+    if not page.evaluate("(id) => window.__view.spotlit === id", identity):  # type: ignore[attr-defined]
+        page.click(tile)  # type: ignore[attr-defined]
     page.click(f"{tile} [data-ctl='{action}']")  # type: ignore[attr-defined]
 
 
@@ -90,8 +92,10 @@ def test_the_chair_spotlights_a_site_and_every_other_screen_shows_it_large(
 
     # the wall's connection drops (its socket dies under it): it says so, then comes back by itself
     wall.evaluate("() => { window.__room.ws.close(); }")  # type: ignore[attr-defined]
-    wall.wait_for_function("() => document.body.dataset.conn === 'reconnecting'", timeout=CHANGE_TIMEOUT_MS)  # type: ignore[attr-defined]
-    assert wall.is_visible("#wall-conn")  # type: ignore[attr-defined]
+    # (state and overlay read at the same moment: a quick reconnect may end "reconnecting" in between two reads)
+    wall.wait_for_function(  # type: ignore[attr-defined]
+        "() => document.body.dataset.conn === 'reconnecting' && getComputedStyle(document.getElementById('wall-conn')).display !== 'none'",
+        timeout=CHANGE_TIMEOUT_MS)
     try:
         wall.wait_for_function(  # type: ignore[attr-defined]
             "(ids) => window.__room.state === 'connected' && ids.every((id) => window.__room.tiles().some((t) => t.identity === id && t.hasVideo))",

@@ -1,73 +1,11 @@
 // The command console and the incident board: a lean /command/ws socket that resumes from the last
-// event id it saw, applies each event once (by id) and redraws. Chinese first, English beside it.
+// event id it saw (session.js), applies each event once (by id) and redraws. Chinese first, English beside it.
+import { markOnline, watchPresence } from "./presence.js";
+import { CommandSocket } from "./session.js";
+import { esc, fmtTime, pageData, toast as uiToast } from "./ui.js";
 
-import { errorText } from "./error-text.js";
 const STAGES = ["sent", "delivered", "read", "acknowledged", "feedback", "done"];
 
-function pageData() {
-  const node = document.getElementById("page-data");
-  return node ? JSON.parse(node.textContent) : {};
-}
-
-function esc(text) {
-  return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-}
-
-export function fmtTime(t) {
-  if (t == null) return "—";
-  const d = new Date(t * 1000);
-  const p = (n) => String(n).padStart(2, "0");
-  return `${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
-
-/** A reconnecting command socket: `onEvent(msg)` once per event id; `request(msg)` resolves with the reply. */
-export class CommandSocket {
-  constructor(token, onEvent, onState) {
-    this.token = token; this.onEvent = onEvent; this.onState = onState;
-    this.lastId = null; this.seen = new Set(); this.pending = new Map(); this.nextId = 1; this.attempt = 0;
-    this.connect();
-  }
-  connect() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const qs = this.token ? `?token=${encodeURIComponent(this.token)}` : "";
-    const ws = new WebSocket(`${scheme}://${location.host}/command/ws${qs}`);
-    this.ws = ws;
-    ws.onopen = () => { this.attempt = 0; this.request({ type: "command_subscribe", after: this.lastId }).then(() => this.onState("live")); };
-    ws.onmessage = (ev) => this.handle(JSON.parse(ev.data));
-    ws.onclose = () => {
-      this.onState("offline");
-      for (const p of this.pending.values()) p.reject(new Error("连接断开 disconnected"));
-      this.pending.clear();
-      setTimeout(() => this.connect(), Math.min(10000, 500 * 2 ** this.attempt++));
-    };
-  }
-  handle(msg) {
-    if (msg.type === "command_event") {
-      if (this.seen.has(msg.event.id)) return;
-      this.seen.add(msg.event.id);
-      if (!this.lastId || cmpId(msg.event.id, this.lastId) > 0) this.lastId = msg.event.id;
-      this.onEvent(msg);
-      return;
-    }
-    const p = msg.id != null ? this.pending.get(msg.id) : null;
-    if (!p) return;
-    this.pending.delete(msg.id);
-    if (msg.type === "error") p.reject(new Error(errorText(msg.code, msg.message))); else p.resolve(msg);
-  }
-  request(msg) {
-    const id = `c${this.nextId++}`;
-    return new Promise((resolve, reject) => {
-      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) { reject(new Error("未连接 not connected")); return; }
-      this.pending.set(id, { resolve, reject });
-      this.ws.send(JSON.stringify({ ...msg, id }));
-    });
-  }
-}
-
-export function cmpId(a, b) {
-  const [am, as] = a.split("-").map(Number); const [bm, bs] = b.split("-").map(Number);
-  return am - bm || as - bs;
-}
 
 function liveState(state) {
   const el = document.getElementById("live");
@@ -76,12 +14,7 @@ function liveState(state) {
   el.querySelector(".pill-text").textContent = state === "live" ? "实时 Live" : "断线重连 Reconnecting";
 }
 
-function toast(text) {
-  const box = document.getElementById("toasts");
-  const t = document.createElement("div");
-  t.className = "toast toast-error"; t.textContent = text; box.appendChild(t);
-  setTimeout(() => t.remove(), 6000);
-}
+const toast = (text) => uiToast(text, "error");
 
 // --- console ------------------------------------------------------------------------------------
 
@@ -108,7 +41,9 @@ export function startConsole() {
 
   function counts(d) {
     const rs = Object.values(d.recipients);
+    const past = (stage) => rs.filter((r) => STAGES.indexOf(r.stage) >= STAGES.indexOf(stage)).length;
     return { total: d.info.recipient_count, done: rs.filter((r) => r.stage === "done").length,
+      read: past("read"), ack: past("acknowledged"), feedback: rs.filter((r) => r.feedback.length).length,
       overdue: rs.filter((r) => r.overdue.length).length };
   }
 
@@ -128,7 +63,9 @@ export function startConsole() {
       return `<div class="cmd-item" data-id="${esc(d.info.id)}" aria-selected="${d.info.id === selected}">
         <div><span class="cmd-tag" data-cls="${d.info.cls}">${esc(cls[0])} ${esc(cls[1])}</span> ${esc(d.info.title)}
         ${d.info.status === "cancelled" ? '<span class="cmd-cancelled">已撤销 Cancelled</span>' : ""}</div>
-        <div class="cmd-counts">完成 ${c.done}/${c.total} done${c.overdue ? ` · <b class="bad">逾期 ${c.overdue} overdue</b>` : ""}</div></div>`;
+        <div class="cmd-counts" title="已读 read · 签收 acknowledged · 反馈 feedback · 完成 done">
+          已读 ${c.read} · 签收 ${c.ack}${d.info.cls === "mandatory" ? ` · 反馈 ${c.feedback} · 完成 ${c.done}` : ""} / ${c.total}
+          ${c.overdue ? ` · <b class="bad">逾期 ${c.overdue} overdue</b>` : ""}</div></div>`;
     }).join("") || '<p class="muted">暂无指令 No directives yet</p>';
     renderDetail();
   }
@@ -195,25 +132,39 @@ export function startConsole() {
       render();
     } catch (ex) { err.textContent = `下达失败 Not issued: ${ex.message}`; err.hidden = false; }
   });
-  document.getElementById("d-remind").addEventListener("click", async () => {
-    const d = directives.get(selected); if (!d) return;
-    const owing = Object.values(d.recipients).filter((r) => r.stage !== "done"
-      && (d.info.cls === "reference" ? !r.read_at : !r.acknowledged_at || (d.info.cls === "mandatory" && !r.feedback.length))).length;
-    try {
-      await socket.request({ type: "directive_remind", directive_id: d.info.id });
-      toast(`已催办 ${owing} 个单位 Reminded ${owing} site(s)`);
-    } catch (ex) { toast(`催办失败 Not reminded: ${ex.message}`); }
-  });
+  // update and cancel ask for the reason (and the new text) in a dialog of the page, not a prompt() box
+  const dialog = document.getElementById("d-dialog");
+  let pending = null;
   for (const [btn, type] of [["d-update", "directive_update"], ["d-cancel", "directive_cancel"]]) {
-    document.getElementById(btn).addEventListener("click", async () => {
+    document.getElementById(btn).addEventListener("click", () => {
       const d = directives.get(selected); if (!d) return;
-      const reason = prompt(type === "directive_cancel" ? "撤销原因 Reason for cancelling" : "更新原因 Reason for the update");
-      if (!reason) return;
-      const msg = { type, directive_id: d.info.id, reason };
-      if (type === "directive_update") { const body = prompt("新内容 New text", d.info.body); if (body != null) msg.body = body; }
-      try { await socket.request(msg); } catch (ex) { toast(`失败 Failed: ${ex.message}`); }
+      pending = { type, id: d.info.id };
+      const update = type === "directive_update";
+      document.getElementById("d-dialog-title").textContent = update ? `更新指令 Update: ${d.info.title}` : `撤销指令 Cancel: ${d.info.title}`;
+      document.getElementById("d-dialog-body-field").hidden = !update;
+      document.getElementById("d-dialog-body").value = d.info.body || "";
+      document.getElementById("d-dialog-reason").value = "";
+      dialog.showModal();
+      document.getElementById("d-dialog-reason").focus();
     });
   }
+  document.getElementById("d-dialog-cancel").addEventListener("click", () => dialog.close());
+  // 催办: press every recipient that still owes a step; they are told again on every page of their site
+  document.getElementById("d-remind").addEventListener("click", async () => {
+    const d = directives.get(selected); if (!d) return;
+    try {
+      await socket.request({ type: "directive_remind", directive_id: d.info.id });
+      uiToast("已催办 Reminder sent", "info");
+    } catch (ex) { toast(`催办失败 Not sent: ${ex.message}`); }
+  });
+  document.getElementById("d-dialog-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const reason = document.getElementById("d-dialog-reason").value.trim();
+    if (!reason || !pending) return;
+    const msg = { type: pending.type, directive_id: pending.id, reason };
+    if (pending.type === "directive_update") msg.body = document.getElementById("d-dialog-body").value;
+    try { await socket.request(msg); dialog.close(); } catch (ex) { toast(`失败 Failed: ${ex.message}`); }
+  });
   const exportLink = (kind) => () => {
     const from = document.getElementById("ex-from").value; const to = document.getElementById("ex-to").value || from;
     if (!from) { toast("请选择日期 Pick a date"); return; }
@@ -229,6 +180,7 @@ export function startConsole() {
       <span class="zh">${esc(s.name_zh)}</span><span class="en">${esc(s.name_en)}</span></label>${kids[s.id] ? `<ul>${ul(s.id)}</ul>` : ""}</li>`).join("");
     const box = document.getElementById("tree");
     box.innerHTML = `<ul>${ul("")}</ul>`;
+    watchPresence((online) => { markOnline(box, online); window.__presence = online; });
     box.addEventListener("change", (e) => {
       if (document.getElementById("with-children").checked) {
         e.target.closest("li").querySelectorAll("input").forEach((i) => { i.checked = e.target.checked; });
@@ -237,73 +189,22 @@ export function startConsole() {
     });
   }
   function updatePicked() {
-    document.getElementById("picked").textContent = `已选 ${document.querySelectorAll("#tree input:checked").length} selected`;
+    const picked = [...document.querySelectorAll("#tree input:checked")].map((i) => i.value);
+    document.getElementById("picked").textContent = `已选 ${picked.length} selected`;
+    // who it goes to, before it is sent: the count and every name
+    const shortName = (id) => (names[id] || id).split(" ")[0];
+    document.getElementById("recipients-preview").textContent = picked.length
+      ? `将下达至 ${picked.length} 个单位 Goes to ${picked.length} site${picked.length > 1 ? "s" : ""}：${picked.map(shortName).join("、")}`
+      : "";
+    document.getElementById("issue-btn").querySelector(".en").textContent = picked.length ? `Issue to ${picked.length}` : "Issue";
   }
-  updatePicked();
-}
-
-// --- incident board -----------------------------------------------------------------------------
-
-export function startBoard() {
-  const data = pageData();
-  const incidents = new Map();
-  let late = {};
-  const siteName = (id) => (data.sites[id] ? `${data.sites[id].name_zh}` : id);
-  const socket = new CommandSocket(data.token, (msg) => {
-    if (!msg.incident) return;
-    incidents.set(msg.incident.id, msg.incident);
-    late = msg.late_by_site || late;
-    render();
-  }, liveState);
-  window.__board = { socket, incidents };
-
-  function render() {
-    const rows = [...incidents.values()].sort((a, b) => b.reports[b.reports.length - 1].at - a.reports[a.reports.length - 1].at);
-    document.getElementById("board-empty").hidden = rows.length > 0;
-    document.querySelector("#board tbody").innerHTML = rows.map((i) => {
-      const r = i.reports[i.reports.length - 1]; const t = data.types[i.type] || [i.type, ""];
-      const c = r.casualties;
-      return `<tr data-overdue="${i.late}" data-id="${esc(i.id)}"><td><b>${esc(t[0])}</b> <span class="en">${esc(t[1])}</span> · ${esc(i.place)}<br>
-        <span class="muted">发生 Occurred ${fmtTime(i.occurred_at)}</span></td><td>${esc(siteName(i.site))}</td>
-        <td>${r.kind === "initial" ? "初报 Initial" : "续报 Follow-up"} ${fmtTime(r.at)}<br>${esc(r.summary)}</td>
-        <td>${c.dead}/${c.injured}/${c.missing}</td>
-        <td>${i.status === "open" ? "处置中 Open" : "已结案 Closed"}${i.late ? ' <span class="cmd-overdue">迟报 Late</span>' : ""}</td></tr>`;
-    }).join("");
-    const lateText = Object.entries(late).map(([s, n]) => `${siteName(s)} ${n}`).join("，");
-    document.getElementById("late").textContent = lateText ? `迟报统计 Late initial reports: ${lateText}` : "";
-    const sel = document.getElementById("r-incident"); const current = sel.value;
-    sel.innerHTML = '<option value="">新事件（初报）New incident (initial report)</option>' + rows
-      .filter((i) => i.site === data.me.site && i.status === "open")
-      .map((i) => `<option value="${esc(i.id)}">续报 Follow-up: ${esc(i.place)} ${fmtTime(i.occurred_at)}</option>`).join("");
-    sel.value = current;
-  }
-  const sel = document.getElementById("r-incident");
-  sel.addEventListener("change", () => { document.getElementById("initial-fields").hidden = !!sel.value; });
-  document.getElementById("report").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const err = document.getElementById("report-error"); err.hidden = true;
-    const num = (id) => Number(document.getElementById(id).value || 0);
-    try {
-      let photo = null;
-      const file = document.getElementById("r-photo").files[0];
-      if (file) {
-        const headers = data.token ? { Authorization: `Bearer ${data.token}` } : {};
-        const resp = await fetch("/command/photos", { method: "POST", body: file, headers, credentials: "same-origin" });
-        if (!resp.ok) throw new Error((await resp.text()).trim());
-        photo = (await resp.json()).photo;
-      }
-      const msg = { type: "report_file", summary: document.getElementById("r-summary").value, photo,
-        casualties: { dead: num("r-dead"), injured: num("r-injured"), missing: num("r-missing") } };
-      if (sel.value) msg.incident_id = sel.value;
-      else {
-        const t = document.getElementById("r-time").value;
-        Object.assign(msg, { occurred_at: t ? new Date(t).getTime() / 1000 : null, place: document.getElementById("r-place").value,
-          incident_type: document.getElementById("r-type").value });
-      }
-      await socket.request(msg);
-      document.getElementById("report").reset(); document.getElementById("initial-fields").hidden = false;
-    } catch (ex) { err.textContent = `报送失败 Not filed: ${ex.message}`; err.hidden = false; }
+  const groupPick = document.getElementById("group-pick");
+  for (const g of data.groups || []) groupPick.append(new Option(`${g.name_zh} ${g.name_en} (${g.sites.length})`, g.id));
+  groupPick.addEventListener("change", () => {
+    const g = (data.groups || []).find((x) => x.id === groupPick.value);
+    if (!g) return;
+    document.querySelectorAll("#tree input").forEach((i) => { i.checked = g.sites.includes(i.value); });
+    updatePicked();
   });
-  document.getElementById("initial-fields").querySelector("#r-time").required = true;
-  sel.addEventListener("change", () => { document.getElementById("r-time").required = !sel.value; });
+  updatePicked();
 }

@@ -3,7 +3,7 @@
 // what every site sees: who is muted by whom, raised hands, the active speaker, the room ending.
 // The server enforces all of it (server/control/); this only asks and shows.
 
-import { setBilingual, toast } from "./room-view.js";
+import { el, pageData, setBilingual, toast } from "./ui.js";
 
 const LAYOUTS = [
   ["grid", "宫格", "Grid"], ["spotlight", "主画面+条", "Spotlight"], ["2x2", "2×2", "4 tiles"],
@@ -19,12 +19,23 @@ const ACTIONS = {
 };
 const MODERATORS = new Set(["chair", "moderator"]);
 
-function el(tag, className, zh, en) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (zh !== undefined) setBilingual(node, zh, en);
-  return node;
+/** What a history entry says: which layout, which cells, a spotlight set or cleared. */
+export function historyText(e, sites) {
+  const d = e.data || {};
+  if (e.action === "spotlight" && !d.target) return ["取消主画面", "cleared the spotlight"];
+  if (e.action === "layout") {
+    const [, zh, en] = LAYOUTS.find(([v]) => v === d.layout) || [d.layout, d.layout, d.layout];
+    const parts = [[`布局：${zh}`, `layout: ${en}`]];
+    const placed = (d.cells || []).filter(Boolean).map((c) => (sites[c] ? sites[c].name_zh : c));
+    if (placed.length) parts.push([`固定：${placed.join("、")}`, `placed: ${placed.length}`]);
+    if (d.rotate_every) parts.push([`轮巡 ${d.rotate_every} 秒`, `rotating every ${d.rotate_every} s`]);
+    if (d.follow_speaker) parts.push(["跟随发言人", "following the speaker"]);
+    return [parts.map((p) => p[0]).join("，"), parts.map((p) => p[1]).join(", ")];
+  }
+  return ACTIONS[e.action] || [e.action, e.action];
 }
+const CELLS = { "2x2": 4, "3x3": 9, "4x4": 16 };
+
 
 function button(zh, en, ctl, onClick, extra = "") {
   const b = el("button", `btn btn-ctl ${extra}`.trim(), zh, en);
@@ -82,7 +93,10 @@ export class RoomControlUI {
         this.state = msg;
         this.speaker = msg.active_speaker;
         this.mirrorMutes();
-        this.view.setRoomView({ spotlight: msg.spotlight, layout: msg.layout, followSpeaker: msg.follow_speaker, speaker: msg.active_speaker });
+        // the chair's own screen shows the layout it gives the walls (a participant keeps its own grid)
+        if (!this.wall) this.view.followRoomLayout = this.moderating;
+        this.view.setRoomView({ spotlight: msg.spotlight, layout: msg.layout, followSpeaker: msg.follow_speaker, speaker: msg.active_speaker,
+          cells: msg.cells || [], rotateEvery: msg.rotate_every || 0, rotateGroup: msg.rotate_group || "" });
         this.paint();
         break;
       case "active_speaker":
@@ -315,6 +329,12 @@ export class RoomControlUI {
     room.append(button(s.locked ? "解锁会商室" : "锁定会商室", s.locked ? "Unlock room" : "Lock room", "lock",
       () => this.send({ type: "lock_room", locked: !s.locked }), s.locked ? "btn-warning" : ""));
     room.append(button("全体静音", "Mute all but chair", "mute-all", () => this.send({ type: "mute_all" })));
+    const muted = [...new Set(s.mutes.filter((m) => m.kind === "audio").map((m) => m.identity))];
+    if (muted.length) {
+      room.append(button(`全体解除静音 (${muted.length})`, "Unmute all", "unmute-all", () => {
+        for (const identity of muted) this.send({ type: "mute_participant", identity, kind: "audio", muted: false });
+      }));
+    }
     if (s.spotlight) room.append(button("取消主画面", "Clear spotlight", "clear-spotlight", () => this.send({ type: "spotlight", identity: null })));
     room.append(button("结束会商", "End for all", "end", () => {
       if (window.confirm("结束会商，所有人将离开? End the consultation for everyone?")) this.send({ type: "end_room" });
@@ -334,6 +354,7 @@ export class RoomControlUI {
       "follow-speaker", () => this.send({ type: "set_layout", layout: s.layout, follow_speaker: !s.follow_speaker }));
     follow.setAttribute("aria-pressed", String(s.follow_speaker));
     layout.append(follow);
+    if (CELLS[s.layout]) layout.append(this.cellEditor(s));
     p.append(layout);
 
     const hands = el("section", "control-section");
@@ -358,6 +379,60 @@ export class RoomControlUI {
     p.append(this.historyBox);
   }
 
+  /** The wall's cells: drag a site from the roster onto one (or pick it), and how often the free cells turn. */
+  cellEditor(s) {
+    const n = CELLS[s.layout];
+    const cells = Array.from({ length: n }, (_, i) => s.cells[i] || "");
+    const sites = this.view.sites || {};
+    const expected = (pageData().room || {}).sites || Object.keys(sites);
+    const place = (i, site) => {
+      const next = cells.slice();
+      const before = next.indexOf(site);
+      if (site && before >= 0) next[before] = "";  // a site is in one cell at a time
+      next[i] = site;
+      this.send({ type: "set_layout", layout: s.layout, cells: next });
+    };
+    const box = el("div", "cell-editor");
+    box.append(el("p", "muted", "从名册拖入单位，或在格中选择", "Drag a site from the roster onto a cell, or pick one"));
+    const grid = el("div", "cell-grid");
+    grid.style.setProperty("--n", String(Math.sqrt(n)));
+    cells.forEach((site, i) => {
+      const cell = el("div", "cell-slot");
+      cell.dataset.cell = String(i);
+      cell.dataset.site = site;
+      const pick = document.createElement("select");
+      pick.setAttribute("aria-label", `第 ${i + 1} 格 Cell ${i + 1}`);
+      pick.append(new Option("自动 Auto", ""));
+      for (const id of expected) pick.append(new Option(sites[id] ? sites[id].name_zh : id, id, false, id === site));
+      pick.addEventListener("change", () => place(i, pick.value));
+      cell.append(el("span", "cell-no", String(i + 1)), pick);
+      cell.addEventListener("dragover", (e) => { e.preventDefault(); cell.classList.add("drop"); });
+      cell.addEventListener("dragleave", () => cell.classList.remove("drop"));
+      cell.addEventListener("drop", (e) => {
+        e.preventDefault();
+        const dropped = e.dataTransfer.getData("text/site");
+        if (dropped) place(i, dropped);
+      });
+      grid.append(cell);
+    });
+    box.append(grid);
+    const rotate = el("label", "cell-rotate", "轮巡", "Rotate free cells every");
+    const every = document.createElement("select");
+    every.id = "rotate-every";
+    for (const sec of [0, 10, 20, 30, 60, 120]) every.append(new Option(sec ? `${sec} 秒 s` : "不轮巡 Off", String(sec), false, sec === s.rotate_every));
+    every.addEventListener("change", () => this.send({ type: "set_layout", layout: s.layout, rotate_every: Number(every.value) }));
+    rotate.append(every);
+    const through = document.createElement("select");
+    through.id = "rotate-group";
+    through.setAttribute("aria-label", "轮巡范围 Rotate through");
+    through.append(new Option("全部单位 Every site", "", false, !s.rotate_group));
+    for (const g of pageData().groups || []) through.append(new Option(`${g.name_zh} ${g.name_en}`, g.id, false, g.id === s.rotate_group));
+    through.addEventListener("change", () => this.send({ type: "set_layout", layout: s.layout, rotate_group: through.value }));
+    rotate.append(through);
+    box.append(rotate);
+    return box;
+  }
+
   async loadHistory() {
     const reply = await this.send({ type: "room_history", limit: 200 });
     if (!reply || !this.historyList) return;
@@ -365,7 +440,7 @@ export class RoomControlUI {
     for (const e of reply.events.slice(-40).reverse()) {
       const li = el("li");
       const t = new Date(e.at * 1000).toLocaleTimeString("zh-CN", { hour12: false });
-      const [zh, en] = ACTIONS[e.action] || [e.action, e.action];
+      const [zh, en] = historyText(e, this.view.sites || {});
       const target = e.data && e.data.target ? ` → ${this.name(e.data.target)}` : "";
       const what = e.action === "refused" ? ` (${(ACTIONS[e.data.action] || [e.data.action])[0]})` : "";
       li.textContent = `${t} ${this.name(e.actor)} ${zh}${what}${target} · ${en}`;

@@ -1,14 +1,7 @@
 // The device links page: revoke a link (a lost phone) through the same-origin JSON API.
+import { toast as uiToast } from "./ui.js";
 
-function toast(text) {
-  const box = document.getElementById("toasts");
-  if (!box) return;
-  const item = document.createElement("div");
-  item.className = "toast";
-  item.textContent = text;
-  box.append(item);
-  setTimeout(() => item.remove(), 6000);
-}
+const toast = (text) => uiToast(text, "info");
 
 async function revoke(row, button) {
   const who = row.dataset.identity;

@@ -3,8 +3,8 @@ import { startPage } from "./page.js";
 import { initControl } from "./control.js";
 import { initRollCall } from "./rollcall.js";
 import { startInbox } from "./inbox.js";
-import { pageData } from "./page.js";
-import { setBilingual } from "./room-view.js";
+import { pageData } from "./ui.js";
+import { setBilingual } from "./ui.js";
 
 const localVideo = document.getElementById("local-video");
 const status = document.getElementById("field-status");

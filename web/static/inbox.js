@@ -1,7 +1,7 @@
 // The site inbox: directives to this site arrive over the page's own /ws session (window.__room),
 // applied once per event id; read, acknowledge and feedback (with a photo from the camera) go back.
-import { fmtTime } from "./console.js";
-import { toast } from "./room-view.js";
+import { DirectiveAlerts } from "./directive-alert.js";
+import { esc, fmtTime, toast } from "./ui.js";
 
 const CLASSES = { mandatory: ["指令性", "Mandatory"], guidance: ["指导性", "Guidance"], reference: ["参考性", "Reference"] };
 const STAGES = { sent: ["已发送", "Sent"], delivered: ["已送达", "Delivered"], read: ["已读", "Read"],
@@ -10,22 +10,19 @@ const STAGES = { sent: ["已发送", "Sent"], delivered: ["已送达", "Delivere
 const CAMERA_ICON = '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" '
   + 'stroke-linecap="round" stroke-linejoin="round"><rect x="2" y="6" width="14" height="12" rx="2"/><path d="M16 10l6-3v10l-6-3z"/></svg>';
 
-function esc(text) {
-  return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-}
-
 /** Attach the inbox to a RoomClient: listens for command events, resumes after the last event id. */
 export function startInbox(client, data) {
   const mySite = (data.me || {}).site;
   const names = data.sites || {};
   const directives = new Map();
-  const alerts = [];
   const seen = new Set();
   let lastId = null;
   const panel = document.getElementById("inbox-panel");
 
   // replies (command_ok, command_synced, error) resolve or reject client.request() by their id
   const request = (msg) => client.request(msg);
+  // the alarm of a mandatory directive, the banner of a guidance one, escalations of other sites
+  const alerts = new DirectiveAlerts({ site: mySite, names, request, openInbox: () => showPanel(true), token: data.token });
   client.on("command_event", onEvent);
   client.addEventListener("state", (e) => {
     if (e.detail.state === "connected") request({ type: "command_subscribe", after: lastId }).catch(() => {});
@@ -35,16 +32,8 @@ export function startInbox(client, data) {
     if (seen.has(msg.event.id)) return;
     seen.add(msg.event.id);
     lastId = msg.event.id;
+    alerts.apply(msg);
     if (!msg.directive) return;
-    if (msg.event.kind === "reminded" && msg.recipients[mySite]) {
-      const text = `上级催办 Reminder: ${msg.directive.title}${msg.event.data.note ? ` — ${msg.event.data.note}` : ""}`;
-      alerts.push(text);
-      toast(text);
-      setTimeout(() => showPanel(true)); // open the inbox on it: a reminder must not go unseen
-    }
-    if (msg.event.kind === "overdue" && msg.event.site !== mySite) {
-      alerts.push(`下级逾期 Subordinate overdue: ${names[msg.event.site]?.name_zh || msg.event.site} — ${msg.directive.title}`);
-    }
     const d = directives.get(msg.directive.id) || { info: msg.directive, me: null };
     d.info = msg.directive;
     if (msg.recipients[mySite]) d.me = msg.recipients[mySite];
@@ -57,7 +46,6 @@ export function startInbox(client, data) {
     const unread = items.filter((d) => !d.me.read_at && d.info.status === "active").length;
     const badge = document.getElementById("inbox-badge");
     badge.hidden = unread === 0; badge.textContent = String(unread);
-    document.getElementById("inbox-alerts").innerHTML = alerts.map((a) => `<p class="alert alert-error">${esc(a)}</p>`).join("");
     document.getElementById("inbox-list").innerHTML = items.map(card).join("") || '<p class="muted">暂无指令 No directives</p>';
   }
 
@@ -121,14 +109,15 @@ export function startInbox(client, data) {
     label.textContent = file ? `已选 ${file.name}` : "照片 Photo";
   });
   const openBtn = document.getElementById("inbox-btn");
-  const showPanel = (show) => {
+  function showPanel(show) {
     panel.hidden = !show;
     openBtn.setAttribute("aria-expanded", String(show));
     openBtn.dataset.open = String(show);
-  };
+  }
   openBtn.addEventListener("click", () => showPanel(panel.hidden));
+
   document.getElementById("inbox-close").addEventListener("click", () => showPanel(false));
   if (data.token) document.getElementById("inbox-reports").href = `/command/incidents?token=${encodeURIComponent(data.token)}`;
-  window.__inbox = { directives, request };
+  window.__inbox = { directives, request, alerts };
   return { directives };
 }

@@ -1,4 +1,4 @@
-// The incident board page (/command/incidents).
-import { startBoard } from "./console.js";
+// The incident board page (/command/incidents): the board, an incident's own view, the report form.
+import { startBoard } from "./incidents.js";
 
 startBoard();

@@ -4,11 +4,7 @@
 import { RoomClient } from "./room-client.js";
 import { RoomView } from "./room-view.js";
 
-/** The JSON the server embedded in the page as `page-data`. */
-export function pageData() {
-  const node = document.getElementById("page-data");
-  return node ? JSON.parse(node.textContent) : {};
-}
+import { pageData } from "./ui.js";
 
 function bindToggle(button, client, kind) {
   if (!button) return;
@@ -44,6 +40,7 @@ export function startPage(opts = {}) {
   const view = new RoomView(client, {
     wall: document.getElementById("wall"),
     sites: data.sites || {},
+    groups: data.groups || [],
     localTile: !!opts.localTile,
     mirrorLocal: opts.mirrorLocal,
     localVideo: opts.localVideo || null,

@@ -1,5 +1,5 @@
 // The live roll-call board: polls the roll-call's JSON once a second and redraws the grid.
-import { setBilingual } from "./room-view.js";
+import { el, setBilingual } from "./ui.js";
 
 const board = document.getElementById("rc-board");
 const id = board.dataset.id;
@@ -16,46 +16,46 @@ const TOTALS = [["answered", "已到", "Answered"], ["late", "迟到", "Late"], 
 let data = null;
 let offset = 0;
 
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
+/** An element with a class and, optionally, plain text. */
+function textEl(tag, cls, text) {
+  const node = el(tag, cls);
   if (text != null) node.textContent = text;
   return node;
 }
 
 function card(row) {
-  const root = el("article", `rc-card rc-card-${row.outcome}`);
+  const root = textEl("article", `rc-card rc-card-${row.outcome}`);
   root.dataset.site = row.site;
   root.dataset.outcome = row.outcome;
-  const shot = el("div", "rc-shot");
+  const shot = textEl("div", "rc-shot");
   if (row.snapshot_url) {
-    const img = el("img");
+    const img = textEl("img");
     img.src = row.snapshot_url + suffix;
     img.alt = `${row.name_zh} 抓拍 snapshot`;
     shot.append(img);
   } else {
-    const none = el("div", "rc-noshot");
+    const none = textEl("div", "rc-noshot");
     setBilingual(none, row.outcome === "calling" ? "等待应答…" : "无画面", row.outcome === "calling" ? "Waiting for the answer…" : "No picture");
     shot.append(none);
   }
-  const body = el("div", "rc-card-body");
-  const name = el("div", "rc-card-name");
+  const body = textEl("div", "rc-card-body");
+  const name = textEl("div", "rc-card-name");
   setBilingual(name, `${row.n}. ${row.name_zh}`, row.name_en);
-  const outcome = el("div", `rc-outcome rc-o-${row.outcome}`);
+  const outcome = textEl("div", `rc-outcome rc-o-${row.outcome}`);
   setBilingual(outcome, row.label_zh, row.label_en);
   body.append(name, outcome);
   if (row.window_open && row.deadline) {
-    const cd = el("div", "rc-countdown");
+    const cd = textEl("div", "rc-countdown");
     cd.dataset.deadline = row.deadline;
     body.append(cd);
   }
-  const small = el("div", "rc-small");
+  const small = textEl("div", "rc-small");
   if (row.response_time != null) small.append(`响应 response ${row.response_time.toFixed(1)} s · ${row.answered_local}`);
   if (row.reason) small.append(` 原因 reason: ${row.reason}`);
   if (row.escalated_to) small.append(` 已上报 escalated → ${row.escalated_name}`);
   body.append(small);
   if (!["answered", "late", "excused"].includes(row.outcome)) {
-    const btn = el("button", "btn btn-ghost rc-excuse-btn");
+    const btn = textEl("button", "btn btn-ghost rc-excuse-btn");
     btn.type = "button";
     setBilingual(btn, "请假", "Excuse");
     btn.addEventListener("click", () => {
@@ -74,10 +74,10 @@ function render() {
   if (!data) return;
   grid.replaceChildren(...data.sites.map(card));
   totals.replaceChildren(...TOTALS.filter(([k]) => data.open || !["calling", "waiting"].includes(k)).map(([k, zh, en]) => {
-    const t = el("div", `rc-total rc-o-${k}`);
-    t.append(el("b", null, String(data.totals[k] || 0)));
+    const t = textEl("div", `rc-total rc-o-${k}`);
+    t.append(textEl("b", null, String(data.totals[k] || 0)));
     t.append(`${zh} `);
-    t.append(el("span", "en", en));
+    t.append(textEl("span", "en", en));
     return t;
   }));
   stateEl.dataset.open = String(data.open);

@@ -1,16 +1,17 @@
 // Video roll-call on the room and field pages: the called site's alert (banner, beep, vibration,
 // countdown, a huge "到 Present" button) and, on the caller's screens, the spotlight on the site called.
 // It listens to the RoomClient's `rollcall_*` messages (client.on) and asks through client.request.
-import { setBilingual, toast } from "./room-view.js";
+import { setBilingual, toast } from "./ui.js";
 
 const HINT = {
   calling: ["请在摄像头前点击「到」", "Press Present in front of your camera"],
+  camera_off: ["摄像头已关闭：先点「打开摄像头」，再点「到」", "Your camera is off: turn it on, then press Present"],
   overdue: ["已超时，仍可应答（记为迟到）", "Time is up — you can still answer (recorded as late)"],
 };
 const RESULT = {
   answered: ["已到 — 应答成功", "Answered", "ok"],
   late: ["已到（迟到）", "Answered late", "warn"],
-  no_video: ["无视频！请打开摄像头，再按「到」", "No video! Turn your camera on and press again", "bad"],
+  no_video: ["无视频！请点「打开摄像头」，再按「到」", "No video! Turn your camera on, then press Present again", "bad"],
   absent: ["点名已结束：缺席", "Roll-call over: absent", "bad"],
   excused: ["已请假", "Excused", "ok"],
   overdue: HINT.overdue.concat(["warn"]),
@@ -25,9 +26,13 @@ export function initRollCall(client, view) {
     hint: document.getElementById("rc-alert-hint"),
     count: document.getElementById("rc-alert-count"),
     button: document.getElementById("rc-present"),
+    camera: document.getElementById("rc-camera"),
     result: document.getElementById("rc-alert-result"),
     strip: document.getElementById("rollcall-strip"),
   };
+  // the "calling now" strip sits in the page's flow (like the muted banner): stacked, never over it
+  const main = document.querySelector("main");
+  if (main && els.strip) main.prepend(els.strip);
   const state = { call: null, offset: 0, timer: null, beeper: null, audio: null, spot: null, hideTimer: null };
   const sites = view && view.sites ? view.sites : {};
   const siteName = (id) => (sites[id] ? `${sites[id].name_zh} ${sites[id].name_en}` : id);
@@ -66,11 +71,27 @@ export function initRollCall(client, view) {
     if (root.dataset.state === "calling" && left <= 0) setPhase("overdue");
   }
 
+  const cameraOff = () => !!client.cameraMuted;
+
+  // The alert covers the page's own camera button: while this site's camera is off it offers its
+  // own, above "到", so a site can always answer on camera instead of ending "no video" or absent.
+  function paintCamera() {
+    const open = root.dataset.state === "calling" || root.dataset.state === "overdue";
+    const off = open && cameraOff();
+    if (els.camera) els.camera.hidden = !off;
+    root.dataset.camera = off ? "off" : "on";
+    if (open) {
+      const [zh, en] = off ? HINT.camera_off : (HINT[root.dataset.state] || HINT.calling);
+      setBilingual(els.hint, zh, en);
+    }
+  }
+
   function setPhase(phase) {
     root.dataset.state = phase;
     const [zh, en] = HINT[phase] || HINT.calling;
     setBilingual(els.hint, zh, en);
     if (phase !== "calling") stopAlarm();
+    paintCamera();
   }
 
   function show(msg) {
@@ -98,7 +119,7 @@ export function initRollCall(client, view) {
       beep();
       state.beeper = setInterval(beep, 1500);
     }
-    els.button.focus();
+    (cameraOff() && els.camera ? els.camera : els.button).focus();
   }
 
   function result(outcome, responseTime, final) {
@@ -107,6 +128,7 @@ export function initRollCall(client, view) {
     setBilingual(els.result, zh + secs, en);
     els.result.dataset.level = level;
     if (outcome === "overdue") { setPhase("overdue"); return; }
+    if (outcome === "no_video") { paintCamera(); if (els.camera && !els.camera.hidden) els.camera.focus(); }
     if (final) {
       stopAlarm();
       root.dataset.state = outcome;
@@ -124,6 +146,16 @@ export function initRollCall(client, view) {
     clearInterval(state.timer);
     stopAlarm();
   }
+
+  if (els.camera) {
+    els.camera.addEventListener("click", () => {
+      client.setMuted("video", false);
+      els.result.textContent = "";
+      els.result.dataset.level = "";
+      els.button.focus();
+    });
+  }
+  client.addEventListener("local-mute", paintCamera);
 
   els.button.addEventListener("click", async () => {
     if (!state.call) return;

@@ -17,91 +17,21 @@ import { errorText } from "./error-text.js";
 const ACCESS_ENDED = new Set(["token_revoked", "token_expired", "access_withdrawn", "invalid_token", "unauthenticated"]);
 import { NodeHosts, RetryPolicy, watchPeer } from "./reconnect.js";
 import { candidateRtt, inboundAudioStats, inboundVideoStats, outboundVideoStats, sampleVideo } from "./room-stats.js";
+import { participantMethods } from "./room-participants.js";
+import { Requests } from "./session.js";
+import { publisherMethods } from "./room-publisher.js";
+import { subscriberMethods } from "./room-subscriber.js";
+
+export { VIDEO_CONSTRAINTS, rtcConfig } from "./room-rtc.js";
 
 const PING_INTERVAL_MS = 5_000;
 const PONG_TIMEOUT_MS = 12_000;       // a 4G link can hang without closing the socket
-const ICE_GATHER_CAP_MS = 2_000;      // the server does not trickle: send whatever we have by then
 // A socket that is not open by then is retried; every other attempt waits longer, so a satellite
 // hop (1.5 s round trips: TCP, TLS, upgrade) still gets through.
 const OPEN_TIMEOUT_MS = { short: 3_000, long: 8_000 };
 const WELCOME_TIMEOUT_MS = 15_000;    // the socket is open: a slow link may still answer the hello
 const RESUME_CAP_MS = 8_000;          // after a reconnect, "connected" even if media is still on its way
 const PROBE_TIMEOUT_MS = 3_000;       // "is the session still there?" after a network or visibility change
-
-export const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } };
-
-/** Wait until ICE gathering is complete, or until `capMs` has passed. */
-function iceGatheringDone(pc, capMs = ICE_GATHER_CAP_MS) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      pc.removeEventListener("icegatheringstatechange", check);
-      resolve();
-    };
-    const check = () => { if (pc.iceGatheringState === "complete") done(); };
-    const timer = setTimeout(done, capMs);
-    pc.addEventListener("icegatheringstatechange", check);
-  });
-}
-
-/** Put VP8 first and H264 next on a video transceiver, where the browser lets us. */
-function preferVp8(transceiver) {
-  if (typeof transceiver.setCodecPreferences !== "function") return;
-  const caps = (RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities("video")) || null;
-  if (!caps) return;
-  const rank = (c) => {
-    const m = c.mimeType.toLowerCase();
-    if (m === "video/vp8") return 0;
-    if (m === "video/h264") return 1;
-    return 2;
-  };
-  const codecs = [...caps.codecs].sort((a, b) => rank(a) - rank(b));
-  try {
-    transceiver.setCodecPreferences(codecs);
-  } catch (err) {
-    console.warn("setCodecPreferences refused", err);
-  }
-}
-
-/**
- * The RTCConfiguration for the page's ICE servers: plain URL strings ("stun:host:3478") and
- * `{urls, username, credential}` entries (TURN with time-limited credentials) alike.
- */
-export function rtcConfig(iceServers) {
-  const plain = [];
-  const entries = [];
-  for (const server of iceServers || []) {
-    if (typeof server === "string") {
-      // Chromium refuses the whole configuration for a TURN URL without credentials: skip that one
-      if (/^turns?:/i.test(server)) console.warn("TURN server without credentials ignored", server);
-      else if (server) plain.push(server);
-      continue;
-    }
-    const urls = server && (Array.isArray(server.urls) ? server.urls.filter(Boolean) : server.urls);
-    if (!urls || !urls.length) continue;
-    const entry = { urls };
-    if (server.username != null) entry.username = String(server.username);
-    if (server.credential != null) entry.credential = String(server.credential);
-    const turn = [].concat(urls).some((u) => /^turns?:/i.test(u));
-    if (turn && (entry.username == null || entry.credential == null)) {
-      console.warn("TURN server without credentials ignored", urls);
-      continue;
-    }
-    entries.push(entry);
-  }
-  if (plain.length) entries.unshift({ urls: plain });
-  return { iceServers: entries, bundlePolicy: "max-bundle" };
-}
-
-/** One participant as the client knows it. */
-class Participant {
-  constructor(info) {
-    this.info = info;                 // {identity, site, name, role, state}
-    this.videoTrack = null;           // the receiver track currently carrying its camera
-    this.audioTracks = [];
-  }
-}
 
 export class RoomClient extends EventTarget {
   /**
@@ -135,8 +65,7 @@ export class RoomClient extends EventTarget {
     this.view = null;                    // set by the page: {videoFor(identity)}
     this._generation = 0;                // bumps on every (re)connect; stale callbacks check it
     this._offerChain = Promise.resolve();
-    this._nextId = 2;
-    this._pending = new Map();           // request id -> {resolve, reject}
+    this.requests = new Requests("", 2);  // id "1" is the hello's
     this._timers = new Set();
     this._closed = false;
     this._lastPong = 0;
@@ -220,8 +149,7 @@ export class RoomClient extends EventTarget {
     this._welcomed = false;
     for (const t of this._timers) clearInterval(t);
     this._timers.clear();
-    for (const { reject } of this._pending.values()) reject(new Error("session ended"));
-    this._pending.clear();
+    this.requests.failAll("session ended");
     if (this.ws) {
       this.ws.onopen = this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;
       try { this.ws.close(); } catch { /* already closed */ }
@@ -373,14 +301,7 @@ export class RoomClient extends EventTarget {
 
   /** Send a request and resolve with the reply carrying the same id. */
   _request(msg) {
-    const id = String(this._nextId++);
-    return new Promise((resolve, reject) => {
-      this._pending.set(id, { resolve, reject });
-      if (!this._send({ ...msg, id })) {
-        this._pending.delete(id);
-        reject(new Error("not connected"));
-      }
-    });
+    return this.requests.start(msg, (m) => this._send(m));
   }
 
   _toast(text, level = "error") {
@@ -390,7 +311,6 @@ export class RoomClient extends EventTarget {
   // --- server messages ---------------------------------------------------------------------------
 
   async _dispatch(msg, gen) {
-    const pending = msg.id != null && msg.id !== "1" ? this._pending.get(msg.id) : null;
     switch (msg.type) {
       case "welcome":
         return this._onWelcome(msg, gen);
@@ -403,7 +323,7 @@ export class RoomClient extends EventTarget {
           });
         return undefined;
       case "publish_answer":
-        if (pending) { this._pending.delete(msg.id); pending.resolve(msg); }
+        if (msg.id !== "1") this.requests.resolve(msg);
         return undefined;
       case "participant_joined":
         this._upsertParticipant(msg.participant);
@@ -444,7 +364,7 @@ export class RoomClient extends EventTarget {
       default:
         // Feature messages (room control, command channel, roll-call): a reply resolves its
         // request; every one is passed on as a "message" event for the page's modules.
-        if (pending) { this._pending.delete(msg.id); pending.resolve(msg); }
+        if (msg.id !== "1") this.requests.resolve(msg);
         this._emit("message", msg);
         return undefined;
     }
@@ -475,13 +395,7 @@ export class RoomClient extends EventTarget {
       this._scheduleReconnect(`hello refused: ${msg.code}`, { refused: true });
       return;
     }
-    const pending = msg.id != null ? this._pending.get(msg.id) : null;
-    if (pending) {
-      this._pending.delete(msg.id);
-      const err = new Error(text);
-      err.code = msg.code;
-      pending.reject(err);
-    }
+    this.requests.reject(msg, text);
     this._emit("server-error", msg);
     this._toast(`服务器错误 Server error: ${text}`);
   }
@@ -595,182 +509,6 @@ export class RoomClient extends EventTarget {
     return watch;
   }
 
-  _upsertParticipant(info) {
-    if (!info || (this.me && info.identity === this.me.identity)) return;
-    const existing = this.participants.get(info.identity);
-    if (existing) existing.info = info;
-    else this.participants.set(info.identity, new Participant(info));
-  }
-
-  _ensureParticipantFor(pub) {
-    if (this.me && pub.identity === this.me.identity) return;
-    if (!this.participants.has(pub.identity)) {
-      this._upsertParticipant({ identity: pub.identity, site: "", name: pub.identity });
-    }
-  }
-
-  _removeParticipant(identity) {
-    this.participants.delete(identity);
-    for (const [id, pub] of this.publications) if (pub.identity === identity) this.publications.delete(id);
-    this._emit("participants", {});
-  }
-
-  // --- subscriber connection ---------------------------------------------------------------------
-
-  _createSubscriber(gen) {
-    const pc = new RTCPeerConnection(rtcConfig(this.iceServers));
-    this.subscriber = pc;
-    this._watch(pc, "subscriber", gen);
-    pc.addEventListener("connectionstatechange", () => {
-      if (gen !== this._generation) return;
-      const s = pc.connectionState;
-      this._emit("subscriber-state", { state: s });
-      if (s === "connected") {
-        if (this.subscriberConnectedAt === null) this.subscriberConnectedAt = performance.now();
-        this._checkResumed(gen);
-      }
-    });
-    // Tracks are attached from the transceivers after each offer; ontrack only nudges the view.
-    pc.addEventListener("track", () => { if (gen === this._generation) this._attachTracks(); });
-  }
-
-  async _onSubscribeOffer(msg, gen) {
-    const pc = this.subscriber;
-    if (!pc || gen !== this._generation) return;
-    await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
-    const answer = await pc.createAnswer();
-    await pc.setLocalDescription(answer);
-    await iceGatheringDone(pc);
-    if (gen !== this._generation) return;
-    this._send({ type: "subscribe_answer", sdp: pc.localDescription.sdp });
-    this._expectSubscriber = true;
-    if (this._watches.subscriber) this._watches.subscriber.negotiated();
-    this.midToPublication = new Map(Object.entries(msg.tracks || {}));
-    this._attachTracks();
-  }
-
-  /** Recompute which receiver track belongs to which participant, from the transceivers. */
-  _attachTracks() {
-    for (const p of this.participants.values()) { p.videoTrack = null; p.audioTracks = []; }
-    const pc = this.subscriber;
-    if (pc) {
-      for (const t of pc.getTransceivers()) {
-        if (t.mid == null || !this.midToPublication.has(t.mid)) continue;
-        if (t.currentDirection === "inactive" || t.currentDirection === "stopped") continue;
-        const pub = this.publications.get(this.midToPublication.get(t.mid));
-        const track = t.receiver.track;
-        if (!pub || !track) continue;
-        this._ensureParticipantFor(pub);
-        const p = this.participants.get(pub.identity);
-        if (!p) continue;
-        if (track.kind === "video") {
-          if (!p.videoTrack || pub.source === "camera") p.videoTrack = track;
-        } else {
-          p.audioTracks.push(track);
-        }
-      }
-    }
-    this._emit("participants", {});
-  }
-
-  /** Publication ids of one participant, in the order they were announced. */
-  publicationsOf(identity) {
-    return [...this.publications.values()].filter((p) => p.identity === identity);
-  }
-
-  // --- publisher connection ----------------------------------------------------------------------
-
-  canPublish() {
-    return this.publishMode !== false && this.grants.includes("publish");
-  }
-
-  async _getLocalMedia() {
-    const live = this.localStream && this.localStream.getTracks().every((t) => t.readyState === "live");
-    if (live) return this.localStream;
-    if (this.localStream) this.localStream.getTracks().forEach((t) => t.stop());
-    const video = { ...VIDEO_CONSTRAINTS, facingMode: { ideal: this.facingMode } };
-    let stream;
-    try {
-      stream = await navigator.mediaDevices.getUserMedia({ video, audio: true });
-    } catch (err) {
-      // A kit without a microphone (or a camera) should still publish what it has.
-      console.warn("camera+microphone unavailable, trying each alone", err);
-      const tracks = [];
-      for (const c of [{ video }, { audio: true }]) {
-        try { tracks.push(...(await navigator.mediaDevices.getUserMedia(c)).getTracks()); } catch { /* none */ }
-      }
-      if (!tracks.length) throw err;
-      stream = new MediaStream(tracks);
-    }
-    this.localStream = stream;
-    this._applyMuteToTracks();
-    this._emit("local-stream", { stream });
-    return stream;
-  }
-
-  async _publish(gen) {
-    const stream = await this._getLocalMedia();
-    if (gen !== this._generation) return;
-    const pc = new RTCPeerConnection(rtcConfig(this.iceServers));
-    this.publisher = pc;
-    const watch = this._watch(pc, "publisher", gen);
-    pc.addEventListener("connectionstatechange", () => {
-      if (gen !== this._generation) return;
-      this._emit("publisher-state", { state: pc.connectionState });
-      if (pc.connectionState === "connected") this._checkResumed(gen);
-    });
-    const entries = [];
-    for (const track of stream.getTracks()) {
-      const t = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-      if (track.kind === "video") preferVp8(t);
-      entries.push([t, track.kind === "video" ? "camera" : "microphone"]);
-    }
-    await pc.setLocalDescription(await pc.createOffer());
-    await iceGatheringDone(pc);
-    if (gen !== this._generation) return;
-    const sources = Object.fromEntries(entries.filter(([t]) => t.mid != null).map(([t, s]) => [t.mid, s]));
-    const answer = await this._request({ type: "publish_offer", sdp: pc.localDescription.sdp, sources });
-    if (gen !== this._generation) return;
-    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
-    watch.negotiated();
-    if (this.cameraMuted) this._send({ type: "set_muted", kind: "video", muted: true });
-    if (this.micMuted) this._send({ type: "set_muted", kind: "audio", muted: true });
-    this._emit("published", {});
-  }
-
-  _applyMuteToTracks() {
-    if (!this.localStream) return;
-    for (const t of this.localStream.getVideoTracks()) t.enabled = !this.cameraMuted;
-    for (const t of this.localStream.getAudioTracks()) t.enabled = !this.micMuted;
-  }
-
-  /** Turn our camera ("video") or microphone ("audio") off or on. */
-  setMuted(kind, muted) {
-    if (kind === "video") this.cameraMuted = muted; else this.micMuted = muted;
-    this._applyMuteToTracks();
-    if (this.publisher) this._send({ type: "set_muted", kind, muted });
-    this._emit("local-mute", { kind, muted });
-  }
-
-  /** Swap between the front and the rear camera without renegotiating. */
-  async switchCamera() {
-    if (!this.localStream) return;
-    this.facingMode = this.facingMode === "environment" ? "user" : "environment";
-    const fresh = await navigator.mediaDevices.getUserMedia({
-      video: { ...VIDEO_CONSTRAINTS, facingMode: { exact: this.facingMode } },
-    });
-    const track = fresh.getVideoTracks()[0];
-    track.enabled = !this.cameraMuted;
-    const old = this.localStream.getVideoTracks()[0];
-    if (this.publisher) {
-      const sender = this.publisher.getSenders().find((s) => s.track && s.track.kind === "video");
-      if (sender) await sender.replaceTrack(track);
-    }
-    if (old) { this.localStream.removeTrack(old); old.stop(); }
-    this.localStream.addTrack(track);
-    this._emit("local-stream", { stream: this.localStream });
-  }
-
   // --- test and view hooks -----------------------------------------------------------------------
 
   /** One summary per remote participant: {identity, publication_ids, hasVideo, state}. */
@@ -802,3 +540,6 @@ export class RoomClient extends EventTarget {
   /** A participant's tile picture, sampled: {mean, variance, width, height} of its grey levels. */
   sampleTile(identity) { return sampleVideo(this.view ? this.view.videoFor(identity) : null); }
 }
+
+// One concern a module: the model of who is here, the subscriber connection, the publishing side.
+Object.assign(RoomClient.prototype, participantMethods, subscriberMethods, publisherMethods);

@@ -3,6 +3,10 @@
 // site (or we) is reconnecting keeps its <video> and last picture under a "重连中 Reconnecting…"
 // overlay; a page replaced by another session of its identity shows "在此继续 Continue here".
 
+import { FIXED_LAYOUTS, gridFit, spotlightStrip } from "./layouts.js";
+import { Tile } from "./tile.js";
+import { el, setBilingual, toast } from "./ui.js";
+
 const STATS_INTERVAL_MS = 2_000;
 // A tile keeps its last picture while its site (or we) reconnect; once everyone is back it waits
 // this long for new frames before it says "waiting for video" instead.
@@ -26,34 +30,6 @@ const ENDED_TEXT = {
 };
 
 /** Build an element with a class and optional bilingual text. */
-function el(tag, className, zh, en) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (zh !== undefined) setBilingual(node, zh, en);
-  return node;
-}
-
-export function setBilingual(node, zh, en) {
-  node.replaceChildren();
-  const a = document.createElement("span"); a.className = "zh"; a.textContent = zh;
-  node.append(a);
-  if (en) {
-    const b = document.createElement("span"); b.className = "en"; b.textContent = en;
-    node.append(" ", b);
-  }
-}
-
-/** Show a short, non-blocking message at the bottom of the screen. */
-export function toast(text, level = "error", ms = 6_000) {
-  const box = document.getElementById("toasts");
-  if (!box) return;
-  const t = el("div", `toast toast-${level}`);
-  t.textContent = text;
-  box.append(t);
-  while (box.children.length > 4) box.firstElementChild.remove();
-  setTimeout(() => t.remove(), ms);
-}
-
 /** Site label {zh, en} for a participant, from the page's `sites` table. */
 function siteLabel(sites, info) {
   const site = info && info.site && sites ? sites[info.site] : null;
@@ -62,10 +38,22 @@ function siteLabel(sites, info) {
   return { zh: name, en: info && info.site ? info.site : "" };
 }
 
+/**
+ * Who a tile is within its site, when that needs saying: a person's or device's given name (never a
+ * raw id such as "levee-phone"), or "终端 N Terminal N" when a site has several and no names.
+ */
+export function whoLabel(info, siblings) {
+  const named = info.name && info.name !== info.identity && !info.name.startsWith("device:") ? info.name : null;
+  if (named) return named;
+  if (siblings.length < 2) return null;
+  return `终端 ${siblings.indexOf(info.identity) + 1} Terminal ${siblings.indexOf(info.identity) + 1}`;
+}
+
 function qualityLevel(q) {
   if (!q) return "unknown";
   if (q.stalled || q.lossPct >= 10 || (q.rttMs != null && q.rttMs > 800)) return "poor";
-  if (q.lossPct >= 2 || (q.fps != null && q.fps < 12) || (q.rttMs != null && q.rttMs > 300)) return "fair";
+  // frame rate alone says little: field kits and encoders send 5-15 fps on purpose; under 4 is choppy
+  if (q.lossPct >= 2 || (q.fps != null && q.fps < 4) || (q.rttMs != null && q.rttMs > 300)) return "fair";
   return "good";
 }
 
@@ -79,121 +67,6 @@ function qualityText(q) {
 }
 
 /** Tiles a fixed wall layout shows at most. */
-const FIXED_LAYOUTS = { "2x2": 4, "3x3": 9, "4x4": 16 };
-
-class Tile {
-  constructor(identity, { local = false, mirror = false } = {}) {
-    this.identity = identity;
-    this.local = local;
-    this.root = el("div", "tile");
-    this.root.dataset.identity = identity;
-    this.root.tabIndex = 0;
-    this.root.setAttribute("role", "button");
-    this.video = document.createElement("video");
-    this.video.autoplay = true;
-    this.video.playsInline = true;
-    this.video.muted = true; // sound goes through the participant's <audio>, so video always autoplays
-    if (mirror) this.video.classList.add("mirror");
-    // the last picture, drawn over the <video> while it has none (an ended track shows black)
-    this.frozen = document.createElement("canvas");
-    this.frozen.className = "tile-frozen";
-    this.frozen.hidden = true;
-    this.frozenAt = 0;
-    this.placeholder = el("div", "tile-placeholder", "无视频", "No video");
-    this.label = el("div", "tile-label");
-    this.badge = el("div", "tile-badge");
-    this.quality = el("div", "tile-quality");
-    this.qualityBars = el("span", "bars");
-    for (let i = 0; i < 3; i += 1) this.qualityBars.append(el("i"));
-    this.qualityText = el("span", "qtext");
-    this.quality.append(this.qualityBars, this.qualityText);
-    this.micOff = el("div", "tile-micoff", "静音", "Muted");
-    this.micOff.hidden = true;
-    this.overlay = el("div", "tile-reconnecting");
-    this.overlay.setAttribute("role", "status");
-    const chip = el("span", "tile-reconnecting-chip");
-    chip.append(el("span", "spinner"), el("span", "tile-reconnecting-text", "重连中", "Reconnecting…"));
-    this.overlay.append(chip);
-    this.overlay.hidden = true;
-    const top = el("div", "tile-top");
-    top.append(this.badge, this.quality);
-    this.root.append(this.video, this.frozen, this.placeholder, this.overlay, top, this.micOff, this.label);
-    this.audio = null;
-    this.stats = null;      // previous raw counters, for deltas
-    this.q = null;          // last computed quality
-    this.videoTrack = null;
-  }
-
-  setLabel(zh, en, extra) {
-    setBilingual(this.label, zh, en);
-    if (extra) {
-      const me = el("span", "tile-you", extra.zh, extra.en);
-      this.label.prepend(me);
-    }
-  }
-
-  setBadge(kind, zh, en) {
-    this.badge.dataset.kind = kind;
-    setBilingual(this.badge, zh, en);
-  }
-
-  setVideoTrack(track) {
-    if (track === this.videoTrack) return;
-    if (this.videoTrack) this.freeze();  // no black gap until the new track's first frame
-    this.videoTrack = track;
-    this.stats = null;
-    this.video.srcObject = track ? new MediaStream([track]) : null;
-    if (!track) return;
-    this.video.play().catch(() => { /* muted video: only fails when detached */ });
-    const thaw = () => { if (this.videoTrack === track) this.thaw(); };
-    this.video.addEventListener("loadeddata", thaw, { once: true });
-    if (typeof this.video.requestVideoFrameCallback === "function") this.video.requestVideoFrameCallback(thaw);
-  }
-
-  /** Keep the picture on screen now (if there is a live one) until thaw(). */
-  freeze() {
-    const v = this.video;
-    if (this.isFrozen || !this.videoTrack || this.videoTrack.readyState !== "live" || !v.videoWidth || v.hidden) return;
-    this.frozen.width = v.videoWidth;
-    this.frozen.height = v.videoHeight;
-    try {
-      this.frozen.getContext("2d").drawImage(v, 0, 0);
-    } catch {
-      return;
-    }
-    this.frozen.classList.toggle("mirror", v.classList.contains("mirror"));
-    this.frozen.hidden = false;
-    this.frozenAt = performance.now();
-  }
-
-  thaw() {
-    this.frozen.hidden = true;
-  }
-
-  get isFrozen() {
-    return !this.frozen.hidden;
-  }
-
-  setAudioTracks(tracks, onBlocked) {
-    const current = this.audio && this.audio.srcObject ? this.audio.srcObject.getAudioTracks() : [];
-    const same = current.length === tracks.length && current.every((t) => tracks.includes(t));
-    if (same) return;
-    if (!tracks.length) {
-      if (this.audio) { this.audio.srcObject = null; this.audio.remove(); this.audio = null; }
-      return;
-    }
-    if (!this.audio) {
-      this.audio = document.createElement("audio");
-      this.audio.autoplay = true;
-      this.audio.hidden = true;
-      this.audio.dataset.identity = this.identity;
-      this.root.append(this.audio);
-    }
-    this.audio.srcObject = new MediaStream(tracks);
-    this.audio.play().catch((err) => { if (err && err.name === "NotAllowedError") onBlocked(); });
-  }
-}
-
 export class RoomView {
   /**
    * @param {RoomClient} client
@@ -214,7 +87,13 @@ export class RoomView {
     this.localTile = null;
     this.spotlit = null;         // the tile on the main screen now (computed in render)
     this.pinned = null;          // this screen's own choice, over the room's
-    this.roomView = { spotlight: null, layout: null, followSpeaker: false, speaker: null };
+    this.roomView = { spotlight: null, layout: null, followSpeaker: false, speaker: null, cells: [], rotateEvery: 0, rotateGroup: "" };
+    this.groups = opts.groups || [];   // saved site groups, for turning through one
+    this.rollcallSpot = null;    // the site being called in a roll-call, while it is
+    this.followRollcall = !!opts.followRollcall;       // walls show the site called large
+    this._turn = 0;              // how many times the free cells of a fixed layout have turned
+    this._rotateTimer = null;
+    this._vacant = new Map();    // site -> placeholder of a placed site that is not here
     this.followRoomLayout = !!opts.followRoomLayout;   // walls take the chair's layout
     this.onlyVideo = !!opts.onlyVideo;                 // walls show only sites that send video
     this.decorators = [];        // (tile, identity) => void, e.g. the room control's badges
@@ -288,6 +167,10 @@ export class RoomView {
   /** The room's control state: the chair's spotlight and layout, follow-speaker, the active speaker. */
   setRoomView(patch) {
     const changed = "spotlight" in patch && patch.spotlight !== this.roomView.spotlight;
+    if ("rotateEvery" in patch && patch.rotateEvery !== this.roomView.rotateEvery) {
+      clearInterval(this._rotateTimer);
+      this._rotateTimer = patch.rotateEvery > 0 ? setInterval(() => { this._turn += 1; this.render(); }, patch.rotateEvery * 1000) : null;
+    }
     Object.assign(this.roomView, patch);
     if (changed && this.pinned === "__grid") this.pinned = null;  // a new room spotlight shows again
     this.render();
@@ -431,8 +314,15 @@ export class RoomView {
   render() {
     const client = this.client;
     const seen = new Set();
+    const bySite = new Map();   // site -> its identities here, in a stable order (to tell them apart)
+    for (const p of [...client.participants.values()].sort((a, b) => a.info.identity.localeCompare(b.info.identity))) {
+      if (!bySite.has(p.info.site)) bySite.set(p.info.site, []);
+      bySite.get(p.info.site).push(p.info.identity);
+    }
     for (const p of client.participants.values()) {
       const id = p.info.identity;
+      // a wall or any other observer that sends nothing is no picture: the roster lists it, the wall does not
+      if (p.info.role === "observer" && !client.publicationsOf(id).length) continue;
       seen.add(id);
       let tile = this.tiles.get(id);
       if (!tile) {
@@ -446,6 +336,8 @@ export class RoomView {
       }
       const label = siteLabel(this.sites, p.info);
       tile.setLabel(label.zh, label.en);
+      const who = this.sites[p.info.site] ? whoLabel(p.info, bySite.get(p.info.site) || []) : null;
+      if (who) tile.label.append(el("span", "tile-who", who));
       tile.setVideoTrack(p.videoTrack);
       tile.setAudioTracks(p.audioTracks, () => this._soundBlocked());
       this._renderRemoteBadge(tile, p);
@@ -462,8 +354,9 @@ export class RoomView {
       this.pinned = null;
       this.onSpotlight(null);
     }
-    const roomLayout = this.followRoomLayout && this.roomView.layout ? this.roomView.layout : this.baseLayout;
-    this.spotlit = this._mainTile(roomLayout);
+    const calling = this.followRollcall && this._present(this.rollcallSpot) ? this.rollcallSpot : null;
+    const roomLayout = calling ? "spotlight" : this.followRoomLayout && this.roomView.layout ? this.roomView.layout : this.baseLayout;
+    this.spotlit = calling || this._mainTile(roomLayout);
     if (this.localTile) this._renderLocal();
 
     const order = [];
@@ -474,17 +367,25 @@ export class RoomView {
     if (without.length) order.splice(0, order.length, ...order.filter(sendsVideo));
     const cap = FIXED_LAYOUTS[roomLayout] || 0;
     if (cap) {
-      // a fixed wall grid shows the main tile and the speaker first, then the rest by name
+      // a fixed wall grid: the sites the chair placed in their cells, the free cells filled by the
+      // main tile and the speaker first, then the rest by name, turning when the chair asks (轮巡)
       const rank = (t) => (t.identity === this.spotlit ? 0 : t.identity === this.roomView.speaker ? 1 : 2);
       order.sort((a, b) => rank(a) - rank(b));
+      order.splice(0, order.length, ...this._cellOrder(cap, order));
     }
     order.forEach((tile, i) => {
       tile.root.classList.toggle("spotlit", tile.identity === this.spotlit);
       tile.root.classList.toggle("speaking", tile.identity === this.roomView.speaker);
       tile.root.hidden = cap > 0 && i >= cap;
-      for (const decorate of this.decorators) decorate(tile, tile.identity);
+      const cell = cap > 0 && this._cellOf ? this._cellOf.get(tile) : undefined;
+      const n = Math.sqrt(cap);
+      tile.root.style.gridArea = cell === undefined ? "" : `${Math.floor(cell / n) + 1} / ${(cell % n) + 1}`;
+      if (!tile.vacant) for (const decorate of this.decorators) decorate(tile, tile.identity);
       if (tile.root.parentNode !== this.wall) this.wall.append(tile.root);
     });
+    for (const [site, vacant] of this._vacant) {
+      if (!order.includes(vacant)) { vacant.root.remove(); this._vacant.delete(site); }
+    }
     // keep DOM order stable but sorted, without re-appending (which would restart videos) when unchanged
     for (const tile of without) {
       tile.root.hidden = true;
@@ -495,7 +396,7 @@ export class RoomView {
     if (current.some((node, i) => node !== domOrder[i].root)) domOrder.forEach((t) => this.wall.append(t.root));
 
     const empty = document.getElementById("wall-empty");
-    if (empty) empty.hidden = order.length - (this.localTile ? 1 : 0) > 0;
+    if (empty) empty.hidden = order.filter((t) => !t.vacant).length - (this.localTile ? 1 : 0) > 0;
     this.wall.dataset.layout = cap ? roomLayout : this.spotlit ? "spotlight" : roomLayout === "spotlight" ? "grid" : roomLayout;
     const count = document.getElementById("participant-count");
     if (count) count.textContent = String(this.tiles.size + (this.client.me ? 1 : 0));
@@ -554,20 +455,79 @@ export class RoomView {
     else tile.setBadge("ok", "发布中", "Sending");
   }
 
+  /** A fixed layout's tiles in cell order: placed sites (a vacant cell when absent), then the rest, turned. */
+  _cellOrder(cap, tiles) {
+    const cells = (this.roomView.cells || []).slice(0, cap);
+    const siteOf = (t) => (t.local ? this.client.me && this.client.me.site : (this.client.participants.get(t.identity) || { info: {} }).info.site);
+    const slots = new Array(cap).fill(null);
+    const used = new Set();
+    cells.forEach((site, i) => {
+      if (!site) return;
+      const tile = tiles.find((t) => !used.has(t) && siteOf(t) === site);
+      if (tile) { used.add(tile); slots[i] = tile; } else slots[i] = this._vacantTile(site);
+    });
+    let rest = tiles.filter((t) => !used.has(t));
+    const free = slots.filter((x) => x === null).length;
+    // turning through a saved group: its sites fill the free cells, the others wait off the wall
+    const group = this.roomView.rotateEvery > 0 && this.roomView.rotateGroup
+      ? (this.groups.find((g) => g.id === this.roomView.rotateGroup) || { sites: null }).sites : null;
+    if (group) rest = rest.filter((t) => group.includes(siteOf(t)));
+    let turned = rest;
+    if (this.roomView.rotateEvery > 0 && rest.length > free && free > 0) {
+      const start = (this._turn * free) % rest.length;
+      turned = rest.slice(start).concat(rest.slice(0, start));
+    }
+    let k = 0;
+    for (let i = 0; i < cap; i += 1) if (slots[i] === null && k < turned.length) slots[i] = turned[k++];
+    // each shown tile keeps its cell (a placed site stays where the chair put it, gaps and all)
+    this._cellOf = new Map(slots.map((t, i) => [t, i]).filter(([t]) => t));
+    const shown = slots.filter(Boolean);
+    // every other tile after them (hidden beyond the cells), those off the group's turn included
+    return shown.concat(tiles.filter((t) => !shown.includes(t)));
+  }
+
+  /** The placeholder of a placed site that is not here: its name and "offline", in its cell. */
+  _vacantTile(site) {
+    let vacant = this._vacant.get(site);
+    if (!vacant) {
+      const root = el("div", "tile tile-vacant");
+      root.dataset.site = site;
+      const info = this.sites[site];
+      root.append(el("div", "tile-placeholder", "离线", "Offline"), el("div", "tile-label", info ? info.name_zh : site, info ? info.name_en : ""));
+      vacant = { root, vacant: true, identity: `vacant:${site}`, label: root.lastChild };
+      this._vacant.set(site, vacant);
+    }
+    return vacant;
+  }
+
+  /** Follow a roll-call on this screen: the site being called is on the main screen until the call moves on. */
+  setRollcall(identity) {
+    this.rollcallSpot = identity || null;
+    this.render();
+  }
+
   /** Size the grid so every tile is as large as the wall allows at 16:9. */
   layout() {
     const wall = this.wall;
+    if (wall.dataset.layout === "spotlight") { this._layoutSpotlight(); return; }
     if (wall.dataset.layout !== "grid") return;
     const n = wall.querySelectorAll(":scope > .tile:not([hidden])").length || 1;
-    const W = wall.clientWidth; const H = wall.clientHeight;
-    let best = { cols: 1, size: 0 };
-    for (let cols = 1; cols <= n; cols += 1) {
-      const rows = Math.ceil(n / cols);
-      const w = Math.min(W / cols, ((H / rows) * 16) / 9);
-      if (w > best.size) best = { cols, size: w };
-    }
-    wall.style.setProperty("--cols", String(best.cols));
-    wall.style.setProperty("--rows", String(Math.ceil(n / best.cols)));
+    const fit = gridFit(n, wall.clientWidth, wall.clientHeight);
+    wall.style.setProperty("--cols", String(fit.cols));
+    wall.style.setProperty("--rows", String(fit.rows));
+  }
+
+  /** Spotlight: the main tile and a strip beside it (below it on a portrait screen) that fits every other tile. */
+  _layoutSpotlight() {
+    const wall = this.wall;
+    const n = wall.querySelectorAll(":scope > .tile:not([hidden]):not(.spotlit)").length;
+    const css = getComputedStyle(wall);
+    const gap = parseFloat(css.columnGap) || 0;
+    const W = wall.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight);
+    const H = wall.clientHeight - parseFloat(css.paddingTop) - parseFloat(css.paddingBottom);
+    const fit = spotlightStrip(n, W, H, gap);
+    wall.dataset.strip = fit.side;
+    for (const [name, value] of Object.entries(fit.vars)) wall.style.setProperty(name, value);
   }
 
   /** Inbound fps, loss % and RTT per tile, from getStats every couple of seconds. */
@@ -639,5 +599,6 @@ export class RoomView {
 
   destroy() {
     clearInterval(this._statsTimer);
+    clearInterval(this._rotateTimer);
   }
 }

@@ -2,10 +2,12 @@
 import { startPage } from "./page.js";
 import { initControl } from "./control.js";
 import { initRollCall } from "./rollcall.js";
+import { initRoster } from "./roster.js";
 import { startInbox } from "./inbox.js";
-import { pageData } from "./page.js";
+import { pageData } from "./ui.js";
 
 const { client, view } = startPage({ localTile: true, mirrorLocal: true, facingMode: "user" });
 initRollCall(client, view);
-initControl(client, view);
+const control = initControl(client, view);
+initRoster(client, view, control, pageData());
 startInbox(client, pageData());

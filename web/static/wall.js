@@ -5,9 +5,10 @@
 // whole page. A wall replaced by another session of its identity stays stopped until told here.
 
 import { initControl } from "./control.js";
-import { pageData } from "./page.js";
+import { pageData } from "./ui.js";
 import { RoomClient } from "./room-client.js";
 import { RoomView } from "./room-view.js";
+import { paintStatus, startStatusBar } from "./wall-status.js";
 
 const RELOAD_AFTER_MS = 90_000;
 const FIXED = new Set(["grid", "spotlight", "2x2", "3x3", "4x4"]);
@@ -24,7 +25,8 @@ const client = new RoomClient({
   publish: false,
 });
 const wall = document.getElementById("wall");
-const view = new RoomView(client, { wall, sites: data.sites || {}, spotlight: false, followRoomLayout: true, onlyVideo: true });
+const view = new RoomView(client, { wall, sites: data.sites || {}, spotlight: false, followRoomLayout: true, onlyVideo: true,
+  followRollcall: true, groups: data.groups || [] });
 window.__room = client;
 window.__view = view;
 const control = initControl(client, view, { wall: true });
@@ -57,6 +59,11 @@ client.addEventListener("state", (e) => {
 setInterval(() => {
   if (lostAt !== null && Date.now() - lostAt > RELOAD_AFTER_MS) location.reload();
 }, 5_000);
+
+// follow a roll-call: the site being called is on the wall, large, until the call moves on
+client.on("rollcall_spotlight", (msg) => { view.setRollcall(msg.identity || null); paintStatus(msg); });
+client.addEventListener("state", (e) => { if (e.detail.state === "connected") client.send({ type: "rollcall_sync" }); });
+startStatusBar(client, view, data);
 
 client.start();
 window.__control = control;
