@@ -6,9 +6,13 @@ link costs the origin node no more than one extra subscriber. Three runs of the 
 a fresh `bench.server` (P publishers, S subscribers receiving everything, CPU read from /proc):
 
   base        as it is;
-  +K subs     K more subscribers (K x P more streams);
-  +K links    a second server opening K links to it (as K other nodes with subscribers would),
-              each carrying every publication, its own CPU measured beside.
+  +K subs     a second server subscribing K more times, as K ordinary subscribers receiving
+              everything (K x P more streams), its own CPU measured beside;
+  +K links    the second server opening K links instead (as K other nodes with subscribers
+              would), each carrying every publication, received the same way.
+
+The second server receives both alike (media/cascade.py), so the two differ only in what the
+origin does for a link against a subscriber, and the machine is as busy in both.
 
 The extra CPU per added stream of the last two, and their ratio, are printed; runs alternate for
 `--rounds` rounds and the medians are taken (this machine is noisy).
@@ -28,15 +32,16 @@ import time
 import urllib.request
 from typing import Any
 
-from bench.forwarding import free_port, run_scenario
+from bench.forwarding import free_port, run_scenario, wait_up
 from bench.load import cpu_seconds
 
 
 class FarNode:
     """A second bench server that pulls the origin's publications over links while a run lasts."""
 
-    def __init__(self, links: int) -> None:
+    def __init__(self, links: int, *, as_subscribers: bool) -> None:
         self.links = links
+        self.as_subscribers = as_subscribers
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.cpu_percent = 0.0
@@ -46,16 +51,9 @@ class FarNode:
         """Start the far server and open `links` links per publication to the origin."""
         self.process = process = subprocess.Popen([sys.executable, "-m", "bench.server", "--port", str(self.port)])
         url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/stats", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("far bench server did not start") from None
-                time.sleep(0.2)  # process start-up: nothing to wait on but the port
-        body = json.dumps({"url": origin_url, "own_url": url, "links": self.links}).encode()
+        wait_up(url, process, "far bench server")
+        body = json.dumps({"url": origin_url, "own_url": url, "links": self.links, "publications": publications,
+                           "as_subscribers": self.as_subscribers}).encode()
         request = urllib.request.Request(f"{url}/pull", data=body, headers={"Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=120).read()
         self._wait_for(origin_url, self.links * len(publications))
@@ -84,13 +82,13 @@ def one_round(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The three runs, once each."""
     runs: dict[str, dict[str, Any]] = {}
     runs["base"] = run_scenario("relay", args.publishers, args.subscribers, args.seconds, args.warmup)
-    runs["subs"] = run_scenario("relay", args.publishers, args.subscribers + args.links, args.seconds, args.warmup)
-    far = FarNode(args.links)
-    try:
-        runs["links"] = run_scenario("relay", args.publishers, args.subscribers, args.seconds, args.warmup, published=far.pull)
-    finally:
-        far.stop()
-    runs["links"]["far_cpu_percent"] = far.cpu_percent
+    for run, as_subscribers in (("subs", True), ("links", False)):
+        far = FarNode(args.links, as_subscribers=as_subscribers)
+        try:
+            runs[run] = run_scenario("relay", args.publishers, args.subscribers, args.seconds, args.warmup, published=far.pull)
+        finally:
+            far.stop()
+        runs[run]["far_cpu_percent"] = far.cpu_percent
     return runs
 
 
@@ -124,8 +122,8 @@ def main() -> None:
               f"{median(run, 'delivered_ratio'):>18.4f}")
     print(f"\nextra origin CPU per added stream: subscriber {per_sub:.3f} %, link {per_link:.3f} %")
     print(f"link / subscriber: {per_link / per_sub:.2f}" if per_sub > 0 else "link / subscriber: n/a (no measurable subscriber cost)")
-    print(f"far node receiving {added} links: {median('links', 'far_cpu_percent'):.1f} % CPU "
-          f"({median('links', 'far_cpu_percent') / added:.3f} % per link)")
+    print(f"second server receiving {added} streams: as subscribers {median('subs', 'far_cpu_percent'):.1f} % CPU, "
+          f"on links {median('links', 'far_cpu_percent'):.1f} % ({median('links', 'far_cpu_percent') / added:.3f} % per stream)")
 
 
 if __name__ == "__main__":

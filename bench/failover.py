@@ -24,16 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import aiohttp
-
-from bench.forwarding import free_port
+from bench.forwarding import free_port, wait_up
 from server.auth import TokenService
-from synthetic.client import ClientError, FrameCounter, RoomClient
+from synthetic.client import FrameCounter, RoomClient, join_somewhere
 from synthetic.pattern import TestPatternTrack
 
 ROOM = "command"
@@ -65,34 +62,11 @@ def node(directory: Path, redis_url: str, node_id: str, secret: str, span: bool)
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"node {node_id} did not start") from None
-                time.sleep(0.1)  # process start-up: nothing to wait on but the port
+        wait_up(url, process, f"node {node_id}", path="/healthz")
         yield url, process
     finally:
         process.kill()
         process.wait()
-
-
-async def join_somewhere(urls: list[str], token: str, name: str, deadline: float) -> RoomClient:
-    """What a page does after losing its node: try the nodes in turn until one welcomes it."""
-    while True:
-        for url in urls:
-            client = RoomClient(url, ROOM, token, name=name)
-            try:
-                await client.connect(timeout=3)
-                return client
-            except (ClientError, aiohttp.ClientError, OSError, TimeoutError):
-                await client.close()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} found no node in time")
-        await asyncio.sleep(0.25)  # a client's retry interval
 
 
 async def frames_from(client: RoomClient, identity: str, deadline: float, before: frozenset[str] = frozenset()) -> str:
@@ -140,11 +114,11 @@ async def one_round(how: signal.Signals, span: bool) -> float:
             await unit.drop()  # its node is gone: a page's own checks (ICE, ping) notice as much
             if not span:
                 await asyncio.wait_for(wall.wait_disconnected(), timeout=BUDGET)  # relayed through node 2: cut
-            unit = await join_somewhere([url1, url2], token("unit", "mobile01"), "unit-again", deadline)
+            unit = await join_somewhere([url1, url2], ROOM, token("unit", "mobile01"), "unit-again", deadline)
             clients.append(unit)
             await unit.publish({"camera": TestPatternTrack("Unit", width=320, height=180, fps=15)})
             if not span:
-                wall = await join_somewhere([url2, url1], token("wall", "command_centre"), "wall-again", deadline)
+                wall = await join_somewhere([url2, url1], ROOM, token("wall", "command_centre"), "wall-again", deadline)
                 clients.append(wall)
             await frames_from(wall, identity, deadline, before=seen)
             return time.monotonic() - dead

@@ -52,6 +52,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_up(url: str, process: subprocess.Popen[Any], what: str, *, path: str = "/stats", timeout: float = 30) -> None:
+    """Until the server process at `url` answers `path` (RuntimeError if it exits or takes too long)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}{path}", timeout=1).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.2)  # process start-up: nothing to wait on but the port
+
+
 def run_scenario(
     mode: str, publishers: int, subscribers: int, seconds: float, warmup: float, publisher_loss: float = 0.0,
     published: Callable[[str, list[str]], None] | None = None,
@@ -62,15 +75,7 @@ def run_scenario(
     server = subprocess.Popen([sys.executable, "-m", "bench.server", "--mode", mode, "--port", str(port)])
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/stats", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"benchmark server ({mode}) did not start") from None
-                time.sleep(0.2)
+        wait_up(url, server, f"benchmark server ({mode})")
         publishing = subprocess.Popen(
             [sys.executable, "-m", "bench.load", "--role", "publish", "--url", url, "--publishers", str(publishers),
              "--publisher-loss", str(publisher_loss)],

@@ -97,15 +97,24 @@ class RelayBackend:
             peer.subscribe(publication)
         return {}
 
-    async def pull(self, origin_url: str, own_url: str, links: int) -> dict[str, Any]:
+    async def pull(self, origin_url: str, own_url: str, links: int, publications: list[str], as_subscribers: bool) -> dict[str, Any]:
         """Open `links` links to the server at `origin_url` (as that many nodes would), each bringing
-        every publication there into this server's router."""
+        every publication there into this server's router; with `as_subscribers`, receive them the
+        same way but as that many ordinary subscribers of the origin instead (the baseline)."""
         async with aiohttp.ClientSession() as http:
             for n in range(links):
                 node = f"far{n}"
                 self.links[node] = self.router.new_cascade(node)
-                async with http.post(f"{origin_url}/link", json={"node": node, "url": own_url}) as response:
-                    await response.read()
+                if not as_subscribers:
+                    async with http.post(f"{origin_url}/link", json={"node": node, "url": own_url}) as response:
+                        await response.read()
+                    continue
+                async with http.post(f"{origin_url}/subscribe", json={"name": node, "publications": publications}) as response:
+                    offer = await response.json()
+                while offer.get("sdp"):  # the origin offers a few tracks at a time
+                    answer = await self.offered(node, offer["sdp"], offer["tracks"])
+                    async with http.post(f"{origin_url}/answer", json={"name": node, "sdp": answer["sdp"]}) as response:
+                        offer = await response.json()
         return {}
 
     async def offered(self, node: str, sdp: str, tracks: dict[str, str]) -> dict[str, Any]:
@@ -211,7 +220,8 @@ def make_app(backend: RelayBackend | MediaRelayBackend) -> web.Application:
     async def pull(request: web.Request) -> web.Response:
         body = await request.json()
         assert isinstance(backend, RelayBackend)
-        return web.json_response(await backend.pull(body["url"], body["own_url"], int(body["links"])))
+        return web.json_response(await backend.pull(body["url"], body["own_url"], int(body["links"]), body["publications"],
+                                                    bool(body.get("as_subscribers"))))
 
     async def offer(request: web.Request) -> web.Response:
         body = await request.json()

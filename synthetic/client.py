@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from ssl import SSLContext
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
@@ -409,6 +410,21 @@ class RoomClient:
         if self.welcome is not None:  # a refused connect is reported by its exception instead
             log.info("disconnected name=%s reason=%s", self.name, reason)
         await self._notify()
+
+
+async def join_somewhere(urls: list[str], room: str, token: str, name: str, deadline: float) -> RoomClient:
+    """What a page does after losing its node: try the nodes in turn until one welcomes it."""
+    while True:
+        for url in urls:
+            client = RoomClient(url, room, token, name=name)
+            try:
+                await client.connect(timeout=3)
+                return client
+            except (ClientError, aiohttp.ClientError, OSError, TimeoutError):
+                await client.close()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} found no node for {room} in time")
+        await asyncio.sleep(0.25)  # a client's retry interval, not a wait for a condition
 
 
 class FrameCounter:

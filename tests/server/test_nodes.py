@@ -23,7 +23,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from server.relay_auth import RELAY_HEADER, RelayedFrom, relay_key, sign
-from synthetic.client import ClientError, FrameCounter, RoomClient
+from synthetic.client import FrameCounter, RoomClient, join_somewhere
 from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop, video_loop_track
 from synthetic.pattern import TestPatternTrack, ToneTrack
 from tests.e2e.conftest import Server, running_server
@@ -205,21 +205,6 @@ async def test_a_relay_header_not_signed_by_a_node_is_refused(nodes: tuple[Serve
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await http.ws_connect(node1.base_url + "/ws", headers={RELAY_HEADER: forged})
             assert refused.value.status == 403
-
-
-async def join_somewhere(urls: list[str], room: str, bearer: str, name: str, deadline: float) -> RoomClient:
-    """What a page does after losing its node: try this node, then the others, until one welcomes it."""
-    while True:
-        for url in urls:
-            client = RoomClient(url, room, bearer, name=name)
-            try:
-                await client.connect(timeout=3)
-                return client
-            except (ClientError, aiohttp.ClientError, OSError, TimeoutError):
-                pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} found no node for {room} in time")
-        await asyncio.sleep(0.25)  # a client's retry interval, not a wait for a condition
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "frozen"])
