@@ -18,12 +18,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from aiortc import RTCSessionDescription
+from aiortc import RTCRtpTransceiver, RTCSessionDescription
 
 from media import aiortc_hooks as hooks
 from media.liveness import LivenessSettings, PeerHealth, StateCallback
 from media.peers import NegotiationError, codec_info, ignore_health, make_peer_connection
-from media.router import Publication, PublicationId, RelayCounters
+from media.router import CodecInfo, Publication, PublicationId, RelayCounters
 from media.tasks import TaskGroup
 
 logger = logging.getLogger(__name__)
@@ -31,11 +31,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Origin:
-    """A publication on another node, as this node knows it: its id, owner and source."""
+    """A publication on another node, as this node knows it: its id, owner, source and codec."""
 
     publication_id: str
     owner: str
     source: str
+    codec: str = ""  # the codec's name as the origin sends it ("H264", "VP8", "opus"); "" unknown
 
 
 class CascadeIn:
@@ -101,7 +102,7 @@ class CascadeIn:
                 owner=known.owner,
                 kind=transceiver.kind,
                 source=known.source,
-                codec=codec_info(transceiver),
+                codec=_sent_codec(transceiver, known.codec),
                 receiver=transceiver.receiver,
                 counters=self._counters,
                 tasks=self._tasks,
@@ -121,3 +122,12 @@ class CascadeIn:
         await self.health.close()
         await self._tasks.close()
         await hooks.close_peer_connection(self.pc)
+
+
+def _sent_codec(transceiver: RTCRtpTransceiver, name: str) -> CodecInfo:
+    """The negotiated codec the origin sends on the track (an m-line offers several: the first is
+    not necessarily the one sent, and subscribers here must be told the right one)."""
+    for codec in hooks.media_codecs(transceiver):
+        if codec.mimeType.split("/", 1)[-1].lower() == name.lower():
+            return CodecInfo(mime_type=codec.mimeType, clock_rate=codec.clockRate, parameters=dict(codec.parameters))
+    return codec_info(transceiver)

@@ -47,7 +47,7 @@ class LinkOffer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     node: str
     sdp: str
     tracks: dict[str, str]
-    origins: dict[str, tuple[str, str]]
+    origins: dict[str, tuple[str, str, str]]  # publication id -> owner, source, codec name
 
 
 class LinkAnswer(msgspec.Struct, frozen=True):
@@ -87,7 +87,7 @@ class NodeLinks:
         await self._call("POST", f"{url}/internal/cascade/{room_id}", LinkAsk(node=node_id, url=node_url), 201)
 
     async def offer(self, url: str, room_id: str, node_id: str, sdp: str, tracks: dict[str, str],
-                    origins: dict[str, tuple[str, str]]) -> str:
+                    origins: dict[str, tuple[str, str, str]]) -> str:
         """Send the node at `url` an offer on the link it asked for; its answer."""
         body = LinkOffer(node=node_id, sdp=sdp, tracks=tracks, origins=origins)
         return msgspec.json.decode(await self._call("POST", f"{url}/internal/cascade/{room_id}/offer", body, 200), type=LinkAnswer).sdp

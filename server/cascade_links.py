@@ -37,7 +37,7 @@ class Links(Protocol):
         """Ask the node at `url` to send this node (`node_id`, reached at `node_url`) its publications."""
 
     async def offer(self, url: str, room_id: str, node_id: str, sdp: str, tracks: dict[str, str],
-                    origins: dict[str, tuple[str, str]]) -> str:
+                    origins: dict[str, tuple[str, str, str]]) -> str:
         """Send the node at `url` an offer of the link from `node_id`; its answer."""
 
     async def close(self, url: str, room_id: str, node_id: str) -> None:
@@ -93,13 +93,13 @@ class CascadeLinks:
         self._tried.pop(node_id, None)
         logger.info("cascade link open room=%s from=%s", self.room.id, node_id)
 
-    async def offered(self, node_id: str, sdp: str, tracks: dict[str, str], origins: dict[str, tuple[str, str]]) -> str:
+    async def offered(self, node_id: str, sdp: str, tracks: dict[str, str], origins: dict[str, tuple[str, str, str]]) -> str:
         """The sending node's offer on its link to here; the answer."""
         held = self._inbound.get(node_id)
         if held is None:
             raise NotFound("unknown_link", f"no link from node {node_id!r} is wanted here")
         link = held[0]
-        told = {pid: Origin(pid, owner, source) for pid, (owner, source) in origins.items()}
+        told = {pid: Origin(pid, owner, source, codec) for pid, (owner, source, codec) in origins.items()}
         answer, added = await link.answer(sdp, tracks, lambda pid: told.get(pid) or self._origins.get(pid))
         for publication in added:
             publication.muted = self._muted.get(publication.id, False)  # announced as its publisher has it
@@ -160,7 +160,8 @@ class CascadeLinks:
         if peer is None:
             return
         publications = self.room.router.publications
-        origins = {pid: (p.owner, p.source) for pid in tracks.values() if (p := publications.get(pid)) is not None}  # type: ignore[call-overload]
+        origins = {pid: (p.owner, p.source, p.codec.name) for pid in tracks.values()
+                   if (p := publications.get(pid)) is not None}  # type: ignore[call-overload]
         try:
             answer = await self._links.offer(url, self.room.id, self._node_id, sdp, tracks, origins)
             peer.handle_answer(answer)

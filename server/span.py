@@ -154,7 +154,7 @@ class Span:
         self._members_from(others)
         here = self.room.participants
         publishing = {part.node_id: part for part in others if any(p.owner not in here for p in part.publications)}
-        origins = {p.publication_id: Origin(p.publication_id, p.owner, p.source) for part in others for p in part.publications}
+        origins = {p.publication_id: Origin(p.publication_id, p.owner, p.source, p.codec) for part in others for p in part.publications}
         muted = {p.publication_id: p.muted for part in others for p in part.publications}
         wanted = {node_id: part.url for node_id, part in publishing.items()} if self.wants_media() else {}
         self.links.want(wanted, origins, muted)

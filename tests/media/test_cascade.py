@@ -7,7 +7,7 @@ import random
 from collections.abc import AsyncIterator
 
 import pytest
-from aiortc import VideoStreamTrack
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
 
 from media.cascade import CascadeIn, Origin
@@ -34,7 +34,7 @@ async def link(origin_router: RoomRouter, far: RoomRouter, publications: list[Pu
     """Bring `publications` from the origin router into `far` on one link, as two nodes do over HTTP:
     to the origin the far node is one more subscriber; the far node answers its offers."""
     cascade = far.new_cascade("node-a")
-    origins = {p.id: Origin(p.id, p.owner, p.source) for p in publications}
+    origins = {p.id: Origin(p.id, p.owner, p.source, p.codec.name) for p in publications}
 
     async def send_offer(sdp: str, tracks: dict[str, str]) -> None:
         async def answer() -> None:
@@ -160,3 +160,25 @@ async def test_one_link_follows_the_publications_as_they_come_and_go(router: Roo
     assert len(cascade.publications) == 1 and len(router.publications) == 2
     await first.close()
     await second.close()
+
+
+async def test_an_h264_publication_crosses_as_h264(router: RoomRouter, far: RoomRouter) -> None:
+    client = RTCPeerConnection()
+    transceiver = client.addTransceiver(VideoStreamTrack(), direction="sendonly")
+    transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"])
+    await client.setLocalDescription(await client.createOffer())
+    publications: list[Publication] = []
+    peer = router.new_publisher("encoder", on_publication=publications.append)
+    await client.setRemoteDescription(RTCSessionDescription(sdp=await peer.answer(client.localDescription.sdp, {}), type="answer"))
+    (video,) = publications
+    assert video.codec.name == "H264"
+    await link(router, far, [video])
+    (copy,) = far.publications.values()
+    assert copy.codec.name == "H264"  # what the origin sends, not the first codec the link's m-line lists
+    subscriber = SubscribingClient()
+    subscriber.peer = far.new_subscriber("mayor", subscriber.on_offer)
+    subscriber.peer.subscribe(copy)
+    got = await frames(await subscriber.wait_track(copy.id), 10)
+    assert got[-1].width == 640
+    await subscriber.pc.close()
+    await client.close()
