@@ -58,7 +58,6 @@ class Span:
         self.members: dict[str, RemoteMember] = {}  # the room's participants on other nodes
         self._store = store
         self._tail = tail
-        self._links = links
         self._node_id = node_id
         self._url = url
         self._ttl = ttl
