@@ -18,7 +18,7 @@ from synthetic.encoded import encode_video_loop
 from synthetic.load import KeyframeLoopTrack
 from tests.media.conftest import SubscribingClient, publish
 from tests.media.test_loss_repair import LossyOut
-from tests.media.test_loss_repair import _decoded_ratio as decoded_ratio
+from tests.media.test_loss_repair import _decoded_ratio as decoded_ratio, _first_frame as first_frame
 from tests.media.test_loss_repair import _publish as publish_video
 
 
@@ -137,6 +137,7 @@ async def test_loss_on_the_link_is_repaired_by_the_origin_node(router: RoomRoute
     subscriber.peer = far.new_subscriber("mayor", subscriber.on_offer)
     subscriber.peer.subscribe(copy)
     remote = await subscriber.wait_track(copy.id)
+    await first_frame(remote)
     (on_link,) = video.subscriptions  # what the origin node sends on the link: 10 % of it lost on the way
     on_link._out = LossyOut(on_link._out, rng)
     ratio = await decoded_ratio(track, remote)
