@@ -12,12 +12,14 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m synthetic.demo
 
-# pytest's exit code 5 (no tests collected) is non-zero, so it fails the make too.
+# pytest's exit code 5 (no tests collected) is non-zero, so it fails the make too. Two worker
+# processes (TEST_WORKERS), each taking whole test files: most tests wait on the network, not the CPU.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-gstreamer.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The long versions of the tests marked `soak` (a 120 s encoder run, a 5-minute satellite link,
 # 1,000 churn cycles); `make test` runs each of them shortened.

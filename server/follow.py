@@ -38,6 +38,7 @@ class LogTail:
         self._handlers: dict[str, Handler] = {}
         self._followed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.failures = 0  # reads that failed (store away), for /metrics
 
     def follow(self, stream: str, after: str | None, handler: Handler) -> None:
@@ -57,15 +58,20 @@ class LogTail:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="log-tail")
 
     async def close(self) -> None:
-        """Stop reading; idempotent."""
+        """Stop reading; idempotent. Never waits longer than a read can take: redis-py can be left
+        reading a blocking XREAD after the cancellation was delivered, and a stop must not hang on it."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if task is None:
+            return
+        self._closing = True
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=self.block + 1.0)
+        if not done:
+            logger.warning("log tail still reading %.1f s after it was stopped: left to end by itself", self.block + 1.0)
 
     async def _run(self) -> None:
         down = False
-        while True:
+        while not self._closing:
             if not self._positions:
                 self._followed.clear()
                 await self._followed.wait()
