@@ -84,7 +84,7 @@ class Publication:
         kind: str,
         source: str,
         codec: CodecInfo,
-        receiver: RTCRtpReceiver,
+        receiver: RTCRtpReceiver | None,
         counters: RelayCounters,
         tasks: TaskGroup,
         clock: Callable[[], float] = time.monotonic,
@@ -128,8 +128,9 @@ class Publication:
         # The publisher's latest RTCP sender report for its media SSRC: NTP, RTP, our wall clock then.
         self.sender_report: tuple[int, int, float] | None = None
         self._repair = True
-        self._tap(repair=True)
-        hooks.tap_sender_reports(receiver, self._on_sender_report)
+        if receiver is not None:  # None: fed by its owner through `feed` (a camera pulled over RTSP)
+            self._tap(repair=True)
+            hooks.tap_sender_reports(receiver, self._on_sender_report)
 
     def set_upstream_repair(self, enabled: bool) -> None:
         """NACK the publisher for lost packets (the default), or not (to measure what repair is worth)."""
@@ -141,7 +142,8 @@ class Publication:
         connection. Subscriptions stay as they are (same sender, same mid, sequence numbers and
         timestamps continuous) and restart on the new source's first keyframe, so subscribers
         see the picture continue rather than a track end and another begin."""
-        hooks.stop_receiver(self._receiver)  # the old source, if it still sends, must not interleave
+        if self._receiver is not None:
+            hooks.stop_receiver(self._receiver)  # the old source, if it still sends, must not interleave
         self._receiver = receiver
         self._tasks = tasks
         self.media_ssrc = None
@@ -158,6 +160,8 @@ class Publication:
             subscription.rebase()
 
     def _tap(self, *, repair: bool) -> None:
+        if self._receiver is None:
+            return
         counters = self._counters
 
         def nacked(count: int) -> None:
@@ -212,7 +216,13 @@ class Publication:
             return
         self._last_keyframe_request = now
         self._counters.keyframe_requests += 1
+        if self._receiver is None:  # nobody to ask (a camera): its next keyframe comes on its own
+            return
         self._tasks.spawn(hooks.request_keyframe(self._receiver, self.media_ssrc), name="pli")
+
+    def feed(self, ssrc: int, inbound: Inbound) -> None:
+        """One packet from a source that is no receiver of ours (a camera pulled over RTSP)."""
+        self._on_packet(ssrc, inbound, 0)
 
     def _on_sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
         if ssrc == self.media_ssrc:
