@@ -1,10 +1,11 @@
 """A test camera: GStreamer's RTSP server serving a moving test pattern, run under /usr/bin/python3.
 
     /usr/bin/python3 tests/cameras/rtsp_camera.py PORT [--codec h264|h265] [--user U --password P]
+        [--size 320x240] [--fps 15] [--kbps 400] [--pattern ball|snow|...]
 
 Serves rtsp://127.0.0.1:PORT/stream (TCP interleaved and UDP, as the client asks); prints
 `ready PORT` on stdout once it listens, and serves until killed (SIGTERM, SIGKILL: a camera that
-goes away). A keyframe every 15 frames at 15 fps, so a new viewer waits at most a second.
+goes away). A keyframe every second (every `fps` frames), so a new viewer waits at most a second.
 """
 
 import argparse
@@ -19,13 +20,13 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 PIPELINES = {
     "h264": (
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 "
-        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 bitrate=400 "
+        "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 "
+        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate={kbps} "
         "! video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96"
     ),
     "h265": (
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 "
-        "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=15 bitrate=400 "
+        "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 "
+        "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate={kbps} "
         "! rtph265pay name=pay0 pt=96"
     ),
 }
@@ -37,13 +38,19 @@ def main() -> None:
     parser.add_argument("--codec", choices=sorted(PIPELINES), default="h264")
     parser.add_argument("--user", default="")
     parser.add_argument("--password", default="")
+    parser.add_argument("--size", default="320x240")
+    parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument("--kbps", type=int, default=400)
+    parser.add_argument("--pattern", default="ball")  # "snow" fills the bitrate, as a busy scene does
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(f"( {PIPELINES[args.codec]} )")
+    width, height = args.size.split("x")
+    pipeline = PIPELINES[args.codec].format(w=width, h=height, fps=args.fps, kbps=args.kbps, pattern=args.pattern)
+    factory.set_launch(f"( {pipeline} )")
     factory.set_shared(True)  # one encoder for every client, as a camera has
     if args.user:
         auth = GstRtspServer.RTSPAuth()
