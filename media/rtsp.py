@@ -121,6 +121,7 @@ class CameraFeed:
         self.publication = Publication(
             owner=owner, kind="video", source="rtsp", codec=H264_CODEC, receiver=None, counters=counters, tasks=self._tasks,
         )
+        self._packer = H264Encoder()  # its `pack` packetizes without encoding
         self._ssrc = random.getrandbits(32)
         self._seq = random.getrandbits(16)
         self._stop = threading.Event()
@@ -148,7 +149,7 @@ class CameraFeed:
             self._set_state("connecting", "")
             began = time.monotonic()
             try:
-                await asyncio.to_thread(self._pull)
+                await self._pull_in_thread()
                 reason = "the camera ended the stream"
             except _Stopped:
                 return
@@ -168,6 +169,35 @@ class CameraFeed:
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._backoff_max)
             self.reconnects += 1
+
+    async def _pull_in_thread(self) -> None:
+        """`_pull` in a thread of its own: never the loop's default executor, whose few workers
+        (cores + 4) a handful of cameras would hold for good, starving the others and everything
+        else that runs there."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def finish(error: BaseException | None) -> None:
+            if done.done():  # the feed stopped waiting (closed)
+                return
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        def target() -> None:
+            error: BaseException | None = None
+            try:
+                self._pull()
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop, which decides
+                error = exc
+            try:
+                loop.call_soon_threadsafe(finish, error)
+            except RuntimeError:  # the loop is gone (shutdown): nobody waits
+                pass
+
+        threading.Thread(target=target, name=f"camera:{self.name}", daemon=True).start()
+        await done
 
     def _pull(self) -> None:
         """Open the camera and forward its access units until it fails or the feed stops (a thread)."""
@@ -204,11 +234,20 @@ class CameraFeed:
                     parameter_sets = [n for n in nals if n[0] & 0x1F in (_SPS, _PPS)]
                 elif _IDR in types:
                     nals = parameter_sets + nals  # the decoder's start: SPS and PPS right before the IDR
-                payloads = H264Encoder._packetize(nals)
-                loop.call_soon_threadsafe(self._deliver, payloads, last_pts & 0xFFFFFFFF)
+                payloads = self._pack(nals)
+                try:
+                    loop.call_soon_threadsafe(self._deliver, payloads, last_pts & 0xFFFFFFFF)
+                except RuntimeError:  # the loop is gone (shutdown)
+                    raise _Stopped() from None
         finally:
             container.close()
             self._idle.set()
+
+    def _pack(self, nals: list[bytes]) -> list[bytes]:
+        """RTP payloads (RFC 6184) for one access unit, with aiortc's public packer."""
+        unit = av.Packet(b"".join(b"\x00\x00\x00\x01" + n for n in nals))
+        unit.pts, unit.time_base = 0, _RTP_CLOCK  # the timestamp it derives is not used
+        return self._packer.pack(unit)[0]
 
     def _deliver(self, payloads: list[bytes], timestamp: int) -> None:
         if self._stop.is_set():
@@ -243,14 +282,26 @@ class CameraFeed:
         self._stop.set()
         await self._tasks.close()
         # The thread notices the flag at its next packet (or after READ_TIMEOUT of silence).
-        await asyncio.to_thread(self._idle.wait, OPEN_TIMEOUT + READ_TIMEOUT)
+        deadline = time.monotonic() + OPEN_TIMEOUT + READ_TIMEOUT
+        while not self._idle.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         self.publication.close()
         self.state, self.reason = "idle", ""
 
 
 def _split(buf: bytes) -> list[bytes]:
-    """The NAL units of an Annex B byte stream (start codes removed)."""
-    return list(H264Encoder._split_bitstream(buf))
+    """The NAL units of an Annex B byte stream (start codes, 3 or 4 bytes, removed)."""
+    nals: list[bytes] = []
+    start = buf.find(b"\x00\x00\x01")
+    while start != -1:
+        start += 3
+        end = buf.find(b"\x00\x00\x01", start)
+        if end == -1:
+            nals.append(buf[start:])
+            break
+        nals.append(buf[start:end - 1] if buf[end - 1] == 0 else buf[start:end])
+        start = end
+    return nals
 
 
 def _parameter_sets(extradata: bytes) -> list[bytes]:

@@ -151,3 +151,31 @@ def test_redaction_masks_credentials_in_urls_and_messages() -> None:
     assert redact(message) == "Connection refused: 'rtsp://***@10.0.0.5:554/h264'"
     assert redact("401 for hunter2", "hunter2") == "401 for ***"
     assert "hunter2" not in repr(CameraSource("rtsp://admin:hunter2@h/x"))
+
+
+async def test_more_cameras_than_the_default_executor_has_workers_all_go_live(
+    start_camera: Callable[..., Awaitable[Camera]], router: RoomRouter,
+) -> None:
+    # Each pull holds a thread for as long as the camera streams: eight must not wait for six.
+    camera = await start_camera()
+    states = [States() for _ in range(8)]
+    feeds = [CameraFeed(f"c{i}", CameraSource(camera.url), owner="county-a", counters=router.counters, on_state=s)
+             for i, s in enumerate(states)]
+    try:
+        for feed in feeds:
+            feed.start()
+        await asyncio.gather(*(s.reach("live") for s in states))
+        assert all(feed.frames > 0 for feed in feeds)
+    finally:
+        for feed in feeds:
+            await feed.close()
+
+
+def test_an_annex_b_stream_splits_into_its_nal_units() -> None:
+    from media.rtsp import _parameter_sets, _split
+
+    stream = b"\x00\x00\x00\x01\x67\x42\x00\x1f" + b"\x00\x00\x01\x68\xce\x3c\x80" + b"\x00\x00\x00\x01\x65\x88\x84"
+    assert _split(stream) == [b"\x67\x42\x00\x1f", b"\x68\xce\x3c\x80", b"\x65\x88\x84"]
+    avcc = b"\x01\x42\x00\x1f\xff\xe1\x00\x04\x67\x42\x00\x1f\x01\x00\x04\x68\xce\x3c\x80"
+    assert _parameter_sets(avcc) == [b"\x67\x42\x00\x1f", b"\x68\xce\x3c\x80"]
+    assert _parameter_sets(stream) == [b"\x67\x42\x00\x1f", b"\x68\xce\x3c\x80"]
