@@ -165,6 +165,7 @@ class Cameras:
         """One pass: pull each camera into each hosted room that is watched; stop the others."""
         now = time.monotonic() if now is None else now
         rooms = self.services.rooms.rooms
+        ending: list[tuple[str, str]] = []
         for key, pull in list(self.pulls.items()):
             camera_id, room_id = key
             camera = self.cameras.get(camera_id)
@@ -175,7 +176,9 @@ class Cameras:
             if pull.idle_since is None and not gone:
                 pull.idle_since = now
             if gone or (pull.idle_since is not None and now - pull.idle_since >= self.linger):
-                await self._stop(key)
+                ending.append(key)
+        # Together: a camera still connecting lets go of its thread only when its open times out.
+        await asyncio.gather(*(self._stop(key) for key in ending))
         for room in list(rooms.values()):
             if not _watched(room):
                 continue
@@ -208,14 +211,13 @@ class Cameras:
 
     async def _stop(self, key: tuple[str, str]) -> None:
         pull = self.pulls.pop(key)
+        await pull.room.remove_camera(pull.participant)  # off the roster at once
         await pull.feed.close()
-        await pull.room.remove_camera(pull.participant)
         logger.info("camera released camera=%s room=%s", *key)
 
     async def close(self) -> None:
-        """Stop every pull."""
-        for key in list(self.pulls):
-            await self._stop(key)
+        """Stop every pull (together, as above)."""
+        await asyncio.gather(*(self._stop(key) for key in list(self.pulls)))
 
     def rows(self) -> list[dict[str, object]]:
         """Every camera in force with its pulls' states, for the page and the API (no credentials)."""
