@@ -5,8 +5,9 @@ event loop never blocks on the camera. Each access unit it hands over is split i
 packed as RTP (RFC 6184: single NAL, STAP-A, FU-A; aiortc's packer) on that thread, then fed to a
 `Publication` on the loop, which forwards it like any publisher's packets. The camera's SPS and PPS
 (usually only in its SDP, `sprop-parameter-sets`) go before every IDR frame, so any subscriber can
-start decoding at any keyframe. An RTSP camera cannot be asked for a keyframe: a subscriber's PLI is
-answered by its next IDR (cameras send one every GOP, typically 1-4 s).
+start decoding at any keyframe. An RTSP camera cannot be asked for a keyframe: a new subscriber is
+sent the frames since the camera's last IDR at once (kept up to 4 s), and a subscriber's PLI is
+answered by the camera's next IDR (cameras send one every GOP, typically 1-4 s).
 
 The feed reconnects with exponential back-off while it is wanted; its publication lives as long as
 the feed, so subscribers keep their track across reconnects and the picture resumes on the next
@@ -50,6 +51,8 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 OPEN_TIMEOUT = 10.0  # seconds to connect and read the camera's description
 READ_TIMEOUT = 5.0  # seconds without a packet before the camera counts as gone
+GOP_CACHE_SECONDS = 4.0  # cameras send a keyframe every 1-4 s
+GOP_CACHE_PACKETS = 3000  # 4 s of a 6 Mbps main stream
 _RTP_CLOCK = Fraction(1, 90000)
 _AUD = 9
 _SPS, _PPS, _IDR = 7, 8, 5
@@ -121,6 +124,9 @@ class CameraFeed:
         self.publication = Publication(
             owner=owner, kind="video", source="rtsp", codec=H264_CODEC, receiver=None, counters=counters, tasks=self._tasks,
         )
+        # A camera cannot be asked for a keyframe: a new subscriber starts at once on the frames
+        # since the last one, replayed (up to GOP_CACHE seconds), instead of waiting for the next.
+        self.publication.gop_replay_age, self.publication.gop_replay_packets = GOP_CACHE_SECONDS, GOP_CACHE_PACKETS
         self._packer = H264Encoder()  # its `pack` packetizes without encoding
         self._ssrc = random.getrandbits(32)
         self._seq = random.getrandbits(16)
@@ -253,7 +259,7 @@ class CameraFeed:
         if self._stop.is_set():
             return
         if self.state != "live":
-            self._restart_subscriptions()
+            self.publication.restart()  # a new RTSP session starts a new timeline
             self._set_state("live", "")
         self.frames += 1
         last = len(payloads) - 1
@@ -261,12 +267,6 @@ class CameraFeed:
             self._seq = (self._seq + 1) & 0xFFFF
             inbound = Inbound(sequence_number=self._seq, timestamp=timestamp, marker=int(index == last), payload=payload, keyframe=False)
             self.publication.feed(self._ssrc, inbound)
-
-    def _restart_subscriptions(self) -> None:
-        # A new RTSP session starts a new timeline: subscribers continue theirs from the next keyframe.
-        for subscription in self.publication.subscriptions:
-            subscription.waiting_keyframe = True
-            subscription.rebase()
 
     def _set_state(self, state: CameraState, reason: str) -> None:
         if state == self.state and reason == self.reason:

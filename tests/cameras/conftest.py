@@ -25,7 +25,8 @@ def free_port() -> int:
 class Camera:
     """One test camera process; `stop()` kills it (a camera going away), `start()` brings it back."""
 
-    def __init__(self, port: int, codec: str, user: str, password: str) -> None:
+    def __init__(self, port: int, codec: str, user: str, password: str, extra: tuple[str, ...] = ()) -> None:
+        self.extra = extra
         self.port = port
         self.codec = codec
         self.user = user
@@ -40,7 +41,7 @@ class Camera:
 
     async def start(self) -> None:
         """Start serving and wait until it listens."""
-        args = [str(SCRIPT), str(self.port), "--codec", self.codec]
+        args = [str(SCRIPT), str(self.port), "--codec", self.codec, *self.extra]
         if self.user:
             args += ["--user", self.user, "--password", self.password]
         self.process = await asyncio.create_subprocess_exec(
@@ -80,8 +81,8 @@ async def start_camera(rtsp_server_present: None) -> AsyncIterator[Callable[...,
     """Start test cameras; each is killed at the end of the test."""
     cameras: list[Camera] = []
 
-    async def start(codec: str = "h264", user: str = "", password: str = "") -> Camera:
-        camera = Camera(free_port(), codec, user, password)
+    async def start(codec: str = "h264", user: str = "", password: str = "", *extra: str) -> Camera:
+        camera = Camera(free_port(), codec, user, password, extra)
         await camera.start()
         cameras.append(camera)
         return camera

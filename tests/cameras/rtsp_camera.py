@@ -1,7 +1,7 @@
 """A test camera: GStreamer's RTSP server serving a moving test pattern, run under /usr/bin/python3.
 
     /usr/bin/python3 tests/cameras/rtsp_camera.py PORT [--codec h264|h265] [--user U --password P]
-        [--size 320x240] [--fps 15] [--kbps 400] [--pattern ball|snow|...]
+        [--size 320x240] [--fps 15] [--kbps 400] [--pattern ball|snow|...] [--gop FRAMES]
 
 Serves rtsp://127.0.0.1:PORT/stream (TCP interleaved and UDP, as the client asks); prints
 `ready PORT` on stdout once it listens, and serves until killed (SIGTERM, SIGKILL: a camera that
@@ -21,12 +21,12 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 PIPELINES = {
     "h264": (
         "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 "
-        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate={kbps} "
+        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={kbps} "
         "! video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96"
     ),
     "h265": (
         "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={w},height={h},framerate={fps}/1 "
-        "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate={kbps} "
+        "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={kbps} "
         "! rtph265pay name=pay0 pt=96"
     ),
 }
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--fps", type=int, default=15)
     parser.add_argument("--kbps", type=int, default=400)
+    parser.add_argument("--gop", type=int, default=0, help="frames from keyframe to keyframe (default: fps)")
     parser.add_argument("--pattern", default="ball")  # "snow" fills the bitrate, as a busy scene does
     args = parser.parse_args()
     Gst.init(None)
@@ -49,7 +50,8 @@ def main() -> None:
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
     width, height = args.size.split("x")
-    pipeline = PIPELINES[args.codec].format(w=width, h=height, fps=args.fps, kbps=args.kbps, pattern=args.pattern)
+    pipeline = PIPELINES[args.codec].format(w=width, h=height, fps=args.fps, kbps=args.kbps, pattern=args.pattern,
+                                          gop=args.gop or args.fps)
     factory.set_launch(f"( {pipeline} )")
     factory.set_shared(True)  # one encoder for every client, as a camera has
     if args.user:
