@@ -84,7 +84,7 @@ class Publication:
         kind: str,
         source: str,
         codec: CodecInfo,
-        receiver: RTCRtpReceiver,
+        receiver: RTCRtpReceiver | None,
         counters: RelayCounters,
         tasks: TaskGroup,
         clock: Callable[[], float] = time.monotonic,
@@ -125,11 +125,15 @@ class Publication:
         # The packets since the latest keyframe, while it is fresh: a late joiner starts at once.
         self._gop: list[Inbound] = []
         self._gop_started = 0.0
+        # How much of it is kept: a publisher that cannot be asked for a keyframe (a camera) keeps more.
+        self.gop_replay_age = GOP_REPLAY_AGE
+        self.gop_replay_packets = GOP_REPLAY_PACKETS
         # The publisher's latest RTCP sender report for its media SSRC: NTP, RTP, our wall clock then.
         self.sender_report: tuple[int, int, float] | None = None
         self._repair = True
-        self._tap(repair=True)
-        hooks.tap_sender_reports(receiver, self._on_sender_report)
+        if receiver is not None:  # None: fed by its owner through `feed` (a camera pulled over RTSP)
+            self._tap(repair=True)
+            hooks.tap_sender_reports(receiver, self._on_sender_report)
 
     def set_upstream_repair(self, enabled: bool) -> None:
         """NACK the publisher for lost packets (the default), or not (to measure what repair is worth)."""
@@ -141,7 +145,8 @@ class Publication:
         connection. Subscriptions stay as they are (same sender, same mid, sequence numbers and
         timestamps continuous) and restart on the new source's first keyframe, so subscribers
         see the picture continue rather than a track end and another begin."""
-        hooks.stop_receiver(self._receiver)  # the old source, if it still sends, must not interleave
+        if self._receiver is not None:
+            hooks.stop_receiver(self._receiver)  # the old source, if it still sends, must not interleave
         self._receiver = receiver
         self._tasks = tasks
         self.media_ssrc = None
@@ -158,6 +163,8 @@ class Publication:
             subscription.rebase()
 
     def _tap(self, *, repair: bool) -> None:
+        if self._receiver is None:
+            return
         counters = self._counters
 
         def nacked(count: int) -> None:
@@ -212,7 +219,22 @@ class Publication:
             return
         self._last_keyframe_request = now
         self._counters.keyframe_requests += 1
+        if self._receiver is None:  # nobody to ask (a camera): its next keyframe comes on its own
+            return
         self._tasks.spawn(hooks.request_keyframe(self._receiver, self.media_ssrc), name="pli")
+
+    def restart(self) -> None:
+        """The source began a new stream (a camera reconnected): subscriptions continue from its
+        next keyframe, and nothing of the old stream is replayed to anyone."""
+        self._gop = []
+        self._keyframe_parts = None
+        for subscription in self._subscriptions.values():
+            subscription.waiting_keyframe = self.kind == "video"
+            subscription.rebase()
+
+    def feed(self, ssrc: int, inbound: Inbound) -> None:
+        """One packet from a source that is no receiver of ours (a camera pulled over RTSP)."""
+        self._on_packet(ssrc, inbound, 0)
 
     def _on_sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
         if ssrc == self.media_ssrc:
@@ -281,7 +303,7 @@ class Publication:
             self._gop = [inbound]
             self._gop_started = now
         elif self._gop:
-            if now - self._gop_started < GOP_REPLAY_AGE and len(self._gop) < GOP_REPLAY_PACKETS:
+            if now - self._gop_started < self.gop_replay_age and len(self._gop) < self.gop_replay_packets:
                 self._gop.append(inbound)
             else:
                 self._gop = []
@@ -289,7 +311,7 @@ class Publication:
     def replay_to(self, subscription: Subscription) -> bool:
         """Send a starting subscriber the packets since a fresh keyframe; False if there is none."""
         gop = self._gop
-        if not gop or self._clock() - self._gop_started >= GOP_REPLAY_AGE or self.blocked:
+        if not gop or self._clock() - self._gop_started >= self.gop_replay_age or self.blocked:
             return False
         for inbound in list(gop):
             size = subscription.send(inbound)

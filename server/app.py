@@ -19,6 +19,7 @@ from media.router import RelayCounters
 from media.tasks import TaskGroup
 from server import error_pages, http_media, metrics, pages, rollcall, web_security, whip
 from server import access, accountability, cascade_http, command, duty, rate_limits, search, stats
+from server import camera_pages, cameras
 from server.auth import PasswordVerifier, TokenService
 from server.config import Config
 from server.connection import CloseReason, LifecycleCounters
@@ -116,6 +117,8 @@ def create_app(services: Services) -> web.Application:
     stats.install(app)  # after accountability: it reads through it
     rate_limits.install(services)  # after command: it wraps the directive handler
     access.install(app, services)  # after _lifecycle: revocations from the store, live sessions rechecked
+    cameras.install(app, services)  # after _lifecycle and metrics: the cameras' log, their pulls and states
+    camera_pages.add_routes(app)
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import logging
 import time
 import uuid
@@ -187,6 +188,11 @@ class TokenService:
         self.directory = directory
         self.revocations = revocations if revocations is not None else RevocationList(clock=clock)
         self.max_device_ttl = max_device_ttl
+
+    def derived_keys(self, purpose: str) -> list[bytes]:
+        """32-byte keys for `purpose` (sealing a camera's password) derived from the signing secret,
+        then from the previous secrets (what was sealed before a rotation still opens)."""
+        return [hashlib.sha256(purpose.encode() + b"\0" + key).digest() for key in self._verifying]
 
     def issue_device_token(
         self,

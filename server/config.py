@@ -77,6 +77,23 @@ class UserConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rooms: tuple[str, ...] = ()
 
 
+class CameraConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[[cameras]]`: an IP camera of a site, pulled over RTSP into its rooms while someone watches.
+
+    `url` carries no credentials (refused when it does): the user name is `username`, the password
+    is read from the environment variable `password_env` (secrets never in the repository)."""
+
+    id: Id
+    site: str
+    name_zh: str
+    url: str
+    name_en: str = ""
+    username: str = ""
+    password_env: str = ""
+    transport: Literal["tcp", "udp"] = "tcp"
+    rooms: tuple[str, ...] = ()  # empty: every room
+
+
 class SiteGroup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A saved group of sites to call or address together (e.g. the eleven counties)."""
 
@@ -254,6 +271,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     rollcall_schedules: tuple[RollCallSchedule, ...] = ()
     duty: DutySettings = msgspec.field(default_factory=DutySettings)
     command: CommandSettings = msgspec.field(default_factory=CommandSettings)
+    cameras: tuple[CameraConfig, ...] = ()
 
     def group(self, group_id: str) -> SiteGroup | None:
         """Return the saved site group with this id, or None."""
@@ -379,6 +397,19 @@ def _apply_node_env(server: dict[str, Any], env: Mapping[str, str], label: str) 
                 raise ConfigError(f"{label}: environment {var}: not a number: {env[var]!r}") from None
 
 
+def camera_problems(camera: CameraConfig, site_ids: set[str], room_ids: set[str]) -> list[str]:
+    """What is wrong with a camera's settings (configured, or added by an administrator), each with its key."""
+    problems = []
+    if camera.site not in site_ids:
+        problems.append(f"site: unknown site {camera.site!r}")
+    problems += [f"rooms: unknown room {r!r}" for r in camera.rooms if r not in room_ids]
+    if not re.match(r"^rtsps?://[^/\s]+(/\S*)?$", camera.url):
+        problems.append("url: not an rtsp:// URL")
+    elif "@" in camera.url.split("/", 3)[2]:
+        problems.append("url: carries credentials: give `username` and `password_env` instead")
+    return problems
+
+
 def _cross_check(config: Config) -> list[str]:
     """Return every reference and consistency problem, each starting with its key path."""
     problems: list[str] = []
@@ -391,6 +422,9 @@ def _cross_check(config: Config) -> list[str]:
         if site.parent is not None and site.parent not in site_ids:
             problems.append(f"sites[{i}].parent: unknown site {site.parent!r}")
     problems += _cycles(config)
+    problems += _duplicates("cameras", [c.id for c in config.cameras], "camera")
+    for i, camera in enumerate(config.cameras):
+        problems += [f"cameras[{i}].{p}" for p in camera_problems(camera, site_ids, room_ids)]
     for i, room in enumerate(config.rooms):
         for j, sid in enumerate(room.sites):
             if sid not in site_ids:

@@ -48,6 +48,7 @@ class Participant:
     orphans: list[Orphan] = field(default_factory=list)
     subscriber: SubscriberPeer | None = None
     grace: asyncio.TimerHandle | None = None  # ends the participant if it is still lost when it fires
+    status: str = ""  # a camera's state and reason (server/cameras.py)
 
     @property
     def id(self) -> str:
@@ -62,7 +63,8 @@ class Participant:
     def info(self) -> ParticipantInfo:
         """How other participants see this one."""
         return ParticipantInfo(
-            identity=self.id, site=self.identity.site, name=self.identity.name, role=self.role, state=self.state
+            identity=self.id, site=self.identity.site, name=self.identity.name, role=self.role, state=self.state,
+            status=self.status,
         )
 
     def send(self, message: ServerMessage) -> None:

@@ -544,6 +544,29 @@ class Room:
         if publication.id in self.router.publications:
             self._on_publication(publication)
 
+    def add_camera(self, participant: Participant, publication: Publication) -> None:
+        """A camera the server pulls (server/cameras.py): in the room as a participant of its own
+        (no connection, never lost by liveness), its publication subscribed to like any other."""
+        self.participants[participant.id] = participant
+        self.broadcast(ParticipantJoined(participant=participant.info()), skip=participant.id)
+        self.router.publications[publication.id] = publication
+
+        def forget(closed: Publication) -> None:
+            if self.router.publications.get(closed.id) is closed:
+                del self.router.publications[closed.id]
+
+        publication.on_close(forget)
+        self._on_publication(publication)
+
+    def camera_changed(self, participant: Participant) -> None:
+        """A camera's state changed: everyone is told."""
+        if self.participants.get(participant.id) is participant:
+            self.broadcast(ParticipantUpdated(participant=participant.info()), skip=participant.id)
+
+    async def remove_camera(self, participant: Participant) -> None:
+        """The camera is no longer pulled into this room (its publication is closed by its owner)."""
+        await self._end_participant(participant)
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks.spawn(coro, name="lifecycle")
 

@@ -29,6 +29,8 @@ class ParticipantInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str
     role: str = "participant"
     state: Literal["connected", "reconnecting"] = "connected"
+    # A camera the server pulls (role "camera"): "connecting", "live", "failed: <reason>", "unsupported: <reason>".
+    status: str = ""
 
 
 class PublicationInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

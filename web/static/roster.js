@@ -8,13 +8,24 @@ const STATE = {
   muted: ["静音", "Muted"], noaudio: ["无声音", "No audio"], hand: ["举手", "Hand up"], floor: ["发言中", "On the floor"],
 };
 const CALL_WINDOW_S = 30;
+// A site's cameras pulled over RTSP (participants of role "camera"): their state, from `status`.
+const CAMERA = {
+  connecting: ["摄像机连接中", "Camera connecting"], live: ["摄像机直播", "Camera live"],
+  failed: ["摄像机故障", "Camera failed"], unsupported: ["摄像机编码不支持", "Camera codec unsupported"],
+};
 
 /** What each expected site is doing now: [{site, identities, video, state, chips}] in tree order. */
 export function rosterRows(expected, sites, participants, publications, control) {
   const bySite = new Map();
+  const camerasBySite = new Map();
   for (const p of participants) {
     if (!bySite.has(p.site)) bySite.set(p.site, []);
     bySite.get(p.site).push(p.identity);
+    if (p.role === "camera") {
+      if (!camerasBySite.has(p.site)) camerasBySite.set(p.site, []);
+      const [state, ...reason] = (p.status || "connecting").split(": ");
+      camerasBySite.get(p.site).push({ identity: p.identity, name: p.name || p.identity, state, reason: reason.join(": ") });
+    }
   }
   const ids = [...expected, ...[...bySite.keys()].filter((s) => !expected.includes(s))];
   const depth = (s) => { let d = 0; let p = sites[s] && sites[s].parent; while (p && ids.includes(p) && d < 8) { d += 1; p = sites[p].parent; } return d; };
@@ -34,7 +45,8 @@ export function rosterRows(expected, sites, participants, publications, control)
     else if (identities.length && audio.every((p) => p.muted)) chips.push("muted");
     if (identities.some((i) => control.hands.includes(i))) chips.push("hand");
     if (identities.some((i) => i === control.speaker)) chips.push("floor");
-    return { site, identities, video: video ? video.identity : null, state: chips[0], chips, depth: depth(site), guest: !expected.includes(site) };
+    const cameras = camerasBySite.get(site) || [];
+    return { site, identities, video: video ? video.identity : null, state: chips[0], chips, cameras, depth: depth(site), guest: !expected.includes(site) };
   });
 }
 
@@ -87,7 +99,9 @@ export function initRoster(client, view, control, data) {
 
   function rows() {
     const me = client.me ? [{ identity: client.me.identity, site: client.me.site }] : [];
-    const people = [...client.participants.values()].map((p) => ({ identity: p.info.identity, site: p.info.site }));
+    const people = [...client.participants.values()].map((p) => ({
+      identity: p.info.identity, site: p.info.site, role: p.info.role, status: p.info.status, name: p.info.name,
+    }));
     const pubs = [...client.publications.values()];
     if (client.me && client.localStream) {
       const video = client.localStream.getVideoTracks().length > 0;
@@ -126,6 +140,13 @@ export function initRoster(client, view, control, data) {
     const chips = el("span", "roster-chips");
     for (const c of r.chips) {
       const chip = el("span", `roster-chip chip-${c}`, STATE[c][0], STATE[c][1]);
+      chips.append(chip);
+    }
+    for (const camera of r.cameras || []) {
+      const [zh, en] = CAMERA[camera.state] || CAMERA.connecting;
+      const chip = el("span", `roster-chip chip-camera chip-camera-${camera.state}`, `${zh} ${camera.name}`, en);
+      chip.dataset.camera = camera.identity;
+      chip.title = camera.reason ? `${zh} ${en}: ${camera.reason}` : `${zh} ${en}`;
       chips.append(chip);
     }
     main.append(el("span", "roster-dot"), label, chips);
