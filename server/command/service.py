@@ -35,7 +35,7 @@ from server.command.views import (
     directive_concerns,
     directive_message,
     event_info,
-    incident_concerns,
+    incident_event_concerns,
     incident_info,
     is_directive_event,
 )
@@ -293,6 +293,15 @@ class CommandService:
         else:
             self._push(event, changed)
 
+    def review_flags(self, identity: Identity, incident_id: str, incident_type: str, urgent: bool) -> dict[str, bool]:
+        """How a report this identity files goes up (审核签发): signed at once (the duty leader's own, or no
+        sign-off configured), urgent (即报: at once, reviewed after) or a draft for the leader."""
+        settings = self.services.config.command
+        incident = self.board.incidents.get(incident_id)
+        urgent = urgent or (incident.type if incident is not None else incident_type) in settings.urgent_types
+        signs = not settings.sign_off or identity.can("sign")
+        return {"signed": signs, "urgent": urgent, "draft": not signs and not urgent}
+
     async def refuse(self, caller: Caller, action: str, code: str, message: str) -> RequestError:
         """Log a refusal (to the log and the refusals stream) and return the error to raise."""
         logger.info("command refused action=%s code=%s identity=%s site=%s session=%s remote=%s",
@@ -338,9 +347,9 @@ class CommandService:
         if isinstance(changed, Directive):
             sites = directive_concerns(changed, event, viewer, self.sites, delivered)
             return None if sites is None else directive_message(changed, event, sites)
-        if not incident_concerns(changed, viewer):
+        if not incident_event_concerns(changed, event, viewer):
             return None
-        return CommandEvent(event=event_info(event), incident=incident_info(changed),
+        return CommandEvent(event=event_info(event), incident=incident_info(changed, viewer),
                             late_by_site=dict(self.board.late_by_site))
 
     def _push(self, event: Event, changed: Directive | Incident) -> None:
@@ -359,7 +368,7 @@ class CommandService:
                     sites.update(_delivered_sites(event))
             targets = self.listeners.for_sites(sites) | self.listeners.for_identity(changed.issuer)
         else:
-            targets = self.listeners.for_sites({changed.site, *changed.chain})
+            targets = self.listeners.for_sites({changed.site, *changed.reached})
         reached: set[str] = set()
         delivered = None
         if event.kind == "delivered":

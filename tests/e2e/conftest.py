@@ -88,16 +88,17 @@ def wait_until(page: object, script: str, arg: object = None, *, timeout_ms: int
 
 
 @contextmanager
-def running_server(data_dir: Path, *, port: int | None = None, secret: str | None = None, **env: str) -> Iterator[Server]:
-    """`python -m server run` (on a free port unless given) with `env` added to the environment,
-    until the block ends; the same `data_dir`, port and secret make a restart of the same server."""
+def running_server(data_dir: Path, *, port: int | None = None, secret: str | None = None,
+                   config: str = "config/demo.toml", **env: str) -> Iterator[Server]:
+    """`python -m server run` (on a free port unless given, with `config`) with `env` added to the
+    environment, until the block ends; the same `data_dir`, port and secret make a restart of the same server."""
     secret = secret or os.environ.get("E2E_SERVER_SECRET") or secrets.token_hex(32)
     port = port or _free_port()
     log_path = data_dir / "server.log"
     environment = {**os.environ, "DATA_DIR": str(data_dir), "SERVER_SECRET": secret, "PYTHONUNBUFFERED": "1", **env}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "run", "--config", "config/demo.toml", "--port", str(port)],
+            [sys.executable, "-m", "server", "run", "--config", config, "--port", str(port)],
             cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
