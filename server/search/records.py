@@ -34,7 +34,7 @@ def incident_records(incidents: Iterable[Incident], identity: Identity) -> Itera
         if not (sees_board(identity) or incident_concerns(i, viewer)):
             continue
         text = " ".join(r.summary for r in i.reports)
-        yield Record("incident", i.id, (i.site,), i.occurred_at, i.place, text, f"/command/incidents#{i.id}")
+        yield Record("incident", i.id, (i.site,), i.occurred_at, i.place, text, f"/command/incidents/{i.id}")
 
 
 def duty_records(reports: Iterable[DutyReport], identity: Identity, tree: SiteTree) -> Iterator[Record]:
