@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run demo test soak fuzz venv .venv
 
 run: $(STAMP)
+	-bash scripts/ensure-fonts.sh  # the review's PDF needs a Chinese font; the rest runs without
 	$(PY) -m server run $(RUN_ARGS)
 
 demo: $(STAMP)
@@ -15,6 +16,7 @@ demo: $(STAMP)
 # pytest's exit code 5 (no tests collected) is non-zero, so it fails the make too.
 test: $(STAMP)
 	bash scripts/ensure-redis.sh
+	bash scripts/ensure-fonts.sh
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-gstreamer.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
