@@ -1,0 +1,103 @@
+"""What search reads, normalised once: each record's whole text, kept until the record changes.
+
+Normalising every record's text at every query costs seconds on a province's year of records; here
+each record's whole text (what a viewer who sees everything would see) is normalised when it first
+appears or changes (its last event moved), and a query only looks for its parts in those strings.
+Only the records holding every part are then turned into what this viewer may see (server/search/
+records.py) and matched again, so a viewer's hits are exactly as if every record had been read,
+and never hold what the viewer may not see. A viewer's record is built from whole pieces of the
+text indexed here, joined by spaces, and a query's parts hold no spaces: nothing the viewer's
+record holds is missing from the indexed text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from server.command.domain import Directive
+from server.command.reports import Incident
+from server.duty.domain import DutyReport
+from server.rollcall.domain import RollCall
+from server.search.domain import normalize
+from server.search.records import ControlEntry, result_text
+
+T = TypeVar("T")
+
+
+@dataclass
+class Shelf(Generic[T]):
+    """One kind's records: key -> (what it was at, its normalised whole text, the record's source)."""
+
+    entries: dict[str, tuple[object, str, T]] = field(default_factory=dict)
+
+    def put(self, key: str, marker: object, source: T, text: Iterable[str]) -> None:
+        """Keep a source's text, normalised again only if its marker moved."""
+        held = self.entries.get(key)
+        if held is None or held[0] != marker:
+            self.entries[key] = (marker, normalize(" ".join(text)), source)
+        elif held[2] is not source:
+            self.entries[key] = (marker, held[1], source)
+
+    def holding(self, wanted: list[str]) -> Iterator[T]:
+        """The sources whose whole text holds every part."""
+        for _, text, source in self.entries.values():
+            if all(t in text for t in wanted):
+                yield source
+
+
+def directive_text(d: Directive) -> list[str]:
+    """A directive's whole searchable text: title, body, every feedback, the reason of its last change."""
+    return [d.title, d.body, *(f.text for r in d.recipients.values() for f in r.feedback), d.reason]
+
+
+def incident_text(i: Incident) -> list[str]:
+    """An incident's whole searchable text: the place and every report's summary."""
+    return [i.place, *(r.summary for r in i.reports)]
+
+
+def duty_text(report: DutyReport) -> list[str]:
+    """A duty report's whole searchable text: its title, every version's text, the leader's comments."""
+    return [f"{report.day} 值班报告", *(v.text for v in report.versions), *(c.text for c in report.comments)]
+
+
+@dataclass
+class SearchIndex:
+    """The normalised texts of every kind, brought up to date before each query."""
+
+    directives: Shelf[Directive] = field(default_factory=Shelf)
+    incidents: Shelf[Incident] = field(default_factory=Shelf)
+    duty: Shelf[DutyReport] = field(default_factory=Shelf)
+    rollcalls: Shelf[RollCall] = field(default_factory=Shelf)
+    control: Shelf[ControlEntry] = field(default_factory=Shelf)
+    seen: dict[str, object] = field(default_factory=dict)  # domain -> the last event it was indexed at
+
+    def moved(self, domain: str, last: object) -> bool:
+        """Whether a domain's log moved since it was last indexed (and note where it is now)."""
+        if self.seen.get(domain, ...) == last:
+            return False
+        self.seen[domain] = last
+        return True
+
+    def take_command(self, directives: Iterable[Directive], incidents: Iterable[Incident]) -> None:
+        """Index what changed among the directives and incidents."""
+        for d in directives:
+            self.directives.put(d.id, d.last_event, d, directive_text(d))
+        for i in incidents:
+            self.incidents.put(i.id, i.last_event, i, incident_text(i))
+
+    def take_duty(self, reports: Iterable[DutyReport]) -> None:
+        """Index what changed among the duty reports."""
+        for r in reports:
+            self.duty.put(f"{r.site}:{r.day}", (len(r.versions), len(r.comments), r.state), r, duty_text(r))
+
+    def take_rollcalls(self, rollcalls: Iterable[RollCall], names: Mapping[str, str]) -> None:
+        """Index what changed among the roll-calls (with every site's result)."""
+        for rc in rollcalls:
+            self.rollcalls.put(rc.id, rc.last_event_id, rc, [rc.title, *(result_text(r, names) for r in rc.results.values())])
+
+    def take_control(self, entries: Iterable[ControlEntry], texts: Iterable[list[str]]) -> None:
+        """Index new room control events (they never change)."""
+        for entry, text in zip(entries, texts):
+            self.control.put(f"{entry.room}/{entry.event_id}", 0, entry, text)
