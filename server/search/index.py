@@ -12,7 +12,8 @@ record holds is missing from the indexed text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -32,11 +33,11 @@ class Shelf(Generic[T]):
 
     entries: dict[str, tuple[object, str, T]] = field(default_factory=dict)
 
-    def put(self, key: str, marker: object, source: T, text: Iterable[str]) -> None:
-        """Keep a source's text, normalised again only if its marker moved."""
+    def put(self, key: str, marker: object, source: T, text: Callable[[], Iterable[str]]) -> None:
+        """Keep a source's text (asked for only then), normalised again only if its marker moved."""
         held = self.entries.get(key)
         if held is None or held[0] != marker:
-            self.entries[key] = (marker, normalize(" ".join(text)), source)
+            self.entries[key] = (marker, normalize(" ".join(text())), source)
         elif held[2] is not source:
             self.entries[key] = (marker, held[1], source)
 
@@ -62,6 +63,11 @@ def duty_text(report: DutyReport) -> list[str]:
     return [f"{report.day} 值班报告", *(v.text for v in report.versions), *(c.text for c in report.comments)]
 
 
+def rollcall_text(rc: RollCall, names: Mapping[str, str]) -> list[str]:
+    """A roll-call's whole searchable text: its title and every called site's result."""
+    return [rc.title, *(result_text(r, names) for r in rc.results.values())]
+
+
 @dataclass
 class SearchIndex:
     """The normalised texts of every kind, brought up to date before each query."""
@@ -83,21 +89,21 @@ class SearchIndex:
     def take_command(self, directives: Iterable[Directive], incidents: Iterable[Incident]) -> None:
         """Index what changed among the directives and incidents."""
         for d in directives:
-            self.directives.put(d.id, d.last_event, d, directive_text(d))
+            self.directives.put(d.id, d.last_event, d, partial(directive_text, d))
         for i in incidents:
-            self.incidents.put(i.id, i.last_event, i, incident_text(i))
+            self.incidents.put(i.id, i.last_event, i, partial(incident_text, i))
 
     def take_duty(self, reports: Iterable[DutyReport]) -> None:
         """Index what changed among the duty reports."""
         for r in reports:
-            self.duty.put(f"{r.site}:{r.day}", (len(r.versions), len(r.comments), r.state), r, duty_text(r))
+            self.duty.put(f"{r.site}:{r.day}", (len(r.versions), len(r.comments), r.state), r, partial(duty_text, r))
 
     def take_rollcalls(self, rollcalls: Iterable[RollCall], names: Mapping[str, str]) -> None:
         """Index what changed among the roll-calls (with every site's result)."""
         for rc in rollcalls:
-            self.rollcalls.put(rc.id, rc.last_event_id, rc, [rc.title, *(result_text(r, names) for r in rc.results.values())])
+            self.rollcalls.put(rc.id, rc.last_event_id, rc, partial(rollcall_text, rc, names))
 
     def take_control(self, entries: Iterable[ControlEntry], texts: Iterable[list[str]]) -> None:
         """Index new room control events (they never change)."""
         for entry, text in zip(entries, texts):
-            self.control.put(f"{entry.room}/{entry.event_id}", 0, entry, text)
+            self.control.put(f"{entry.room}/{entry.event_id}", 0, entry, partial(list, text))

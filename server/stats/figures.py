@@ -163,12 +163,13 @@ def _rollcalls(tallies: dict[object, _Tally], rollcalls: Iterable[RollCall], slo
 
 def _duty(tallies: dict[object, _Tally], records: Records, days: Sequence[str],
           slot: Callable[[str, str], object | None]) -> None:
+    deadlines = {day: records.deadline(day) for day in days}  # once a day, not once a site and day
     for site in records.reporting:
-        for day in days:
+        for day, deadline in deadlines.items():
             key = slot(site, day)
             if key is None:
                 continue
-            status = records.book.status(site, day, records.now, records.deadline(day))
+            status = records.book.status(site, day, records.now, deadline)
             if status in ("filed", "late", "missing"):
                 tallies[key].duty_due += 1
                 tallies[key].duty_on_time += status == "filed"
