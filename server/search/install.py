@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from server.accountability.keys import ACCOUNTABILITY
@@ -19,4 +21,10 @@ def install(app: web.Application) -> SearchService:
     service = SearchService(app[SERVICES], app[COMMAND].service, app[DUTY], app[ACCOUNTABILITY].archive)
     app[SEARCH] = service
     pages.add_routes(app)
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        app[SERVICES].background.spawn(service.warm(), name="search-index")  # the logs are folded by now
+        yield
+
+    app.cleanup_ctx.append(lifecycle)
     return service

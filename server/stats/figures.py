@@ -116,7 +116,7 @@ class Records:
     now: float
 
 
-Slot = Callable[[str, float], object | None]  # (site, when) -> the tally it counts in, or None
+Slot = Callable[[str, float], tuple[object, ...]]  # (site, when) -> the tallies it counts in (none, one or more)
 
 
 def _directives(tallies: dict[object, _Tally], directives: Iterable[Directive], slot: Slot) -> None:
@@ -124,25 +124,25 @@ def _directives(tallies: dict[object, _Tally], directives: Iterable[Directive], 
         if d.status == "cancelled":
             continue
         for r in d.recipients.values():
-            key = slot(r.site, d.issued_at)
-            if key is None:
+            keys = slot(r.site, d.issued_at)
+            if not keys:
                 continue
-            tally = tallies[key]
-            tally.received += 1
             answered = r.read_at if d.cls == "reference" else r.acknowledged_at
-            if answered is not None:
-                tally.ack_times.append(max(0.0, answered - d.issued_at))
-                tally.on_time += d.ack_by is None or answered <= d.ack_by
-            if d.cls == "mandatory":
-                tally.feedback_due += 1
-                tally.fed_back += bool(r.feedback)
+            for key in keys:
+                tally = tallies[key]
+                tally.received += 1
+                if answered is not None:
+                    tally.ack_times.append(max(0.0, answered - d.issued_at))
+                    tally.on_time += d.ack_by is None or answered <= d.ack_by
+                if d.cls == "mandatory":
+                    tally.feedback_due += 1
+                    tally.fed_back += bool(r.feedback)
 
 
 def _incidents(tallies: dict[object, _Tally], incidents: Iterable[Incident], slot: Slot) -> None:
     for i in incidents:
         sent_at = i.reports[0].sent_at if i.reports else None
-        key = None if sent_at is None else slot(i.site, sent_at)
-        if key is not None:
+        for key in () if sent_at is None else slot(i.site, sent_at):
             tallies[key].incidents += 1
             tallies[key].incidents_late += i.late
 
@@ -150,34 +150,35 @@ def _incidents(tallies: dict[object, _Tally], incidents: Iterable[Incident], slo
 def _rollcalls(tallies: dict[object, _Tally], rollcalls: Iterable[RollCall], slot: Slot) -> None:
     for rc in rollcalls:
         for site, result in rc.results.items():
-            key = slot(site, rc.started_at)
-            if key is None or result.outcome in ("excused", "waiting", "calling"):
+            if result.outcome in ("excused", "waiting", "calling"):
                 continue  # an excused site, or one not called yet, owes nothing
-            tally = tallies[key]
-            tally.called += 1
-            if result.outcome in PRESENT:
-                tally.present += 1
-                if result.response_time is not None:
-                    tally.responses.append(result.response_time)
+            for key in slot(site, rc.started_at):
+                tally = tallies[key]
+                tally.called += 1
+                if result.outcome in PRESENT:
+                    tally.present += 1
+                    if result.response_time is not None:
+                        tally.responses.append(result.response_time)
 
 
 def _duty(tallies: dict[object, _Tally], records: Records, days: Sequence[str],
-          slot: Callable[[str, str], object | None]) -> None:
+          slot: Callable[[str, str], tuple[object, ...]]) -> None:
     deadlines = {day: records.deadline(day) for day in days}  # once a day, not once a site and day
     for site in records.reporting:
         for day, deadline in deadlines.items():
-            key = slot(site, day)
-            if key is None:
+            keys = slot(site, day)
+            if not keys:
                 continue
             status = records.book.status(site, day, records.now, deadline)
             if status in ("filed", "late", "missing"):
-                tallies[key].duty_due += 1
-                tallies[key].duty_on_time += status == "filed"
-                tallies[key].duty_late += status == "late"
+                for key in keys:
+                    tallies[key].duty_due += 1
+                    tallies[key].duty_on_time += status == "filed"
+                    tallies[key].duty_late += status == "late"
 
 
 def _tally(tallies: dict[object, _Tally], records: Records, days: Sequence[str], slot: Slot,
-           day_slot: Callable[[str, str], object | None]) -> None:
+           day_slot: Callable[[str, str], tuple[object, ...]]) -> None:
     _directives(tallies, records.directives, slot)
     _incidents(tallies, records.incidents, slot)
     _rollcalls(tallies, records.rollcalls, slot)
@@ -197,22 +198,31 @@ def _sum(tallies: Iterable[_Tally]) -> _Tally:
 
 def by_site(records: Records, sites: Sequence[str], days: Sequence[str], start: float, end: float) -> tuple[list[SiteFigures], SiteFigures]:
     """Each site's figures over [start, end) (its `days` for the duty reports), and their total."""
-    tallies: dict[object, _Tally] = {site: _Tally() for site in sites}
-    _tally(tallies, records, days, lambda site, t: site if site in tallies and start <= t < end else None,
-           lambda site, _day: site if site in tallies else None)
-    return [_figures(site, tallies[site]) for site in sites], _figures("", _sum(tallies.values()))
+    per_site, total, _ = by_site_and_day(records, sites, days, [start], end)
+    return per_site, total
 
 
 def by_day(records: Records, sites: Sequence[str], days: Sequence[str], starts: Sequence[float], end: float) -> list[SiteFigures]:
     """The total of `sites` on each day (`starts` the start of each, `end` that of the day after): figures over time."""
-    wanted = set(sites)
-    tallies: dict[object, _Tally] = {n: _Tally() for n in range(len(days))}
+    return by_site_and_day(records, sites, days, starts, end)[2]
 
-    def slot(site: str, t: float) -> int | None:
+
+def by_site_and_day(records: Records, sites: Sequence[str], days: Sequence[str], starts: Sequence[float],
+                    end: float) -> tuple[list[SiteFigures], SiteFigures, list[SiteFigures]]:
+    """Each site's figures, their total, and the total of each day (`starts` the start of each day, or only
+    the period's), in one pass over the records."""
+    tallies: dict[object, _Tally] = {site: _Tally() for site in sites}
+    daily = len(starts) == len(days)
+    tallies.update({("day", n): _Tally() for n in range(len(days) if daily else 0)})
+    wanted = set(sites)
+
+    def slot(site: str, t: float) -> tuple[object, ...]:
         if site not in wanted or not starts[0] <= t < end:
-            return None
-        return bisect.bisect_right(starts, t) - 1
+            return ()
+        return (site, ("day", bisect.bisect_right(starts, t) - 1)) if daily else (site,)
 
     index = {day: n for n, day in enumerate(days)}
-    _tally(tallies, records, days, slot, lambda site, day: index[day] if site in wanted else None)
-    return [_figures("", tallies[n]) for n in range(len(days))]
+    _tally(tallies, records, days, slot,
+           lambda site, day: ((site, ("day", index[day])) if daily else (site,)) if site in wanted else ())
+    total = _figures("", _sum(tallies[site] for site in sites))
+    return [_figures(site, tallies[site]) for site in sites], total, [_figures("", tallies[("day", n)]) for n in range(len(days) if daily else 0)]

@@ -14,7 +14,7 @@ from server.rollcall.domain import LABELS
 from server.sites import SiteTree
 from server.stats.charts import Format, rate_bars, rate_lines, stacked_bars
 from server.stats.domain import directive_stats, duty_by_day, rollcall_outcomes
-from server.stats.figures import Records, by_day, by_site
+from server.stats.figures import Records, by_site_and_day
 
 STATUS_COLORS: Final[dict[str, str]] = {"filed": "#22c55e", "late": "#f59e0b", "missing": "#ef4444", "draft": "#3b82f6", "pending": "#64748b"}
 KIND_COLORS: Final[dict[str, str]] = dict(zip(KINDS, ("#ef4444", "#f59e0b", "#a855f7", "#3b82f6", "#06b6d4", "#f97316", "#eab308")))
@@ -60,15 +60,15 @@ class StatsService:
         items = await self.accountability.items(days)
         records = Records(command.ledger.directives.values(), command.board.incidents.values(), rollcalls, duty.book,
                           duty.reporting, duty.deadline, now)
-        sites, total = by_site(records, duty.reporting, days, start, end)
         starts = [self._bounds([day])[0] for day in days]
+        sites, total, trend = by_site_and_day(records, duty.reporting, days, starts, end)
         figures = {
             "duty": duty_by_day(duty.book, duty.reporting, days, duty.deadline, now),
             "directives": directive_stats(command.ledger.directives.values(), start, end),
             "incidents": len(incidents), "incidents_late": sum(i.late for i in incidents),
             "rollcalls": rollcall_outcomes(rollcalls, start, end),
             "standings": self.accountability.ranking(items),
-            "sites": sites, "total": total, "trend": by_day(records, duty.reporting, days, starts, end),
+            "sites": sites, "total": total, "trend": trend,
         }
         self._last = (key, figures)
         return figures
