@@ -143,19 +143,26 @@ class CommandService:
         self._inflight: set[tuple[str, str, str]] = set()
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._loading = False
 
     # --- start-up ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Fold the whole stored log, then arm every deadline."""
         count = 0
-        async for page in self.read_pages(None):
-            for event in page:
-                try:
-                    self._fold(event)
-                except Exception as exc:  # noqa: BLE001 - one record the fold cannot read must cost only itself
-                    self.skipped.add(event.id, "unreadable", f"{type(exc).__name__}: {exc}")
-            count += len(page)
+        self._loading = True  # no deadline is armed (and so none fires) on a half-folded log
+        try:
+            async for page in self.read_pages(None):
+                for event in page:
+                    if self.last_event_id is not None and event_id_key(event.id) <= event_id_key(self.last_event_id):
+                        continue  # folded already: a change recorded meanwhile caught up past it
+                    try:
+                        self._fold(event)
+                    except Exception as exc:  # noqa: BLE001 - one record the fold cannot read must cost only itself
+                        self.skipped.add(event.id, "unreadable", f"{type(exc).__name__}: {exc}")
+                count += len(page)
+        finally:
+            self._loading = False
         for directive in self.ledger.directives.values():
             self._arm(directive)
         self.services.tail.follow(STREAM, self.last_event_id, self._followed)
@@ -405,6 +412,8 @@ class CommandService:
     # --- deadlines -----------------------------------------------------------------------------
 
     def _arm(self, d: Directive) -> None:
+        if self._loading:
+            return  # start() arms every directive once the whole log is folded
         for which, deadline in (("ack_by", d.ack_by), ("feedback_by", d.feedback_by)):
             old = self._timers.pop((d.id, which), None)
             if old is not None:
