@@ -8,6 +8,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
     PORT=8080
 
+# A Chinese font for the periodic review's PDF (server/accountability/pdf.py) and the charts.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-noto-cjk fontconfig \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY . /app
 # Run unprivileged; var/ is the one place a node may write (logs, local exports).

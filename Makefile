@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run demo test soak fuzz venv .venv
 
 run: $(STAMP)
+	-bash scripts/ensure-fonts.sh  # the review's PDF needs a Chinese font; the rest runs without
 	$(PY) -m server run $(RUN_ARGS)
 
 demo: $(STAMP)
@@ -17,6 +18,7 @@ demo: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	bash scripts/ensure-redis.sh
+	bash scripts/ensure-fonts.sh
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-gstreamer.sh
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)

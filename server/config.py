@@ -154,6 +154,10 @@ class CommandSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`[command]`: the command channel's settings."""
 
     remind_before: ReminderMinutes = msgspec.field(default_factory=ReminderMinutes)
+    # 审核签发: an incident report the duty officer files is a draft until the site's duty leader (grant
+    # `sign`) signs it off; reports of `urgent_types` (or marked 即报 urgent) go up at once, reviewed after.
+    sign_off: bool = False
+    urgent_types: tuple[str, ...] = ()
 
 
 class Bucket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -84,6 +84,10 @@ class ReportInfo(_Shape, frozen=True):
     casualties: Casualties = Casualties()
     photo: str | None = None
     late: bool = False
+    state: Literal["draft", "returned", "sent"] = "sent"  # 审核签发: a draft is seen only by its own site
+    urgent: bool = False  # 即报: went up at once, reviewed after
+    reviewed: bool = True  # signed off by the site's duty leader
+    versions: int = 1
 
 
 class IncidentInfo(_Shape, frozen=True):
@@ -95,6 +99,7 @@ class IncidentInfo(_Shape, frozen=True):
     occurred_at: float
     place: str
     type: str
+    reached: list[str] = []  # the levels above that have it (the parent once it went up, more when forwarded)
     status: Literal["open", "closed"] = "open"
     late: bool = False
     reports: list[ReportInfo] = []
@@ -194,6 +199,7 @@ class ReportFile(Message, tag="report_file", kw_only=True, frozen=True):
     casualties: Casualties = Casualties()
     summary: str
     photo: str | None = None
+    urgent: bool = False  # 即报: goes up at once, reviewed by the duty leader after
 
 
 class IncidentClose(Message, tag="incident_close", kw_only=True, frozen=True):

@@ -44,22 +44,27 @@ def within(at: float | None, start: float, end: float) -> bool:
 
 
 def duty_items(book: DutyBook, days: Iterable[str]) -> list[Item]:
-    """Missing duty reports (at the recorded deadline) and late ones, on the given days."""
+    """Missing duty reports (at the recorded deadline) and late ones, on the given days: a site missing at the
+    deadline that filed later counts once, as late."""
+    wanted = set(days)
     items: list[Item] = []
-    for day in days:
+    for day in sorted(wanted):
         passed = book.deadlines.get(day)
-        if passed is not None:
-            for site in passed.missing:
-                items.append(Item(site, "duty_missing", passed.deadline, f"{day} 值班报告 duty report", f"/duty/sites/{site}?day={day}"))
-        for (site, report_day), report in book.reports.items():
-            if report_day == day and report.late and report.went_up_at is not None:
-                items.append(Item(site, "duty_late", report.went_up_at, f"{day} 值班报告 duty report", f"/duty/sites/{site}?day={day}"))
+        if passed is None:
+            continue
+        for site in passed.missing:
+            if book.went_up(site, day):
+                continue  # filed after the deadline: the late item stands for it
+            items.append(Item(site, "duty_missing", passed.deadline, f"{day} 值班报告 duty report", f"/duty/sites/{site}?day={day}"))
+    for (site, day), report in book.reports.items():  # once over the reports, not once per day
+        if day in wanted and report.late and report.went_up_at is not None:
+            items.append(Item(site, "duty_late", report.went_up_at, f"{day} 值班报告 duty report", f"/duty/sites/{site}?day={day}"))
     return items
 
 
 def incident_items(incidents: Iterable[Incident], start: float, end: float) -> list[Item]:
     """Initial incident reports filed later than the one-hour rule allows."""
-    return [Item(i.site, "incident_late", i.reports[0].at, f"{i.place}: {i.reports[0].summary[:60]}", f"/command/incidents#{i.id}")
+    return [Item(i.site, "incident_late", i.reports[0].at, f"{i.place}: {i.reports[0].summary[:60]}", f"/command/incidents/{i.id}")
             for i in incidents if i.late and i.reports and within(i.reports[0].at, start, end)]
 
 

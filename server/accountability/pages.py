@@ -3,50 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from aiohttp import web
 
-from server.accountability.document import review_docx
+from server.accountability.document import ReviewDocument, review_docx
 from server.accountability.domain import KINDS, Item
 from server.accountability.keys import ACCOUNTABILITY
+from server.accountability.period import _period, _presets, _reviewer
+from server.accountability.pdf import NoChineseFont, review_pdf
 from server.accountability.service import AccountabilityService
-from server.auth import Identity
-from server.duty.days import parse_day, shift_day
-from server.duty.views import clock, sees_board
-from server.errors import RequestError, http_error
+from server.duty.views import clock
 from server.pages import _me, _render, _sites
 from server.services import SERVICES
 from server.spreadsheet import csv_text
-from server.web_auth import signed_in
+from server.stats.figures import SiteFigures
+from server.stats.keys import STATS
 
 
 DOCX: Final[str] = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-
-
-def _reviewer(request: web.Request) -> Identity:
-    identity = signed_in(request)
-    if not sees_board(identity):
-        raise web.HTTPForbidden(text="forbidden: the periodic review needs grant 'issue' or 'moderate'\n")
-    return identity
-
-
-def _period(request: web.Request, service: AccountabilityService) -> list[str]:
-    today = service.duty.today()
-    first = request.query.get("from") or today[:8] + "01"
-    try:
-        return service.period(first, request.query.get("to") or today)
-    except RequestError as exc:
-        raise http_error(exc) from None
-
-
-def _presets(today: str) -> list[tuple[str, str, str]]:
-    """(label, from, to) of this week, last week, this month and last month."""
-    monday = shift_day(today, -parse_day(today).weekday())
-    month = today[:8] + "01"
-    last_month = shift_day(month, -1)[:8] + "01"
-    return [("本周 This week", monday, today), ("上周 Last week", shift_day(monday, -7), shift_day(monday, -1)),
-            ("本月 This month", month, today), ("上月 Last month", last_month, shift_day(month, -1))]
 
 
 def _row(item: Item, service: AccountabilityService, names: dict[str, dict[str, str | None]]) -> dict[str, Any]:
@@ -66,6 +42,7 @@ async def review_page(request: web.Request) -> web.Response:
     names = _sites(request.app[SERVICES])
     return _render(request, "accountability.html", me=_me(identity), sites=names, first=days[0], last=days[-1],
                    kinds=KINDS, standings=service.ranking(items), items=[_row(i, service, names) for i in items],
+                   figures=await request.app[STATS].figures(days),
                    presets=_presets(service.duty.today()))
 
 
@@ -82,20 +59,60 @@ async def review_csv(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": f'attachment; filename="accountability-{days[0]}-{days[-1]}.csv"'})
 
 
-async def review_document(request: web.Request) -> web.Response:
-    """`GET /accountability.docx?from=&to=`: the review as a Word document, to print or file."""
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def _secs(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def figure_rows(figures: Sequence[SiteFigures], names: Mapping[str, Mapping[str, str | None]]) -> list[list[str]]:
+    """Each site's figures (the total last) as rows of text for a document, the header first."""
+    rows = [["单位 Site", "收到指令 Directives", "签收中位 Median ack", "按时签收 On time", "反馈率 Feedback",
+             "报送/迟报率 Incidents/late", "点名到位 Attendance", "响应中位 Median response", "值班按时 Duty on time"]]
+    for f in figures:
+        rows.append([str(names.get(f.site, {}).get("name_zh") or f.site) if f.site else "合计 Total", str(f.received),
+                     _secs(f.ack_median), _pct(f.on_time_rate), _pct(f.feedback_rate), f"{f.incidents} / {_pct(f.late_rate)}",
+                     f"{_pct(f.attendance)} ({f.present}/{f.called})", _secs(f.response_median),
+                     f"{_pct(f.duty_compliance)} ({f.duty_on_time}/{f.duty_due})"])
+    return rows
+
+
+async def _document(request: web.Request) -> tuple[ReviewDocument, list[str]]:
+    """The review of the requested period as the documents hold it (charts drawn as PNG)."""
     _reviewer(request)
     service = request.app[ACCOUNTABILITY]
     days = _period(request, service)
     services = request.app[SERVICES]
     names = _sites(services)
     items = await service.items(days)
-    rows = [_row(i, service, names) for i in items]
-    city = f"{services.config.city.name_zh} {services.config.city.name_en}"
-    body = await asyncio.get_running_loop().run_in_executor(
-        None, review_docx, city, days[0], days[-1], service.ranking(items), rows, names, f"{request.scheme}://{request.host}")
+    stats = request.app[STATS]
+    figures = await stats.figures(days)
+    charts = [chart for name in ("trend", "rates", "duty") if isinstance(chart := await stats.chart(name, days, "png"), bytes)]
+    return ReviewDocument(
+        city=f"{services.config.city.name_zh} {services.config.city.name_en}", first=days[0], last=days[-1],
+        standings=service.ranking(items), figures=figure_rows([*figures["sites"], figures["total"]], names), charts=charts,
+        items=[_row(i, service, names) for i in items], names=names, base_url=f"{request.scheme}://{request.host}"), days
+
+
+async def review_document(request: web.Request) -> web.Response:
+    """`GET /accountability.docx?from=&to=`: the review as a Word document, to print or file."""
+    doc, days = await _document(request)
+    body = await asyncio.get_running_loop().run_in_executor(None, review_docx, doc)
     return web.Response(body=body, content_type=DOCX, headers={
         "Content-Disposition": f'attachment; filename="review-{days[0]}-{days[-1]}.docx"'})
+
+
+async def review_pdf_file(request: web.Request) -> web.Response:
+    """`GET /accountability.pdf?from=&to=`: the review as a PDF with a line to sign; 503 without a Chinese font."""
+    doc, days = await _document(request)
+    try:
+        body = await asyncio.get_running_loop().run_in_executor(None, review_pdf, doc)
+    except NoChineseFont as exc:
+        raise web.HTTPServiceUnavailable(text=f"{exc.code}: {exc.message}\n") from None
+    return web.Response(body=body, content_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="review-{days[0]}-{days[-1]}.pdf"'})
 
 
 def add_routes(app: web.Application) -> None:
@@ -103,3 +120,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/accountability", review_page)
     app.router.add_get("/accountability.csv", review_csv)
     app.router.add_get("/accountability.docx", review_document)
+    app.router.add_get("/accountability.pdf", review_pdf_file)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 
+from server.accountability.archive import RollCallArchive
 from server.accountability.domain import Item, Standing, directive_items, duty_items, incident_items, ranking, rollcall_items
 from server.command.service import CommandService
 from server.duty.days import BadDay, deadline_of, parse_day, shift_day
@@ -12,7 +13,6 @@ from server.errors import RequestError
 from server.rollcall.service import RollCallService
 
 MAX_DAYS = 366
-ROLLCALLS = 10_000  # roll-calls read back at most for one period
 
 
 class AccountabilityService:
@@ -22,6 +22,7 @@ class AccountabilityService:
         self.command = command
         self.duty = duty
         self.rollcalls = rollcalls
+        self.archive = RollCallArchive(rollcalls)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -44,7 +45,7 @@ class AccountabilityService:
         """Every item of the period, oldest first."""
         start = deadline_of(days[0], "00:00", self.zone)
         end = deadline_of(shift_day(days[-1], 1), "00:00", self.zone)
-        rollcalls = await self.rollcalls.history(limit=ROLLCALLS)
+        rollcalls = await self.archive.all()
         found = [
             *duty_items(self.duty.book, days),
             *incident_items(self.command.board.incidents.values(), start, end),

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from server.command.domain import Directive
 from server.command.keys import COMMAND
-from server.command.pages import _identity_or_login, people_names, time_formatter, visible_directive, who
+from server.command.pages import identity_or_login, people_names, time_formatter, visible_directive, who
 from server.command.views import directive_info, event_info, recipient_info
 from server.services import SERVICES
 from server.spreadsheet import csv_text
@@ -65,7 +65,7 @@ def _names(request: web.Request) -> dict[str, str]:
 
 async def directive_csv(request: web.Request) -> web.Response:
     """`GET /command/directives/{directive}/export.csv`."""
-    identity = _identity_or_login(request)
+    identity = identity_or_login(request)
     d, sites = visible_directive(request, identity)
     fmt = time_formatter(request.app[SERVICES].config.city.timezone)
     people = people_names(request.app[SERVICES])
@@ -74,7 +74,7 @@ async def directive_csv(request: web.Request) -> web.Response:
 
 async def directive_json(request: web.Request) -> web.Response:
     """`GET /command/directives/{directive}/export.json`."""
-    identity = _identity_or_login(request)
+    identity = identity_or_login(request)
     d, sites = visible_directive(request, identity)
     return web.Response(body=msgspec.json.encode(_json_of(request, d, sites)), content_type="application/json")
 
@@ -98,7 +98,7 @@ def _range(request: web.Request) -> tuple[float, float]:
 
 def _in_range(request: web.Request) -> list[Directive]:
 
-    identity = _identity_or_login(request)
+    identity = identity_or_login(request)
     begin, finish = _range(request)
     directives = request.app[COMMAND].service.ledger.directives.values()
     mine = [d for d in directives if d.issuer == identity.identity and begin <= d.issued_at < finish]

@@ -223,6 +223,7 @@ class CommandHandlers:
         else:
             incident_id = msg.incident_id
             data.update(incident_id=incident_id, report_kind="followup")
+        data.update(self.service.review_flags(caller.identity, incident_id, msg.incident_type, msg.urgent))
         event_id = await self._record(caller, "report", "report_filed", data)
         return CommandOk(id=msg.id, event_id=event_id, incident_id=incident_id)
 

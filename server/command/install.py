@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.command import export, live, pages
+from server.command import export, live, pages, report_page
 from server.command.handlers import CommandHandlers
 from server.command.keys import COMMAND, Command
 from server.command.photo_sweep import PhotoSweeper
@@ -45,6 +45,7 @@ def install(app: web.Application, services: Services) -> Command:
     )
     app.router.add_get("/command/ws", live.command_socket)
     pages.add_routes(app)
+    report_page.add_routes(app)
     export.add_routes(app)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:

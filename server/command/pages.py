@@ -16,7 +16,7 @@ from server.command.photo_body import read_photo
 from server.command.photo_owners import Upload, rightful_targets
 from server.command.reports import INCIDENT_TYPES
 from server.command.service import CommandService
-from server.command.views import Viewer, event_info, may_see_directive
+from server.command.views import Viewer, event_info, incident_concerns, may_see_directive
 from server.errors import http_error
 from server.pages import _me, _render, _sites
 from server.services import SERVICES, Services
@@ -32,6 +32,8 @@ EVENT_NAMES = {
     "delivered": ("送达", "Delivered"), "read": ("已读", "Read"), "acknowledged": ("签收", "Acknowledged"),
     "feedback": ("反馈", "Feedback"), "overdue": ("逾期", "Overdue"), "reminded": ("催办", "Reminded"),
     "report_filed": ("报送", "Report filed"), "incident_closed": ("结案", "Closed"), "incident_reopened": ("重新打开", "Reopened"),
+    "report_revised": ("修改", "Revised"), "report_returned": ("退回", "Returned"), "report_signed": ("签发", "Signed off"),
+    "report_forwarded": ("转报", "Forwarded"),
 }
 
 
@@ -42,7 +44,7 @@ def request_identity(request: web.Request) -> Identity | None:
     return page_identity(request)[0]
 
 
-def _identity_or_login(request: web.Request) -> Identity:
+def identity_or_login(request: web.Request) -> Identity:
     try:
         identity = request_identity(request)
     except AuthError as exc:
@@ -57,7 +59,7 @@ def time_formatter(tz_name: str) -> Callable[[float | None], str]:
     return partial(format_time, tz=tz_name, fmt="%Y-%m-%d %H:%M:%S", none="—")
 
 
-def _common(request: web.Request, identity: Identity) -> dict[str, Any]:
+def common(request: web.Request, identity: Identity) -> dict[str, Any]:
     services = request.app[SERVICES]
     return {
         "me": _me(identity), "sites": _sites(services), "fmt": time_formatter(services.config.city.timezone),
@@ -90,11 +92,11 @@ def _tree(request: web.Request) -> list[dict[str, Any]]:
 
 async def console_page(request: web.Request) -> web.Response:
     """`GET /command`: compose, recipient tree, live matrix (grant "issue" only)."""
-    identity = _identity_or_login(request)
+    identity = identity_or_login(request)
     if not identity.can("issue"):
         raise web.HTTPForbidden(text="forbidden: the command console needs the 'issue' grant\n")
     token = request.query.get("token")
-    ctx = _common(request, identity)
+    ctx = common(request, identity)
     groups = [{"id": g.id, "name_zh": g.name_zh, "name_en": g.name_en, "sites": list(g.sites)}
               for g in request.app[SERVICES].config.groups]
     page_data = {"me": ctx["me"], "tree": _tree(request), "token": token, "classes": CLASS_NAMES,
@@ -115,7 +117,7 @@ def visible_directive(request: web.Request, identity: Identity) -> tuple[Directi
 
 def _detail_context(request: web.Request) -> dict[str, Any]:
 
-    identity = _identity_or_login(request)
+    identity = identity_or_login(request)
     d, sites = visible_directive(request, identity)
     service = request.app[COMMAND].service
     shown = set(sites)
@@ -126,7 +128,7 @@ def _detail_context(request: web.Request) -> dict[str, Any]:
             timeline.append(info)
     recipients = [d.recipients[s] for s in sites]
     token = request.query.get("token")
-    return {**_common(request, identity), "d": d, "recipients": recipients, "timeline": timeline,
+    return {**common(request, identity), "d": d, "recipients": recipients, "timeline": timeline,
             "is_issuer": d.issuer == identity.identity, "token_qs": f"?token={token}" if token else ""}
 
 
@@ -143,12 +145,14 @@ async def directive_print(request: web.Request) -> web.Response:
 async def incidents_page(request: web.Request) -> web.Response:
     """`GET /command/incidents`: the incident board of the caller's level, and the report form."""
 
-    identity = _identity_or_login(request)
+    identity = identity_or_login(request)
     service = request.app[COMMAND].service
-    ctx = _common(request, identity)
+    ctx = common(request, identity)
     page_data = {"me": ctx["me"], "token": request.query.get("token"), "types": INCIDENT_TYPES,
                  "sites": ctx["sites"], "tz": request.app[SERVICES].config.city.timezone,
-                 "people": people_names(request.app[SERVICES])}
+                 "people": people_names(request.app[SERVICES]),
+                 "sign_off": request.app[SERVICES].config.command.sign_off,
+                 "urgent_types": list(request.app[SERVICES].config.command.urgent_types)}
     return _render(request, "incidents.html", page_data=page_data,
                    late_by_site=service.board.late_by_site, **ctx)
 
@@ -176,7 +180,7 @@ async def upload_photo(request: web.Request) -> web.Response:
 async def photo_file(request: web.Request) -> web.StreamResponse:
     """`GET /command/photos/{name}`: a stored photo, for anyone who may see what references it."""
 
-    identity = _identity_or_login(request)
+    identity = identity_or_login(request)
     command = request.app[COMMAND]
     name = request.match_info["name"]
     path = command.photos.path(name)
@@ -199,7 +203,7 @@ def _may_see_target(service: CommandService, viewer: Viewer, target: str) -> boo
     if directive is not None:
         return may_see_directive(directive, viewer, service.sites) is not None
     incident = service.board.incidents.get(target)
-    return incident is not None and (viewer.site == incident.site or viewer.site in incident.chain)
+    return incident is not None and incident_concerns(incident, viewer)
 
 
 def add_routes(app: web.Application) -> None:

@@ -35,7 +35,7 @@ from server.command.views import (
     directive_concerns,
     directive_message,
     event_info,
-    incident_concerns,
+    incident_event_concerns,
     incident_info,
     is_directive_event,
 )
@@ -143,19 +143,26 @@ class CommandService:
         self._inflight: set[tuple[str, str, str]] = set()
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._loading = False
 
     # --- start-up ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Fold the whole stored log, then arm every deadline."""
         count = 0
-        async for page in self.read_pages(None):
-            for event in page:
-                try:
-                    self._fold(event)
-                except Exception as exc:  # noqa: BLE001 - one record the fold cannot read must cost only itself
-                    self.skipped.add(event.id, "unreadable", f"{type(exc).__name__}: {exc}")
-            count += len(page)
+        self._loading = True  # no deadline is armed (and so none fires) on a half-folded log
+        try:
+            async for page in self.read_pages(None):
+                for event in page:
+                    if self.last_event_id is not None and event_id_key(event.id) <= event_id_key(self.last_event_id):
+                        continue  # folded already: a change recorded meanwhile caught up past it
+                    try:
+                        self._fold(event)
+                    except Exception as exc:  # noqa: BLE001 - one record the fold cannot read must cost only itself
+                        self.skipped.add(event.id, "unreadable", f"{type(exc).__name__}: {exc}")
+                count += len(page)
+        finally:
+            self._loading = False
         for directive in self.ledger.directives.values():
             self._arm(directive)
         self.services.tail.follow(STREAM, self.last_event_id, self._followed)
@@ -293,6 +300,15 @@ class CommandService:
         else:
             self._push(event, changed)
 
+    def review_flags(self, identity: Identity, incident_id: str, incident_type: str, urgent: bool) -> dict[str, bool]:
+        """How a report this identity files goes up (审核签发): signed at once (the duty leader's own, or no
+        sign-off configured), urgent (即报: at once, reviewed after) or a draft for the leader."""
+        settings = self.services.config.command
+        incident = self.board.incidents.get(incident_id)
+        urgent = urgent or (incident.type if incident is not None else incident_type) in settings.urgent_types
+        signs = not settings.sign_off or identity.can("sign")
+        return {"signed": signs, "urgent": urgent, "draft": not signs and not urgent}
+
     async def refuse(self, caller: Caller, action: str, code: str, message: str) -> RequestError:
         """Log a refusal (to the log and the refusals stream) and return the error to raise."""
         logger.info("command refused action=%s code=%s identity=%s site=%s session=%s remote=%s",
@@ -338,9 +354,9 @@ class CommandService:
         if isinstance(changed, Directive):
             sites = directive_concerns(changed, event, viewer, self.sites, delivered)
             return None if sites is None else directive_message(changed, event, sites)
-        if not incident_concerns(changed, viewer):
+        if not incident_event_concerns(changed, event, viewer):
             return None
-        return CommandEvent(event=event_info(event), incident=incident_info(changed),
+        return CommandEvent(event=event_info(event), incident=incident_info(changed, viewer),
                             late_by_site=dict(self.board.late_by_site))
 
     def _push(self, event: Event, changed: Directive | Incident) -> None:
@@ -359,7 +375,7 @@ class CommandService:
                     sites.update(_delivered_sites(event))
             targets = self.listeners.for_sites(sites) | self.listeners.for_identity(changed.issuer)
         else:
-            targets = self.listeners.for_sites({changed.site, *changed.chain})
+            targets = self.listeners.for_sites({changed.site, *changed.reached})
         reached: set[str] = set()
         delivered = None
         if event.kind == "delivered":
@@ -396,6 +412,8 @@ class CommandService:
     # --- deadlines -----------------------------------------------------------------------------
 
     def _arm(self, d: Directive) -> None:
+        if self._loading:
+            return  # start() arms every directive once the whole log is folded
         for which, deadline in (("ack_by", d.ack_by), ("feedback_by", d.feedback_by)):
             old = self._timers.pop((d.id, which), None)
             if old is not None:

@@ -51,13 +51,16 @@ def recipient_info(r: Recipient) -> RecipientInfo:
     )
 
 
-def incident_info(i: Incident) -> IncidentInfo:
-    """An incident with its reports."""
+def incident_info(i: Incident, viewer: Viewer) -> IncidentInfo:
+    """An incident with its reports as `viewer` may see it: the filing site sees its drafts, the levels above
+    only the reports that went up."""
+    reports = i.reports if viewer.site == i.site else i.sent_reports()
     return IncidentInfo(
-        id=i.id, site=i.site, chain=list(i.chain), occurred_at=i.occurred_at, place=i.place, type=i.type,
-        status=i.status, late=i.late,  # type: ignore[arg-type]
+        id=i.id, site=i.site, chain=list(i.chain), reached=list(i.reached), occurred_at=i.occurred_at,
+        place=i.place, type=i.type, status=i.status, late=i.late,  # type: ignore[arg-type]
         reports=[ReportInfo(event_id=r.event_id, kind=r.kind, at=r.at, actor=r.actor, summary=r.summary,  # type: ignore[arg-type]
-                            casualties=Casualties(**r.casualties), photo=r.photo, late=r.late) for r in i.reports],
+                            casualties=Casualties(**r.casualties), photo=r.photo, late=r.late, state=r.state,
+                            urgent=r.urgent, reviewed=r.reviewed, versions=len(r.versions)) for r in reports],
     )
 
 
@@ -127,8 +130,19 @@ def directive_message(d: Directive, event: Event, sites: list[str]) -> CommandEv
 
 
 def incident_concerns(i: Incident, viewer: Viewer) -> bool:
-    """Whether the viewer's site filed the incident or sits above it in the chain."""
-    return viewer.site == i.site or viewer.site in i.chain
+    """Whether the viewer's site filed the incident or the incident has reached it up the chain."""
+    return viewer.site == i.site or viewer.site in i.reached
+
+
+def incident_event_concerns(i: Incident, event: Event, viewer: Viewer) -> bool:
+    """Whether the viewer may see this event of an incident: a step of a report's review that has not
+    gone up (a draft filed or revised, a return) stays with the filing site."""
+    if not incident_concerns(i, viewer):
+        return False
+    if viewer.site == i.site or event.kind not in ("report_filed", "report_revised", "report_returned"):
+        return True
+    report_id = event.id if event.kind == "report_filed" else event.text("report_id")
+    return any(r.event_id == report_id and r.sent for r in i.reports)
 
 
 def is_directive_event(kind: str) -> bool:

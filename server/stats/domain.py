@@ -15,8 +15,9 @@ def duty_by_day(book: DutyBook, sites: Sequence[str], days: Sequence[str], deadl
     """For each duty report state, how many sites were in it on each day."""
     counts = {status: [0] * len(days) for status in STATUS_NAMES}
     for index, day in enumerate(days):
+        due = deadline(day)
         for site in sites:
-            counts[book.status(site, day, now, deadline(day))][index] += 1
+            counts[book.status(site, day, now, due)][index] += 1
     return counts
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.accountability.keys import ACCOUNTABILITY
-from server.accountability.pages import _period, _presets, _reviewer
+from server.accountability.period import _period, _presets, _reviewer
 from server.duty.domain import STATUS_NAMES
 from server.pages import _me, _render, _sites
 from server.services import SERVICES
@@ -25,16 +25,16 @@ async def dashboard(request: web.Request) -> web.Response:
 
 
 async def chart(request: web.Request) -> web.Response:
-    """`GET /stats/{name}.svg?from=&to=`: one chart (`duty` or `sites`)."""
+    """`GET /stats/{name}.svg?from=&to=`: one chart (`duty`, `sites`, `rates` or `trend`)."""
     _reviewer(request)
     days = _period(request, request.app[ACCOUNTABILITY])
     stats = request.app[STATS]
-    name = request.match_info["name"]
-    svg = await (stats.duty_chart(days) if name == "duty" else stats.sites_chart(days))
+    svg = await stats.chart(request.match_info["name"], days)
+    assert isinstance(svg, str)
     return web.Response(text=svg, content_type="image/svg+xml", charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
 def add_routes(app: web.Application) -> None:
     """Register the dashboard and its charts."""
     app.router.add_get("/stats", dashboard)
-    app.router.add_get("/stats/{name:duty|sites}.svg", chart)
+    app.router.add_get("/stats/{name:duty|sites|rates|trend}.svg", chart)

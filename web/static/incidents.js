@@ -59,6 +59,13 @@ export function startBoard() {
     renderDetail();
   }
 
+  function reviewBadge(r) {
+    if (r.state === "draft") return ' <span class="cmd-overdue">待审核 Awaiting review</span>';
+    if (r.state === "returned") return ' <span class="cmd-overdue">已退回 Returned</span>';
+    if (r.urgent && !r.reviewed) return ' <span class="cmd-overdue">即报·待补审 Urgent, review after</span>';
+    return (r.versions || 1) > 1 ? ` <span class="muted">v${r.versions}</span>` : "";
+  }
+
   function renderDetail() {
     const box = document.getElementById("incident-detail");
     const i = open && incidents.get(open);
@@ -81,10 +88,11 @@ export function startBoard() {
         <input type="text" id="inc-reopen-reason" maxlength="200" required placeholder="重新打开的原因 Why it is opened again" aria-label="原因 Reason">
         <button type="submit" class="btn btn-secondary"><span class="zh">重新打开</span> <span class="en">Reopen</span></button></form>` : ""}
       <p class="muted">报送单位 Site: ${esc(siteName(i.site))} · 发生 Occurred ${fmtTime(i.occurred_at)}
-        · 上报 Goes up to: ${esc((i.chain || []).map(siteName).join(" → ") || "—")}</p>
+        · 已报至 Reached: ${esc((i.reached || []).map(siteName).join(" → ") || "—")}
+        · <a href="/command/incidents/${encodeURIComponent(i.id)}" id="inc-review-link"><span class="zh">审核签发与版本</span> <span class="en">Review, sign-off and versions</span></a></p>
       <ol class="inc-timeline">${i.reports.map((r, n) => `<li data-kind="${r.kind}" data-late="${r.late}">
         <div class="inc-when"><b>${r.kind === "initial" ? "初报 Initial report" : `续报 ${n} Follow-up ${n}`}</b> · ${fmtTime(r.at)}
-          · ${esc(who(r.actor, i.site))}${r.late ? ' <span class="cmd-overdue">迟报 Late</span>' : ""}</div>
+          · ${esc(who(r.actor, i.site))}${r.late ? ' <span class="cmd-overdue">迟报 Late</span>' : ""}${reviewBadge(r)}</div>
         <p class="inc-summary">${esc(r.summary)}</p>
         <div class="cas-cell">${casualtiesText(r.casualties)}</div>
         ${r.photo ? `<a href="/command/photos/${esc(r.photo)}${qs}" target="_blank" rel="noopener"><img class="inc-photo" alt="现场照片 Photo" src="/command/photos/${esc(r.photo)}${qs}"></a>` : ""}
@@ -159,7 +167,8 @@ export function startBoard() {
         photo = (await resp.json()).photo;
       }
       const msg = { type: "report_file", summary: document.getElementById("r-summary").value, photo,
-        casualties: { dead: num("r-dead"), injured: num("r-injured"), missing: num("r-missing") } };
+        casualties: { dead: num("r-dead"), injured: num("r-injured"), missing: num("r-missing") },
+        urgent: document.getElementById("r-urgent").checked };
       const followup = !!sel.value;
       if (followup) msg.incident_id = sel.value;
       else {
@@ -171,7 +180,12 @@ export function startBoard() {
       formBox.reset();
       document.getElementById("initial-fields").hidden = false;
       // the store has it: say so, large, with the time (the reply comes only once it is recorded)
-      done.innerHTML = `<b>✔ 已报送</b> ${followup ? "续报" : "初报"} · ${fmtTime(Date.now() / 1000)} <span class="en">Report filed and recorded</span>`;
+      const type = followup ? (incidents.get(msg.incident_id) || {}).type : msg.incident_type;
+      const draft = data.sign_off && !((data.me || {}).grants || []).includes("sign") && !msg.urgent
+        && !(data.urgent_types || []).includes(type);
+      done.innerHTML = draft
+        ? `<b>✔ 已存为草稿</b> ${followup ? "续报" : "初报"} · ${fmtTime(Date.now() / 1000)} <span class="en">Draft stored: it goes up once the duty leader signs it off</span>`
+        : `<b>✔ 已报送</b> ${followup ? "续报" : "初报"} · ${fmtTime(Date.now() / 1000)} <span class="en">Report filed and recorded</span>`;
       done.hidden = false;
       done.focus();
     } catch (ex) { err.textContent = `报送失败 Not filed: ${ex.message}`; err.hidden = false; } finally { submit.disabled = false; }

@@ -46,7 +46,7 @@ async def test_the_review_of_a_day_lists_each_failure_with_its_evidence_and_rank
     duty.clock.advance(60)
     await duty.post("leader01", "/duty/sites/jiangbei/report", WELL_FORM)  # late
     page = await duty.get("mayor", f"/accountability?from={DAY}&to={DAY}")
-    for evidence in (f"/duty/sites/jiangbei?day={DAY}", f"/duty/sites/yunxi?day={DAY}", f"/command/incidents#{incident}",
+    for evidence in (f"/duty/sites/jiangbei?day={DAY}", f"/duty/sites/yunxi?day={DAY}", f"/command/incidents/{incident}",
                      f"/command/directives/{issued.text('directive_id')}", f"/rollcalls/{called.id}/report"):
         assert f'href="{evidence}"' in page, evidence
     assert f'href="/duty/sites/linjiang?day={DAY}"' not in page  # it filed on time
@@ -58,7 +58,7 @@ async def test_the_review_of_a_day_lists_each_failure_with_its_evidence_and_rank
     kinds = {(row["site"], row["kind"]) for row in rows}
     assert {("jiangbei", "duty_late"), ("yunxi", "duty_missing"), ("jiangnan", "incident_late"), ("qingshan", "directive_ack"),
             ("baishui", "rollcall_absent")} <= kinds
-    assert ("jiangbei", "duty_missing") in kinds  # missing at the deadline, and late after it: both on record
+    assert ("jiangbei", "duty_missing") not in kinds  # missing at the deadline, then filed: counted once, as late
     assert not [row for row in rows if row["site"] == "linjiang"]
 
     async with duty.http.get(f"{duty.url}/accountability.docx?from={DAY}&to={DAY}", headers=duty.cookie("mayor")) as r:
@@ -66,10 +66,17 @@ async def test_the_review_of_a_day_lists_each_failure_with_its_evidence_and_rank
         document = docx.Document(io.BytesIO(await r.read()))
     text = "\n".join(p.text for p in document.paragraphs)
     assert "定期点评 Periodic review" in text and f"{DAY} — {DAY}" in text
-    (ranking_table,) = document.tables
+    ranking_table, figures_table = document.tables
     assert len(ranking_table.rows) == 1 + 11 and ranking_table.rows[1].cells[1].text == "临江县"
-    assert f"{duty.url}/rollcalls/{called.id}/report" in text and f"{duty.url}/command/incidents#{incident}" in text
+    assert f"{duty.url}/rollcalls/{called.id}/report" in text and f"{duty.url}/command/incidents/{incident}" in text
     assert len([p for p in document.paragraphs if "证据 evidence" in p.text]) == len(rows)
+    assert figures_table.rows[-1].cells[0].text == "合计 Total" and len(figures_table.rows) == 1 + 11 + 1
+    assert len(document.inline_shapes) == 3  # the charts: day by day, rates per site, duty reports per day
+
+    async with duty.http.get(f"{duty.url}/accountability.pdf?from={DAY}&to={DAY}", headers=duty.cookie("mayor")) as r:
+        assert r.status == 200 and r.content_type == "application/pdf"
+        pdf = await r.read()
+    assert pdf.startswith(b"%PDF") and b"NotoSansCJKSC" in pdf  # the Chinese font embedded, not boxes
 
 
 async def test_only_the_city_sees_the_review_and_a_bad_period_is_refused_clearly(duty: DutyPlatform) -> None:

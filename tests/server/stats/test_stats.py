@@ -43,7 +43,12 @@ async def test_the_dashboard_counts_the_day_and_draws_its_charts(duty: DutyPlatf
     assert "10 <span class=\"zh\">未报</span>" in tiles  # the other ten missing
     assert '<div class="stats-n">1</div><span class="zh">信息报送' in tiles
     assert "2 <span class=\"zh\">缺席</span>" in tiles
-    for name, text in (("duty", "每日值班报告"), ("sites", "江北区")):
+    table = page[page.index('id="site-figures"'):]
+    row = table[table.index('<tr data-site="linjiang"'):]
+    linjiang = row[:row.index("</tr>")]
+    assert "100% <span class=\"muted\">(1/1)</span>" in linjiang  # its one duty report, on time
+    assert '<tr data-site="total"' in table
+    for name, text in (("duty", "每日值班报告"), ("sites", "江北区"), ("rates", "临江县"), ("trend", "按日趋势")):
         async with duty.http.get(f"{duty.url}/stats/{name}.svg?from={DAY}&to={DAY}", headers=duty.cookie("mayor")) as r:
             assert r.status == 200 and r.content_type == "image/svg+xml"
             svg = await r.text()
