@@ -1,687 +1,229 @@
-"""Recording: publications written to disk as they arrive, remuxed, never decoded nor encoded.
+"""Recording: publications written to disk as they arrive, remuxed, never decoded nor encoded, off
+the relay path.
 
-Off the relay path: a publication's tap (`Publication.taps`) only appends the packet it has already
-parsed to a bounded queue of its track; one writer thread per recording drains the queues, puts
-packets back in order, depacketizes them into frames (aiortc's depayloaders) and muxes the frames
-with PyAV: VP8 and Opus into WebM, H.264 into Matroska. A queue that is full drops the packet and
-counts it: the relay never waits for the disk. A video track that lost packets (dropped here, or
-never repaired upstream) skips to the next keyframe, which it asks the publisher for.
-
-Each track is cut into segments of `segment_seconds` (a video segment starts at a keyframe: the
-publisher is asked for one when a segment is due). A segment is written as `NNNN.<ext>.part`; when
-it is done it is closed, hashed (sha256), synced and renamed to `NNNN.<ext>`, so a crash loses at
-most the segment being written, and the name says which segments are whole.
-
-Times: a segment's `start` is the wall-clock arrival time of its first frame's first packet; its
-frames' timestamps are their RTP timestamps from there. Tracks are put side by side by `start`.
+A publication's tap (`Publication.taps`) only appends the packet the relay has already parsed to the
+recording's batch (a tuple: no copy of the payload). Every `FLUSH` seconds the batch goes, as one
+message, down a pipe to the recording's worker process (media/recording_worker.py), which puts the
+packets in order, makes frames of them and writes the segments (media/segments.py). The pipe's
+writes never block the event loop: asyncio buffers them, and when the worker falls behind by more
+than `queue_bytes` the batch is dropped and counted per track (the worker then skips to the next
+keyframe). The relay never waits for the disk, nor for the worker's interpreter lock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import errno
-import fractions
-import hashlib
 import logging
 import os
-import threading
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, cast
-
-import av
-from aiortc.codecs import depayload
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from av.video.codeccontext import VideoCodecContext
+from typing import Any, Final
 
 from media.packets import Inbound
+from media.recording_worker import frame, unframe
 from media.router import Publication
+from media.segments import RecordingEvent, recordable
+
+__all__ = ["Recorder", "RecordedTrack", "RecordingEvent", "recordable"]
 
 logger = logging.getLogger(__name__)
 
-# Codec (CodecInfo.name, upper case) -> (file extension, FFmpeg muxer, stream codec).
-CONTAINERS: Final[dict[str, tuple[str, str, str]]] = {
-    "VP8": ("webm", "webm", "vp8"),
-    "OPUS": ("webm", "webm", "opus"),
-    "H264": ("mkv", "matroska", "h264"),
-}
-QUEUE_PACKETS: Final[int] = 2000  # per track: ~20 s of a 1 Mbit/s camera, 40 s of Opus
-REORDER_PACKETS: Final[int] = 200  # held out of order before the missing ones count as lost
-REORDER_SECONDS: Final[float] = 0.5
-DISCONTINUITY: Final[int] = 1000  # a sequence jump this large is a new source (a publication rebound)
-TIME_JUMP: Final[float] = 5.0  # RTP time this far from arrival time: the source's clock jumped
-KEYFRAME_ASK_EVERY: Final[float] = 1.0
-IDLE_WAIT: Final[float] = 0.02  # the writer thread's nap when every queue is empty
-
-
-def recordable(codec_name: str) -> bool:
-    """Whether a publication's codec can be recorded."""
-    return codec_name.upper() in CONTAINERS
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether a write failed because the disk (or the quota) is full."""
-    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
-
-
-# --- an event from the writer thread ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RecordingEvent:
-    """What the writer thread tells the recording's owner (on the event loop): a segment started or
-    is done, a track ended or failed. `data` is what goes into the session's manifest."""
-
-    kind: str  # "segment_started", "segment", "track_ended", "track_failed"
-    track: str
-    data: dict[str, object]
-
+FLUSH: Final[float] = 0.02
+QUEUE_BYTES: Final[int] = 32 << 20  # written to the worker and not yet read by it
+STOP_WAIT: Final[float] = 15.0
+CLOCK_TICKS: Final[int] = os.sysconf("SC_CLK_TCK")
 
 EventHandler = Callable[[RecordingEvent], None]
+Batch = list[tuple[int, int, int, int, bool, float, bytes]]
 
 
-# --- H.264 picture size from its SPS ----------------------------------------------------------------
+class RecordedTrack:
+    """One publication being recorded, as the relay's side sees it: its tap and its counts."""
 
-
-class _Bits:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def bit(self) -> int:
-        byte = self.data[self.pos >> 3]  # IndexError past the end: the caller gives up
-        value = (byte >> (7 - (self.pos & 7))) & 1
-        self.pos += 1
-        return value
-
-    def bits(self, n: int) -> int:
-        value = 0
-        for _ in range(n):
-            value = value << 1 | self.bit()
-        return value
-
-    def ue(self) -> int:
-        zeros = 0
-        while self.bit() == 0:
-            zeros += 1
-            if zeros > 31:
-                raise ValueError("bad exp-Golomb code")
-        return (1 << zeros) - 1 + self.bits(zeros)
-
-    def se(self) -> int:
-        value = self.ue()
-        return (value + 1) // 2 if value & 1 else -(value // 2)
-
-
-def _unescape(nal: bytes) -> bytes:
-    return nal.replace(b"\x00\x00\x03", b"\x00\x00")
-
-
-def _nal_units(annex_b: bytes) -> list[bytes]:
-    return [unit.lstrip(b"\x00") for unit in annex_b.split(b"\x00\x00\x01") if unit.strip(b"\x00")]
-
-
-def h264_size(annex_b: bytes) -> tuple[int, int] | None:
-    """Width and height from the first SPS of an Annex B access unit; None if it has none or it is unreadable."""
-    for nal in _nal_units(annex_b):
-        if nal[0] & 0x1F != 7:
-            continue
-        try:
-            return _sps_size(_Bits(_unescape(nal[1:])))
-        except (IndexError, ValueError):
-            return None
-    return None
-
-
-def _sps_size(r: _Bits) -> tuple[int, int]:
-    profile = r.bits(8)
-    r.bits(16)  # constraint flags, level
-    r.ue()  # seq_parameter_set_id
-    chroma_format = 1
-    if profile in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
-        chroma_format = r.ue()
-        if chroma_format == 3:
-            r.bit()
-        r.ue()
-        r.ue()
-        r.bit()
-        if r.bit():  # seq_scaling_matrix_present_flag
-            for index in range(8 if chroma_format != 3 else 12):
-                if r.bit():
-                    last = following = 8
-                    for _ in range(16 if index < 6 else 64):
-                        if following:
-                            following = (last + r.se() + 256) % 256
-                        last = following or last
-    r.ue()  # log2_max_frame_num_minus4
-    poc_type = r.ue()
-    if poc_type == 0:
-        r.ue()
-    elif poc_type == 1:
-        r.bit()
-        r.se()
-        r.se()
-        for _ in range(r.ue()):
-            r.se()
-    r.ue()  # max_num_ref_frames
-    r.bit()
-    width_mbs = r.ue() + 1
-    height_units = r.ue() + 1
-    frame_mbs_only = r.bit()
-    if not frame_mbs_only:
-        r.bit()
-    r.bit()
-    width, height = width_mbs * 16, (2 - frame_mbs_only) * height_units * 16
-    if r.bit():  # frame_cropping_flag
-        left, right, top, bottom = r.ue(), r.ue(), r.ue(), r.ue()
-        unit_x = 1 if chroma_format in (0, 3) else 2
-        unit_y = (1 if chroma_format in (0, 2, 3) else 2) * (2 - frame_mbs_only)
-        width -= unit_x * (left + right)
-        height -= unit_y * (top + bottom)
-    if width <= 0 or height <= 0:
-        raise ValueError("bad picture size")
-    return width, height
-
-
-def vp8_size(frame: bytes) -> tuple[int, int] | None:
-    """Width and height of a VP8 keyframe (its uncompressed header); None for an interframe."""
-    if len(frame) < 10 or frame[0] & 0x01 or frame[3:6] != b"\x9d\x01\x2a":
-        return None
-    return int.from_bytes(frame[6:8], "little") & 0x3FFF, int.from_bytes(frame[8:10], "little") & 0x3FFF
-
-
-def _decoded_size(codec: str, frame: bytes) -> tuple[int, int] | None:
-    """The picture size by decoding the keyframe (when its header could not be read)."""
-    try:
-        context = cast(VideoCodecContext, av.CodecContext.create({"VP8": "libvpx", "H264": "h264"}[codec], "r"))
-        frames = list(context.decode(av.Packet(frame)))
-    except (KeyError, ValueError, av.FFmpegError):
-        return None
-    return (frames[0].width, frames[0].height) if frames else None
-
-
-# --- one segment file ---------------------------------------------------------------------------------
-
-
-class _Segment:
-    """One open segment file of a track: PyAV muxing already-encoded frames."""
-
-    def __init__(self, directory: Path, index: int, codec: str, clock_rate: int, size: tuple[int, int] | None,
-                 start: float, first_ts: int) -> None:
-        ext, muxer, stream_codec = CONTAINERS[codec]
-        self.index = index
-        self.name = f"{index:04d}.{ext}"
-        self.final = directory / self.name
-        self.part = directory / f"{self.name}.part"
-        self.start = start  # the wall time of pts 0: the first frame's arrival, then refined as frames come
-        self.first_ts = first_ts
-        self.last_pts = -1
-        self.frames = 0
-        self.end = start
-        self.time_base = fractions.Fraction(1, clock_rate)
-        self.container: Any = av.open(str(self.part), "w", format=muxer)
-        self.stream: Any
-        if codec == "OPUS":
-            # an encoder context only for its OpusHead (the WebM CodecPrivate players need); never fed
-            self.stream = self.container.add_stream("libopus", rate=48000, layout="stereo")
-        else:
-            width, height = size or (0, 0)
-            self.stream = self.container.add_mux_stream(stream_codec, width=width, height=height)
-            self.stream.time_base = self.time_base
-
-    def write(self, data: bytes, pts: int, keyframe: bool, wall: float) -> None:
-        if pts <= self.last_pts:
-            return  # a repeated timestamp: the muxer wants them increasing
-        packet = av.Packet(data)
-        packet.stream = self.stream
-        packet.pts = packet.dts = pts
-        packet.time_base = self.time_base
-        packet.is_keyframe = keyframe
-        self.container.mux(packet)
-        self.last_pts = pts
-        self.frames += 1
-        # The wall time of pts 0 is put where the frame that came quickest says (the least delay
-        # from capture to here: a keyframe, slower to encode and to send, would put it late).
-        self.start = min(self.start, wall - pts * self.time_base)
-        self.end = self.start + float(pts * self.time_base)
-
-    def finish(self) -> dict[str, object]:
-        """Close, hash, sync and rename to its final name; what the manifest keeps of it."""
-        self.container.close()
-        digest = hashlib.sha256()
-        with open(self.part, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-            os.fsync(f.fileno())
-        size = self.part.stat().st_size
-        os.replace(self.part, self.final)
-        _sync_directory(self.final.parent)
-        return {"index": self.index, "file": self.name, "start": round(self.start, 6), "end": round(self.end, 6),
-                "frames": self.frames, "bytes": size, "sha256": digest.hexdigest()}
-
-    def abandon(self) -> None:
-        """Close what can be closed after a failure; the `.part` file stays, unlisted as whole."""
-        try:
-            self.container.close()
-        except (OSError, av.FFmpegError):
-            pass
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file, read a megabyte at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-# --- one track --------------------------------------------------------------------------------------
-
-
-class TrackRecorder:
-    """One publication recorded: its queue (filled on the event loop) and, in the writer thread,
-    reordering, frame assembly and its segments."""
-
-    def __init__(self, recorder: Recorder, publication: Publication, track_id: str, directory: Path) -> None:
+    def __init__(self, recorder: Recorder, publication: Publication, track_id: str, index: int) -> None:
         self.recorder = recorder
         self.publication = publication
         self.id = track_id
-        self.directory = directory
-        self.kind = publication.kind
-        self.codec = publication.codec.name.upper()
-        self.clock_rate = publication.codec.clock_rate
-        self._params = RTCRtpCodecParameters(mimeType=publication.codec.mime_type, clockRate=self.clock_rate, payloadType=96)
-        self.queue: collections.deque[Inbound] = collections.deque()
-        self.capacity = recorder.queue_packets
-        self.dropped = 0  # packets the full queue turned away (written by the event loop only)
-        self.lost = 0  # gaps the writer skipped (never repaired, or dropped here)
-        self.frames = 0
+        self.index = index
+        self.dropped = 0  # packets that never reached the worker (it was too far behind)
+        self.pending = 0  # packets in the batch not yet flushed
+        self.frames = 0  # as the worker last told
         self.bytes_written = 0
-        self.closing = False
-        self.failed = False
-        self._video = self.kind == "video"
-        self._next: int | None = None
-        self._held: dict[int, Inbound] = {}
-        self._held_since = 0.0
-        self._broken = self._video  # video waits for a keyframe to start (and after a loss)
-        self._parts: list[bytes] = []
-        self._frame_ts: int | None = None
-        self._frame_arrival = 0.0
-        self._frame_key = False
-        self._last_ts: int | None = None
-        self._ext = 0  # the unwrapped RTP timestamp of the last frame
-        self._segment: _Segment | None = None
-        self._index = 0
-        self._restart = False
-        self._keyframe_asked = 0.0
-
-    # --- the event loop side: must be cheap and never raise ---
+        self.lost = 0
 
     def feed(self, inbound: Inbound) -> None:
-        """The publication's tap: queue the packet, or drop and count it when the queue is full."""
-        if len(self.queue) >= self.capacity:
-            self.dropped += 1
-            return
-        self.queue.append(inbound)
-
-    # --- the writer thread side ---
-
-    def drain(self) -> bool:
-        """Process every queued packet; whether there was any."""
-        queue = self.queue
-        if not queue:
-            return False
-        while queue:
-            self._packet(queue.popleft())
-        return True
-
-    def _packet(self, inbound: Inbound) -> None:
-        seq = inbound.sequence_number
-        expected = self._next
-        if expected is None or seq == expected:
-            self._consume(inbound)
-            self._release_held()
-            return
-        ahead = (seq - expected) & 0xFFFF
-        if ahead < DISCONTINUITY:
-            if not self._held:
-                self._held_since = inbound.arrival
-            self._held[seq] = inbound
-            if len(self._held) > REORDER_PACKETS or inbound.arrival - self._held_since > REORDER_SECONDS:
-                self._skip_gap()
-        elif ahead > 0x10000 - DISCONTINUITY:
-            return  # behind: a duplicate, or a repair of what was skipped already
-        else:  # a new source continues the publication (a participant back on a new connection)
-            self._held.clear()
-            self._lose(restart=True)
-            self._next = None
-            self._consume(inbound)
-
-    def _skip_gap(self) -> None:
-        """Give the missing packets up for lost: carry on from the first one held."""
-        assert self._next is not None
-        expected = self._next
-        first = min(self._held, key=lambda s: (s - expected) & 0xFFFF)
-        self._lose(restart=False)
-        self._next = first
-        self._release_held()
-
-    def _release_held(self) -> None:
-        held = self._held
-        while held and self._next in held:
-            self._consume(held.pop(self._next))
-        if held:
-            self._held_since = min(p.arrival for p in held.values())
-
-    def _lose(self, *, restart: bool) -> None:
-        self.lost += 1
-        self._parts, self._frame_ts = [], None
-        if restart:
-            self._restart = True
-        if self._video:
-            self._broken = True
-            self._ask_keyframe(time.monotonic(), force=True)
-
-    def _consume(self, inbound: Inbound) -> None:
-        self._next = (inbound.sequence_number + 1) & 0xFFFF
-        payload = inbound.payload
-        if not payload:
-            return  # padding
-        if not self._video:
-            self._frame(depayload(self._params, payload), inbound.timestamp, inbound.arrival, True)
-            return
-        if self._frame_ts is not None and inbound.timestamp != self._frame_ts:
-            self._emit_video()  # the previous frame had no marker; it is whole (no gap came between)
-        if self._broken:
-            if not inbound.keyframe:
-                return
-            self._broken = False
-        if self._frame_ts is None:
-            self._frame_ts, self._frame_arrival, self._frame_key = inbound.timestamp, inbound.arrival, False
-        self._parts.append(payload)
-        self._frame_key |= inbound.keyframe
-        if inbound.marker:
-            self._emit_video()
-
-    def _emit_video(self) -> None:
-        parts, ts = self._parts, self._frame_ts
-        self._parts, self._frame_ts = [], None
-        if ts is None or not parts:
-            return
-        try:
-            data = b"".join(depayload(self._params, part) for part in parts)
-        except (ValueError, IndexError):
-            self._lose(restart=False)
-            return
-        if data:
-            self._frame(data, ts, self._frame_arrival, self._frame_key)
-
-    def _frame(self, data: bytes, ts: int, arrival: float, keyframe: bool) -> None:
-        if self._last_ts is None:
-            self._ext = ts
-        else:
-            delta = (ts - self._last_ts) & 0xFFFFFFFF
-            self._ext += delta - (1 << 32) if delta >= 1 << 31 else delta
-        self._last_ts = ts
-        wall = arrival + self.recorder.wall_offset
-        segment = self._segment
-        if segment is not None:
-            predicted = segment.start + (self._ext - segment.first_ts) / self.clock_rate
-            if abs(predicted - wall) > TIME_JUMP:
-                self._restart = True
-            due = self._restart or wall - segment.start >= self.recorder.segment_seconds
-            if due and (keyframe or not self._video):
-                self._close_segment()
-                segment = None
-            elif due:
-                if self._restart:
-                    self._broken = True  # its timestamps no longer fit this segment: wait for the keyframe
-                    self._ask_keyframe(time.monotonic(), force=False)
-                    return
-                self._ask_keyframe(time.monotonic(), force=False)
-        if segment is None:
-            if self._video and not keyframe:
-                self._broken = True
-                self._ask_keyframe(time.monotonic(), force=False)
-                return
-            segment = self._open_segment(data, wall)
-            if segment is None:
-                return
-        try:
-            segment.write(data, self._ext - segment.first_ts, keyframe, wall)
-        except (OSError, av.FFmpegError) as exc:
-            self._fail(exc)
-            return
-        self.frames += 1
-        self.bytes_written += len(data)
-
-    def _open_segment(self, keyframe: bytes, wall: float) -> _Segment | None:
-        self._restart = False
-        size: tuple[int, int] | None = None
-        if self.codec == "VP8":
-            size = vp8_size(keyframe) or _decoded_size("VP8", keyframe)
-        elif self.codec == "H264":
-            size = h264_size(keyframe) or _decoded_size("H264", keyframe)
-            if size is None:  # Matroska needs the picture size: wait for a keyframe that says it
-                self._broken = True
-                return None
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            segment = _Segment(self.directory, self._index, self.codec, self.clock_rate, size, wall, self._ext)
-        except (OSError, av.FFmpegError) as exc:
-            self._fail(exc)
-            return None
-        self._segment = segment
-        self._index += 1
-        self.recorder.emit(RecordingEvent("segment_started", self.id, {
-            "index": segment.index, "file": segment.name, "start": round(wall, 6),
-            **({"width": size[0], "height": size[1]} if size else {})}))
-        return segment
-
-    def _close_segment(self) -> None:
-        segment, self._segment = self._segment, None
-        if segment is None:
-            return
-        try:
-            done = segment.finish()
-        except (OSError, av.FFmpegError) as exc:
-            segment.abandon()
-            self._fail(exc)
-            return
-        done["lost"], done["dropped"] = self.lost, self.dropped
-        self.recorder.emit(RecordingEvent("segment", self.id, done))
-
-    def _ask_keyframe(self, now: float, *, force: bool) -> None:
-        if not self._video or (not force and now - self._keyframe_asked < KEYFRAME_ASK_EVERY):
-            return
-        self._keyframe_asked = now
-        self.recorder.call_on_loop(self.publication.request_keyframe)
-
-    def _fail(self, exc: BaseException) -> None:
-        if self.failed:
-            return
-        self.failed = True
-        full = is_disk_full(exc)
-        logger.error("recording track failed track=%s disk_full=%s error=%s", self.id, full, exc)
-        segment, self._segment = self._segment, None
-        if segment is not None:
-            segment.abandon()
-        self.recorder.emit(RecordingEvent("track_failed", self.id, {"error": str(exc)[:300], "disk_full": full}))
-
-    def tick(self, now: float) -> None:
-        """Time passing with no packet: a video segment that is due keeps asking for its keyframe."""
-        segment = self._segment
-        if self._video and segment is not None and time.time() - segment.start >= self.recorder.segment_seconds:
-            self._ask_keyframe(now, force=False)
-
-    def finish(self, reason: str) -> None:
-        """Close the open segment (whole, hashed) and say the track ended."""
-        if not self.failed:
-            self.drain()
-            self._close_segment()
-        self.recorder.emit(RecordingEvent("track_ended", self.id, {
-            "reason": reason, "frames": self.frames, "dropped": self.dropped, "lost": self.lost}))
-
-
-# --- one recording: the tracks of a room and the writer thread --------------------------------------------
+        """The publication's tap: one tuple appended; never raises, never blocks."""
+        self.pending += 1
+        self.recorder.batch.append((self.index, inbound.sequence_number, inbound.timestamp, inbound.marker, inbound.keyframe,
+                                    inbound.arrival, inbound.payload))
 
 
 class Recorder:
-    """The tracks being recorded into one directory, and the thread that writes them.
+    """The tracks being recorded into one directory, and the worker process that writes them.
 
     `add` and `remove` are called on the event loop; the events (`RecordingEvent`) come back on it
-    through `on_event`, in the order the thread made them."""
+    through `on_event`, in the order the worker made them. Start one with `await Recorder.start(...)`."""
 
-    def __init__(
-        self,
-        directory: Path,
-        *,
-        on_event: EventHandler,
-        segment_seconds: float = 300.0,
-        queue_packets: int = QUEUE_PACKETS,
-        name: str = "recorder",
-    ) -> None:
+    def __init__(self, directory: Path, process: asyncio.subprocess.Process, *, on_event: EventHandler,
+                 segment_seconds: float, queue_bytes: int) -> None:
         self.directory = directory
         self.segment_seconds = segment_seconds
-        self.queue_packets = queue_packets
+        self.queue_bytes = queue_bytes
         self.wall_offset = time.time() - time.perf_counter()  # Inbound.arrival is perf_counter time
-        self.tracks: dict[str, TrackRecorder] = {}
+        self.tracks: dict[str, RecordedTrack] = {}
+        self.batch: Batch = []
         self._on_event = on_event
-        self._loop = asyncio.get_running_loop()
-        self._lock = threading.Lock()
-        self._ending: list[tuple[TrackRecorder, str]] = []
-        self._stop = threading.Event()
-        self._done: asyncio.Future[None] = self._loop.create_future()
-        self.cpu_seconds = 0.0  # the writer thread's CPU time so far
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._process = process
+        self._indexes = 0
+        self._stopped = asyncio.Event()
+        self._closing = False
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read(), name=f"recorder-read:{directory.name}")
+        self._flusher = loop.create_task(self._flush_every(), name=f"recorder-flush:{directory.name}")
+        self._gone: dict[str, RecordedTrack] = {}  # tracks removed, until the worker says they ended
+
+    @classmethod
+    async def start(cls, directory: Path, *, on_event: EventHandler, segment_seconds: float = 300.0,
+                    queue_bytes: int = QUEUE_BYTES) -> Recorder:
+        """Start the worker process and return the recorder feeding it."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "media.recording_worker", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        return cls(directory, process, on_event=on_event, segment_seconds=segment_seconds, queue_bytes=queue_bytes)
+
+    @property
+    def pid(self) -> int:
+        """The worker process."""
+        return self._process.pid
 
     @property
     def dropped(self) -> int:
-        """Packets turned away by full queues, every track together."""
-        return sum(t.dropped for t in self.tracks.values())
+        """Packets that never reached the worker, every track together."""
+        return sum(t.dropped for t in (*self.tracks.values(), *self._gone.values()))
 
-    def add(self, publication: Publication, track_id: str) -> TrackRecorder:
-        """Start recording a publication (its tap feeds the track's queue from now on)."""
-        track = TrackRecorder(self, publication, track_id, self.directory / track_id)
-        with self._lock:
-            self.tracks[track_id] = track
+    @property
+    def cpu_seconds(self) -> float:
+        """The worker process's CPU time so far (0 once it has exited)."""
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def add(self, publication: Publication, track_id: str) -> RecordedTrack:
+        """Start recording a publication (its tap feeds the worker from now on)."""
+        self._indexes += 1
+        track = RecordedTrack(self, publication, track_id, self._indexes)
+        self.tracks[track_id] = track
+        codec = publication.codec
+        self._send(["add", track.index, track_id, str(self.directory / track_id), publication.kind, codec.mime_type,
+                    codec.clock_rate, self.segment_seconds, self.wall_offset])
         publication.taps = (*publication.taps, track.feed)
         if publication.kind == "video":
             publication.request_keyframe()
         return track
 
     def remove(self, track_id: str, reason: str) -> None:
-        """Stop recording a track: its tap goes at once, the thread closes its segment."""
-        with self._lock:
-            track = self.tracks.pop(track_id, None)
-            if track is None:
-                return
-            self._untap(track)
-            self._ending.append((track, reason))
+        """Stop recording a track: its tap goes at once, the worker closes its segment."""
+        track = self.tracks.pop(track_id, None)
+        if track is None:
+            return
+        self._untap(track)
+        self._gone[track_id] = track
+        self._flush()
+        self._send(["remove", track.index, reason])
 
     @staticmethod
-    def _untap(track: TrackRecorder) -> None:
+    def _untap(track: RecordedTrack) -> None:
         track.publication.taps = tuple(t for t in track.publication.taps if t != track.feed)
 
     async def stop(self, reason: str) -> None:
-        """Stop every track (segments closed and hashed), end the thread; waits for it."""
-        with self._lock:
-            for track_id in list(self.tracks):
-                track = self.tracks.pop(track_id)
+        """Stop every track (segments closed and hashed), end the worker; waits for it."""
+        if not self._closing:
+            self._closing = True
+            for track in self.tracks.values():
                 self._untap(track)
-                self._ending.append((track, reason))
-        self._stop.set()
-        await asyncio.shield(self._done)
-
-    def emit(self, event: RecordingEvent) -> None:
-        """From the writer thread: hand an event to the owner on the event loop."""
-        self.call_on_loop(lambda: self._on_event(event))
-
-    def call_on_loop(self, callback: Callable[[], None]) -> None:
-        """From the writer thread: run `callback` on the event loop (dropped once it is closed)."""
+                self._gone[track.id] = track
+            self.tracks.clear()
+            self._flush()
+            self._send(["stop", reason])
         try:
-            self._loop.call_soon_threadsafe(callback)
-        except RuntimeError:
-            pass  # the loop is closed: the process is ending
+            await asyncio.wait_for(self._stopped.wait(), STOP_WAIT)
+        except TimeoutError:
+            logger.error("recording worker did not stop in time pid=%d", self._process.pid)
+            self._process.kill()
+        self._flusher.cancel()
+        await asyncio.gather(self._reader, self._flusher, return_exceptions=True)
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        await self._process.wait()
 
-    def _run(self) -> None:
-        started = time.thread_time()
-        try:
-            while True:
-                stopping = self._stop.is_set()
-                with self._lock:
-                    tracks = list(self.tracks.values())
-                    ending, self._ending = self._ending, []
-                busy = False
-                now = time.monotonic()
-                for track in tracks:
-                    if track.failed:
-                        continue
-                    try:
-                        busy |= track.drain()
-                        track.tick(now)
-                    except Exception as exc:  # noqa: BLE001 - one bad track must not end the others
-                        logger.exception("recording track error track=%s", track.id)
-                        track._fail(exc)  # noqa: SLF001 - the thread owns the track's writing side
-                for track, reason in ending:
-                    try:
-                        track.finish(reason)
-                    except Exception:  # noqa: BLE001
-                        logger.exception("recording track did not finish track=%s", track.id)
-                self.cpu_seconds = time.thread_time() - started
-                if stopping and not ending:
-                    with self._lock:
-                        if not self._ending and not self.tracks:
-                            break
-                    continue
-                if not busy:
-                    self._stop.wait(IDLE_WAIT)
-        finally:
-            self.cpu_seconds = time.thread_time() - started
-            self.call_on_loop(self._finished)
+    # --- the pipe ---
 
-    def _finished(self) -> None:
-        if not self._done.done():
-            self._done.set_result(None)
+    def _send(self, message: list[Any]) -> None:
+        stdin = self._process.stdin
+        if stdin is None or stdin.is_closing():
+            return
+        stdin.write(frame(message))
 
+    async def _flush_every(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH)
+            self._flush()
 
-# --- a track's segments as one file ---------------------------------------------------------------------
+    def _flush(self) -> None:
+        batch, self.batch = self.batch, []
+        stdin = self._process.stdin
+        if not batch or stdin is None:
+            return
+        behind = stdin.transport.get_write_buffer_size() > self.queue_bytes  # the worker is that far behind: drop
+        for track in (*self.tracks.values(), *self._gone.values()):
+            if behind:
+                track.dropped += track.pending
+            track.pending = 0
+        if not behind:
+            self._send(["packets", batch])
 
+    async def _read(self) -> None:
+        stdout = self._process.stdout
+        assert stdout is not None
+        buffer = bytearray()
+        while True:
+            chunk = await stdout.read(1 << 16)
+            if not chunk:
+                break
+            buffer += chunk
+            for message in unframe(buffer):
+                self._dispatch(message)
+        if not self._stopped.is_set():  # the worker died under us: every track is lost from here
+            code = await self._process.wait()
+            logger.error("recording worker exited code=%s", code)
+            for track in [*self.tracks.values(), *self._gone.values()]:
+                self._untap(track)
+                self._on_event(RecordingEvent("track_failed", track.id, {"error": f"recording worker exited ({code})",
+                                                                           "disk_full": False, "fatal": True}))
+            self.tracks.clear()
+            self._stopped.set()
 
-def concatenate(segments: list[tuple[Path, float]], out: Path) -> None:
-    """Remux segment files (each with its start, seconds from the first's) into one file, gaps kept
-    as gaps in time; the container is the segments' own (by `out`'s suffix). Runs in a worker thread."""
-    muxer = "matroska" if out.suffix == ".mkv" else "webm"
-    with av.open(str(out), "w", format=muxer) as output:
-        stream: Any = None
-        last = -1
-        for path, offset in segments:
-            with av.open(str(path)) as source:
-                template = source.streams[0]
-                if stream is None:
-                    stream = output.add_stream_from_template(template)
-                time_base = template.time_base or fractions.Fraction(1, 1000)
-                shift = int(round(offset / time_base))
-                for packet in source.demux(template):
-                    if packet.pts is None:
-                        continue
-                    packet.pts += shift
-                    packet.dts = packet.pts if packet.dts is None else packet.dts + shift
-                    if packet.dts <= last:
-                        continue
-                    last = packet.dts
-                    packet.stream = stream
-                    output.mux(packet)
+    def _dispatch(self, message: list[Any]) -> None:
+        kind = message[0]
+        if kind == "event":
+            _, event_kind, track_id, data = message
+            track = self.tracks.get(track_id) or self._gone.get(track_id)
+            if track is not None and event_kind in ("segment", "track_ended"):
+                data["dropped"] = track.dropped
+            if event_kind == "track_ended":
+                self._gone.pop(track_id, None)
+            self._on_event(RecordingEvent(event_kind, track_id, data))
+        elif kind == "keyframe":
+            track = self.tracks.get(message[1])
+            if track is not None:
+                track.publication.request_keyframe()
+        elif kind == "stats":
+            for track_id, (frames, written, lost) in message[1].items():
+                track = self.tracks.get(track_id)
+                if track is not None:
+                    track.frames, track.bytes_written, track.lost = frames, written, lost
+        elif kind == "stopped":
+            self._stopped.set()

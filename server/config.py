@@ -151,7 +151,8 @@ class RecordingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     budget_gb: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # every recording together; 0: no budget
     # A recording is refused below this much free disk, and one under way stops (cleanly) there.
     min_free_gb: Annotated[float, msgspec.Meta(ge=0)] = 2.0  # env RECORDING_MIN_FREE_GB
-    queue_packets: Annotated[int, msgspec.Meta(ge=16, le=1_000_000)] = 2000  # per track, then packets are dropped
+    # Packets sent to the recording worker and not yet read by it, beyond which they are dropped (and counted).
+    queue_mb: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 32
 
     def root(self, data_dir: str) -> str:
         """The directory the recordings are written under."""

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from media.recording import CONTAINERS, concatenate
+from media.segments import CONTAINERS, concatenate
 from server.auth import AuthError, Identity
 from server.command.keys import COMMAND
 from server.control.room_control import control_stream

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from media.recording import Recorder, RecordingEvent, recordable, sha256_file
+from media.recording import Recorder, RecordingEvent, recordable
+from media.segments import probe, sha256_file
 from media.router import Publication
 from server.config import RecordingSettings
 from server.control.room_control import control_stream
@@ -38,7 +39,7 @@ from server.recording.domain import FoldError, Session, apply, fold
 from server.room import Room
 from server.services import Services
 from server.skipped import SkippedRecords
-from server.store import StoredEvent, StoreError
+from server.store import Store, StoredEvent, StoreError
 from signaling.recording import RecordingState
 
 logger = logging.getLogger(__name__)
@@ -103,10 +104,51 @@ class Verdict:
     actual: str | None
 
 
+def segment_path(root: Path, session: Session, track: str, file: str) -> Path:
+    """Where a segment file of a session is (or was)."""
+    return root / session.room / session.id / track / file
+
+
+def verify(root: Path, session: Session) -> list[Verdict]:
+    """Every segment of `session` under `root` checked against the hash in its manifest."""
+    verdicts = []
+    for track in session.tracks.values():
+        for segment in track.segments:
+            path = segment_path(root, session, track.id, segment.file)
+            if segment.state != "whole":
+                verdicts.append(Verdict(track.id, segment.index, segment.file, segment.state, None, None))
+            elif not path.is_file():
+                verdicts.append(Verdict(track.id, segment.index, segment.file, "missing", segment.sha256, None))
+            else:
+                actual = sha256_file(path)
+                status = "verified" if actual == segment.sha256 else "tampered"
+                verdicts.append(Verdict(track.id, segment.index, segment.file, status, segment.sha256, actual))
+    return verdicts
+
+
+async def read_session(store: Store, session_id: str) -> Session:
+    """A session folded from its stream; NotFound when it has none (or no readable start)."""
+    events: list[StoredEvent] = []
+    after: str | None = None
+    while True:
+        batch = await store.read_events(stream_of(session_id), after=after, limit=1000)
+        events += batch
+        if len(batch) < 1000:
+            break
+        after = batch[-1].id
+    if not events:
+        raise NotFound("unknown_recording", f"no recording {session_id!r}")
+    try:
+        return fold(events)
+    except FoldError as exc:
+        raise NotFound("unknown_recording", f"recording {session_id!r} cannot be read: {exc}") from None
+
+
 class LiveSession:
     """A session being recorded on this node: its recorder, its tracks, its manifest appends in order."""
 
-    def __init__(self, service: RecordingService, session: Session, room: Room, directory: Path, control_after: str) -> None:
+    def __init__(self, service: RecordingService, session: Session, room: Room, directory: Path, control_after: str,
+                 recorder: Recorder) -> None:
         self.service = service
         self.session = session
         self.room = room
@@ -119,8 +161,7 @@ class LiveSession:
         self._appends: asyncio.Queue[tuple[str, str, dict[str, object]] | None] = asyncio.Queue()
         self._writer = asyncio.get_running_loop().create_task(self._write(), name=f"recording-manifest:{session.id}")
         self._last_end_check = 0.0
-        self.recorder = Recorder(directory, on_event=self._on_event, segment_seconds=service.settings.segment_seconds,
-                                 queue_packets=service.settings.queue_packets, name=f"recorder-{session.id}")
+        self.recorder = recorder
 
     @property
     def id(self) -> str:
@@ -166,12 +207,16 @@ class LiveSession:
             logger.error("recording manifest not fully written session=%s pending=%d", self.id, self._appends.qsize())
             self._writer.cancel()
 
-    def _on_event(self, event: RecordingEvent) -> None:
+    def on_event(self, event: RecordingEvent) -> None:
+        """What the recorder's worker says: into the manifest; a full disk or a dead worker stops the session."""
         self.append("server", event.kind, {"track": event.track, **event.data})
-        if event.kind == "track_failed" and event.data.get("disk_full") and not self.disk_full:
+        if event.kind != "track_failed" or self.disk_full:
+            return
+        if event.data.get("disk_full") or event.data.get("fatal"):
             self.disk_full = True
+            reason = "disk_full" if event.data.get("disk_full") else "failed"
             self.service.services.background.spawn(
-                self.service.stop(self.room.id, actor="server", reason="disk_full"), name=f"recording-disk-full:{self.id}")
+                self.service.stop(self.room.id, actor="server", reason=reason), name=f"recording-stop:{self.id}")
 
     def tick(self) -> None:
         """Take in new publications, let go of closed ones, tell newcomers the state."""
@@ -309,7 +354,12 @@ class RecordingService:
             mark = await store.append_event(control_stream(room_id), actor=actor, kind="recording_started",
                                             data={"target": None, "session": session_id, "reasons": [reason], "node": store.node_id})
             directory = self.root / room_id / session_id
-            live = LiveSession(self, fold([first]), room, directory, mark.id)
+            handler: list[LiveSession] = []  # the worker's events go to the session once it exists
+            recorder = await Recorder.start(directory, on_event=lambda event: handler[0].on_event(event),
+                                            segment_seconds=self.settings.segment_seconds,
+                                            queue_bytes=self.settings.queue_mb << 20)
+            live = LiveSession(self, fold([first]), room, directory, mark.id, recorder)
+            handler.append(live)
             self.live[room_id] = live
             logger.info("recording started room=%s session=%s reason=%s actor=%s", room_id, session_id, reason, actor)
             live.tick()
@@ -469,32 +519,34 @@ class RecordingService:
         return found
 
     async def covering(self, room: str, at: float) -> Session | None:
-        """The session of `room` that was recording at time `at`, if any."""
-        for session in await self.sessions(room=room, end=at + 1):
-            if session.started_at <= at <= session.ended_at + 1 and session.purged_at is None:
-                return session
-        return None
+        """The session of `room` that was recording at time `at`, if any (a room has one at a time:
+        the last one started before `at`)."""
+        started = [e for e in await self.index() if e.kind == "started" and e.data.get("room") == room
+                   and float(e.data.get("at", e.at)) <= at + 1]  # type: ignore[arg-type]
+        if not started:
+            return None
+        try:
+            session = await self.get(str(started[-1].data["id"]))
+        except NotFound:
+            return None
+        covers = session.started_at - 1 <= at <= session.ended_at + 1 and session.purged_at is None
+        return session if covers else None
+
+    async def player_at(self, room: str, at: float) -> str | None:
+        """The player of the recording of `room` at time `at` (evidence links), or None when there is none."""
+        try:
+            session = await self.covering(room, at)
+        except StoreError:
+            return None
+        return f"/recordings/{session.id}?t={at:.3f}" if session is not None else None
 
     def path_of(self, session: Session, track: str, file: str) -> Path:
         """Where a segment file of a session is (or was)."""
-        return self.root / session.room / session.id / track / file
+        return segment_path(self.root, session, track, file)
 
     def verify(self, session: Session) -> list[Verdict]:
         """Every segment checked against the hash in the manifest (reads every file: run it in a thread)."""
-        verdicts = []
-        for track in session.tracks.values():
-            for segment in track.segments:
-                path = self.path_of(session, track.id, segment.file)
-                if segment.state != "whole":
-                    verdicts.append(Verdict(track.id, segment.index, segment.file, segment.state, None, None))
-                    continue
-                if not path.is_file():
-                    verdicts.append(Verdict(track.id, segment.index, segment.file, "missing", segment.sha256, None))
-                    continue
-                actual = sha256_file(path)
-                status = "verified" if actual == segment.sha256 else "tampered"
-                verdicts.append(Verdict(track.id, segment.index, segment.file, status, segment.sha256, actual))
-        return verdicts
+        return verify(self.root, session)
 
     async def verify_async(self, session: Session) -> list[Verdict]:
         """`verify` in the I/O pool."""
@@ -536,11 +588,12 @@ class RecordingService:
                     continue
                 path = self.path_of(session, track.id, segment.file)
                 part = path.with_name(path.name + ".part")
-                if path.is_file():  # renamed whole, its `segment` event lost with the node
+                if path.is_file():  # closed whole (by the worker, which outlives a killed server), never listed
                     digest = await loop.run_in_executor(self.executor, sha256_file, path)
+                    length, frames = await loop.run_in_executor(self.executor, probe, path)
                     entry: dict[str, object] = {"track": track.id, "index": segment.index, "file": segment.file, "start": segment.start,
-                                                "end": None, "frames": 0, "bytes": path.stat().st_size, "sha256": digest,
-                                                "recovered": True}
+                                                "end": segment.start + length, "frames": frames, "bytes": path.stat().st_size,
+                                                "sha256": digest, "recovered": True}
                     await store.append_event(stream, actor="server", kind="segment", data=entry)
                     recovered.append({"track": track.id, "index": segment.index})
                 else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,12 +18,17 @@ import pytest
 from signaling.recording import RecordingStart, RecordingState
 from synthetic.client import RoomClient
 from synthetic.encoded import encode_video_loop, video_loop_track
-from tests.e2e.test_command_restart import ServerProcess, durable_redis  # noqa: F401 - the fixture
+from tests.e2e.test_command_restart import REPO, ServerProcess, durable_redis  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.redis
 
 SEGMENT = 1.0
 VIDEO = encode_video_loop("VP8", width=160, height=90, fps=15, seconds=1, bitrate=150_000)
+
+
+def _cli_verify(server: ServerProcess, session: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "server", "verify-recording", session], cwd=REPO, env=server.env,
+                          capture_output=True, text=True, timeout=60)
 
 
 def _get(server: ServerProcess, path: str, token: str) -> Any:
@@ -68,6 +75,9 @@ async def test_a_sigkill_while_recording_loses_at_most_the_current_segment(durab
         assert len(lost) <= 1 and manifest["lost"] == [{k: s[k] for k in ("index", "file", "start", "bytes")} | {"track": track["id"]}
                                                           for s in lost]
         assert not [s for s in track["segments"] if s["state"] == "writing"]
+        # the segment under way is either lost (its file a `.part`) or was closed whole by the recording
+        # worker, which outlives the server, and is listed `recovered` with its hash: the manifest says which
+        assert len(lost) + len([s for s in whole if s["recovered"]]) == 1
         # what was lost is at most the segment under way: the whole ones reach to within one segment of the kill
         assert killed - max(s["end"] for s in whole) < SEGMENT + 1.5
         verdict = _get(server, f"/recordings/{session}/verify", token)
@@ -77,5 +87,15 @@ async def test_a_sigkill_while_recording_loses_at_most_the_current_segment(durab
             path = tmp_path / "recordings" / "consultation" / session / track["id"] / segment["file"]
             with av.open(str(path)) as container:
                 assert sum(1 for _ in container.decode(video=0)) == segment["frames"]
+        checked = _cli_verify(server, session)
+        assert checked.returncode == 0 and "verified" in checked.stdout, checked.stdout + checked.stderr
+        # one byte changed in a file the manifest lists whole: the page and the command line both say so
+        path = tmp_path / "recordings" / "consultation" / session / track["id"] / whole[0]["file"]
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        assert _get(server, f"/recordings/{session}/verify", token)["verdict"] == "tampered"
+        checked = _cli_verify(server, session)
+        assert checked.returncode == 1 and "TAMPERED" in checked.stdout and f"tampered  {track['id']}/{whole[0]['file']}" in checked.stdout
     finally:
         server.kill()

@@ -19,6 +19,9 @@ from aiohttp.test_utils import TestServer
 from aiortc import VideoStreamTrack
 from av.frame import Frame
 
+from aiohttp import web
+
+from server.accountability.keys import ACCOUNTABILITY
 from server.app import build_services, create_app
 from server.config import Config
 from server.recording.keys import RECORDINGS
@@ -50,6 +53,7 @@ class RecordingPlatform(Platform):
     """The server and its recording service."""
 
     recordings: RecordingService
+    app: web.Application
 
 
 @pytest.fixture
@@ -60,7 +64,8 @@ async def platform(aiohttp_server: Callable[..., TestServer], demo_config: Confi
                                      server=msgspec.structs.replace(demo_config.server, data_dir=str(tmp_path)))
     services = build_services(config, secret=SECRET, store=MemoryStore(node_id="test"))
     server = await aiohttp_server(create_app(services))
-    return RecordingPlatform(url=str(server.make_url("")).rstrip("/"), services=services, recordings=server.app[RECORDINGS])
+    return RecordingPlatform(url=str(server.make_url("")).rstrip("/"), services=services, recordings=server.app[RECORDINGS],
+                             app=server.app)
 
 
 def _client(platform: Platform, identity: str, site: str, grants: tuple[str, ...] = ("publish", "subscribe")) -> RoomClient:
@@ -159,6 +164,14 @@ async def test_a_participant_may_not_record_and_policy_recording_cannot_be_stopp
         await chair.wait_for(lambda _: "consultation" not in service.live, 5)
         (session,) = await service.sessions(room="consultation")
         assert session.stop_reason == "policy_ended"
+        # the evidence: the absent site's accountability item and the roll-call's report point at the recording
+        review = platform.app[ACCOUNTABILITY]
+        (item,) = [i for i in await review.items([review.duty.today()]) if i.kind == "rollcall_absent"]
+        assert item.site == "jiangbei" and item.recording is not None and item.recording.startswith(f"/recordings/{session.id}?t=")
+        token = platform.token("viewer", site="office", grants=("subscribe", "moderate"))
+        async with ClientSession() as http:
+            async with http.get(f"{platform.url}/rollcalls/{started.rollcall_id}/report?token={token}") as response:  # type: ignore[attr-defined]
+                assert f"/recordings/{session.id}?t=" in await response.text()
     finally:
         await chair.close()
         await unit.close()
