@@ -16,6 +16,7 @@ import argparse
 import json
 import shutil
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ def main() -> None:
         with_recording["mode"] = "forwarding + recording"
         with_recording["disk_bytes"] = recorded.get("disk_bytes")
     finally:
+        time.sleep(2)  # the stopped server's recording worker closes its last segments, then they go
         shutil.rmtree(directory, ignore_errors=True)
     results = [plain, with_recording]
     width = 26

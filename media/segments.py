@@ -43,7 +43,7 @@ CONTAINERS: Final[dict[str, tuple[str, str, str]]] = {
 REORDER_PACKETS: Final[int] = 200  # held out of order before the missing ones count as lost
 REORDER_SECONDS: Final[float] = 0.5
 DISCONTINUITY: Final[int] = 1000  # a sequence jump this large is a new source (a publication rebound)
-TIME_JUMP: Final[float] = 5.0  # RTP time this far from arrival time: the source's clock jumped
+TIME_JUMP: Final[float] = 5.0  # RTP time moving this much more (or less) than arrival time, frame to frame: a jump
 KEYFRAME_ASK_EVERY: Final[float] = 1.0
 
 
@@ -321,6 +321,7 @@ class TrackWriter:
         self._frame_arrival = 0.0
         self._frame_key = False
         self._last_ts: int | None = None
+        self._last_wall = 0.0
         self._ext = 0  # the unwrapped RTP timestamp of the last frame
         self._segment: _Segment | None = None
         self._index = 0
@@ -410,18 +411,19 @@ class TrackWriter:
             self._frame(data, ts, self._frame_arrival, self._frame_key)
 
     def _frame(self, data: bytes, ts: int, arrival: float, keyframe: bool) -> None:
+        wall = arrival + self.wall_offset
         if self._last_ts is None:
             self._ext = ts
         else:
             delta = (ts - self._last_ts) & 0xFFFFFFFF
-            self._ext += delta - (1 << 32) if delta >= 1 << 31 else delta
-        self._last_ts = ts
-        wall = arrival + self.wall_offset
+            delta = delta - (1 << 32) if delta >= 1 << 31 else delta
+            self._ext += delta
+            # the source's clock jumped (not a late frame: lateness grows slowly, frame by frame)
+            if abs(delta / self.clock_rate - (wall - self._last_wall)) > TIME_JUMP:
+                self._restart = True
+        self._last_ts, self._last_wall = ts, wall
         segment = self._segment
         if segment is not None:
-            predicted = segment.start + (self._ext - segment.first_ts) / self.clock_rate
-            if abs(predicted - wall) > TIME_JUMP:
-                self._restart = True
             due = self._restart or wall - segment.start >= self.segment_seconds
             if due and (keyframe or not self._video):
                 self._close_segment()
