@@ -67,3 +67,7 @@ def test_the_chair_records_every_screen_says_so_and_the_recording_plays_in_sync(
     events.first.click()
     assert listing.evaluate("() => window.__player.position") < before, "the first event is before where the clock was"
     assert not [m for m in listing.console_messages_seen if m.startswith("pageerror")]  # type: ignore[attr-defined]
+    listing.click("#rec-verify")
+    assert listing.get_attribute("#rec-verdict", "data-verdict") == "verified"
+    assert listing.locator("#rec-verify-table tr[data-status='verified']").count() >= 3
+    shoot(listing, "recording-verify")
