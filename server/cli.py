@@ -254,7 +254,7 @@ def _verify_recording(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Print each segment's verdict (verified, tampered, missing, lost) and the recording's."""
     from server.errors import NotFound
     from server.recording.domain import Session
-    from server.recording.service import read_session, verify
+    from server.recording.files import read_session, verify
 
     config = _load(args, env)
     if not config.server.redis_url:

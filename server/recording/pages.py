@@ -20,7 +20,7 @@ from server.errors import RequestError, http_error
 from server.pages import _me, _render, _sites
 from server.recording.domain import STOP_REASONS, Session
 from server.recording.keys import RECORDINGS
-from server.recording.service import Verdict
+from server.recording.files import Verdict
 from server.recording.views import control_items, directive_items, manifest, rollcall_items
 from server.rollcall.keys import ROLLCALLS
 from server.services import SERVICES

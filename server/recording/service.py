@@ -19,27 +19,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from media.recording import Recorder, RecordingEvent, recordable
+from media.recording import Recorder
 from media.segments import probe, sha256_file
-from media.router import Publication
 from server.config import RecordingSettings
 from server.control.room_control import control_stream
 from server.errors import NotFound, RequestError
-from server.recording.domain import FoldError, Session, apply, fold
+from server.recording.domain import FoldError, Session, fold
+from server.recording.files import Verdict, directory_bytes, free_bytes, segment_path, stream_of, verify
+from server.recording.live import LiveSession
 from server.room import Room
 from server.services import Services
 from server.skipped import SkippedRecords
-from server.store import Store, StoredEvent, StoreError
+from server.store import StoredEvent, StoreError
 from signaling.recording import RecordingState
 
 logger = logging.getLogger(__name__)
@@ -55,11 +54,6 @@ STOP_WAIT: Final[float] = 15.0
 GB: Final[int] = 1 << 30
 
 
-def stream_of(session_id: str) -> str:
-    """The event stream of one recording session."""
-    return f"recording:{session_id}"
-
-
 class DiskFull(RequestError):
     """Too little free disk to start (or go on) recording."""
 
@@ -70,190 +64,6 @@ class DiskFull(RequestError):
                                       f"Not enough free disk to record: {free / GB:.1f} GB free, {needed / GB:.1f} GB required")
         self.free = free
         self.needed = needed
-
-
-def free_bytes(path: Path) -> int:
-    """Free bytes (for an unprivileged writer) on the file system that holds `path` (or would)."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
-
-
-def directory_bytes(path: Path) -> int:
-    """What the files under `path` take."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.stat(os.path.join(root, name)).st_size
-            except OSError:
-                continue
-    return total
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One segment checked against its manifest hash."""
-
-    track: str
-    index: int
-    file: str
-    status: str  # "verified", "tampered", "missing", "lost", "writing"
-    sha256: str | None
-    actual: str | None
-
-
-def segment_path(root: Path, session: Session, track: str, file: str) -> Path:
-    """Where a segment file of a session is (or was)."""
-    return root / session.room / session.id / track / file
-
-
-def verify(root: Path, session: Session) -> list[Verdict]:
-    """Every segment of `session` under `root` checked against the hash in its manifest."""
-    verdicts = []
-    for track in session.tracks.values():
-        for segment in track.segments:
-            path = segment_path(root, session, track.id, segment.file)
-            if segment.state != "whole":
-                verdicts.append(Verdict(track.id, segment.index, segment.file, segment.state, None, None))
-            elif not path.is_file():
-                verdicts.append(Verdict(track.id, segment.index, segment.file, "missing", segment.sha256, None))
-            else:
-                actual = sha256_file(path)
-                status = "verified" if actual == segment.sha256 else "tampered"
-                verdicts.append(Verdict(track.id, segment.index, segment.file, status, segment.sha256, actual))
-    return verdicts
-
-
-async def read_session(store: Store, session_id: str) -> Session:
-    """A session folded from its stream; NotFound when it has none (or no readable start)."""
-    events: list[StoredEvent] = []
-    after: str | None = None
-    while True:
-        batch = await store.read_events(stream_of(session_id), after=after, limit=1000)
-        events += batch
-        if len(batch) < 1000:
-            break
-        after = batch[-1].id
-    if not events:
-        raise NotFound("unknown_recording", f"no recording {session_id!r}")
-    try:
-        return fold(events)
-    except FoldError as exc:
-        raise NotFound("unknown_recording", f"recording {session_id!r} cannot be read: {exc}") from None
-
-
-class LiveSession:
-    """A session being recorded on this node: its recorder, its tracks, its manifest appends in order."""
-
-    def __init__(self, service: RecordingService, session: Session, room: Room, directory: Path, control_after: str,
-                 recorder: Recorder) -> None:
-        self.service = service
-        self.session = session
-        self.room = room
-        self.directory = directory
-        self.attached: dict[str, Publication] = {}
-        self.told: set[str] = set()  # participant sessions told the state
-        self.control_after = control_after
-        self.stopping = False
-        self.disk_full = False
-        self._appends: asyncio.Queue[tuple[str, str, dict[str, object]] | None] = asyncio.Queue()
-        self._writer = asyncio.get_running_loop().create_task(self._write(), name=f"recording-manifest:{session.id}")
-        self._last_end_check = 0.0
-        self.recorder = recorder
-
-    @property
-    def id(self) -> str:
-        """The session id."""
-        return self.session.id
-
-    def state(self) -> RecordingState:
-        """What every screen of the room shows."""
-        return RecordingState(recording=True, session=self.id, since=self.session.started_at, by=self.session.by,
-                              reasons=list(self.session.reasons))
-
-    def append(self, actor: str, kind: str, data: dict[str, object]) -> None:
-        """Queue an event for the manifest (appended in order by one task)."""
-        self._appends.put_nowait((actor, kind, data))
-
-    async def _write(self) -> None:
-        store = self.service.services.store
-        stream = stream_of(self.id)
-        while True:
-            item = await self._appends.get()
-            if item is None:
-                return
-            actor, kind, data = item
-            while True:
-                try:
-                    event = await store.append_event(stream, actor=actor, kind=kind, data=data)
-                    break
-                except StoreError as exc:
-                    logger.warning("recording manifest append failed session=%s kind=%s error=%s; retrying", self.id, kind, exc)
-                    await asyncio.sleep(APPEND_RETRY)
-            try:
-                apply(self.session, event)
-            except (KeyError, TypeError, ValueError):
-                logger.exception("recording manifest event not folded session=%s kind=%s", self.id, kind)
-            self.session.last_event_id = event.id
-
-    async def flush(self, timeout: float) -> None:
-        """Append whatever is queued, then end the appending task."""
-        self._appends.put_nowait(None)
-        try:
-            await asyncio.wait_for(asyncio.shield(self._writer), timeout)
-        except TimeoutError:
-            logger.error("recording manifest not fully written session=%s pending=%d", self.id, self._appends.qsize())
-            self._writer.cancel()
-
-    def on_event(self, event: RecordingEvent) -> None:
-        """What the recorder's worker says: into the manifest; a full disk or a dead worker stops the session."""
-        self.append("server", event.kind, {"track": event.track, **event.data})
-        if event.kind != "track_failed" or self.disk_full:
-            return
-        if event.data.get("disk_full") or event.data.get("fatal"):
-            self.disk_full = True
-            reason = "disk_full" if event.data.get("disk_full") else "failed"
-            self.service.services.background.spawn(
-                self.service.stop(self.room.id, actor="server", reason=reason), name=f"recording-stop:{self.id}")
-
-    def tick(self) -> None:
-        """Take in new publications, let go of closed ones, tell newcomers the state."""
-        if self.stopping:
-            return
-        for publication in list(self.room.router.publications.values()):
-            if publication.id in self.attached or publication.closed or not recordable(publication.codec.name):
-                continue
-            self.attached[publication.id] = publication
-            owner = self.room.participants.get(publication.owner)
-            site, name = (owner.identity.site, owner.identity.name) if owner is not None else ("", publication.owner)
-            if owner is None and self.room.span is not None:
-                member = self.room.span.members.get(publication.owner)
-                if member is not None:
-                    site, name = member.record.site, member.record.name
-            self.append("server", "track", {
-                "track": publication.id, "publication": publication.id, "owner": publication.owner, "name": name,
-                "site": site, "kind": publication.kind, "codec": publication.codec.name, "source": publication.source,
-                "at": time.time()})
-            self.recorder.add(publication, publication.id)
-        for track_id, publication in list(self.attached.items()):
-            if publication.closed:
-                del self.attached[track_id]
-                self.recorder.remove(track_id, "closed")
-        state = self.state()
-        present = set()
-        for participant in self.room.participants.values():
-            key = participant.session_id
-            present.add(key)
-            if key and key not in self.told:
-                participant.send(state)
-        self.told = present
-
-    def broadcast(self) -> None:
-        """Tell everyone in the room the current state."""
-        self.room.broadcast(self.state())
-        self.told = {p.session_id for p in self.room.participants.values()}
 
 
 class RecordingService:
@@ -345,19 +155,24 @@ class RecordingService:
                 raise
             store = self.services.store
             session_id = uuid.uuid4().hex[:12]
-            now = time.time()
-            data: dict[str, object] = {"id": session_id, "room": room_id, "at": now, "reasons": [reason],
-                                       "node": store.node_id, "segment_seconds": self.settings.segment_seconds}
-            first = await store.append_event(stream_of(session_id), actor=actor, kind="started", data=data)
-            await store.append_event(INDEX_STREAM, actor=actor, kind="started", data={"id": session_id, "room": room_id, "at": now,
-                                                                                     "node": store.node_id})
-            mark = await store.append_event(control_stream(room_id), actor=actor, kind="recording_started",
-                                            data={"target": None, "session": session_id, "reasons": [reason], "node": store.node_id})
             directory = self.root / room_id / session_id
             handler: list[LiveSession] = []  # the worker's events go to the session once it exists
+            # the worker first: a session is in the log only once something can record it
             recorder = await Recorder.start(directory, on_event=lambda event: handler[0].on_event(event),
                                             segment_seconds=self.settings.segment_seconds,
                                             queue_bytes=self.settings.queue_mb << 20)
+            now = time.time()
+            data: dict[str, object] = {"id": session_id, "room": room_id, "at": now, "reasons": [reason],
+                                       "node": store.node_id, "segment_seconds": self.settings.segment_seconds}
+            try:
+                first = await store.append_event(stream_of(session_id), actor=actor, kind="started", data=data)
+                await store.append_event(INDEX_STREAM, actor=actor, kind="started",
+                                         data={"id": session_id, "room": room_id, "at": now, "node": store.node_id})
+                mark = await store.append_event(control_stream(room_id), actor=actor, kind="recording_started", data={
+                    "target": None, "session": session_id, "reasons": [reason], "node": store.node_id})
+            except StoreError:
+                await recorder.stop("failed")
+                raise
             live = LiveSession(self, fold([first]), room, directory, mark.id, recorder)
             handler.append(live)
             self.live[room_id] = live
