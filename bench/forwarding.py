@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 COLUMNS = (
@@ -67,12 +67,14 @@ def wait_up(url: str, process: subprocess.Popen[Any], what: str, *, path: str = 
 
 def run_scenario(
     mode: str, publishers: int, subscribers: int, seconds: float, warmup: float, publisher_loss: float = 0.0,
-    published: Callable[[str, list[str]], None] | None = None,
+    published: Callable[[str, list[str]], None] | None = None, server_args: Sequence[str] = (),
+    finished: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """One server process, one load process; the load's JSON figures. `published(url, publication_ids)`
-    runs once the publishers are in, before the subscribers (bench.cascade opens its links there)."""
+    runs once the publishers are in, before the subscribers (bench.cascade opens its links there);
+    `finished(url)` once the load is done, before the server stops (bench.recording reads it there)."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bench.server", "--mode", mode, "--port", str(port)])
+    server = subprocess.Popen([sys.executable, "-m", "bench.server", "--mode", mode, "--port", str(port), *server_args])
     url = f"http://127.0.0.1:{port}"
     try:
         wait_up(url, server, f"benchmark server ({mode})")
@@ -100,6 +102,8 @@ def run_scenario(
                 publishing.kill()
         if load.returncode != 0:
             raise RuntimeError(f"load tool failed: {load.stderr[-2000:]}")
+        if finished is not None:
+            finished(url)
         result: dict[str, Any] = json.loads(load.stdout.strip().splitlines()[-1])
         result["mode"] = mode if not publisher_loss else f"{mode} loss {publisher_loss:.0%}"
         result["keyframe_requests_at_publishers"] = ended.get("keyframe_requests")

@@ -330,6 +330,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "silent_subscribers": [f"{s.name} untapped={s.untapped_packets}" for s in silent],
         "retransmissions_received": retransmitted,
+        **_recording_figures(stats_before, stats_after, elapsed),
+    }
+
+
+def _recording_figures(before: dict[str, Any], after: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    """What a recording server (bench.server --record) wrote and its writer thread cost in the window."""
+    if "recorded_tracks" not in after:
+        return {}
+    tracks = max(1, after["recorded_tracks"])
+    return {
+        "recorded_tracks": after["recorded_tracks"],
+        "recorded_kbit_s_per_track": round((after["recorded_bytes"] - before["recorded_bytes"]) * 8 / 1000 / elapsed / tracks, 1),
+        "recorded_fps_per_track": round((after["recorded_frames"] - before["recorded_frames"]) / elapsed / tracks, 1),
+        "recorder_cpu_ms_per_track_s": round((after["recorder_cpu_seconds"] - before["recorder_cpu_seconds"]) * 1000 / elapsed / tracks, 3),
+        "recorder_dropped": after["recorder_dropped"], "recorder_lost": after["recorder_lost"],
     }
 
 

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from media import aiortc_hooks as hooks
 from media.cascade import CascadeIn, Origin
+from media.recording import Recorder, RecordingEvent
 from media.room import RoomRouter
 from media.router import Publication, RelayCounters
 
@@ -30,9 +32,12 @@ logger = logging.getLogger(__name__)
 class RelayBackend:
     """The project's packet relay: a RoomRouter with server-offered subscriber connections."""
 
-    def __init__(self) -> None:
+    def __init__(self, record: str | None = None) -> None:
         self.counters = RelayCounters()
         self.router = RoomRouter("bench", counters=self.counters)
+        self.record = record  # a directory to record every publication into (bench.recording), or None
+        self.recorder: Recorder | None = None
+        self.segments: list[RecordingEvent] = []
         self._offers: dict[str, asyncio.Future[tuple[str, dict[str, str]]]] = {}
         self.links: dict[str, CascadeIn] = {}  # links this server receives on (bench.cascade), by node
 
@@ -41,7 +46,16 @@ class RelayBackend:
         publications: list[Publication] = []
         peer = self.router.new_publisher(name, on_publication=publications.append)
         answer = await peer.answer(sdp, {})
+        if self.record is not None:
+            if self.recorder is None:
+                self.recorder = await Recorder.start(Path(self.record), on_event=self._recorded, segment_seconds=300.0)
+            for publication in publications:
+                self.recorder.add(publication, publication.id)
         return {"sdp": answer, "publications": [p.id for p in publications]}
+
+    def _recorded(self, event: RecordingEvent) -> None:
+        if event.kind == "track_failed":
+            logger.error("recording failed: %s", event.data)
 
     def _expect_offer(self, name: str) -> asyncio.Future[tuple[str, dict[str, str]]]:
         future: asyncio.Future[tuple[str, dict[str, str]]] = asyncio.get_running_loop().create_future()
@@ -144,7 +158,18 @@ class RelayBackend:
             "keyframe_requests": c.keyframe_requests,
             "delay_counts": list(c.forward_delay.counts),
             "delay_count": c.forward_delay.count,
+            **self.recording_stats(),
         }
+
+    def recording_stats(self) -> dict[str, Any]:
+        """What the recorder wrote and what its writer thread cost (nothing when not recording)."""
+        recorder = self.recorder
+        if recorder is None:
+            return {}
+        tracks = list(recorder.tracks.values())
+        return {"recorded_tracks": len(tracks), "recorded_frames": sum(t.frames for t in tracks),
+                "recorded_bytes": sum(t.bytes_written for t in tracks), "recorder_cpu_seconds": recorder.cpu_seconds,
+                "recorder_dropped": recorder.dropped, "recorder_lost": sum(t.lost for t in tracks)}
 
 
 class MediaRelayBackend:
@@ -243,10 +268,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mode", choices=("relay", "mediarelay"), default="relay")
     parser.add_argument("--port", type=int, default=8701)
+    parser.add_argument("--record", help="record every publication into this directory (relay mode)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     hooks.check_hooks()
-    backend = RelayBackend() if args.mode == "relay" else MediaRelayBackend()
+    backend = RelayBackend(args.record) if args.mode == "relay" else MediaRelayBackend()
     web.run_app(make_app(backend), host="127.0.0.1", port=args.port, print=None)
 
 

@@ -103,6 +103,9 @@ class Publication:
         self.closed = False
         self.audio_level: int | None = None  # -dBov of the last packet (RFC 6464), 127 = silence
         self.on_audio_level: Callable[[Publication, int, int], None] | None = None
+        # Taps off the relay path (media/recording.py): each gets every packet that is not blocked, and
+        # must only queue it (cheap, never raising, never blocking).
+        self.taps: tuple[Callable[[Inbound], None], ...] = ()
         self.media_ssrc: int | None = None
         self.last_packet_at: float | None = None
         self.last_keyframe_at: float | None = None
@@ -263,7 +266,11 @@ class Publication:
             self.audio_level = audio_level[1]
             if self.on_audio_level is not None:
                 self.on_audio_level(self, audio_level[1], arrival_time_ms)
-        if self.blocked or not self._subscriptions:
+        if self.blocked:
+            return
+        for tap in self.taps:
+            tap(inbound)
+        if not self._subscriptions:
             return
         sent = octets = 0
         for subscription in self._fanout:

@@ -21,6 +21,7 @@ from media.tasks import TaskGroup
 from server import error_pages, http_media, metrics, pages, rollcall, web_security, whip
 from server import access, accountability, cascade_http, command, duty, rate_limits, search, stats
 from server import camera_pages, cameras
+from server.recording import install as recording
 from server.auth import PasswordVerifier, TokenService
 from server.config import Config
 from server.connection import CloseReason, LifecycleCounters
@@ -114,6 +115,7 @@ def create_app(services: Services) -> web.Application:
     rollcall.install(app, services)  # after _lifecycle: it resumes roll-calls from the started store
     command.install(app, services)  # after _lifecycle: it folds the command log from the started store
     duty.install(app, services)  # after command: a duty report links the site's incident reports
+    recording.install(app, services)  # after roll-call: its policy records a roll-call's room
     accountability.install(app)  # after command, roll-call and duty: it reads their folds
     search.install(app)  # likewise
     stats.install(app)  # after accountability: it reads through it

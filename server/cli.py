@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(rooms)
     rooms.set_defaults(handler=_rooms)
 
+    recordings = commands.add_parser("verify-recording", help="check a recording's segments against the hashes in its manifest "
+                                                                 "(needs REDIS_URL); exit 1 when any is tampered or missing")
+    _add_config(recordings)
+    recordings.add_argument("session", help="the recording's id (12 hex digits, as in its page's address)")
+    recordings.set_defaults(handler=_verify_recording)
+
     hash_password = commands.add_parser("hash-password", help="read a password from stdin, print its argon2 hash")
     hash_password.set_defaults(handler=_hash_password)
     return parser
@@ -242,6 +248,38 @@ def _rooms(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     for room in _load(args, env).rooms:
         print(f"{room.id}\t{room.name_zh} / {room.name_en}")
     return 0
+
+
+def _verify_recording(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Print each segment's verdict (verified, tampered, missing, lost) and the recording's."""
+    from server.errors import NotFound
+    from server.recording.domain import Session
+    from server.recording.files import read_session, verify
+
+    config = _load(args, env)
+    if not config.server.redis_url:
+        raise CliError("needs the shared store (REDIS_URL): the embedded store lives inside the server process; "
+                       "open /recordings/<id>/verify instead")
+    found: list[Session] = []
+
+    async def read(store: Store) -> None:
+        found.append(await read_session(store, args.session))
+
+    try:
+        asyncio.run(_in_store(config, read))
+    except NotFound as exc:
+        raise CliError(str(exc)) from None
+    except StoreError as exc:
+        raise CliError(f"the store cannot be read: {exc}") from None
+    session = found[0]
+    root = Path(config.recording.root(config.server.data_dir))
+    verdicts = verify(root, session)
+    for v in verdicts:
+        print(f"{v.status:9} {v.track}/{v.file} {v.sha256 or '-'}")
+    bad = [v for v in verdicts if v.status in ("tampered", "missing")]
+    print(f"recording {args.session}: {'TAMPERED 已被篡改' if bad else 'verified 校验通过'} "
+          f"({len(verdicts) - len(bad)} of {len(verdicts)} segments as listed)")
+    return 1 if bad else 0
 
 
 def _hash_password(args: argparse.Namespace, env: Mapping[str, str]) -> int:

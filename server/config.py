@@ -64,6 +64,7 @@ class RoomConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name_en: str
     sites: tuple[str, ...] = ()
     locked: bool = False
+    record: bool = False  # recorded whenever media flows in it (server/recording/)
 
 
 class UserConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -158,6 +159,25 @@ class CommandSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # `sign`) signs it off; reports of `urgent_types` (or marked 即报 urgent) go up at once, reviewed after.
     sign_off: bool = False
     urgent_types: tuple[str, ...] = ()
+
+
+class RecordingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[recording]`: where recordings go, how they are cut, kept and bounded (server/recording/)."""
+
+    enabled: bool = True
+    directory: str = ""  # default: <data_dir>/recordings                           env RECORDING_DIR
+    segment_seconds: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 300.0  # env RECORDING_SEGMENT_SECONDS
+    rollcalls: bool = True  # a roll-call with a room records that room while it runs
+    retention_days: Annotated[float, msgspec.Meta(gt=0, le=36600)] = 90.0
+    budget_gb: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # every recording together; 0: no budget
+    # A recording is refused below this much free disk, and one under way stops (cleanly) there.
+    min_free_gb: Annotated[float, msgspec.Meta(ge=0)] = 2.0  # env RECORDING_MIN_FREE_GB
+    # Packets sent to the recording worker and not yet read by it, beyond which they are dropped (and counted).
+    queue_mb: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 32
+
+    def root(self, data_dir: str) -> str:
+        """The directory the recordings are written under."""
+        return self.directory or str(Path(data_dir) / "recordings")
 
 
 class Bucket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -276,6 +296,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     duty: DutySettings = msgspec.field(default_factory=DutySettings)
     command: CommandSettings = msgspec.field(default_factory=CommandSettings)
     cameras: tuple[CameraConfig, ...] = ()
+    recording: RecordingSettings = msgspec.field(default_factory=RecordingSettings)
 
     def group(self, group_id: str) -> SiteGroup | None:
         """Return the saved site group with this id, or None."""
@@ -350,10 +371,28 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str], label: str) -> None:
     _apply_access_env(server, env, label)
     _apply_node_env(server, env, label)
     raw["server"] = server
+    _apply_recording_env(raw, env, label)
     if env.get("DUTY_DEADLINE"):  # "HH:MM" or "HH:MM:SS", local time
         duty = raw.setdefault("duty", {})
         if isinstance(duty, dict):
             duty["deadline"] = env["DUTY_DEADLINE"]
+
+
+def _apply_recording_env(raw: dict[str, Any], env: Mapping[str, str], label: str) -> None:
+    """Overlay RECORDING_DIR, RECORDING_SEGMENT_SECONDS and RECORDING_MIN_FREE_GB onto [recording]."""
+    recording = raw.get("recording", {})
+    if not isinstance(recording, dict):
+        return  # msgspec reports the wrong type with its path
+    if env.get("RECORDING_DIR"):
+        recording["directory"] = env["RECORDING_DIR"]
+    for var, key in (("RECORDING_SEGMENT_SECONDS", "segment_seconds"), ("RECORDING_MIN_FREE_GB", "min_free_gb")):
+        if env.get(var):
+            try:
+                recording[key] = float(env[var])
+            except ValueError:
+                raise ConfigError(f"{label}: environment {var}: not a number: {env[var]!r}") from None
+    if recording:
+        raw["recording"] = recording
 
 
 def _apply_web_env(server: dict[str, Any], env: Mapping[str, str], label: str) -> None:

@@ -125,4 +125,5 @@ _STATUS: dict[int, type[web.HTTPException]] = {
     429: web.HTTPTooManyRequests,
     500: web.HTTPInternalServerError,
     503: web.HTTPServiceUnavailable,
+    507: web.HTTPInsufficientStorage,
 }

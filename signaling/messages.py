@@ -177,6 +177,7 @@ class Error(Message, tag="error", kw_only=True, frozen=True):
 from signaling import control as _control  # noqa: E402 - the room-control messages join the unions
 from signaling import rollcall as _rollcall  # noqa: E402 - the roll-call messages join the unions
 from signaling import command as _command  # noqa: E402 - the command-channel messages join the unions
+from signaling import recording as _recording  # noqa: E402 - the recording messages join the unions
 
 ClientMessage = (
     Hello | PublishOffer | SubscribeAnswer | Ping | Leave | SetMuted
@@ -190,6 +191,7 @@ ClientMessage = (
     | _command.IncidentClose
     | _command.IncidentReopen
     | _command.DirectiveRemind
+    | _recording.RecordingStart | _recording.RecordingStop
 )
 ServerMessage = (
     Welcome
@@ -210,4 +212,5 @@ ServerMessage = (
     | _rollcall.RollCallAnswerResult | _rollcall.RollCallSpotlight | _rollcall.RollCallUpdate
     | _rollcall.RollCallEscalation
     | _command.CommandOk | _command.CommandEvent | _command.CommandSynced
+    | _recording.RecordingState
 )

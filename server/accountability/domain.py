@@ -36,6 +36,8 @@ class Item:
     at: float
     title: str
     evidence: str  # a path on this server
+    room: str | None = None  # the room it happened in (a roll-call's), where a recording may show it
+    recording: str | None = None  # the player at that moment, when the room was being recorded
 
 
 def within(at: float | None, start: float, end: float) -> bool:
@@ -89,7 +91,7 @@ def rollcall_items(rollcalls: Iterable[RollCall], start: float, end: float) -> l
         for site, result in rc.results.items():
             if result.outcome in ("absent", "no_video"):
                 items.append(Item(site, f"rollcall_{result.outcome}", result.called_at or rc.started_at, rc.title,
-                                  f"/rollcalls/{rc.id}/report"))
+                                  f"/rollcalls/{rc.id}/report", room=rc.room))
     return items
 
 

@@ -30,7 +30,7 @@ def _row(item: Item, service: AccountabilityService, names: dict[str, dict[str, 
     site = names.get(item.site, {})
     return {"site": item.site, "name_zh": site.get("name_zh", item.site), "name_en": site.get("name_en", ""), "kind": item.kind,
             "kind_zh": zh, "kind_en": en, "when": clock(item.at, service.zone, "%Y-%m-%d %H:%M"), "title": item.title,
-            "evidence": item.evidence}
+            "evidence": item.evidence, "recording": item.recording}
 
 
 async def review_page(request: web.Request) -> web.Response:

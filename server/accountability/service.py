@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zoneinfo
+from collections.abc import Awaitable, Callable
 
 from server.accountability.archive import RollCallArchive
 from server.accountability.domain import Item, Standing, directive_items, duty_items, incident_items, ranking, rollcall_items
@@ -18,11 +20,14 @@ MAX_DAYS = 366
 class AccountabilityService:
     """Reads the command, duty and roll-call state of this node; every node folds the same logs."""
 
-    def __init__(self, command: CommandService, duty: DutyService, rollcalls: RollCallService) -> None:
+    def __init__(self, command: CommandService, duty: DutyService, rollcalls: RollCallService,
+                 recording_at: Callable[[str, float], Awaitable[str | None]] | None = None) -> None:
         self.command = command
         self.duty = duty
         self.rollcalls = rollcalls
         self.archive = RollCallArchive(rollcalls)
+        # The player of the recording of a room at a moment (server/recording/), if it was recorded.
+        self.recording_at = recording_at
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -52,6 +57,9 @@ class AccountabilityService:
             *directive_items(self.command.ledger.directives.values(), start, end),
             *rollcall_items(rollcalls, start, end),
         ]
+        if self.recording_at is not None:
+            found = [dataclasses.replace(item, recording=await self.recording_at(item.room, item.at)) if item.room else item
+                     for item in found]
         return sorted(found, key=lambda item: (item.at, item.site, item.kind))
 
     def ranking(self, items: list[Item]) -> list[Standing]:

@@ -9,11 +9,12 @@ from server.errors import RequestError
 
 Action = Literal[
     "spotlight", "mute", "unmute", "allow_self_unmute", "mute_all", "remove", "lock", "end",
-    "grant_floor", "hand_over", "layout", "raise_hand", "history",
+    "grant_floor", "hand_over", "layout", "raise_hand", "history", "record",
 ]
 
 MODERATION: Final[frozenset[str]] = frozenset(
-    {"spotlight", "mute", "unmute", "allow_self_unmute", "mute_all", "remove", "lock", "end", "grant_floor", "layout"}
+    {"spotlight", "mute", "unmute", "allow_self_unmute", "mute_all", "remove", "lock", "end", "grant_floor", "layout",
+     "record"}
 )
 EVERYONE: Final[frozenset[str]] = frozenset({"history"})
 SPEAKERS: Final[frozenset[str]] = frozenset({"raise_hand"})

@@ -14,6 +14,7 @@ from server.errors import RequestError, http_error
 from server.pages import _me, _render, _sites
 from server.cron import local_time
 from server.rollcall.schedule import TargetError, resolve_sites, schedule_zone
+from server.recording.keys import RECORDINGS
 from server.rollcall.keys import ROLLCALLS, SCHEDULES
 from server.rollcall.service import require_caller
 from server.rollcall.views import as_csv, as_json, local, rows
@@ -133,9 +134,11 @@ async def report_page(request: web.Request) -> web.Response:
     identity = _identity(request)
     rollcall = await _rollcall(request)
     config = request.app[SERVICES].config
+    recordings = request.app.get(RECORDINGS)  # the roll-call's room on record, as evidence
+    recording = await recordings.player_at(rollcall.room, rollcall.started_at) if recordings is not None and rollcall.room else None
     return _render(request, "rollcall_report.html", **_context(
         request, identity, rc=rollcall, rows=rows(config, request.app[SERVICES].sites, rollcall), totals=rollcall.totals(),
-        started=local(config, rollcall.started_at), closed=local(config, rollcall.closed_at)))
+        started=local(config, rollcall.started_at), closed=local(config, rollcall.closed_at), recording=recording))
 
 
 async def action(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ const ACTIONS = {
   raise_hand: ["举手", "raise hand"], lower_hand: ["放下手", "lower hand"], grant_floor: ["准许发言", "grant floor"],
   hand_over: ["移交主持", "hand over chair"], layout: ["切换布局", "layout"], self_unmuted: ["自行开麦", "unmuted self"],
   refused: ["被拒绝", "refused"], join_refused: ["拒绝加入", "join refused"],
+  recording_started: ["开始录制", "recording started"], recording_stopped: ["停止录制", "recording stopped"],
 };
 const MODERATORS = new Set(["chair", "moderator"]);
 

@@ -5,6 +5,7 @@ import { initRollCall } from "./rollcall.js";
 import { startInbox } from "./inbox.js";
 import { pageData } from "./ui.js";
 import { setBilingual } from "./ui.js";
+import { initRecording } from "./recording.js";
 
 const localVideo = document.getElementById("local-video");
 const status = document.getElementById("field-status");
@@ -25,6 +26,7 @@ const STATUS = {
 };
 
 const { client, view } = startPage({ facingMode: "environment", localVideo, onState: paintStatus });
+initRecording(client, { indicator: document.getElementById("rec-badge") });
 initRollCall(client, view);
 initControl(client, view);
 startInbox(client, pageData());

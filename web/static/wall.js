@@ -9,6 +9,7 @@ import { pageData } from "./ui.js";
 import { RoomClient } from "./room-client.js";
 import { RoomView } from "./room-view.js";
 import { paintStatus, startStatusBar } from "./wall-status.js";
+import { initRecording } from "./recording.js";
 
 const RELOAD_AFTER_MS = 90_000;
 const FIXED = new Set(["grid", "spotlight", "2x2", "3x3", "4x4"]);
@@ -64,6 +65,7 @@ setInterval(() => {
 client.on("rollcall_spotlight", (msg) => { view.setRollcall(msg.identity || null); paintStatus(msg); });
 client.addEventListener("state", (e) => { if (e.detail.state === "connected") client.send({ type: "rollcall_sync" }); });
 startStatusBar(client, view, data);
+initRecording(client, { indicator: document.getElementById("ws-rec") });
 
 client.start();
 window.__control = control;
