@@ -226,6 +226,7 @@ async def measure(config_path: Path, store: Store, queries: list[str], days: lis
             month = (days[-1][:8] + "01", days[-1])
             for label, path in (("page_month", f"/stats?from={month[0]}&to={month[1]}"),
                                 ("charts_month", None),
+                                ("charts_again", None),  # a second screen within the minute: drawn once
                                 ("page_year", f"/stats?from={days[0]}&to={days[-1]}"),
                                 ("review_year", f"/accountability?from={days[0]}&to={days[-1]}")):
                 begun = time.perf_counter()

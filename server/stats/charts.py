@@ -50,6 +50,12 @@ def _drawing(fmt: Format) -> Iterator[Callable[[float], Figure]]:
         yield lambda height: Figure(figsize=(11, height), facecolor="none" if fmt == "svg" else "white")
 
 
+def warm() -> None:
+    """Import matplotlib and find its fonts ahead of the first chart (seconds, on the chart thread)."""
+    with _drawing("svg"):
+        pass
+
+
 def _saved(figure: Figure, fmt: Format) -> str | bytes:
     figure.tight_layout()
     if fmt == "png":

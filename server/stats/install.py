@@ -20,6 +20,7 @@ def install(app: web.Application) -> StatsService:
     pages.add_routes(app)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        service.warm()
         yield
         service.close()
 

@@ -12,7 +12,7 @@ from server.duty.days import deadline_of, shift_day
 from server.duty.domain import STATUS_NAMES
 from server.rollcall.domain import LABELS
 from server.sites import SiteTree
-from server.stats.charts import Format, rate_bars, rate_lines, stacked_bars
+from server.stats.charts import Format, rate_bars, rate_lines, stacked_bars, warm
 from server.stats.domain import directive_stats, duty_by_day, rollcall_outcomes
 from server.stats.figures import Records, by_site_and_day
 
@@ -24,6 +24,7 @@ RATES: Final[dict[str, tuple[str, str]]] = {  # figure -> (name, colour) of the 
     "duty_compliance": ("值班报告按时率 Duty reports on time", "#f59e0b"),
 }
 CHARTS: Final[tuple[str, ...]] = ("duty", "sites", "rates", "trend")
+DRAWN_KEPT: Final = 32
 
 
 class StatsService:
@@ -34,6 +35,13 @@ class StatsService:
         self.tree = tree
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stats-chart")  # see charts.py
         self._last: tuple[tuple[object, ...], dict[str, Any]] | None = None
+        # Charts drawn for the logs' present state (the figures' key): a second screen, or a page reloaded
+        # within the minute, gets them without drawing again. The newest few only.
+        self._drawn: dict[tuple[object, ...], str | bytes] = {}
+
+    def warm(self) -> None:
+        """Ready the chart thread in the background: the dashboard's first charts do not pay matplotlib's import."""
+        self.executor.submit(warm)
 
     def close(self) -> None:
         """Stop the chart thread."""
@@ -46,6 +54,10 @@ class StatsService:
     async def figures(self, days: list[str]) -> dict[str, Any]:
         """The period's numbers: duty reports per day and state, directives, incidents, roll-call outcomes, items,
         each site's figures and their total, and the total of each day. Computed once per state of the logs."""
+        return (await self._figures(days))[1]
+
+    async def _figures(self, days: list[str]) -> tuple[tuple[object, ...], dict[str, Any]]:
+        """The figures and the state of the logs (and the minute) they were computed for."""
         duty, command = self.accountability.duty, self.accountability.command
         rollcalls = await self.accountability.archive.all()
         now = duty.clock.now()
@@ -54,7 +66,7 @@ class StatsService:
         key = (tuple(days), command.last_event_id, duty.book.last_event_id, len(rollcalls),
                tuple(rc.last_event_id for rc in rollcalls if rc.open), int(now // 60))
         if self._last is not None and self._last[0] == key:
-            return self._last[1]
+            return self._last
         start, end = self._bounds(days)
         incidents = [i for i in command.board.incidents.values() if i.reports and i.sent and start <= i.reports[0].at < end]
         items = await self.accountability.items(days)
@@ -71,7 +83,7 @@ class StatsService:
             "sites": sites, "total": total, "trend": trend,
         }
         self._last = (key, figures)
-        return figures
+        return self._last
 
     def _name(self, site: str) -> str:
         return self.tree.get(site).name_zh if site in self.tree else site
@@ -79,7 +91,10 @@ class StatsService:
     async def chart(self, name: str, days: list[str], fmt: Format = "svg") -> str | bytes:
         """One chart of the period: `duty` (per day by state), `sites` (items per site), `rates` (each site's
         rates), `trend` (the rates day by day)."""
-        figures = await self.figures(days)
+        state, figures = await self._figures(days)
+        key = (name, fmt, state)
+        if (drawn := self._drawn.get(key)) is not None:
+            return drawn
         if name == "duty":
             series = {f"{STATUS_NAMES[s][0]} {STATUS_NAMES[s][1]}": v for s, v in figures["duty"].items() if any(v)}
             colors = {f"{STATUS_NAMES[s][0]} {STATUS_NAMES[s][1]}": c for s, c in STATUS_COLORS.items()}
@@ -102,7 +117,11 @@ class StatsService:
             else:
                 labels = [day[5:] for day in days]
                 draw = lambda: rate_lines(labels, rates, colors, "按日趋势 Day by day", fmt=fmt)  # noqa: E731
-        return await asyncio.get_running_loop().run_in_executor(self.executor, draw)
+        drawn = await asyncio.get_running_loop().run_in_executor(self.executor, draw)
+        self._drawn[key] = drawn
+        while len(self._drawn) > DRAWN_KEPT:
+            del self._drawn[next(iter(self._drawn))]
+        return drawn
 
     @staticmethod
     def outcome_names() -> dict[str, tuple[str, str]]:
