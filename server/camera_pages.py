@@ -14,18 +14,13 @@ from server.config import CameraConfig
 from server.errors import RequestError, http_error
 from server.pages import _me, _render, _sites
 from server.services import SERVICES
-from server.web_auth import page_identity
+from server.web_auth import signed_in
 
 FIELDS = ("id", "site", "name_zh", "name_en", "url", "username", "transport")
 
 
 def _admin(request: web.Request) -> Identity:
-    try:
-        identity, _ = page_identity(request)
-    except AuthError as exc:
-        raise http_error(exc) from None
-    if identity is None:
-        raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
+    identity = signed_in(request)
     try:
         identity.require("admin")
     except AuthError as exc:
