@@ -13,10 +13,15 @@ from dataclasses import dataclass
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
-from media import aiortc_hooks as hooks
+from media.aiortc.ice import close_peer_connection, enlarge_buffers_when_gathered, guard_receive_when_gathered
+from media.aiortc.reports import send_sender_reports, take_over_sender_reports
+from media.aiortc.send import PermanentSource, tap_sender
+from media.aiortc.transceivers import media_codecs, remote_sends
+from media.counters import RelayCounters
 from media.liveness import Failure, LivenessSettings, PeerHealth, PeerState, StateCallback
-from media.router import CodecInfo, Publication, PublicationId, RelayCounters, Subscription
+from media.publication import CodecInfo, Publication, PublicationId
 from media.rtp import SequenceRewriter
+from media.subscription import Subscription
 from media.tasks import TaskGroup
 
 logger = logging.getLogger(__name__)
@@ -40,7 +45,7 @@ async def report_loop(subscriptions: Callable[[], Iterable[Subscription]]) -> No
     second for them). RFC 3550's interval, randomized over [0.5, 1.5] s."""
     while True:
         await asyncio.sleep(0.5 + random.random())
-        hooks.send_sender_reports([s.sender for s in subscriptions() if s.prepare_report()])
+        send_sender_reports([s.sender for s in subscriptions() if s.prepare_report()])
 
 
 class NegotiationError(Exception):
@@ -65,14 +70,14 @@ def make_peer_connection(ice_servers: Sequence[str]) -> RTCPeerConnection:
             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         )
     )
-    hooks.enlarge_buffers_when_gathered(pc)  # a busy relay must not drop a keyframe burst
-    hooks.guard_receive_when_gathered(pc)  # an empty datagram or a malformed packet ends nothing
+    enlarge_buffers_when_gathered(pc)  # a busy relay must not drop a keyframe burst
+    guard_receive_when_gathered(pc)  # an empty datagram or a malformed packet ends nothing
     return pc
 
 
 def codec_info(transceiver: RTCRtpTransceiver) -> CodecInfo:
     """The codec negotiated on a transceiver (the first the answer lists)."""
-    codecs = hooks.media_codecs(transceiver)
+    codecs = media_codecs(transceiver)
     if not codecs:
         raise NegotiationError("bad_sdp", f"no usable codec on m-line {transceiver.mid}")
     codec = codecs[0]
@@ -122,7 +127,7 @@ class PublisherPeer:
             raise NegotiationError("bad_sdp", f"offer rejected: {exc}") from None
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
-            if mid is None or mid in self.publications or not hooks.remote_sends(transceiver):
+            if mid is None or mid in self.publications or not remote_sends(transceiver):
                 continue
             kind = transceiver.kind
             source = sources.get(mid) or ("camera" if kind == "video" else "microphone")
@@ -160,7 +165,7 @@ class PublisherPeer:
             publication.close()
         await self.health.close()
         await self._tasks.close()
-        await hooks.close_peer_connection(self.pc)
+        await close_peer_connection(self.pc)
 
 
 @dataclass
@@ -168,7 +173,7 @@ class _Slot:
     """One transceiver of the subscriber connection with its permanent source and current load."""
 
     transceiver: RTCRtpTransceiver
-    source: hooks.PermanentSource
+    source: PermanentSource
     rewriter: SequenceRewriter
     publication: Publication | None = None
     subscription: Subscription | None = None
@@ -277,11 +282,11 @@ class SubscriberPeer:
             if free is not None:
                 slot = free
             else:
-                source = hooks.PermanentSource(publication.kind)
+                source = PermanentSource(publication.kind)
                 transceiver = self.pc.addTransceiver(source, direction="sendonly")
-                hooks.take_over_sender_reports(transceiver.sender)
+                take_over_sender_reports(transceiver.sender)
                 slot = _Slot(transceiver, source, SequenceRewriter(ts_step=3000 if publication.kind == "video" else 960))
-                hooks.tap_sender(transceiver.sender, slot.on_feedback)
+                tap_sender(transceiver.sender, slot.on_feedback)
                 self._slots.append(slot)
             slot.publication = publication
             slot.transceiver.direction = "sendonly"
@@ -311,7 +316,7 @@ class SubscriberPeer:
     @staticmethod
     def payload_type(transceiver: RTCRtpTransceiver, codec: CodecInfo) -> int | None:
         """The payload type the transceiver negotiated for `codec`, or None."""
-        candidates = [c for c in hooks.media_codecs(transceiver) if c.mimeType.lower() == codec.mime_type.lower()]
+        candidates = [c for c in media_codecs(transceiver) if c.mimeType.lower() == codec.mime_type.lower()]
         if codec.name.upper() == "H264":
             mode = codec.parameters.get("packetization-mode")
             same_mode = [c for c in candidates if c.parameters.get("packetization-mode") == mode]
@@ -371,7 +376,7 @@ class SubscriberPeer:
         await self._tasks.close()
         if self._answer is not None and not self._answer.done():
             self._answer.cancel()
-        await hooks.close_peer_connection(self.pc)
+        await close_peer_connection(self.pc)
         for slot in self._slots:
             slot.source.stop()
         self._settled.set()

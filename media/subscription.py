@@ -1,0 +1,187 @@
+"""`Subscription`: one publication delivered to one subscriber (mediasoup's Consumer).
+
+Each packet is forwarded with only its header rewritten (sequence numbers and timestamps
+continuous for the subscriber) and kept in a short history to answer the subscriber's NACKs.
+`close()` is idempotent.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from aiortc.rtcrtpsender import RTCRtpSender
+
+from media.aiortc import reports, send
+from media.aiortc.srtp import RtpOut
+from media.counters import RelayCounters
+from media.packets import Inbound, SentHistory, has_extensions, ntp_now, rtx_packet
+from media.publication import Publication
+from media.rtp import SequenceRewriter
+
+HISTORY_SIZE = 512
+
+
+class Subscription:
+    """One publication delivered to one subscriber through one of its senders."""
+
+    def __init__(
+        self,
+        publication: Publication,
+        *,
+        subscriber: str,
+        sender: RTCRtpSender,
+        payload_type: int,
+        mid: str | None,
+        counters: RelayCounters,
+        rewriter: SequenceRewriter | None = None,
+    ) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.publication = publication
+        self.subscriber = subscriber
+        self.paused = False
+        self.closed = False
+        self.repair = True  # answer NACKs (tests turn it off to show what repair is worth)
+        # Audio too, for its first packet: sending starts by reading what the sender negotiated
+        # (header extensions, RTX), which is only known once its transport is up.
+        self.waiting_keyframe = True
+        self.packets_sent = 0
+        self.remb_bitrate: int | None = None
+        self._video = publication.kind == "video"
+        self._sender = sender
+        self._ssrc: int = sender._ssrc
+        self._out = RtpOut(sender)
+        self._payload_type = payload_type
+        self._mid = mid
+        self._read_layout()
+        self.octets_sent = 0
+        self._reported = (0, 0)  # packets and octets the sender's reports count so far
+        self._reported_before = 0  # packets counted at the report before last
+        self._rtx: tuple[int, int] | None = None
+        self._rtx_seq = 0
+        self._counters = counters
+        if rewriter is None:
+            rewriter = SequenceRewriter(ts_step=3000 if self._video else 960)
+        else:
+            rewriter.rebase()
+        self._rewriter = rewriter
+        self._history = SentHistory(HISTORY_SIZE)
+        publication.add_subscription(self)
+
+    def forward(self, inbound: Inbound) -> int:
+        """Rewrite one publisher packet for this subscriber and send it; the bytes sent, or 0."""
+        if self.paused or self.closed:
+            return 0
+        if self.waiting_keyframe and not self._start(inbound):
+            return 0
+        return self.send(inbound)
+
+    def _start(self, inbound: Inbound) -> bool:
+        if not self._out.connected:
+            return False
+        # Negotiated state is read when sending starts: the sender is configured by then.
+        self._read_layout()
+        self._rtx = send.sender_rtx(self._sender)
+        self._rewriter.rebase()  # whatever was skipped while waiting is no gap to the subscriber
+        if not inbound.keyframe and self._video:
+            if self.publication.replay_to(self):
+                self.waiting_keyframe = False
+                return True
+            # Keep asking (throttled per publication): the keyframe asked for at subscribe
+            # time may have passed before this subscriber's transport was up.
+            self.publication.request_keyframe()
+            return False
+        self.waiting_keyframe = False
+        return True
+
+    def _read_layout(self) -> None:
+        self._layout = send.extension_layout(self._sender)
+        self._tail_key = (self._layout, self._mid)
+        self._extended = has_extensions(self._layout, self._mid)
+
+    def send(self, inbound: Inbound) -> int:
+        """Send one packet now (no keyframe gating); the bytes sent, or 0."""
+        seq, ts = self._rewriter.rewrite(inbound.sequence_number, inbound.timestamp)
+        tail = inbound.tail(self._tail_key)
+        size = self._out.send_rtp(self._payload_type | inbound.marker << 7, seq, ts, self._ssrc, tail, self._extended)
+        if not size:
+            if not self._out.connected:
+                self.waiting_keyframe = self._video
+            return 0
+        self._history.add(seq, ts, inbound)
+        self.packets_sent += 1
+        self.octets_sent += len(inbound.payload)
+        return size
+
+    @property
+    def sender(self) -> RTCRtpSender:
+        """The aiortc sender this subscription writes around (its RTCP reports are ours)."""
+        return self._sender
+
+    def prepare_report(self) -> bool:
+        """Bring the sender's next RTCP sender report up to date (counts, NTP/RTP mapping); True
+        when it is due, that is when media went out since the report before last (RFC 3550 6.4)."""
+        reported_packets, reported_octets = self._reported
+        reports.count_sent(self._sender, self.packets_sent - reported_packets, self.octets_sent - reported_octets)
+        due = self.packets_sent != self._reported_before
+        self._reported_before = reported_packets
+        self._reported = (self.packets_sent, self.octets_sent)
+        if due:
+            self._update_mapping()
+        return due
+
+    def _update_mapping(self) -> None:
+        report = self.publication.sender_report
+        if report is None:  # until the publisher reports, map our clock to what we forwarded last
+            reports.set_report_mapping(self._sender, ntp_now(), self._rewriter.last_timestamp)
+            return
+        # The publisher's own NTP/RTP mapping, carried forward to now in its clock domain,
+        # so that its audio and video stay in sync for the subscriber (lip sync).
+        ntp, rtp, at = report
+        elapsed = time.time() - at
+        rtp_now = self._rewriter.output_timestamp(rtp) + int(elapsed * self.publication.codec.clock_rate)
+        reports.set_report_mapping(self._sender, ntp + int(elapsed * 4294967296), rtp_now & 0xFFFFFFFF)
+
+    def rebase(self) -> None:
+        """Continue the output sequence after a gap in what is forwarded (resume, source change)."""
+        self._rewriter.rebase()
+
+    def handle_feedback(self, kind: str, seqs: list[int]) -> None:
+        """A subscriber's RTCP feedback: PLI/FIR goes upstream (throttled), NACKs are answered."""
+        if kind == "pli":
+            self.publication.request_keyframe()
+        elif kind == "remb":
+            self.remb_bitrate = seqs[0] if seqs else None
+        elif kind == "nack" and self.repair and not self.closed:
+            for seq in seqs:
+                self._resend(seq)
+
+    def _resend(self, seq: int) -> None:
+        entry = self._history.get(seq)
+        if entry is None:
+            return
+        _seq, ts, inbound = entry
+        rtt = reports.round_trip_time(self._sender)
+        if rtt is not None and time.perf_counter() - inbound.arrival < rtt:
+            # Forwarded less than a round trip ago (a packet repaired upstream, forwarded late):
+            # the NACK crossed it on the way, and a resend would only duplicate it (as libwebrtc).
+            self._counters.retransmissions_skipped += 1
+            return
+        tail = inbound.build_tail(self._layout, self._mid)
+        if self._rtx is not None:
+            rtx_pt, rtx_ssrc = self._rtx
+            data = rtx_packet(rtx_pt, self._rtx_seq, rtx_ssrc, seq, inbound.marker, ts, tail, self._extended)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            sent = self._out.send(data)
+        else:
+            sent = self._out.send_rtp(self._payload_type | inbound.marker << 7, seq, ts, self._ssrc, tail, self._extended) > 0
+        if sent:
+            self._counters.retransmissions += 1
+
+    def close(self) -> None:
+        """Stop delivering (idempotent); the sender stays for reuse by its transceiver."""
+        if self.closed:
+            return
+        self.closed = True
+        self._history.clear()
+        self.publication.remove_subscription(self)
