@@ -21,6 +21,7 @@ from media.counters import RelayCounters
 from media.liveness import Failure, LivenessSettings, PeerHealth, PeerState, StateCallback
 from media.publication import CodecInfo, Publication, PublicationId
 from media.rtp import SequenceRewriter
+from media.simulcast import answer_simulcast, simulcast_offers
 from media.subscription import Subscription
 from media.tasks import TaskGroup
 
@@ -125,6 +126,7 @@ class PublisherPeer:
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as exc:  # noqa: BLE001 - aiortc raises ValueError, KeyError, its own OperationError...
             raise NegotiationError("bad_sdp", f"offer rejected: {exc}") from None
+        simulcast = {offer.mid: offer for offer in simulcast_offers(offer_sdp)}
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
             if mid is None or mid in self.publications or not remote_sends(transceiver):
@@ -145,10 +147,12 @@ class PublisherPeer:
                 receiver=transceiver.receiver,
                 counters=self._counters,
                 tasks=self._tasks,
+                simulcast=simulcast.get(mid) if kind == "video" else None,
             )
             self.publications[mid] = publication
             self._on_publication(publication)
-        return self.pc.localDescription.sdp
+        # aiortc's answer drops a=rid / a=simulcast: without them a browser sends its lowest layer alone.
+        return answer_simulcast(offer_sdp, self.pc.localDescription.sdp)
 
     def release(self, publication: Publication) -> None:
         """Hand a publication over to another connection: closing this one will not close it."""
@@ -213,6 +217,7 @@ class SubscriberPeer:
         self._counters = counters
         self._send_offer = send_offer
         self._slots: list[_Slot] = []
+        self._tile_sizes: dict[str, tuple[int, int]] = {}  # publication id -> as the client shows it
         self._wanted: dict[PublicationId, Publication] = {}
         self._tasks = TaskGroup(f"sub:{identity}")
         self._dirty = asyncio.Event()
@@ -232,6 +237,15 @@ class SubscriberPeer:
     def transceiver_count(self) -> int:
         """How many transceivers the connection holds (grows only when all are busy)."""
         return len(self._slots)
+
+    def show_at(self, sizes: Mapping[str, tuple[int, int]]) -> None:
+        """The sizes the client shows publications at (device pixels, by publication id): each
+        simulcast subscription wants the layer that fills its tile."""
+        self._tile_sizes = dict(sizes)  # also for subscriptions not made yet (the offer is on its way)
+        for subscription in self.subscriptions:
+            size = sizes.get(subscription.publication.id)
+            if size is not None:
+                subscription.show_at(*size)
 
     def subscribe(self, publication: Publication) -> None:
         """Deliver `publication` to this client (renegotiates)."""
@@ -312,6 +326,9 @@ class SubscriberPeer:
                 counters=self._counters,
                 rewriter=slot.rewriter,
             )
+            size = self._tile_sizes.get(publication.id)
+            if size is not None:
+                slot.subscription.show_at(*size)
 
     @staticmethod
     def payload_type(transceiver: RTCRtpTransceiver, codec: CodecInfo) -> int | None:

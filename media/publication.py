@@ -21,6 +21,7 @@ from media.aiortc import receive
 from media.counters import RelayCounters
 from media.packets import Inbound
 from media.rtp import is_keyframe_start
+from media.simulcast import SimulcastOffer, vp8_keyframe_size
 from media.tasks import TaskGroup
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Publication:
         tasks: TaskGroup,
         clock: Callable[[], float] = time.monotonic,
         publication_id: PublicationId | None = None,
+        simulcast: SimulcastOffer | None = None,
     ) -> None:
         # A publication relayed in from another node keeps its origin's id: one id room-wide.
         self.id = publication_id or PublicationId(uuid.uuid4().hex[:12])
@@ -89,6 +91,12 @@ class Publication:
         self.audio_level: int | None = None  # -dBov of the last packet (RFC 6464), 127 = silence
         self.on_audio_level: Callable[[Publication, int, int], None] | None = None
         self.media_ssrc: int | None = None
+        # A simulcast publisher's layers, lowest first, and the layer of each media SSRC seen.
+        self.simulcast = simulcast
+        self.layers: tuple[str, ...] = simulcast.rids if simulcast is not None else ()
+        self.layer_ssrcs: dict[int, int] = {}  # layer -> media ssrc
+        self._layer_of: dict[int, int] = {}  # media ssrc -> layer
+        self.layer_sizes: dict[int, tuple[int, int]] = {}  # layer -> width, height of its last keyframe
         self.last_packet_at: float | None = None
         self.last_keyframe_at: float | None = None
         self.packets = 0
@@ -112,6 +120,7 @@ class Publication:
         self._gop_started = 0.0
         # The publisher's latest RTCP sender report for its media SSRC: NTP, RTP, our wall clock then.
         self.sender_report: tuple[int, int, float] | None = None
+        self.sender_reports: dict[int, tuple[int, int, float]] = {}  # per simulcast layer
         self._repair = True
         self._tap(repair=True)
         receive.tap_sender_reports(receiver, self._on_sender_report)
@@ -151,7 +160,15 @@ class Publication:
         def repaired() -> None:
             counters.upstream_retransmissions += 1
 
-        receive.tap_publisher(self._receiver, self._on_packet, repair=repair, on_nack=nacked, on_rtx=repaired)
+        offer = self.simulcast
+        rids = None if offer is None else receive.RidExtensions(offer.rid_id, offer.repaired_rid_id, self._on_stream)
+        receive.tap_publisher(self._receiver, self._on_packet, repair=repair, on_nack=nacked, on_rtx=repaired, rids=rids)
+
+    def _on_stream(self, ssrc: int, rid: str) -> None:
+        if rid in self.layers:
+            layer = self.layers.index(rid)
+            self.layer_ssrcs[layer] = ssrc
+            self._layer_of[ssrc] = layer
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -193,30 +210,50 @@ class Publication:
             self._send_keyframe_request(self._clock())
 
     def _send_keyframe_request(self, now: float) -> None:
-        if self.media_ssrc is None:
+        # Every layer of a simulcast publisher: subscriptions wait on different ones.
+        ssrcs = list(self.layer_ssrcs.values()) if self.layers else [self.media_ssrc] if self.media_ssrc else []
+        if not ssrcs:
             return
         self._last_keyframe_request = now
         self._counters.keyframe_requests += 1
-        self._tasks.spawn(receive.request_keyframe(self._receiver, self.media_ssrc), name="pli")
+        for ssrc in ssrcs:
+            self._tasks.spawn(receive.request_keyframe(self._receiver, ssrc), name="pli")
 
     def _on_sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
         if ssrc == self.media_ssrc:
             self.sender_report = (ntp, rtp, time.time())
+        if ssrc in self._layer_of:
+            self.sender_reports[self._layer_of[ssrc]] = (ntp, rtp, time.time())
 
     def _on_packet(self, ssrc: int, inbound: Inbound, arrival_time_ms: int) -> None:
-        first = self.media_ssrc is None
-        self.media_ssrc = ssrc
-        self.packets += 1
-        now = self.last_packet_at = self._clock()
+        layer = 0
+        if self.layers:
+            known = self._layer_of.get(ssrc)
+            if known is None:
+                return  # a layer whose rid was not read (yet): nobody could place it
+            layer = known
         counters = self._counters
         counters.packets_received += 1
         counters.bytes_received += len(inbound.payload)
+        self.packets += 1
+        now = self.last_packet_at = self._clock()
+        if layer < (max(self.layer_ssrcs) if self.layer_ssrcs else 0):
+            # A lower layer: forwarded only; snapshots and late joiners keep to the top one.
+            if is_keyframe_start(self.codec.name, inbound.payload):
+                inbound.keyframe = True
+                self._note_size(layer, inbound.payload)
+            self._forward(inbound, layer)
+            return
+        first = self.media_ssrc is None
+        self.media_ssrc = ssrc
         video = self.kind == "video"
         keyframe = inbound.keyframe = video and is_keyframe_start(self.codec.name, inbound.payload)
         audio_level = inbound.audio_level
         if video:
             if keyframe:
                 self.last_keyframe_at = now
+                if self.layers:
+                    self._note_size(layer, inbound.payload)
             self._collect_keyframe(inbound, keyframe)
             if not self.blocked:  # what was sent while blocked must never be replayed
                 self._keep_gop(inbound, now)
@@ -226,11 +263,15 @@ class Publication:
             self.audio_level = audio_level[1]
             if self.on_audio_level is not None:
                 self.on_audio_level(self, audio_level[1], arrival_time_ms)
+        self._forward(inbound, layer)
+
+    def _forward(self, inbound: Inbound, layer: int) -> None:
         if self.blocked or not self._subscriptions:
             return
+        counters = self._counters
         sent = octets = 0
         for subscription in self._fanout:
-            size = subscription.forward(inbound)
+            size = subscription.forward(inbound, layer)
             if size:
                 sent += 1
                 octets += size
@@ -239,6 +280,11 @@ class Publication:
             counters.packets_forwarded += sent
             counters.bytes_forwarded += octets
             counters.forward_delay.observe(time.perf_counter() - inbound.arrival)  # one per packet: cheap
+
+    def _note_size(self, layer: int, payload: bytes) -> None:
+        size = vp8_keyframe_size(payload) if self.codec.name.upper() == "VP8" else None
+        if size is not None:
+            self.layer_sizes[layer] = size
 
     def _collect_keyframe(self, packet: Inbound, starts: bool) -> None:
         if starts and (self._keyframe_parts is None or packet.timestamp != self._keyframe_ts):
@@ -274,7 +320,7 @@ class Publication:
     def replay_to(self, subscription: Subscription) -> bool:
         """Send a starting subscriber the packets since a fresh keyframe; False if there is none."""
         gop = self._gop
-        if not gop or self._clock() - self._gop_started >= GOP_REPLAY_AGE or self.blocked:
+        if not gop or self.layers or self._clock() - self._gop_started >= GOP_REPLAY_AGE or self.blocked:
             return False
         for inbound in list(gop):
             size = subscription.send(inbound)

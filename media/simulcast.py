@@ -243,3 +243,20 @@ def answer_simulcast(offer_sdp: str, answer_sdp: str) -> str:
         section.extend(extra)
     body = newline.join(newline.join(section) for section in sections if section)
     return body + newline
+
+
+def vp8_keyframe_size(payload: bytes) -> tuple[int, int] | None:
+    """The width and height a VP8 keyframe's first packet announces (RFC 6386 9.1), or None."""
+    descriptor = parse_vp8_descriptor(payload)
+    if descriptor is None:
+        return None
+    pos = 1
+    if payload[0] & 0x80:
+        ext = payload[1]
+        pos = 2 + (0 if not ext & 0x80 else 2 if descriptor.long_picture_id else 1)
+        pos += 1 if ext & 0x40 else 0
+        pos += 1 if ext & 0x30 else 0
+    header = payload[pos : pos + 10]
+    if len(header) < 10 or header[0] & 0x01 or header[3:6] != b"\x9d\x01\x2a":
+        return None
+    return (header[6] | header[7] << 8) & 0x3FFF, (header[8] | header[9] << 8) & 0x3FFF

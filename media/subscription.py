@@ -18,6 +18,7 @@ from media.counters import RelayCounters
 from media.packets import Inbound, SentHistory, has_extensions, ntp_now, rtx_packet
 from media.publication import Publication
 from media.rtp import SequenceRewriter
+from media.simulcast import Layer, LayerSelector, Vp8PictureRewriter, layer_for_tile, simulcast_layers
 
 HISTORY_SIZE = 512
 
@@ -66,15 +67,52 @@ class Subscription:
             rewriter.rebase()
         self._rewriter = rewriter
         self._history = SentHistory(HISTORY_SIZE)
+        # A simulcast publication: one layer at a time, switched on the wanted layer's keyframe,
+        # VP8 picture ids continuous across switches (H.264 has none to rewrite).
+        self.wanted_layer = len(publication.layers) - 1  # the full layer until the page tells its tile size
+        self._selector = LayerSelector(self.wanted_layer) if publication.layers else None
+        vp8 = publication.codec.name.upper() == "VP8"
+        self._pictures = Vp8PictureRewriter() if publication.layers and vp8 else None
         publication.add_subscription(self)
 
-    def forward(self, inbound: Inbound) -> int:
-        """Rewrite one publisher packet for this subscriber and send it; the bytes sent, or 0."""
+    def forward(self, inbound: Inbound, layer: int = 0) -> int:
+        """Rewrite one publisher packet (of simulcast `layer`) for this subscriber and send it; the bytes sent, or 0."""
         if self.paused or self.closed:
+            return 0
+        if self._selector is not None and not self._select(inbound, layer):
             return 0
         if self.waiting_keyframe and not self._start(inbound):
             return 0
         return self.send(inbound)
+
+    def _select(self, inbound: Inbound, layer: int) -> bool:
+        selector = self._selector
+        assert selector is not None
+        # Never wait on a layer the publisher does not send (yet): Chromium starts its top
+        # layer only once the bandwidth estimate allows.
+        selector.target = min(self.wanted_layer, max(self.publication.layer_ssrcs, default=0))
+        forward, switched = selector.accept(layer, inbound.keyframe)
+        if not forward:
+            if layer == selector.target:
+                self.publication.request_keyframe()  # throttled per publication
+            return False
+        if switched:
+            self._rewriter.rebase()
+            if self._pictures is not None:
+                self._pictures.rebase()
+        return True
+
+    def show_at(self, width: int, height: int) -> None:
+        """The subscriber shows this publication in a tile of `width` x `height` device pixels:
+        want the smallest layer that fills it (a simulcast publication; otherwise nothing to do)."""
+        layers = self.publication.layers
+        if not layers:
+            return
+        top = self.publication.layer_sizes.get(len(layers) - 1)
+        assumed = simulcast_layers(*(top or (960, 540)), layers)
+        sizes = self.publication.layer_sizes
+        known = [Layer(layer.rid, *sizes.get(index, (layer.width, layer.height))) for index, layer in enumerate(assumed)]
+        self.wanted_layer = layer_for_tile(known, width, height)
 
     def _start(self, inbound: Inbound) -> bool:
         if not self._out.connected:
@@ -102,7 +140,10 @@ class Subscription:
     def send(self, inbound: Inbound) -> int:
         """Send one packet now (no keyframe gating); the bytes sent, or 0."""
         seq, ts = self._rewriter.rewrite(inbound.sequence_number, inbound.timestamp)
-        tail = inbound.tail(self._tail_key)
+        if self._pictures is None:
+            tail = inbound.tail(self._tail_key)
+        else:
+            tail = inbound.build_tail(self._layout, self._mid, self._pictures.rewrite(inbound.payload))
         size = self._out.send_rtp(self._payload_type | inbound.marker << 7, seq, ts, self._ssrc, tail, self._extended)
         if not size:
             if not self._out.connected:
@@ -132,6 +173,8 @@ class Subscription:
 
     def _update_mapping(self) -> None:
         report = self.publication.sender_report
+        if self._selector is not None and self._selector.current is not None:
+            report = self.publication.sender_reports.get(self._selector.current)
         if report is None:  # until the publisher reports, map our clock to what we forwarded last
             reports.set_report_mapping(self._sender, ntp_now(), self._rewriter.last_timestamp)
             return
@@ -145,6 +188,10 @@ class Subscription:
     def rebase(self) -> None:
         """Continue the output sequence after a gap in what is forwarded (resume, source change)."""
         self._rewriter.rebase()
+        if self._selector is not None:
+            self._selector.current = None  # start again on the wanted layer's keyframe
+        if self._pictures is not None:
+            self._pictures.rebase()
 
     def handle_feedback(self, kind: str, seqs: list[int]) -> None:
         """A subscriber's RTCP feedback: PLI/FIR goes upstream (throttled), NACKs are answered."""
@@ -167,7 +214,8 @@ class Subscription:
             # the NACK crossed it on the way, and a resend would only duplicate it (as libwebrtc).
             self._counters.retransmissions_skipped += 1
             return
-        tail = inbound.build_tail(self._layout, self._mid)
+        payload = inbound.payload if self._pictures is None else self._pictures.rewrite(inbound.payload)
+        tail = inbound.build_tail(self._layout, self._mid, payload)
         if self._rtx is not None:
             rtx_pt, rtx_ssrc = self._rtx
             data = rtx_packet(rtx_pt, self._rtx_seq, rtx_ssrc, seq, inbound.marker, ts, tail, self._extended)

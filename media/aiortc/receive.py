@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiortc import clock
@@ -19,7 +20,7 @@ from aiortc.codecs import is_rtx
 from aiortc.rate import RateCounter
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
+from aiortc.rtcrtpreceiver import NackGenerator, RTCRtpReceiver, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, AnyRtcpPacket, RtcpPsfbPacket, RtcpSrPacket, RtpPacket, pack_remb_fci
 
 from media.aiortc.guard import EXTENSION_IDS
@@ -33,6 +34,15 @@ InboundHandler = Callable[[int, Inbound, int], None]  # media ssrc, packet, arri
 ReportHandler = Callable[[int, int, int], None]  # ssrc, ntp timestamp, rtp timestamp
 
 
+@dataclass(frozen=True)
+class RidExtensions:
+    """A simulcast publisher's rid header extension ids, and who learns each SSRC's rid."""
+
+    rid_id: int | None
+    repaired_rid_id: int | None
+    on_stream: Callable[[int, str], None]  # media ssrc, rid
+
+
 class Process(Protocol):
     """One received RTP packet, as parsed: payload type, marker, seq, timestamp, SSRC, payload,
     padding size, abs-send-time, audio level, then the arrival time in ms."""
@@ -44,7 +54,11 @@ class Process(Protocol):
 
 
 class _ReceiverState:
-    """The private state of one RTCRtpReceiver that the relay's taps keep up, read in one place."""
+    """The private state of one RTCRtpReceiver that the relay's taps keep up, read in one place.
+
+    Each media SSRC (each layer of a simulcast publisher) has its own NACK generator and schedule:
+    one generator fed several sequence spaces would see gaps everywhere and NACK without end.
+    """
 
     def __init__(self, receiver: RTCRtpReceiver, *, repair: bool, on_nack: Callable[[int], None] | None) -> None:
         self.receiver = receiver
@@ -52,25 +66,33 @@ class _ReceiverState:
         self.streams: dict[int, StreamStatistics] = getattr(receiver, "_RTCRtpReceiver__remote_streams")
         self.rtx_ssrc: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc")
         self.active: dict[int, object] = getattr(receiver, "_RTCRtpReceiver__active_ssrc")
-        self.nack_generator = getattr(receiver, "_RTCRtpReceiver__nack_generator") if repair else None
+        self._first_generator: NackGenerator | None = getattr(receiver, "_RTCRtpReceiver__nack_generator")
+        self.repair = repair
         self.estimator = getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
-        self._schedule = NackSchedule()
+        self.nackers: dict[int, tuple[NackGenerator, NackSchedule]] = {}
         self._on_nack = on_nack
 
+    def nacker(self, ssrc: int) -> tuple[NackGenerator, NackSchedule]:
+        """The NACK generator and schedule of one media SSRC (the receiver's own for the first)."""
+        generator = self._first_generator if not self.nackers and self._first_generator is not None else NackGenerator()
+        nacker = self.nackers[ssrc] = (generator, NackSchedule())
+        return nacker
+
     def remb(self, abs_send_time: int, arrival_ms: int, size: int, ssrc: int) -> RtcpPsfbPacket | None:
-        """Feed the bitrate estimator; the REMB packet to send when it has a new estimate."""
+        """Feed the bitrate estimator (every layer: the browser's top layer waits for it); the REMB
+        packet to send when it has a new estimate."""
         remb = self.estimator.add(abs_send_time=abs_send_time, arrival_time_ms=arrival_ms, payload_size=size, ssrc=ssrc)
         rtcp_ssrc = getattr(self.receiver, "_RTCRtpReceiver__rtcp_ssrc")
         if rtcp_ssrc is None or remb is None:
             return None
         return RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))
 
-    def due_nacks(self) -> list[int]:
+    def due_nacks(self, generator: NackGenerator, schedule: NackSchedule) -> list[int]:
         """Sequence numbers to NACK now: missing ones, first asks and retries (`NackSchedule`)."""
-        missing = self.nack_generator.missing if self.nack_generator is not None else None
+        missing = generator.missing
         if not missing:
             return []
-        due = self._schedule.due(missing, time.monotonic())
+        due = schedule.due(missing, time.monotonic())
         if due and self._on_nack is not None:
             self._on_nack(len(due))
         return due
@@ -94,7 +116,7 @@ def receive_processor(
     """
     state = _ReceiverState(receiver, repair=repair, on_nack=on_nack)
     codecs, streams, rtx_ssrc, active = state.codecs, state.streams, state.rtx_ssrc, state.active
-    nack_generator, estimator = state.nack_generator, state.estimator
+    nackers, estimator = state.nackers, state.estimator
     if estimator is not None and type(estimator.incoming_bitrate) is RateCounter:
         estimator.incoming_bitrate = RateWindow(1000, 8000)  # same figures, O(1) per packet
     now_datetime = clock.current_datetime
@@ -130,13 +152,14 @@ def receive_processor(
             inbound.payload = payload[2:]
             if on_rtx is not None:
                 on_rtx()
-        if nack_generator is not None:
+        if repair:
+            generator, schedule = nackers.get(ssrc) or state.nacker(ssrc)
             seq = inbound.sequence_number
-            if not nack_generator.missing and nack_generator.max_seq == (seq - 1) & 0xFFFF:
-                nack_generator.max_seq = seq  # in order, nothing missing: all that add() would do
+            if not generator.missing and generator.max_seq == (seq - 1) & 0xFFFF:
+                generator.max_seq = seq  # in order, nothing missing: all that add() would do
             else:
-                nack_generator.add(inbound)
-            due = state.due_nacks()
+                generator.add(inbound)  # type: ignore[arg-type]  # reads sequence_number only
+            due = state.due_nacks(generator, schedule)
             if due:
                 drive(receiver._send_rtcp_nack(ssrc, due))
         on_inbound(ssrc, inbound, arrival_ms)
@@ -160,13 +183,32 @@ def tap_publisher(
     repair: bool = True,
     on_nack: Callable[[int], None] | None = None,
     on_rtx: Callable[[], None] | None = None,
+    rids: RidExtensions | None = None,
 ) -> None:
-    """Route a publisher's RTP to `on_inbound` (see `receive_processor`), off the socket as it arrives."""
+    """Route a publisher's RTP to `on_inbound` (see `receive_processor`), off the socket as it arrives.
+
+    With `rids` (a simulcast publisher), each media SSRC's rid is read from its first packets,
+    which take aiortc's path (the browser stops sending the extension once receiver reports
+    acknowledge the SSRC): `rids.on_stream(ssrc, rid)` is called, and an RTX SSRC is paired with
+    its layer's media SSRC through its repaired rid.
+    """
     process = receive_processor(receiver, on_inbound, repair=repair, on_nack=on_nack, on_rtx=on_rtx)
+    rtx_ssrc: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc")
+    media_of_rid: dict[str, int] = {}
+    if rids is not None:
+        ids = getattr(receiver.transport._rtp_header_extensions_map, EXTENSION_IDS)
+        ids.rtp_stream_id, ids.repaired_rtp_stream_id = rids.rid_id, rids.repaired_rid_id
 
     async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
         # aiortc's path (packets of an SSRC not yet routed): runs inside its DTLS receive loop.
         try:
+            if rids is not None:
+                ext = packet.extensions
+                if ext.rtp_stream_id is not None and media_of_rid.get(ext.rtp_stream_id) != packet.ssrc:
+                    media_of_rid[ext.rtp_stream_id] = packet.ssrc
+                    rids.on_stream(packet.ssrc, ext.rtp_stream_id)
+                elif ext.repaired_rtp_stream_id is not None and ext.repaired_rtp_stream_id in media_of_rid:
+                    rtx_ssrc[packet.ssrc] = media_of_rid[ext.repaired_rtp_stream_id]
             process_packet(process, packet, arrival_time_ms)
         except Exception:  # noqa: BLE001 - must never escape into aiortc's receive loop
             logger.exception("relay tap failed")

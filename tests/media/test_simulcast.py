@@ -20,6 +20,7 @@ from media.simulcast import (
     parse_vp8_descriptor,
     simulcast_layers,
     simulcast_offers,
+    vp8_keyframe_size,
 )
 
 SIZES = ((160, 90), (320, 180), (640, 360))
@@ -113,6 +114,8 @@ def test_a_switch_to_the_full_layer_on_its_keyframe_is_one_continuous_stream_tha
     picture_ids = [VpxPayloadDescriptor.parse(p.payload)[0].picture_id for p in out if p.marker]
     assert all((b - a) % 0x8000 == 1 for a, b in zip(picture_ids, picture_ids[1:])), picture_ids
 
+    keyframe_sizes = {vp8_keyframe_size(p.payload) for p in packets if is_vp8_keyframe_start(p.payload)}
+    assert keyframe_sizes == set(SIZES), "each layer's keyframe tells its size"
     sizes = _decode(out)
     assert len(sizes) == len([p for p in out if p.marker]), "every frame sent decodes: no freeze"
     assert sizes[0] == SIZES[0] and sizes[-1] == SIZES[2]
