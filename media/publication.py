@@ -35,6 +35,9 @@ KEYFRAME_REQUEST_INTERVAL = 0.5
 # A subscriber that starts within this long after a keyframe gets the frames since, at once.
 GOP_REPLAY_AGE = 0.5
 GOP_REPLAY_PACKETS = 256
+# A simulcast layer without a packet for this long is not being sent (the browser dropped it).
+LAYER_IDLE = 0.5
+LAYER_CHECK_INTERVAL = 0.1
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,9 @@ class Publication:
         self.layer_ssrcs: dict[int, int] = {}  # layer -> media ssrc
         self._layer_of: dict[int, int] = {}  # media ssrc -> layer
         self.layer_sizes: dict[int, tuple[int, int]] = {}  # layer -> width, height of its last keyframe
+        self._layer_seen: dict[int, float] = {}  # layer -> its last packet
+        self._sending: tuple[int, ...] = ()  # the layers the publisher sends now, lowest first
+        self._sending_at = 0.0
         self.last_packet_at: float | None = None
         self.last_keyframe_at: float | None = None
         self.packets = 0
@@ -116,8 +122,8 @@ class Publication:
         self._keyframe_next_seq = 0
         self._keyframe_waiters: list[asyncio.Future[CachedKeyframe]] = []
         # The packets since the latest keyframe, while it is fresh: a late joiner starts at once.
-        self._gop: list[Inbound] = []
-        self._gop_started = 0.0
+        # Per simulcast layer (0 alone otherwise): the packets since its keyframe and when it came.
+        self._gops: dict[int, tuple[list[Inbound], float]] = {}
         # The publisher's latest RTCP sender report for its media SSRC: NTP, RTP, our wall clock then.
         self.sender_report: tuple[int, int, float] | None = None
         self.sender_reports: dict[int, tuple[int, int, float]] = {}  # per simulcast layer
@@ -142,7 +148,7 @@ class Publication:
         self.sender_report = None
         self.keyframe = None
         self._keyframe_parts = None
-        self._gop = []
+        self._gops = {}
         self._keyframe_pending = False  # its timer went with the old connection's tasks
         self._last_keyframe_request = -KEYFRAME_REQUEST_INTERVAL
         self._tap(repair=self._repair)
@@ -163,6 +169,19 @@ class Publication:
         offer = self.simulcast
         rids = None if offer is None else receive.RidExtensions(offer.rid_id, offer.repaired_rid_id, self._on_stream)
         receive.tap_publisher(self._receiver, self._on_packet, repair=repair, on_nack=nacked, on_rtx=repaired, rids=rids)
+
+    def layer_for(self, wanted: int) -> int:
+        """The layer to send someone who wants `wanted`: it, or the nearest below it that the
+        publisher sends now (the lowest it sends when none is below)."""
+        now = self._clock()
+        if now - self._sending_at > LAYER_CHECK_INTERVAL:
+            self._sending_at = now
+            self._sending = tuple(sorted(l for l, at in self._layer_seen.items() if now - at < LAYER_IDLE))
+        sending = self._sending
+        if not sending or wanted in sending:
+            return wanted
+        below = [layer for layer in sending if layer <= wanted]
+        return below[-1] if below else sending[0]
 
     def _on_stream(self, ssrc: int, rid: str) -> None:
         if rid in self.layers:
@@ -237,11 +256,15 @@ class Publication:
         counters.bytes_received += len(inbound.payload)
         self.packets += 1
         now = self.last_packet_at = self._clock()
+        if self.layers:
+            self._layer_seen[layer] = now
         if layer < (max(self.layer_ssrcs) if self.layer_ssrcs else 0):
             # A lower layer: forwarded only; snapshots and late joiners keep to the top one.
             if is_keyframe_start(self.codec.name, inbound.payload):
                 inbound.keyframe = True
                 self._note_size(layer, inbound.payload)
+            if not self.blocked:
+                self._keep_gop(inbound, now, layer)
             self._forward(inbound, layer)
             return
         first = self.media_ssrc is None
@@ -256,7 +279,7 @@ class Publication:
                     self._note_size(layer, inbound.payload)
             self._collect_keyframe(inbound, keyframe)
             if not self.blocked:  # what was sent while blocked must never be replayed
-                self._keep_gop(inbound, now)
+                self._keep_gop(inbound, now, layer)
             if first and self._subscriptions:
                 self.request_keyframe()
         elif audio_level is not None:
@@ -307,20 +330,20 @@ class Publication:
                 if not waiter.done():
                     waiter.set_result(self.keyframe)
 
-    def _keep_gop(self, inbound: Inbound, now: float) -> None:
-        if inbound.keyframe and (not self._gop or self._gop[0].timestamp != inbound.timestamp):
-            self._gop = [inbound]
-            self._gop_started = now
-        elif self._gop:
-            if now - self._gop_started < GOP_REPLAY_AGE and len(self._gop) < GOP_REPLAY_PACKETS:
-                self._gop.append(inbound)
+    def _keep_gop(self, inbound: Inbound, now: float, layer: int) -> None:
+        gop, started = self._gops.get(layer) or ([], 0.0)
+        if inbound.keyframe and (not gop or gop[0].timestamp != inbound.timestamp):
+            self._gops[layer] = ([inbound], now)
+        elif gop:
+            if now - started < GOP_REPLAY_AGE and len(gop) < GOP_REPLAY_PACKETS:
+                gop.append(inbound)
             else:
-                self._gop = []
+                del self._gops[layer]
 
-    def replay_to(self, subscription: Subscription) -> bool:
-        """Send a starting subscriber the packets since a fresh keyframe; False if there is none."""
-        gop = self._gop
-        if not gop or self.layers or self._clock() - self._gop_started >= GOP_REPLAY_AGE or self.blocked:
+    def replay_to(self, subscription: Subscription, layer: int = 0) -> bool:
+        """Send a starting subscriber the packets of `layer` since a fresh keyframe; False if there is none."""
+        gop, started = self._gops.get(layer) or ([], 0.0)
+        if not gop or self._clock() - started >= GOP_REPLAY_AGE or self.blocked:
             return False
         for inbound in list(gop):
             size = subscription.send(inbound)
@@ -335,7 +358,7 @@ class Publication:
         if self.blocked == blocked:
             return
         self.blocked = blocked
-        self._gop = []
+        self._gops = {}
         if not blocked:
             for subscription in self._subscriptions.values():
                 subscription.waiting_keyframe = self.kind == "video"

@@ -81,16 +81,22 @@ class Subscription:
             return 0
         if self._selector is not None and not self._select(inbound, layer):
             return 0
-        if self.waiting_keyframe and not self._start(inbound):
+        if self.waiting_keyframe and not self._start(inbound, layer):
             return 0
         return self.send(inbound)
 
     def _select(self, inbound: Inbound, layer: int) -> bool:
         selector = self._selector
         assert selector is not None
-        # Never wait on a layer the publisher does not send (yet): Chromium starts its top
-        # layer only once the bandwidth estimate allows.
-        selector.target = min(self.wanted_layer, max(self.publication.layer_ssrcs, default=0))
+        # Never wait on a layer the publisher does not send now: Chromium starts its top layer
+        # only once the bandwidth estimate allows, and drops layers when its CPU is short.
+        selector.target = self.publication.layer_for(self.wanted_layer)
+        if selector.current is None and layer == selector.target and not inbound.keyframe and self.waiting_keyframe:
+            # Not started: the packets since this layer's latest keyframe may be replayed at once.
+            if not self._start(inbound, layer):
+                return False
+            selector.current = layer
+            return True
         forward, switched = selector.accept(layer, inbound.keyframe)
         if not forward:
             if layer == selector.target:
@@ -114,7 +120,7 @@ class Subscription:
         known = [Layer(layer.rid, *sizes.get(index, (layer.width, layer.height))) for index, layer in enumerate(assumed)]
         self.wanted_layer = layer_for_tile(known, width, height)
 
-    def _start(self, inbound: Inbound) -> bool:
+    def _start(self, inbound: Inbound, layer: int = 0) -> bool:
         if not self._out.connected:
             return False
         # Negotiated state is read when sending starts: the sender is configured by then.
@@ -122,7 +128,7 @@ class Subscription:
         self._rtx = send.sender_rtx(self._sender)
         self._rewriter.rebase()  # whatever was skipped while waiting is no gap to the subscriber
         if not inbound.keyframe and self._video:
-            if self.publication.replay_to(self):
+            if self.publication.replay_to(self, layer):
                 self.waiting_keyframe = False
                 return True
             # Keep asking (throttled per publication): the keyframe asked for at subscribe
