@@ -258,8 +258,8 @@ class Publication:
         now = self.last_packet_at = self._clock()
         if self.layers:
             self._layer_seen[layer] = now
-        if layer < (max(self.layer_ssrcs) if self.layer_ssrcs else 0):
-            # A lower layer: forwarded only; snapshots and late joiners keep to the top one.
+        if self.layers and layer < self.layer_for(len(self.layers) - 1):
+            # A lower layer: forwarded only; snapshots and statistics keep to the top one sent.
             if is_keyframe_start(self.codec.name, inbound.payload):
                 inbound.keyframe = True
                 self._note_size(layer, inbound.payload)
