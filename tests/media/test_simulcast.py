@@ -230,3 +230,19 @@ def test_the_answer_accepts_every_layer_a_browser_offers() -> None:
     assert "a=rid" not in answer.split("m=video")[0], "the audio section is left as it was"
     assert answer.endswith("\r\n") and "\n\n" not in answer.replace("\r\n", "\n")
     assert answer_simulcast(AIORTC_ANSWER, AIORTC_ANSWER) == AIORTC_ANSWER, "no simulcast offered: unchanged"
+
+
+def test_a_page_reports_its_tile_sizes_and_nonsense_is_refused() -> None:
+    from signaling.codec import ProtocolError, parse_client
+    from signaling.messages import TileSizes
+
+    message = parse_client('{"type": "tile_sizes", "sizes": {"abc123": [494, 163], "def456": [0, 0]}}')
+    assert message == TileSizes(sizes={"abc123": (494, 163), "def456": (0, 0)})
+    for bad in ('{"type": "tile_sizes", "sizes": {"a": [-1, 10]}}', '{"type": "tile_sizes", "sizes": {"a": [1]}}',
+                '{"type": "tile_sizes", "sizes": {"a": [99999, 10]}}'):
+        try:
+            parse_client(bad)
+        except ProtocolError as exc:
+            assert exc.code == "invalid_field"
+        else:
+            raise AssertionError(f"accepted {bad}")
