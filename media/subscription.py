@@ -73,6 +73,7 @@ class Subscription:
         self._selector = LayerSelector(self.wanted_layer) if publication.layers else None
         vp8 = publication.codec.name.upper() == "VP8"
         self._pictures = Vp8PictureRewriter() if publication.layers and vp8 else None
+        self._last_marker = 1
         publication.add_subscription(self)
 
     def forward(self, inbound: Inbound, layer: int = 0) -> int:
@@ -103,7 +104,9 @@ class Subscription:
                 self.publication.request_keyframe()  # throttled per publication
             return False
         if switched:
-            self._rewriter.rebase()
+            # A frame of the old layer cut short: one sequence number skipped tells the decoder
+            # (as mediasoup), rather than the new keyframe seeming to continue it.
+            self._rewriter.rebase(skip=0 if self._last_marker else 1)
             if self._pictures is not None:
                 self._pictures.rebase()
         return True
@@ -156,6 +159,7 @@ class Subscription:
                 self.waiting_keyframe = self._video
             return 0
         self._history.add(seq, ts, inbound)
+        self._last_marker = inbound.marker
         self.packets_sent += 1
         self.octets_sent += len(inbound.payload)
         return size

@@ -122,6 +122,14 @@ def test_a_switch_to_the_full_layer_on_its_keyframe_is_one_continuous_stream_tha
     assert sizes.index(SIZES[2]) == len([p for p in out[:switch] if p.marker])
 
 
+def test_a_frame_cut_short_by_a_switch_leaves_one_sequence_number_out() -> None:
+    rewriter = SequenceRewriter(ts_step=3000)
+    last, _ = rewriter.rewrite(100, 9000)  # a frame's first packet; its marker never went out
+    rewriter.rebase(skip=1)
+    first, _ = rewriter.rewrite(5000, 123)
+    assert (first - last) & 0xFFFF == 2
+
+
 def test_before_the_target_layers_keyframe_the_current_layer_keeps_flowing() -> None:
     selector = LayerSelector(target=0)
     assert selector.accept(0, keyframe=False) == (False, False), "nothing starts without a keyframe"
