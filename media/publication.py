@@ -331,10 +331,11 @@ class Publication:
                     waiter.set_result(self.keyframe)
 
     def _keep_gop(self, inbound: Inbound, now: float, layer: int) -> None:
-        gop, started = self._gops.get(layer) or ([], 0.0)
-        if inbound.keyframe and (not gop or gop[0].timestamp != inbound.timestamp):
+        entry = self._gops.get(layer)  # per packet: no tuple built when there is nothing to keep
+        if inbound.keyframe and (entry is None or entry[0][0].timestamp != inbound.timestamp):
             self._gops[layer] = ([inbound], now)
-        elif gop:
+        elif entry is not None:
+            gop, started = entry
             if now - started < GOP_REPLAY_AGE and len(gop) < GOP_REPLAY_PACKETS:
                 gop.append(inbound)
             else:
