@@ -2,7 +2,7 @@
 them, against a benchmark server (`bench.server`) in another process. Prints one JSON object.
 
 Subscribers count packets and complete frames from plaintext RTP headers at the socket
-(`hooks.tap_datagrams`), NACK gaps, and decrypt only retransmissions: no jitter buffer,
+(`tap_datagrams`), NACK gaps, and decrypt only retransmissions: no jitter buffer,
 no depacketizing, no decoding.
 
 Two processes, so that subscribers setting up never starve the publishers' pacing:
@@ -28,7 +28,18 @@ import aiohttp
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket
 
-from media import aiortc_hooks as hooks
+from media.aiortc.client import (
+    inject_send_loss,
+    on_keyframe_request,
+    rtx_payload_types,
+    rtx_ssrc_map,
+    send_rtcp,
+    tap_datagrams,
+    tap_receiver,
+    unprotect_rtp,
+)
+from media.aiortc.ice import SOCKET_RECEIVE_BUFFER, enlarge_buffers_when_gathered
+from media.aiortc.receive import tap_sender_reports
 from media.packets import DelayHistogram
 from synthetic.encoded import encode_video_loop
 from synthetic.load import KeyframeLoopTrack, LeanCounter
@@ -71,19 +82,19 @@ async def start_publisher(
 ) -> tuple[RTCPeerConnection, KeyframeLoopTrack, list[str]]:
     """One VP8 publisher whose loop restarts at its keyframe on PLI; `loss` drops that share of its RTP."""
     pc = RTCPeerConnection()
-    hooks.enlarge_buffers_when_gathered(pc)
+    enlarge_buffers_when_gathered(pc)
     track = KeyframeLoopTrack(packets)
     transceiver = pc.addTransceiver(track, direction="sendonly")
     transceiver.setCodecPreferences(
         [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/VP8", "video/rtx")]
     )
-    hooks.on_keyframe_request(transceiver.sender, track.restart)
+    on_keyframe_request(transceiver.sender, track.restart)
     await pc.setLocalDescription(await pc.createOffer())
     reply = await post(session, f"{url}/publish", {"name": name, "sdp": pc.localDescription.sdp})
     await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
     if loss:
         rng = random.Random(name).random
-        hooks.inject_send_loss(pc, loss, rng)
+        inject_send_loss(pc, loss, rng)
     return pc, track, reply["publications"]
 
 
@@ -96,7 +107,7 @@ class LeanSubscriber:
         self._random = random.Random(name)
         self._tapped = False
         self.pc = RTCPeerConnection()
-        hooks.enlarge_buffers_when_gathered(self.pc)
+        enlarge_buffers_when_gathered(self.pc)
         self.untapped_packets = 0  # RTP that reached aiortc's receiver, i.e. missed the socket tap
         self.counter: LeanCounter | None = None
         self.answered_at = 0.0
@@ -111,10 +122,10 @@ class LeanSubscriber:
         offer = await post(session, f"{url}/subscribe", {"name": self.name, "publications": publications})
         await self._apply(offer["sdp"])
         self.counter = LeanCounter(
-            rtx_payload_types=hooks.rtx_payload_types(self.pc),
+            rtx_payload_types=rtx_payload_types(self.pc),
             on_gap=self._nack,
-            unwrap=lambda d: hooks.unprotect_rtp(self.pc, d),
-            rtx_map=lambda: hooks.rtx_ssrc_map(self.pc),
+            unwrap=lambda d: unprotect_rtp(self.pc, d),
+            rtx_map=lambda: rtx_ssrc_map(self.pc),
         )
 
         @self.pc.on("iceconnectionstatechange")
@@ -138,8 +149,8 @@ class LeanSubscriber:
                 continue
             self._tapped_receivers.add(transceiver.receiver)
             # Nothing decodes; the first packet through aiortc's path installs the socket tap.
-            hooks.tap_receiver(transceiver.receiver, self._untapped, repair=False)
-            hooks.tap_sender_reports(transceiver.receiver, self._on_sender_report)
+            tap_receiver(transceiver.receiver, self._untapped, repair=False)
+            tap_sender_reports(transceiver.receiver, self._on_sender_report)
 
     async def close(self) -> None:
         """Stop reporting and close the connection."""
@@ -168,7 +179,7 @@ class LeanSubscriber:
                 if stream.highest_seq is not None and ssrc in self._last_report
             ]
             for first in range(0, len(blocks), 31):  # five bits of report count
-                hooks.send_rtcp(self.pc, bytes(RtcpRrPacket(ssrc=1, reports=blocks[first : first + 31])))
+                send_rtcp(self.pc, bytes(RtcpRrPacket(ssrc=1, reports=blocks[first : first + 31])))
 
     def _untapped(self, _packet: object, _arrival: int) -> None:
         self.untapped_packets += 1
@@ -178,7 +189,7 @@ class LeanSubscriber:
         # Only once a socket is really tapped: marking it done before (no socket gathered or
         # nominated yet) left one subscriber per run counting nothing for the whole run.
         if not self._tapped and self.counter is not None:
-            tapped = hooks.tap_datagrams(self.pc, self._on_datagram, receive_buffer=hooks.SOCKET_RECEIVE_BUFFER)
+            tapped = tap_datagrams(self.pc, self._on_datagram, receive_buffer=SOCKET_RECEIVE_BUFFER)
             self._tapped = tapped > 0
 
     def _on_datagram(self, data: bytes) -> None:
@@ -195,7 +206,7 @@ class LeanSubscriber:
             runs[-1].append(seq)
         for run in runs:
             self.nacks += 1
-            hooks.send_rtcp(self.pc, bytes(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=ssrc, lost=run)))
+            send_rtcp(self.pc, bytes(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=ssrc, lost=run)))
 
 
 async def publish(args: argparse.Namespace) -> None:

@@ -54,8 +54,8 @@ def measure(pid: int, warmup: float, seconds: float) -> float:
 
 async def run_cameras(url: str, count: int, report: str) -> None:
     """N CameraFeeds of one camera into a router, until killed; writes frames per feed to `report`."""
-    from media.room import RoomRouter
-    from media.router import RelayCounters
+    from media.router import RoomRouter
+    from media.counters import RelayCounters
     from media.rtsp import CameraFeed, CameraSource
 
     router = RoomRouter("bench", counters=RelayCounters())

@@ -20,11 +20,12 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
-from media import aiortc_hooks as hooks
+from media.aiortc.guard import check_hooks
 from media.cascade import CascadeIn, Origin
+from media.counters import RelayCounters
+from media.publication import Publication
 from media.recording import Recorder, RecordingEvent
-from media.room import RoomRouter
-from media.router import Publication, RelayCounters
+from media.router import RoomRouter
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ def main() -> None:
     parser.add_argument("--record", help="record every publication into this directory (relay mode)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    hooks.check_hooks()
+    check_hooks()
     backend = RelayBackend(args.record) if args.mode == "relay" else MediaRelayBackend()
     web.run_app(make_app(backend), host="127.0.0.1", port=args.port, print=None)
 

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 
 from aiortc import RTCRtpTransceiver, RTCSessionDescription
 
-from media import aiortc_hooks as hooks
+from media.aiortc.ice import close_peer_connection
+from media.aiortc.transceivers import media_codecs, remote_sends
+from media.counters import RelayCounters
 from media.liveness import LivenessSettings, PeerHealth, StateCallback
 from media.peers import NegotiationError, codec_info, ignore_health, make_peer_connection
-from media.router import CodecInfo, Publication, PublicationId, RelayCounters
+from media.publication import CodecInfo, Publication, PublicationId
 from media.tasks import TaskGroup
 
 logger = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ class CascadeIn:
             mid = transceiver.mid
             if mid is None:
                 continue
-            wanted = tracks.get(mid) if hooks.remote_sends(transceiver) else None
+            wanted = tracks.get(mid) if remote_sends(transceiver) else None
             held = self.publications.get(mid)
             if held is not None and held.id != wanted:
                 del self.publications[mid]
@@ -121,13 +123,13 @@ class CascadeIn:
             publication.close()
         await self.health.close()
         await self._tasks.close()
-        await hooks.close_peer_connection(self.pc)
+        await close_peer_connection(self.pc)
 
 
 def _sent_codec(transceiver: RTCRtpTransceiver, name: str) -> CodecInfo:
     """The negotiated codec the origin sends on the track (an m-line offers several: the first is
     not necessarily the one sent, and subscribers here must be told the right one)."""
-    for codec in hooks.media_codecs(transceiver):
+    for codec in media_codecs(transceiver):
         if codec.mimeType.split("/", 1)[-1].lower() == name.lower():
             return CodecInfo(mime_type=codec.mimeType, clock_rate=codec.clockRate, parameters=dict(codec.parameters))
     return codec_info(transceiver)

@@ -6,7 +6,7 @@ loop and instead:
 
 - hears the peer: a binding request from it with valid message integrity, a success response to
   one of our checks, and (through `watch_dtls`) SRTP/SRTCP that aiortc unprotected. The relay's
-  lean receive path (media/aiortc_hooks.py) marks the SRTP it unprotects itself;
+  lean receive path (media/aiortc/receive.py) marks the SRTP it unprotects itself;
 - sends consent checks when asked: binding requests on the nominated pair, each retransmitted
   within the check (0.5, 1.5, 3.5 s after it) and kept open for `lifetime`, so that an answer
   however late still counts.

@@ -7,10 +7,14 @@ from collections.abc import Sequence
 
 from aiortc import RTCRtpTransceiver, RTCSessionDescription
 
-from media import aiortc_hooks as hooks
+from media.aiortc.ice import close_peer_connection
+from media.aiortc.reports import take_over_sender_reports
+from media.aiortc.send import PermanentSource, tap_sender
+from media.counters import RelayCounters
 from media.liveness import LivenessSettings, PeerHealth, StateCallback
 from media.peers import NegotiationError, SubscriberPeer, ignore_health, make_peer_connection, report_loop
-from media.router import Publication, RelayCounters, Subscription
+from media.publication import Publication
+from media.subscription import Subscription
 from media.tasks import TaskGroup
 
 logger = logging.getLogger(__name__)
@@ -33,7 +37,7 @@ class EgressPeer:
         self.health = PeerHealth(self.pc, settings=liveness, on_change=on_health, label=f"whep:{identity}")
         self.health.start()
         self.subscriptions: list[Subscription] = []
-        self._sources: list[hooks.PermanentSource] = []
+        self._sources: list[PermanentSource] = []
         self._counters = counters
         self._closed = False
         self._tasks = TaskGroup(f"whep:{identity}")
@@ -57,10 +61,10 @@ class EgressPeer:
                 transceiver.direction = "inactive"
                 continue
             remaining.remove(publication)
-            source = hooks.PermanentSource(transceiver.kind)
+            source = PermanentSource(transceiver.kind)
             self._sources.append(source)
             transceiver.sender.replaceTrack(source)
-            hooks.take_over_sender_reports(transceiver.sender)
+            take_over_sender_reports(transceiver.sender)
             transceiver.direction = "sendonly"
             bound.append((publication, transceiver))
         if not bound:
@@ -81,7 +85,7 @@ class EgressPeer:
                 mid=transceiver.mid,
                 counters=self._counters,
             )
-            hooks.tap_sender(transceiver.sender, subscription.handle_feedback)
+            tap_sender(transceiver.sender, subscription.handle_feedback)
             self.subscriptions.append(subscription)
         if not self.subscriptions:
             raise NegotiationError("no_common_codec", "the player supports none of the tracks' codecs")
@@ -97,6 +101,6 @@ class EgressPeer:
             subscription.close()
         await self.health.close()
         await self._tasks.close()
-        await hooks.close_peer_connection(self.pc)
+        await close_peer_connection(self.pc)
         for source in self._sources:
             source.stop()

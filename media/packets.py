@@ -65,9 +65,12 @@ class Inbound:
             tail = self.tails[key] = self.build_tail(*key)
         return tail
 
-    def build_tail(self, layout: ExtensionLayout, mid: str | None) -> bytes:
-        """Header extensions block and payload for this layout and mid, not cached (for resends)."""
-        return encode_extensions(layout, mid, self.abs_send_time, self.audio_level) + self.payload
+    def build_tail(self, layout: ExtensionLayout, mid: str | None, payload: bytes | None = None) -> bytes:
+        """Header extensions block and payload (this one's or `payload`, rewritten for one
+        subscriber) for this layout and mid, not cached (for resends)."""
+        return encode_extensions(layout, mid, self.abs_send_time, self.audio_level) + (
+            self.payload if payload is None else payload
+        )
 
 
 # What the relay reads of a publisher's packet: payload type, marker, sequence number, timestamp,

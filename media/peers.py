@@ -13,10 +13,16 @@ from dataclasses import dataclass
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
-from media import aiortc_hooks as hooks
+from media.aiortc.ice import close_peer_connection, enlarge_buffers_when_gathered, guard_receive_when_gathered
+from media.aiortc.reports import send_sender_reports, take_over_sender_reports
+from media.aiortc.send import PermanentSource, tap_sender
+from media.aiortc.transceivers import media_codecs, remote_sends
+from media.counters import RelayCounters
 from media.liveness import Failure, LivenessSettings, PeerHealth, PeerState, StateCallback
-from media.router import CodecInfo, Publication, PublicationId, RelayCounters, Subscription
+from media.publication import CodecInfo, Publication, PublicationId
 from media.rtp import SequenceRewriter
+from media.simulcast import answer_simulcast, simulcast_offers
+from media.subscription import Subscription
 from media.tasks import TaskGroup
 
 logger = logging.getLogger(__name__)
@@ -40,7 +46,7 @@ async def report_loop(subscriptions: Callable[[], Iterable[Subscription]]) -> No
     second for them). RFC 3550's interval, randomized over [0.5, 1.5] s."""
     while True:
         await asyncio.sleep(0.5 + random.random())
-        hooks.send_sender_reports([s.sender for s in subscriptions() if s.prepare_report()])
+        send_sender_reports([s.sender for s in subscriptions() if s.prepare_report()])
 
 
 class NegotiationError(Exception):
@@ -65,14 +71,14 @@ def make_peer_connection(ice_servers: Sequence[str]) -> RTCPeerConnection:
             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         )
     )
-    hooks.enlarge_buffers_when_gathered(pc)  # a busy relay must not drop a keyframe burst
-    hooks.guard_receive_when_gathered(pc)  # an empty datagram or a malformed packet ends nothing
+    enlarge_buffers_when_gathered(pc)  # a busy relay must not drop a keyframe burst
+    guard_receive_when_gathered(pc)  # an empty datagram or a malformed packet ends nothing
     return pc
 
 
 def codec_info(transceiver: RTCRtpTransceiver) -> CodecInfo:
     """The codec negotiated on a transceiver (the first the answer lists)."""
-    codecs = hooks.media_codecs(transceiver)
+    codecs = media_codecs(transceiver)
     if not codecs:
         raise NegotiationError("bad_sdp", f"no usable codec on m-line {transceiver.mid}")
     codec = codecs[0]
@@ -120,9 +126,10 @@ class PublisherPeer:
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as exc:  # noqa: BLE001 - aiortc raises ValueError, KeyError, its own OperationError...
             raise NegotiationError("bad_sdp", f"offer rejected: {exc}") from None
+        simulcast = {offer.mid: offer for offer in simulcast_offers(offer_sdp)}
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
-            if mid is None or mid in self.publications or not hooks.remote_sends(transceiver):
+            if mid is None or mid in self.publications or not remote_sends(transceiver):
                 continue
             kind = transceiver.kind
             source = sources.get(mid) or ("camera" if kind == "video" else "microphone")
@@ -140,10 +147,12 @@ class PublisherPeer:
                 receiver=transceiver.receiver,
                 counters=self._counters,
                 tasks=self._tasks,
+                simulcast=simulcast.get(mid) if kind == "video" else None,
             )
             self.publications[mid] = publication
             self._on_publication(publication)
-        return self.pc.localDescription.sdp
+        # aiortc's answer drops a=rid / a=simulcast: without them a browser sends its lowest layer alone.
+        return answer_simulcast(offer_sdp, self.pc.localDescription.sdp)
 
     def release(self, publication: Publication) -> None:
         """Hand a publication over to another connection: closing this one will not close it."""
@@ -160,7 +169,7 @@ class PublisherPeer:
             publication.close()
         await self.health.close()
         await self._tasks.close()
-        await hooks.close_peer_connection(self.pc)
+        await close_peer_connection(self.pc)
 
 
 @dataclass
@@ -168,7 +177,7 @@ class _Slot:
     """One transceiver of the subscriber connection with its permanent source and current load."""
 
     transceiver: RTCRtpTransceiver
-    source: hooks.PermanentSource
+    source: PermanentSource
     rewriter: SequenceRewriter
     publication: Publication | None = None
     subscription: Subscription | None = None
@@ -208,6 +217,7 @@ class SubscriberPeer:
         self._counters = counters
         self._send_offer = send_offer
         self._slots: list[_Slot] = []
+        self._tile_sizes: dict[str, tuple[int, int]] = {}  # publication id -> as the client shows it
         self._wanted: dict[PublicationId, Publication] = {}
         self._tasks = TaskGroup(f"sub:{identity}")
         self._dirty = asyncio.Event()
@@ -227,6 +237,15 @@ class SubscriberPeer:
     def transceiver_count(self) -> int:
         """How many transceivers the connection holds (grows only when all are busy)."""
         return len(self._slots)
+
+    def show_at(self, sizes: Mapping[str, tuple[int, int]]) -> None:
+        """The sizes the client shows publications at (device pixels, by publication id): each
+        simulcast subscription wants the layer that fills its tile."""
+        self._tile_sizes = dict(sizes)  # also for subscriptions not made yet (the offer is on its way)
+        for subscription in self.subscriptions:
+            size = sizes.get(subscription.publication.id)
+            if size is not None:
+                subscription.show_at(*size)
 
     def subscribe(self, publication: Publication) -> None:
         """Deliver `publication` to this client (renegotiates)."""
@@ -277,11 +296,11 @@ class SubscriberPeer:
             if free is not None:
                 slot = free
             else:
-                source = hooks.PermanentSource(publication.kind)
+                source = PermanentSource(publication.kind)
                 transceiver = self.pc.addTransceiver(source, direction="sendonly")
-                hooks.take_over_sender_reports(transceiver.sender)
+                take_over_sender_reports(transceiver.sender)
                 slot = _Slot(transceiver, source, SequenceRewriter(ts_step=3000 if publication.kind == "video" else 960))
-                hooks.tap_sender(transceiver.sender, slot.on_feedback)
+                tap_sender(transceiver.sender, slot.on_feedback)
                 self._slots.append(slot)
             slot.publication = publication
             slot.transceiver.direction = "sendonly"
@@ -307,11 +326,14 @@ class SubscriberPeer:
                 counters=self._counters,
                 rewriter=slot.rewriter,
             )
+            size = self._tile_sizes.get(publication.id)
+            if size is not None:
+                slot.subscription.show_at(*size)
 
     @staticmethod
     def payload_type(transceiver: RTCRtpTransceiver, codec: CodecInfo) -> int | None:
         """The payload type the transceiver negotiated for `codec`, or None."""
-        candidates = [c for c in hooks.media_codecs(transceiver) if c.mimeType.lower() == codec.mime_type.lower()]
+        candidates = [c for c in media_codecs(transceiver) if c.mimeType.lower() == codec.mime_type.lower()]
         if codec.name.upper() == "H264":
             mode = codec.parameters.get("packetization-mode")
             same_mode = [c for c in candidates if c.parameters.get("packetization-mode") == mode]
@@ -371,7 +393,7 @@ class SubscriberPeer:
         await self._tasks.close()
         if self._answer is not None and not self._answer.done():
             self._answer.cancel()
-        await hooks.close_peer_connection(self.pc)
+        await close_peer_connection(self.pc)
         for slot in self._slots:
             slot.source.stop()
         self._settled.set()

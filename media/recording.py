@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from media.packets import Inbound
 from media.recording_worker import frame, unframe
-from media.router import Publication
+from media.publication import Publication
 from media.segments import RecordingEvent, recordable
 
 __all__ = ["Recorder", "RecordedTrack", "RecordingEvent", "recordable"]

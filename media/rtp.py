@@ -83,9 +83,11 @@ class SequenceRewriter:
         self._based = False
         self._ts_step = ts_step
 
-    def rebase(self) -> None:
-        """Forget the current source; the next packet continues the output sequence."""
+    def rebase(self, skip: int = 0) -> None:
+        """Forget the current source; the next packet continues the output sequence, `skip`
+        sequence numbers on (one tells the decoder that the frame before was left incomplete)."""
         self._based = False
+        self._last_seq = (self._last_seq + skip) & 0xFFFF
 
     def rewrite(self, seq: int, ts: int) -> tuple[int, int]:
         """Output (sequence number, timestamp) for an input packet."""

@@ -33,8 +33,9 @@ from urllib.parse import urlsplit, urlunsplit
 import av
 from aiortc.codecs.h264 import H264Encoder
 
+from media.counters import RelayCounters
 from media.packets import Inbound
-from media.router import CodecInfo, Publication, RelayCounters
+from media.publication import CodecInfo, Publication
 from media.tasks import TaskGroup
 
 logger = logging.getLogger(__name__)

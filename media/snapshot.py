@@ -17,7 +17,7 @@ from av.video.codeccontext import VideoCodecContext
 from aiortc.codecs import depayload
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from media.router import CachedKeyframe, Publication
+from media.publication import CachedKeyframe, Publication
 
 DECODERS = {"VP8": "libvpx", "H264": "h264"}
 

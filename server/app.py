@@ -15,17 +15,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from media.aiortc_hooks import check_hooks
-from media.router import RelayCounters
+from media.aiortc.guard import check_hooks
+from media.counters import RelayCounters
 from media.tasks import TaskGroup
-from server import error_pages, http_media, metrics, pages, rollcall, web_security, whip
 from server import access, accountability, cascade_http, command, duty, rate_limits, search, stats
+from server import error_pages, http_media, metrics, pages, rollcall, web_security, whip
 from server import camera_pages, cameras
 from server.recording import install as recording
 from server.auth import PasswordVerifier, TokenService
+from server.cascade_http import NodeLinks
 from server.config import Config
 from server.connection import CloseReason, LifecycleCounters
-from server.cascade_http import NodeLinks
 from server.control import install as control
 from server.directory import Directory
 from server.keys import load_previous_secrets, load_secret

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from media.cascade import CascadeIn, Origin
 from media.liveness import Failure, PeerState
 from media.peers import SubscriberPeer
-from media.router import Publication
+from media.publication import Publication
 from media.tasks import TaskGroup
 from server.errors import NotFound
 

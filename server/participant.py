@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 
 from media.liveness import PeerHealth
 from media.peers import PublisherPeer, SubscriberPeer
-from media.router import Publication
+from media.publication import Publication
 from server.auth import Identity
 from server.connection import Connection, ConnectionKind
 from signaling.messages import ParticipantInfo, PublicationInfo, ServerMessage

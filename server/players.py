@@ -14,7 +14,7 @@ from typing import Any
 
 from media.egress import EgressPeer
 from media.liveness import Failure, PeerState
-from media.room import RoomRouter
+from media.router import RoomRouter
 from server.connection import CloseReason, Connection, ConnectionRegistry, LifecycleCounters, log_failure
 from server.errors import NotFound
 

@@ -6,8 +6,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from media.counters import RelayCounters
 from media.liveness import LivenessSettings
-from media.router import RelayCounters
 from server.config import Config
 from server.connection import CloseReason, LifecycleCounters
 from server.errors import NotFound, RoomMoved

@@ -21,9 +21,10 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from media.cascade import CascadeIn
+from media.counters import RelayCounters
 from media.liveness import Failure, LivenessSettings, PeerState, StateCallback
-from media.room import RoomRouter
-from media.router import CodecInfo, Publication, RelayCounters
+from media.publication import CodecInfo, Publication
+from media.router import RoomRouter
 from media.tasks import TaskGroup
 from server.auth import Identity
 from server.connection import (

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from media.router import RelayCounters
+from media.counters import RelayCounters
 from media.tasks import TaskGroup
 from server.auth import PasswordVerifier, TokenService
 from server.config import Config

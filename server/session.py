@@ -36,6 +36,7 @@ from signaling.messages import (
     ServerMessage,
     SessionReplaced,
     SetMuted,
+    TileSizes,
     SubscribeAnswer,
 )
 
@@ -308,6 +309,10 @@ class Session:
             return None
         if isinstance(message, SetMuted):
             room.set_muted(participant, message.kind, message.muted)
+            return None
+        if isinstance(message, TileSizes):
+            if participant.subscriber is not None:
+                participant.subscriber.show_at(message.sizes)
             return None
         if isinstance(message, Hello):
             raise RequestError("already_joined", "hello was already accepted")

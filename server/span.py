@@ -21,10 +21,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from media.cascade import Origin
-from media.router import Publication
+from media.publication import Publication
 from server.cascade_links import CascadeLinks, Links
 from server.participant import publication_info, role_for
-from server.store import Store, StoredEvent, StoreError
+from server.store import Store, StoreError, StoredEvent
 from server.store.nodes import MemberRecord, PartPublication, RoomPart, room_parts_stream
 from signaling.messages import ParticipantInfo, ParticipantJoined, ParticipantLeft, ParticipantUpdated
 

@@ -6,12 +6,15 @@ request's `id`. Unknown fields are refused, so a typo in a client is an error, n
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 # Re-exported: callers (server/session.py) import them from here.
 from signaling.base import PROTOCOL_VERSION as PROTOCOL_VERSION, Message as Message
+
+
+Pixels = Annotated[int, msgspec.Meta(ge=0, le=16384)]
 
 
 # --- shared shapes -------------------------------------------------------------------------------
@@ -81,6 +84,13 @@ class SetMuted(Message, tag="set_muted", kw_only=True, frozen=True):
 
     kind: Literal["audio", "video"]
     muted: bool
+
+
+class TileSizes(Message, tag="tile_sizes", kw_only=True, frozen=True):
+    """How large the client shows each video it receives, in device pixels (publication id ->
+    [width, height]; 0 x 0: hidden): a simulcast publication is sent in the layer that fills it."""
+
+    sizes: Annotated[dict[str, tuple[Pixels, Pixels]], msgspec.Meta(max_length=256)]
 
 
 # --- server to client ----------------------------------------------------------------------------
@@ -180,7 +190,7 @@ from signaling import command as _command  # noqa: E402 - the command-channel me
 from signaling import recording as _recording  # noqa: E402 - the recording messages join the unions
 
 ClientMessage = (
-    Hello | PublishOffer | SubscribeAnswer | Ping | Leave | SetMuted
+    Hello | PublishOffer | SubscribeAnswer | Ping | Leave | SetMuted | TileSizes
     | _control.Spotlight | _control.MuteParticipant | _control.AllowSelfUnmute | _control.MuteAll
     | _control.RemoveParticipant | _control.LockRoom | _control.EndRoom | _control.RaiseHand
     | _control.GrantFloor | _control.HandOverChair | _control.SetLayout | _control.RoomHistory

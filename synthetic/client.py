@@ -16,7 +16,8 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTran
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.frame import Frame
 
-from media.aiortc_hooks import close_peer_connection, inject_send_delay
+from media.aiortc.client import inject_send_delay
+from media.aiortc.ice import close_peer_connection
 from media.liveness import Failure, LivenessSettings, PeerHealth, PeerState
 from signaling.codec import ProtocolError, encode, parse_server
 from signaling.messages import (

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from media.router import Publication
-from server.control.permissions import check_target, require
-from server.control.roles import Role, base_role, can_hold_chair, claims_chair
+from media.publication import Publication
 from server.auth import Identity
 from server.connection import CloseReason
+from server.control.permissions import check_target, require
+from server.control.roles import Role, base_role, can_hold_chair, claims_chair
 from server.control.speaker import DominantSpeaker, SpeakerSettings
 from server.errors import Refused, RequestError
 from server.participant import Participant

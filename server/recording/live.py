@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from media.recording import Recorder, RecordingEvent, recordable
-from media.router import Publication
+from media.publication import Publication
 from server.recording.domain import Session, apply
 from server.recording.files import stream_of
 from server.room import Room

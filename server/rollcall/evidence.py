@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from concurrent.futures import Executor
 from pathlib import Path
 
-from media.router import Publication
+from media.publication import Publication
 from media.snapshot import snapshot_jpeg
 
 VIDEO_FRESH_SECONDS = 2.0  # "video actually arriving": a packet within this long

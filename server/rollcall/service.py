@@ -26,7 +26,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from media.router import Publication
+from media.publication import Publication
 from media.snapshot import SnapshotError
 
 from server.auth import Forbidden, Identity

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from media.room import RoomRouter
-from media.router import RelayCounters
+from media.router import RoomRouter
+from media.counters import RelayCounters
 from media.rtsp import CameraFeed, CameraSource, CameraState, redact, redact_url
 from tests.cameras.conftest import Camera
 from tests.media.conftest import SubscribingClient

@@ -25,10 +25,12 @@ from aiortc.rtp import RtpPacket
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from media import aiortc_hooks as hooks
+from media.aiortc.guard import EXTENSION_IDS
+from media.aiortc.send import sender_extensions_map
+from media.counters import RelayCounters
 from media.packets import parse_rtp
-from media.room import RoomRouter
-from media.router import Publication, RelayCounters
+from media.publication import Publication
+from media.router import RoomRouter
 from synthetic.encoded import encode_video_loop, video_loop_track
 from tests.media.conftest import publish
 
@@ -202,7 +204,7 @@ async def live() -> AsyncIterator[Live]:
         await asyncio.sleep(0.05)
     assert publication.packets > 5
     sender = client.getTransceivers()[0].sender
-    ids = getattr(hooks.sender_extensions_map(sender), hooks._EXTENSION_IDS)
+    ids = getattr(sender_extensions_map(sender), EXTENSION_IDS)
     # The hostile SSRC is routed to the publication by its mid, as aiortc routes a new SSRC:
     # from then on its packets take the lean receive path.
     mid = client.getTransceivers()[0].mid.encode()

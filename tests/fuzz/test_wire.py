@@ -74,6 +74,8 @@ def _build(info: mi.Type) -> st.SearchStrategy[Json]:
         return st.none()
     if isinstance(info, mi.ListType):
         return st.lists(json_for(info.item_type), min_size=info.min_length or 0, max_size=max(info.min_length or 0, 3))
+    if isinstance(info, mi.TupleType):
+        return st.tuples(*(json_for(item) for item in info.item_types)).map(list)
     if isinstance(info, mi.DictType):
         return st.dictionaries(json_for(info.key_type), json_for(info.value_type), max_size=3)
     if isinstance(info, mi.AnyType) or (isinstance(info, mi.CustomType) and info.cls is object):

@@ -20,7 +20,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
-from media.aiortc_hooks import close_peer_connection
+from media.aiortc.ice import close_peer_connection
 
 RECENT = 5.0
 RETRY_FOR = 30.0

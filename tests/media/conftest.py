@@ -10,11 +10,12 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
-from media import aiortc_hooks as hooks
+from media.aiortc.client import tap_receiver
 
+from media.counters import RelayCounters
 from media.peers import SubscriberPeer
-from media.room import RoomRouter
-from media.router import Publication, RelayCounters
+from media.publication import Publication
+from media.router import RoomRouter
 
 
 class SubscribingClient:
@@ -63,7 +64,7 @@ class SubscribingClient:
                 received.append(packet)
                 self.arrived.set()
 
-            hooks.tap_receiver(receiver, on_packet)
+            tap_receiver(receiver, on_packet)
 
     async def wait_packets(self, enough: Callable[[], bool], timeout: float = 20) -> None:
         """Wait until `enough()` holds, re-checking on every packet that arrives."""

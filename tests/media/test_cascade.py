@@ -11,9 +11,10 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, Video
 from aiortc.mediastreams import AudioStreamTrack
 
 from media.cascade import CascadeIn, Origin
+from media.counters import RelayCounters
 from media.peers import SubscriberPeer
-from media.room import RoomRouter
-from media.router import Publication, RelayCounters
+from media.publication import Publication
+from media.router import RoomRouter
 from synthetic.encoded import encode_video_loop
 from synthetic.load import KeyframeLoopTrack
 from tests.media.conftest import SubscribingClient, publish

@@ -9,7 +9,7 @@ import pytest
 from aiortc import RTCRtpSender
 from aiortc.codecs import base, g711, g722, h264, opus, vpx
 
-from media.room import RoomRouter
+from media.router import RoomRouter
 from media.rtp import is_keyframe_start
 from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop, video_loop_track
 from tests.media.conftest import SubscribingClient, publish

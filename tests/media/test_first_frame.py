@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from media import aiortc_hooks as hooks
-from media.room import RoomRouter
+from media.aiortc.client import on_keyframe_request
+from media.router import RoomRouter
 from media.rtp import is_keyframe_start
 from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop
 from synthetic.load import KeyframeLoopTrack
@@ -17,7 +17,7 @@ from tests.media.conftest import SubscribingClient, publish
 async def test_subscribers_joining_between_keyframes_start_within_300_ms(router: RoomRouter, make_subscriber) -> None:
     track = KeyframeLoopTrack(encode_video_loop("VP8", width=640, height=360, seconds=2))
     client, publications = await publish(router, "county01", [track, audio_loop_track(encode_opus_loop(seconds=1))])
-    hooks.on_keyframe_request(client.getSenders()[0], track.restart)
+    on_keyframe_request(client.getSenders()[0], track.restart)
     video = next(p for p in publications if p.kind == "video")
     audio = next(p for p in publications if p.kind == "audio")
     seats = [make_subscriber(f"seat{i}", lean=True) for i in range(2)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from media import aiortc_hooks as hooks
-from media.room import RoomRouter
-from media.router import KEYFRAME_REQUEST_INTERVAL
+from media.aiortc.guard import HookMismatch, check_hooks, check_instance_hooks
+from media.publication import KEYFRAME_REQUEST_INTERVAL
+from media.router import RoomRouter
 from media.rtp import is_keyframe_start
 from synthetic.encoded import encode_video_loop, video_loop_track
 from tests.media.conftest import publish
@@ -51,7 +51,7 @@ async def test_keyframe_requests_are_throttled_per_publication(router: RoomRoute
 
 
 def test_the_hooked_aiortc_internals_are_where_the_relay_expects_them() -> None:
-    hooks.check_hooks()
+    check_hooks()
 
 
 async def test_live_receivers_and_senders_carry_the_private_state_the_relay_uses(router: RoomRouter, make_subscriber) -> None:
@@ -60,8 +60,8 @@ async def test_live_receivers_and_senders_carry_the_private_state_the_relay_uses
     subscriber = make_subscriber("seat", lean=True)
     subscriber.peer.subscribe(publications[0])
     await subscriber.wait_packets(lambda: bool(subscriber.packets.get(publications[0].id)))
-    hooks.check_instance_hooks(client.getReceivers()[0], subscriber.peer.pc.getSenders()[0])
-    hooks.check_instance_hooks(subscriber.pc.getReceivers()[0], client.getSenders()[0])
+    check_instance_hooks(client.getReceivers()[0], subscriber.peer.pc.getSenders()[0])
+    check_instance_hooks(subscriber.pc.getReceivers()[0], client.getSenders()[0])
     await client.close()
 
 
@@ -70,8 +70,8 @@ def test_the_hook_check_fails_loudly_when_a_hooked_internal_moves(monkeypatch) -
 
     monkeypatch.delattr(StunProtocol, "send_data")
     try:
-        hooks.check_hooks()
-    except hooks.HookMismatch as exc:
+        check_hooks()
+    except HookMismatch as exc:
         assert "send_data" in str(exc)
     else:
         raise AssertionError("check_hooks() accepted a missing StunProtocol.send_data")

@@ -11,10 +11,11 @@ from aiortc import RTCPeerConnection
 from aiortc.rate import RateCounter
 from aiortc.rtp import RtpPacket
 
-from media import aiortc_hooks as hooks
+from media.aiortc.guard import check_instance_hooks
+from media.aiortc.srtp import MAX_PLAINTEXT
 from media.packets import Inbound, RateWindow, parse_rtp
-from media.room import RoomRouter
-from media.router import Publication
+from media.publication import Publication
+from media.router import RoomRouter
 from synthetic.encoded import encode_video_loop, video_loop_track
 from tests.media.conftest import publish
 
@@ -98,7 +99,7 @@ async def _watched_publication(router: RoomRouter) -> tuple[RTCPeerConnection, P
 async def test_a_publishers_packets_bypass_aiortcs_receive_path_once_routed(router: RoomRouter) -> None:
     client, publication, arrived = await _watched_publication(router)
     receiver = publication._receiver
-    hooks.check_instance_hooks(receiver, None)
+    check_instance_hooks(receiver, None)
     slow: list[int] = []
     aiortc_path = receiver._handle_rtp_packet
 
@@ -134,7 +135,7 @@ async def test_subscribers_packets_bypass_aiortcs_send_path_once_connected(route
     out = video.subscriptions[0]._out
     assert out.failures == 0
     # A packet too long for the send buffer is refused and counted, and nothing breaks.
-    assert out.send_rtp(96, 1, 2, 3, bytes(hooks.MAX_PLAINTEXT), False) == 0
+    assert out.send_rtp(96, 1, 2, 3, bytes(MAX_PLAINTEXT), False) == 0
     assert out.failures == 1
     count = len(seat.packets[video.id])
     await seat.wait_packets(lambda: len(seat.packets[video.id]) > count + 10)

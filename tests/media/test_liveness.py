@@ -19,11 +19,14 @@ from aiortc.mediastreams import AudioStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from media import aiortc_hooks as hooks
+from media.aiortc.client import inject_send_delay
+from media.aiortc.guard import HookMismatch, check_hooks
+from media.aiortc.ice import close_peer_connection
+from media.counters import RelayCounters
 from media.dtls import DtlsDiagnosis
 from media.liveness import Failure, LivenessSettings, PeerHealth, PeerState
-from media.room import RoomRouter
-from media.router import Publication, RelayCounters
+from media.publication import Publication
+from media.router import RoomRouter
 from tests.certificates import self_signed
 
 FAST = LivenessSettings(probe_after=0.5, stalled_after=1.0, consent_expiry=2.0, connect_timeout=15.0)
@@ -147,7 +150,7 @@ async def make_pair() -> AsyncIterator[Callable[..., Pair]]:
             remote.addTransceiver(AudioStreamTrack(), direction="sendonly")
         else:
             remote.addTransceiver("audio", direction="recvonly")
-        hooks.inject_send_delay(remote, delay, drop=shaper.drop)
+        inject_send_delay(remote, delay, drop=shaper.drop)
         pair = Pair(watched, remote, health, recorder, shaper)
         pairs.append(pair)
         return pair
@@ -155,8 +158,8 @@ async def make_pair() -> AsyncIterator[Callable[..., Pair]]:
     yield make
     for pair in pairs:
         await pair.health.close()
-        await hooks.close_peer_connection(pair.watched)
-        await hooks.close_peer_connection(pair.remote)
+        await close_peer_connection(pair.watched)
+        await close_peer_connection(pair.remote)
     assert [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("peer-health:")] == []
 
 
@@ -183,7 +186,7 @@ async def test_a_publisher_on_the_relay_lean_receive_path_keeps_consent_with_med
     recorder, shaper = Recorder(), Shaper()
     client = new_pc()
     client.addTransceiver(AudioStreamTrack(), direction="sendonly")
-    hooks.inject_send_delay(client, 0.0, drop=shaper.drop)
+    inject_send_delay(client, 0.0, drop=shaper.drop)
     publications: list[Publication] = []
     peer = router.new_publisher("county01", on_publication=publications.append, on_health=recorder.record)
     try:
@@ -197,7 +200,7 @@ async def test_a_publisher_on_the_relay_lean_receive_path_keeps_consent_with_med
         assert publications and publications[0].kind == "audio"
     finally:
         await router.close()
-        await hooks.close_peer_connection(client)
+        await close_peer_connection(client)
     assert peer.closed
 
 
@@ -205,7 +208,7 @@ async def test_a_black_holed_peer_is_stalled_within_stalled_after_then_failed(ma
     settings = LivenessSettings(probe_after=0.5, stalled_after=1.5, consent_expiry=3.0, connect_timeout=15.0)
     pair = make_pair(settings)
     probes = Shaper()  # counts what the watched peer sends
-    hooks.inject_send_delay(pair.watched, 0.0, drop=probes.drop)
+    inject_send_delay(pair.watched, 0.0, drop=probes.drop)
     closed = asyncio.Event()
     pair.watched.on("connectionstatechange", lambda: closed.set() if pair.watched.connectionState == "closed" else None)
     await negotiate(pair.remote, pair.watched)
@@ -230,7 +233,7 @@ async def test_consent_answers_delayed_by_one_and_a_half_seconds_keep_a_silent_p
     settings = LivenessSettings(consent_expiry=5.0, connect_timeout=20.0)  # probe 1.5 s, stalled 4 s
     pair = make_pair(settings, delay=1.5, remote_sends_audio=False)
     probes = Shaper()
-    hooks.inject_send_delay(pair.watched, 0.0, drop=probes.drop)
+    inject_send_delay(pair.watched, 0.0, drop=probes.drop)
     await negotiate(pair.remote, pair.watched)
     await pair.recorder.wait_for("alive", 20)
     pair.shaper.blocked = {"media", "rtcp", "dtls", "stun-request"}  # only (late) answers to our checks
@@ -285,10 +288,10 @@ async def test_a_p224_certificate_is_refused_with_the_curve_named(make_pair) -> 
 def test_the_hook_check_fails_loudly_when_an_internal_liveness_uses_moves(monkeypatch: pytest.MonkeyPatch) -> None:
     from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-    hooks.check_hooks()
+    check_hooks()
     monkeypatch.delattr(RTCDtlsTransport, "_handle_rtcp_data")
-    with pytest.raises(hooks.HookMismatch, match="_handle_rtcp_data"):
-        hooks.check_hooks()
+    with pytest.raises(HookMismatch, match="_handle_rtcp_data"):
+        check_hooks()
 
 
 async def test_a_peer_that_closes_its_connection_is_reported_closed_by_peer(make_pair) -> None:

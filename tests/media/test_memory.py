@@ -10,10 +10,12 @@ from pathlib import Path
 from aiortc.rtp import RtpPacket
 
 import media
-from media import aiortc_hooks as hooks
+from media.aiortc.srtp import RtpOut
+from media.aiortc.transceivers import media_codecs
 from media.peers import SubscriberPeer
-from media.room import RoomRouter
-from media.router import HISTORY_SIZE, Publication, Subscription
+from media.publication import Publication
+from media.router import RoomRouter
+from media.subscription import HISTORY_SIZE, Subscription
 from synthetic.encoded import encode_video_loop, video_loop_track
 from tests.media.conftest import publish
 
@@ -31,7 +33,7 @@ class NullOut:
     """Accepts what a subscription sends without writing it: many subscriptions share one test
     sender here, and SRTP would (rightly) refuse the same sequence numbers on one SSRC."""
 
-    def __init__(self, out: hooks.RtpOut) -> None:
+    def __init__(self, out: RtpOut) -> None:
         self._out = out
 
     @property
@@ -51,7 +53,7 @@ class Feeder:
     def __init__(self, router: RoomRouter, publication: Publication) -> None:
         transceiver = router._publishers[publication.owner][0].pc.getTransceivers()[0]
         self.receiver = transceiver.receiver
-        self.payload_type = hooks.media_codecs(transceiver)[0].payloadType
+        self.payload_type = media_codecs(transceiver)[0].payloadType
         self.ssrc = publication.media_ssrc
         self.seq = 1000
         self.ts = 0

@@ -14,7 +14,7 @@ import pytest
 from media.recording import Recorder, RecordingEvent
 from media.picture import h264_size, vp8_size
 from media.segments import sha256_file
-from media.room import RoomRouter
+from media.router import RoomRouter
 from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop, video_loop_track
 from tests.media.test_encoded_forwarding import _publish_preferring
 

@@ -7,7 +7,7 @@ import asyncio
 from aiortc import VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
 
-from media.room import RoomRouter
+from media.router import RoomRouter
 from tests.media.conftest import SubscribingClient, publish
 
 

@@ -9,8 +9,10 @@ import time
 
 from aiortc.rtp import RtcpPacket, RtcpSrPacket, RtpPacket
 
-from media import aiortc_hooks as hooks
-from media.room import RoomRouter
+from media.aiortc.client import tap_receiver
+from media.aiortc.receive import tap_sender_reports
+from media.aiortc.reports import sdes_cname_chunk
+from media.router import RoomRouter
 from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop, video_loop_track
 from synthetic.load import KeyframeLoopTrack
 from tests.media.conftest import publish
@@ -33,13 +35,13 @@ async def test_subscriber_sender_reports_keep_audio_and_video_in_sync(router: Ro
     latest: dict[int, tuple[float, int]] = {}  # ssrc -> (arrival, rtp timestamp) of the newest packet
     got_reports = asyncio.Event()
     for receiver in subscriber.pc.getReceivers():
-        hooks.tap_sender_reports(receiver, lambda ssrc, ntp, rtp: (reports.setdefault(ssrc, []).append((ntp, rtp)), got_reports.set()))
+        tap_sender_reports(receiver, lambda ssrc, ntp, rtp: (reports.setdefault(ssrc, []).append((ntp, rtp)), got_reports.set()))
 
     def on_packet(packet: RtpPacket, arrival_ms: int) -> None:
         latest[packet.ssrc] = (time.time(), packet.timestamp)
 
     for receiver in subscriber.pc.getReceivers():
-        hooks.tap_receiver(receiver, on_packet)
+        tap_receiver(receiver, on_packet)
 
     async def enough() -> None:
         while len(reports) < 2 or min(len(r) for r in reports.values()) < 3:
@@ -121,5 +123,5 @@ def _read_sdes_cnames(chunks: bytes, count: int) -> list[tuple[int, str]]:
 
 def test_sdes_chunks_are_padded_one_by_one_whatever_the_cname_length() -> None:
     sources = [(1000 + n, "c" * n) for n in range(1, 9)] + [(7, "{0f7c4a52-9d8e-4b1a-a3c2-5e6f7a8b9c0d}")]
-    chunks = b"".join(hooks.sdes_cname_chunk(ssrc, cname) for ssrc, cname in sources)
+    chunks = b"".join(sdes_cname_chunk(ssrc, cname) for ssrc, cname in sources)
     assert _read_sdes_cnames(chunks, len(sources)) == sources

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image, ImageStat
 
-from media.room import RoomRouter
+from media.router import RoomRouter
 from media.snapshot import snapshot_jpeg
 from synthetic.encoded import encode_video_loop, video_loop_track
 from tests.media.conftest import publish

@@ -7,7 +7,7 @@ import socket
 
 from aiortc import RTCSessionDescription
 
-from media import aiortc_hooks as hooks
+from media.aiortc.ice import SOCKET_RECEIVE_BUFFER, close_peer_connection, ice_protocols, set_socket_buffers
 from media.peers import make_peer_connection
 from media.rtp import NackSchedule
 
@@ -20,7 +20,7 @@ def _kernel_limit(name: str) -> int:
 def test_a_socket_buffer_is_set_beyond_the_kernel_limit_when_privileged_and_to_the_limit_otherwise() -> None:
     wanted = _kernel_limit("rmem_max") * 2
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        receive, send = hooks.set_socket_buffers(sock, wanted, 1 << 20)
+        receive, send = set_socket_buffers(sock, wanted, 1 << 20)
     # The kernel reports double what was set; without CAP_NET_ADMIN it caps at rmem_max.
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
@@ -37,16 +37,16 @@ async def test_a_peer_connection_of_the_relay_has_enlarged_buffers_on_every_gath
     pc.addTransceiver("video", direction="recvonly")
     try:
         await pc.setLocalDescription(await pc.createOffer())
-        protocols = hooks._ice_protocols(pc)
+        protocols = ice_protocols(pc)
         assert protocols
         for protocol in protocols:
             sock = protocol.transport.get_extra_info("socket")
             assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 2 * min(
-                hooks.SOCKET_RECEIVE_BUFFER, _kernel_limit("rmem_max")
+                SOCKET_RECEIVE_BUFFER, _kernel_limit("rmem_max")
             )
         assert isinstance(pc.localDescription, RTCSessionDescription)
     finally:
-        await hooks.close_peer_connection(pc)
+        await close_peer_connection(pc)
 
 
 def test_a_missing_packet_is_nacked_at_once_then_again_after_the_interval_up_to_the_limit() -> None:

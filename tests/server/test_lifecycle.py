@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from media.aiortc_hooks import close_peer_connection
+from media.aiortc.ice import close_peer_connection
 from signaling.control import LockRoom, RaiseHand, RemoveParticipant
 from signaling.messages import ParticipantLeft, ParticipantUpdated, PublicationRemoved, ServerMessage
 from synthetic.client import ClientError, FrameCounter, RoomClient

@@ -1,6 +1,6 @@
 // The room client's publishing side: local camera and microphone, the publisher connection (this
 // page offers), mutes and the front/rear camera switch.
-import { VIDEO_CONSTRAINTS, iceGatheringDone, preferVp8, rtcConfig } from "./room-rtc.js";
+import { SIMULCAST_ENCODINGS, VIDEO_CONSTRAINTS, iceGatheringDone, preferVp8, rtcConfig } from "./room-rtc.js";
 
 /** Local media and the publisher connection of a RoomClient (mixed into its prototype). */
 export const publisherMethods = {
@@ -45,7 +45,9 @@ export const publisherMethods = {
     });
     const entries = [];
     for (const track of stream.getTracks()) {
-      const t = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      const init = { direction: "sendonly", streams: [stream] };
+      if (track.kind === "video" && this.simulcast !== false) init.sendEncodings = SIMULCAST_ENCODINGS;
+      const t = pc.addTransceiver(track, init);
       if (track.kind === "video") preferVp8(t);
       entries.push([t, track.kind === "video" ? "camera" : "microphone"]);
     }

@@ -3,7 +3,15 @@
 
 const ICE_GATHER_CAP_MS = 2_000;      // the server does not trickle: send whatever we have by then
 
-export const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } };
+// 960x540 at least: Chromium sends its third simulcast layer only from a capture this large.
+export const VIDEO_CONSTRAINTS = { width: { ideal: 960 }, height: { ideal: 540 }, frameRate: { ideal: 30 } };
+// Three layers, lowest first (the server's answer accepts them by rid): a tile of a wall gets a
+// quarter, the spotlight the full picture.
+export const SIMULCAST_ENCODINGS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", maxBitrate: 1_500_000 },
+];
 
 /** Wait until ICE gathering is complete, or until `capMs` has passed. */
 export function iceGatheringDone(pc, capMs = ICE_GATHER_CAP_MS) {

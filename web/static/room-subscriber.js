@@ -33,7 +33,24 @@ export const subscriberMethods = {
     this._expectSubscriber = true;
     if (this._watches.subscriber) this._watches.subscriber.negotiated();
     this.midToPublication = new Map(Object.entries(msg.tracks || {}));
+    this._tileSizesSent = null;  // new subscriptions start at the full layer: tell them again
     this._attachTracks();
+  },
+
+  /** Send the sizes the page shows received videos at (a Map track -> [width, height] in device
+   * pixels), by publication id, when they changed. */
+  setTileSizes(sizeOfTrack) {
+    const pc = this.subscriber;
+    if (!pc) return;
+    const sizes = {};
+    for (const t of pc.getTransceivers()) {
+      const size = t.receiver.track && sizeOfTrack.get(t.receiver.track);
+      const publication = t.mid != null && this.midToPublication.get(t.mid);
+      if (size && publication) sizes[publication] = size;
+    }
+    const key = JSON.stringify(sizes);
+    if (key === this._tileSizesSent || !Object.keys(sizes).length) return;
+    if (this._send({ type: "tile_sizes", sizes })) this._tileSizesSent = key;
   },
 
   /** Recompute which receiver track belongs to which participant, from the transceivers. */

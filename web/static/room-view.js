@@ -401,6 +401,21 @@ export class RoomView {
     const count = document.getElementById("participant-count");
     if (count) count.textContent = String(this.tiles.size + (this.client.me ? 1 : 0));
     this.layout();
+    requestAnimationFrame(() => this._reportTileSizes());
+  }
+
+  /** Tell the server how large each remote video is shown (device pixels; 0 x 0: hidden): a
+   * simulcast publication then comes in the layer that fills its tile, not always the full one. */
+  _reportTileSizes() {
+    const dpr = window.devicePixelRatio || 1;
+    const sizes = new Map();
+    for (const tile of this.tiles.values()) {
+      const v = tile.video;
+      if (!tile.videoTrack) continue;
+      const shown = v.isConnected && !v.hidden && v.clientWidth > 0;
+      sizes.set(tile.videoTrack, shown ? [Math.round(v.clientWidth * dpr), Math.round(v.clientHeight * dpr)] : [0, 0]);
+    }
+    this.client.setTileSizes(sizes);
   }
 
   _renderRemoteBadge(tile, p) {
@@ -534,6 +549,7 @@ export class RoomView {
   async updateQuality() {
     const client = this.client;
     if (!client.subscriber) return;
+    this._reportTileSizes();  // a tile resized without a render (window, panel) is caught here
     const [video, audio, rttMs] = await Promise.all([
       client.inboundVideoStats(), client.inboundAudioStats(), client.subscriberRtt(),
     ]);

@@ -7,7 +7,7 @@ import time
 
 from aiortc.rtp import RtpPacket
 
-from media import aiortc_hooks as hooks
+from media.aiortc.client import tap_receiver
 from signaling.control import MuteParticipant
 from synthetic.client import RoomClient
 from synthetic.encoded import audio_loop_track, encode_opus_loop, encode_video_loop, video_loop_track
@@ -36,7 +36,7 @@ class PacketClock:
                 times.append(time.monotonic())
                 self.arrived.set()
 
-            hooks.tap_receiver(receiver, on_packet)
+            tap_receiver(receiver, on_packet)
 
     async def wait(self, publication_id: str, count: int, timeout: float = 15) -> None:
         """Wait until `count` packets of the publication have arrived."""

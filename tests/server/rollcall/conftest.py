@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestServer
 
-from media.router import Publication
+from media.publication import Publication
 from server.app import build_services, create_app
 from server.config import Config
 from server.rollcall.keys import ROLLCALLS
