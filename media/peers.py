@@ -21,6 +21,7 @@ from media.counters import RelayCounters
 from media.liveness import Failure, LivenessSettings, PeerHealth, PeerState, StateCallback
 from media.publication import CodecInfo, Publication, PublicationId
 from media.rtp import SequenceRewriter
+from media.sdp import answer_opus
 from media.simulcast import answer_simulcast, simulcast_offers
 from media.subscription import Subscription
 from media.tasks import TaskGroup
@@ -151,8 +152,9 @@ class PublisherPeer:
             )
             self.publications[mid] = publication
             self._on_publication(publication)
-        # aiortc's answer drops a=rid / a=simulcast: without them a browser sends its lowest layer alone.
-        return answer_simulcast(offer_sdp, self.pc.localDescription.sdp)
+        # aiortc's answer drops a=rid / a=simulcast: without them a browser sends its lowest layer alone;
+        # and it answers Opus without in-band FEC or DTX.
+        return answer_opus(answer_simulcast(offer_sdp, self.pc.localDescription.sdp))
 
     def release(self, publication: Publication) -> None:
         """Hand a publication over to another connection: closing this one will not close it."""

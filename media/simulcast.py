@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from media.sdp import joined, sections
+
 PICTURE_ID_SPACE = 0x8000  # 15 bits; a 7-bit picture id wraps at 0x80
 TL0_SPACE = 0x100
 
@@ -189,19 +191,10 @@ class SimulcastOffer:
     repaired_rid_id: int | None
 
 
-def _sections(sdp: str) -> list[list[str]]:
-    sections: list[list[str]] = [[]]
-    for line in sdp.splitlines():
-        if line.startswith("m="):
-            sections.append([])
-        sections[-1].append(line)
-    return sections
-
-
 def simulcast_offers(offer_sdp: str) -> list[SimulcastOffer]:
     """The m-sections of an offer that send simulcast (`a=simulcast:send`), in order."""
     found: list[SimulcastOffer] = []
-    for section in _sections(offer_sdp)[1:]:
+    for section in sections(offer_sdp)[1:]:
         mid: str | None = None
         rids: tuple[str, ...] = ()
         extensions: dict[str, int] = {}
@@ -227,8 +220,8 @@ def answer_simulcast(offer_sdp: str, answer_sdp: str) -> str:
     if not offers:
         return answer_sdp
     newline = "\r\n" if "\r\n" in answer_sdp else "\n"
-    sections = _sections(answer_sdp)
-    for section in sections[1:]:
+    parts = sections(answer_sdp)
+    for section in parts[1:]:
         mid = next((line[6:].strip() for line in section if line.startswith("a=mid:")), None)
         offer = offers.get(mid) if mid is not None else None
         if offer is None or section[0].split(" ")[1] == "0":  # rejected m-section
@@ -241,8 +234,7 @@ def answer_simulcast(offer_sdp: str, answer_sdp: str) -> str:
         extra += [f"a=rid:{rid} recv" for rid in offer.rids]
         extra.append("a=simulcast:recv " + ";".join(offer.rids))
         section.extend(extra)
-    body = newline.join(newline.join(section) for section in sections if section)
-    return body + newline
+    return joined(parts, newline)
 
 
 def vp8_keyframe_size(payload: bytes) -> tuple[int, int] | None:
