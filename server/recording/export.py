@@ -171,7 +171,8 @@ class Exporter:
         stderr = (await errors)[-STDERR_KEPT:].decode(errors="replace")
         part = Path(spec["out"])
         if code != 0 or not part.is_file():
-            part.unlink(missing_ok=True)
+            if part.is_file():
+                part.unlink()
             self._fail(job, "导出进程失败", error or f"the export worker exited with {code}: {stderr.strip()[-300:]}")
             return
         loop = asyncio.get_running_loop()

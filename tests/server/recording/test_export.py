@@ -1,6 +1,7 @@
 """The composite export of a recorded session: two publishers, the second joining late, come out as
 one MP4 in a 2x1 grid on the session's clock, made by a worker process with a progress that grows to
-100, hashed beside the recording; a bad session is a clear 404, a second export while one runs a 409."""
+100, hashed beside the recording; a bad session is a clear 404, a second export while one runs a 409,
+a failed one says why."""
 
 from __future__ import annotations
 
@@ -109,3 +110,19 @@ async def test_a_session_of_two_publishers_exports_as_one_grid_on_its_clock(plat
     assert right[1] > 150 and right[0] < 100, f"the second tile shows its green camera: {right}"
     _, before = _tiles(out, 0.5)  # the second had not joined
     assert before.max() < 40, f"a track not yet started is black: {before}"
+
+    async with ClientSession() as http:
+        # an export that fails says why, in both languages (here: its output cannot be written)
+        exported = platform.recordings.exporter.directory(session)
+        (exported / "composite.mp4").unlink()
+        (exported / "composite.mp4.part").mkdir()
+        async with http.post(f"{base}/export?token={token}") as response:
+            assert response.status == 202
+        for _ in range(200):
+            async with http.get(f"{base}/export.json?token={token}") as response:
+                failed = await response.json()
+            if failed["state"] != "running":
+                break
+            await asyncio.sleep(0.05)
+        assert failed["state"] == "failed" and failed["error_zh"] and "directory" in failed["error_en"], failed
+        assert failed["download"] is None
