@@ -1,15 +1,18 @@
 """The export worker process: `python -m media.composite_worker` reads one job (JSON) on stdin, writes
 the composite (media/composite.py) and reports on stdout, one JSON object a line: `{"progress": p}`
-as it goes, then `{"done": true}` or `{"error": "..."}`. It runs niced, so the relay keeps the CPU it needs."""
+as it goes, then `{"done": true, "sha256": ..., "bytes": ...}` (the file hashed here too, not in the
+server) or `{"error": "..."}`. It runs niced, so the relay keeps the CPU it needs."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from media.composite import Job, Part, Tile, export
+from media.segments import sha256_file
 
 NICENESS = 10
 
@@ -41,7 +44,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - whatever it was, the server shows it
         _say({"error": f"{type(exc).__name__}: {exc}"[:500]})
         sys.exit(1)
-    _say({"done": True})
+    _say({"done": True, "sha256": sha256_file(Path(job.out)), "bytes": os.path.getsize(job.out)})
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from media.segments import sha256_file
 from server.errors import RequestError
 from server.recording.domain import Session
 
@@ -157,7 +156,7 @@ class Exporter:
         await process.stdin.drain()
         process.stdin.close()
         errors = asyncio.get_running_loop().create_task(process.stderr.read())
-        error = ""
+        error, digest = "", ""
         async for line in process.stdout:
             try:
                 message = json.loads(line)
@@ -167,16 +166,16 @@ class Exporter:
                 job.percent = min(99.9, float(message["progress"]))  # 100 once the file is hashed and in place
             elif "error" in message:
                 error = str(message["error"])
+            elif message.get("done"):
+                digest = str(message.get("sha256") or "")
         code = await process.wait()
         stderr = (await errors)[-STDERR_KEPT:].decode(errors="replace")
         part = Path(spec["out"])
-        if code != 0 or not part.is_file():
+        if code != 0 or not part.is_file() or not digest:
             if part.is_file():
                 part.unlink()
             self._fail(job, "导出进程失败", error or f"the export worker exited with {code}: {stderr.strip()[-300:]}")
             return
-        loop = asyncio.get_running_loop()
-        digest = await loop.run_in_executor(None, sha256_file, part)
         final = directory / FILE
         os.replace(part, final)
         job.sha256, job.bytes = digest, final.stat().st_size
