@@ -23,6 +23,8 @@ TILE_W: Final[int] = 640
 TILE_H: Final[int] = 360
 FPS: Final[int] = 15
 RATE: Final[int] = 48000
+BORDER: Final[int] = 2
+EDGE: Final[int] = 70  # the grey of the lines between tiles
 # (file, face): Noto's collection holds JP, KR, SC, TC, HK in that order (scripts/ensure-fonts.sh).
 FONTS: Final[tuple[tuple[str, int], ...]] = (
     ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
@@ -223,6 +225,7 @@ def export(job: Job, progress: Progress = lambda _: None) -> None:
             for i, (lane, (text, alpha)) in enumerate(zip(lanes, captions, strict=True)):
                 x, y = (i % cols) * TILE_W, (i // cols) * TILE_H
                 canvas[y:y + TILE_H, x:x + TILE_W] = lane.at(t)
+                canvas[y:y + TILE_H, x:x + BORDER] = canvas[y:y + BORDER, x:x + TILE_W] = EDGE  # tiles told apart
                 h, w = text.shape[:2]
                 area = canvas[y + TILE_H - h:y + TILE_H, x:x + w]
                 area[:] = ((area * (256 - alpha) + text * alpha) >> 8).astype(np.uint8)
