@@ -90,6 +90,10 @@ async def test_a_session_of_two_publishers_exports_as_one_grid_on_its_clock(plat
             assert response.status == 404 and "unknown_recording" in await response.text()
         async with http.get(f"{platform.url}/recordings/0123456789ab/export.json?token={token}") as response:
             assert response.status == 404
+        outsider = platform.token("outsider", site="office", grants=("subscribe",), room="command")
+        for method, path in (("POST", "/export"), ("GET", "/export.json"), ("GET", "/export/download")):
+            async with http.request(method, f"{base}{path}?token={outsider}") as response:
+                assert response.status == 403, (method, path)  # as the player: only those who may see the room
         platform.recordings.exporter.running = ExportJob("0123456789ab", "running", percent=42)
         async with http.post(f"{base}/export?token={token}") as response:
             assert response.status == 409 and "export_busy" in await response.text()
