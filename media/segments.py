@@ -269,6 +269,9 @@ class TrackWriter:
             self._emit_video()  # the previous frame had no marker; it is whole (no gap came between)
         if self._broken:
             if not inbound.keyframe:
+                # keep asking (at most once a second): the first ask may have gone before the
+                # publisher's media flowed, and a track joining late would then never start
+                self._ask_keyframe(time.monotonic(), force=False)
                 return
             self._broken = False
         if self._frame_ts is None:

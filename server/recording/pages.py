@@ -206,6 +206,49 @@ async def verify_page(request: web.Request) -> web.Response:
                    verdict=verdict, started=_local(request, session.started_at), token=request.query.get("token", ""))
 
 
+def _labels(request: web.Request, session: Session) -> dict[str, str]:
+    """Each track's tile label: its site's name, Chinese then English, else the publisher's name."""
+    names = _sites(request.app[SERVICES])
+    labels = {}
+    for track in session.tracks.values():
+        site = names.get(track.site) or {}
+        label = " ".join(str(n) for n in (site.get("name_zh"), site.get("name_en")) if n)
+        labels[track.id] = label or track.name or track.owner
+    return labels
+
+
+async def export_start(request: web.Request) -> web.Response:
+    """`POST /recordings/{sid}/export`: start the composite export (202), or say why not (409: another runs)."""
+    _, session = await _session(request)
+    try:
+        job = request.app[RECORDINGS].exporter.start(session, _labels(request, session))
+    except RequestError as exc:
+        raise http_error(exc) from None
+    return web.json_response(job.as_json(), status=202)
+
+
+async def export_status(request: web.Request) -> web.Response:
+    """`GET /recordings/{sid}/export.json`: the export's state and percent (what the progress bar polls)."""
+    _, session = await _session(request)
+    job = request.app[RECORDINGS].exporter.status(session)
+    data = job.as_json() if job is not None else {"session": session.id, "state": "none", "percent": 0.0, "download": None}
+    return web.json_response(data, headers={"Cache-Control": "no-store"})
+
+
+async def export_download(request: web.Request) -> web.StreamResponse:
+    """`GET /recordings/{sid}/export/download`: the composite video, once made."""
+    _, session = await _session(request)
+    exporter = request.app[RECORDINGS].exporter
+    path = exporter.file(session)
+    if path is None:
+        raise web.HTTPNotFound(text="no_export: this recording has not been exported (or the export is not done)\n")
+    job = exporter.status(session)
+    stamp = _local(request, session.started_at, "%Y%m%d-%H%M%S")
+    return web.FileResponse(path, headers={
+        "Content-Type": "video/mp4", "Content-Disposition": f'attachment; filename="{session.room}-{stamp}-composite.mp4"',
+        "X-Content-SHA256": (job.sha256 or "") if job is not None else ""})
+
+
 def add_routes(app: web.Application) -> None:
     """Register the recording pages."""
     r = app.router
@@ -214,4 +257,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"/recordings/{SID}/verify", verify_page)
     r.add_get(f"/recordings/{SID}/files/{TRACK}/{FILE}", segment_file)
     r.add_get(f"/recordings/{SID}/tracks/{TRACK}/download", download)
+    r.add_post(f"/recordings/{SID}/export", export_start)
+    r.add_get(f"/recordings/{SID}/export.json", export_status)
+    r.add_get(f"/recordings/{SID}/export/download", export_download)
     r.add_get(f"/recordings/{SID}", player_page)

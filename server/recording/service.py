@@ -33,6 +33,7 @@ from server.config import RecordingSettings
 from server.control.room_control import control_stream
 from server.errors import NotFound, RequestError
 from server.recording.domain import FoldError, Session, fold
+from server.recording.export import Exporter
 from server.recording.files import Verdict, directory_bytes, free_bytes, segment_path, stream_of, verify
 from server.recording.live import LiveSession
 from server.room import Room
@@ -78,6 +79,7 @@ class RecordingService:
         self.active_rollcalls = active_rollcalls
         self.skipped = SkippedRecords("recording")
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recording-io")
+        self.exporter = Exporter(self.root)
         self._locks: dict[str, asyncio.Lock] = {}
         self._refused: dict[tuple[str, str], float] = {}  # policy starts refused, and when
         self._ticker: asyncio.Task[None] | None = None
@@ -107,6 +109,7 @@ class RecordingService:
             await asyncio.gather(self._ticker, return_exceptions=True)
         for room_id in list(self.live):
             await self.stop(room_id, actor="server", reason="shutdown")
+        await self.exporter.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> None:

@@ -1,5 +1,6 @@
 """Recording in the browser: the chair records, every screen says "录制中 REC", and the recordings page
-plays the sites' tracks side by side on one clock, events on a timeline a click jumps to."""
+plays the sites' tracks side by side on one clock, events on a timeline a click jumps to, and exports
+them as one composite video with a progress bar."""
 
 from __future__ import annotations
 
@@ -63,6 +64,17 @@ def test_the_chair_records_every_screen_says_so_and_the_recording_plays_in_sync(
     }""", timeout_ms=20_000)
     assert all(offset < 0.3 for offset in offsets), f"each video this far from the clock: {offsets}"
     shoot(listing, "recording-player")
+    # the composite export: a progress bar while the worker encodes, then its download
+    listing.click("#rec-export-start")
+    listing.wait_for_function("""() => { const box = document.getElementById('rec-export'), bar = document.getElementById('rec-export-bar');
+      return box.dataset.state === 'done' || (box.dataset.state === 'running' && Number(bar.getAttribute('aria-valuenow')) > 0); }""",
+                              timeout=30_000)
+    listing.locator("#rec-export").scroll_into_view_if_needed()
+    shoot(listing, "recording-export-progress")
+    listing.wait_for_function("() => document.getElementById('rec-export').dataset.state === 'done'", timeout=60_000)
+    assert listing.get_attribute("#rec-export-bar", "aria-valuenow") == "100"
+    assert "/export/download" in (listing.get_attribute("#rec-export-download", "href") or "")
+    shoot(listing, "recording-export-done")
     before = listing.evaluate("() => window.__player.position")
     events.first.click()
     assert listing.evaluate("() => window.__player.position") < before, "the first event is before where the clock was"

@@ -2,6 +2,7 @@
 // segment (a WebM/MKV file the server serves with Range) that covers the clock's time, seeked to it;
 // a track drifting more than 150 ms from the clock is put back on it. The room's events are markers
 // on the timeline and a list: a click jumps there.
+import { setupExport } from "./recording-export.js";
 import { el, fmtTime, pageData, setBilingual } from "./ui.js";
 
 const DRIFT = 0.15;
@@ -178,6 +179,7 @@ function buildDownloads() {
 buildStage();
 buildTimeline();
 buildDownloads();
+setupExport(manifest.id, withToken);
 document.getElementById("rec-length").textContent = `${Math.round(length)} s`;
 document.getElementById("rec-play").addEventListener("click", () => setPlaying(!state.playing));
 const wanted = Number(data.t || new URLSearchParams(location.search).get("t"));
