@@ -118,29 +118,52 @@ class SequenceRewriter:
 
 
 class NackSchedule:
-    """Which missing sequence numbers to NACK now: each at once, then again every `interval`
-    seconds up to `tries` times in all (a NACK or its retransmission can be lost too)."""
+    """Which missing sequence numbers to NACK now: each at once, then again while still missing, up
+    to `tries` times in all (a NACK or its retransmission can be lost too).
 
-    __slots__ = ("interval", "tries", "_sent")
+    Asked again only once a retransmission could have come back: every `interval` seconds, or every
+    round trip and a quarter once retransmissions have measured it (a field unit over 4G or
+    satellite answers in 300 ms or more; asking every 30 ms there spent every try before the first
+    answer could arrive, and multiplied the retransmissions). The round trip is measured from a
+    packet's first NACK to its first retransmission (a publisher answers every NACK, so the first
+    answer is the first NACK's; if that NACK was lost the sample is long, which errs on the patient side)."""
+
+    __slots__ = ("base_interval", "tries", "rtt", "_sent")
 
     def __init__(self, interval: float = 0.03, tries: int = 4) -> None:
-        self.interval = interval
+        self.base_interval = interval
         self.tries = tries
-        self._sent: dict[int, tuple[int, float]] = {}  # seq -> (times NACKed, last NACK)
+        self.rtt: float | None = None  # smoothed, from retransmissions
+        self._sent: dict[int, tuple[int, float, float]] = {}  # seq -> (times NACKed, last NACK, first NACK)
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two NACKs of the same packet."""
+        rtt = self.rtt
+        return self.base_interval if rtt is None else max(self.base_interval, rtt * 1.25)
+
+    def repaired(self, seq: int, now: float) -> None:
+        """A retransmission of `seq` arrived at `now` (the first one: the packet is still missing)."""
+        entry = self._sent.get(seq)
+        if entry is None:
+            return
+        sample = now - entry[2]
+        self.rtt = sample if self.rtt is None else 0.875 * self.rtt + 0.125 * sample
 
     def due(self, missing: set[int], now: float) -> list[int]:
         """The sequence numbers of `missing` to NACK at `now`, ascending; forgets the others."""
         sent = self._sent
         for seq in [s for s in sent if s not in missing]:
             del sent[seq]
+        interval = self.interval
         due: list[int] = []
         for seq in missing:
             entry = sent.get(seq)
             if entry is None:
-                sent[seq] = (1, now)
+                sent[seq] = (1, now, now)
                 due.append(seq)
-            elif entry[0] < self.tries and now - entry[1] >= self.interval:
-                sent[seq] = (entry[0] + 1, now)
+            elif entry[0] < self.tries and now - entry[1] >= interval:
+                sent[seq] = (entry[0] + 1, now, entry[2])
                 due.append(seq)
         due.sort()
         return due

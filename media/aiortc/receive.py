@@ -143,7 +143,8 @@ def receive_processor(
         if stats is None:
             stats = streams[ssrc] = StreamStatistics(codec.clockRate)
         stats.add(inbound)  # type: ignore[arg-type]  # reads sequence_number and timestamp only
-        if is_rtx(codec):
+        retransmitted = is_rtx(codec)
+        if retransmitted:
             original_ssrc = rtx_ssrc.get(ssrc)
             if original_ssrc is None or len(payload) < 2 or codec.parameters.get("apt") not in codecs:
                 return
@@ -155,6 +156,8 @@ def receive_processor(
         if repair:
             generator, schedule = nackers.get(ssrc) or state.nacker(ssrc)
             seq = inbound.sequence_number
+            if retransmitted:
+                schedule.repaired(seq, time.monotonic())
             if not generator.missing and generator.max_seq == (seq - 1) & 0xFFFF:
                 generator.max_seq = seq  # in order, nothing missing: all that add() would do
             else:

@@ -10,7 +10,7 @@ import time
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
-from media.aiortc.client import inject_send_loss, on_keyframe_request
+from media.aiortc.client import inject_send_delay, inject_send_loss, on_keyframe_request
 from media.aiortc.reports import round_trip_time
 from media.aiortc.srtp import RtpOut
 from media.publication import Publication
@@ -84,6 +84,22 @@ async def _decoded_ratio(track: KeyframeLoopTrack, remote) -> float:
     return decoded / (track.sent - sent_before)
 
 
+async def _decoded_share(remote, fps: int = 30) -> float:
+    """Frames decoded over a window, over the frames the publisher sent between the first and the last
+    of them (read from their timestamps): what a long, busy link delays is neither lost nor counted twice."""
+    stamps: set[int] = set()
+    deadline = time.monotonic() + WINDOW
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frame = await asyncio.wait_for(remote.recv(), left)
+        except asyncio.TimeoutError:
+            break
+        stamps.add(frame.pts)
+    if len(stamps) < 2:
+        return 0.0
+    return len(stamps) / ((max(stamps) - min(stamps)) / (90000 / fps) + 1)
+
+
 @pytest.mark.parametrize("direction", ["publisher to server", "server to subscriber"])
 @pytest.mark.parametrize("repair", [True, False], ids=["with NACK/RTX", "without repair"])
 async def test_ten_percent_loss_is_repaired_by_nack_and_rtx(router: RoomRouter, make_subscriber, direction: str, repair: bool) -> None:
@@ -135,4 +151,41 @@ async def test_a_nack_for_a_packet_forwarded_less_than_a_round_trip_ago_is_not_a
     assert (router.counters.retransmissions, router.counters.retransmissions_skipped) == (before[0], before[1] + 1)
     subscription.handle_feedback("nack", [older[-1][0]])
     assert router.counters.retransmissions == before[0] + 1
+    await client.close()
+
+
+async def test_a_field_uplink_losing_ten_percent_over_a_300_ms_round_trip_is_repaired_without_a_storm(
+    router: RoomRouter, make_subscriber,
+) -> None:
+    """A field unit on 4G or satellite: 10 % of what it sends lost and a 300 ms round trip. The leader
+    still decodes at least 90 % of the frames; each lost packet is asked for about once per round trip
+    (not every 30 ms, which spent every try before the first answer could come back), and keyframe
+    requests stay a trickle."""
+    rng = random.Random(8)
+    dropped = 0
+
+    def lossy() -> float:
+        nonlocal dropped
+        value = rng.random()
+        dropped += value < LOSS
+        return value
+
+    track = KeyframeLoopTrack(encode_video_loop("VP8", width=640, height=360, seconds=2, bitrate=1_000_000))
+    client, video = await _publish(router, track)
+    subscriber = make_subscriber("mayor")
+    subscriber.peer.subscribe(video)
+    remote = await subscriber.wait_track(video.id)
+    await _first_frame(remote)
+    inject_send_delay(client, 0.3)  # the round trip a retransmission takes: NACK out at once, RTX back 300 ms later
+    inject_send_loss(client, LOSS, lossy)
+    nacks, keyframes = router.counters.upstream_nacks, router.counters.keyframe_requests
+
+    ratio = await _decoded_share(remote)
+
+    nacked = router.counters.upstream_nacks - nacks
+    print(f"field uplink: {ratio:.1%} of frames decoded, {dropped} packets lost, {nacked} NACKed, "
+          f"{router.counters.keyframe_requests - keyframes} keyframe requests")
+    assert ratio >= 0.9, f"{ratio:.1%} of frames decoded over a 300 ms round trip losing 10 %"
+    assert dropped > 20 and nacked <= 2.5 * dropped, f"{nacked} NACKed for {dropped} lost: a NACK storm"
+    assert router.counters.keyframe_requests - keyframes <= 3
     await client.close()

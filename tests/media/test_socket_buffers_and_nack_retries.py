@@ -67,3 +67,16 @@ def test_a_repaired_packet_is_forgotten_and_a_later_loss_of_the_same_number_star
     assert schedule.due({7}, 0.0) == [7]
     assert schedule.due(set(), 0.01) == []  # repaired
     assert schedule.due({7}, 0.02) == [7]  # after a sequence wrap, 7 is a new loss
+
+
+def test_retries_wait_a_measured_round_trip_once_retransmissions_have_measured_it() -> None:
+    schedule = NackSchedule(interval=0.03, tries=4)
+    assert schedule.due({1}, 0.0) == [1]
+    assert schedule.due({1}, 0.031) == [1]  # nothing measured yet: every 30 ms
+    schedule.repaired(1, 0.3)  # its first retransmission, 300 ms after the first NACK (the later NACK does not shorten it)
+    assert schedule.rtt == 0.3
+    assert schedule.due({2}, 1.0) == [2]
+    assert schedule.due({2}, 1.2) == []  # a retransmission could not be back yet
+    assert schedule.due({2}, 1.376) == [2]  # a round trip and a quarter on
+    schedule.repaired(3, 2.0)  # never NACKed: no sample
+    assert schedule.rtt == 0.3
