@@ -39,9 +39,10 @@ def test_the_chair_sees_what_it_does_and_the_site_sees_both_banners(
     _connected(county)
     chair.wait_for_function("() => window.__room.tiles().filter((t) => t.identity.startsWith('syn-d-') && t.hasVideo).length === 2",
                             timeout=30_000)
-    # a healthy 5 fps feed without loss is good, not "fair"
+    # a healthy 5 fps feed without loss is good, not "fair" (within 30 s: a test beside it on a busy
+    # machine can cost this one a few packets for a while)
     chair.wait_for_function("() => document.querySelector(\".tile[data-identity='syn-d-jiangbei'] .tile-quality\")?.dataset.level === 'good'",
-                            timeout=15_000)
+                            timeout=30_000)
 
     # the actions of the main tile stay inside it and clear of its name
     chair.click(".tile[data-identity='details-county']")
