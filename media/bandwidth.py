@@ -1,0 +1,113 @@
+"""What one subscriber's link carries, and which layer of each subscription fits in it.
+
+Pure and I/O-free: the subscriber connection feeds the estimate (REMB from the subscriber's
+receiver) and what each subscription wants; `BandwidthAllocator.allocate` answers the layer each
+one gets, or None for a video paused for bandwidth.
+
+The order of stepping down (a ladder, one rung per step): tiles to their lowest layer, least
+important first; then the spotlight (the most important video) to its lowest; then videos
+paused, least important first, the spotlight last. Audio is never dropped. Down is at once;
+up only after the estimate has stayed above a higher rung's need for `UP_HOLD` seconds, to the
+highest rung that fitted all that time (trying the layers up is the probe: the receiver's
+estimate follows what arrives).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+UP_HOLD = 3.0
+# The share of the estimate media may use: the rest for RTCP, retransmissions and estimate noise.
+HEADROOM = 0.9
+# An estimate older than this is forgotten (the subscriber stopped sending feedback).
+ESTIMATE_AGE = 10.0
+
+
+@dataclass(frozen=True)
+class Want:
+    """What one subscription wants: its layer (from the tile size) and what each layer costs."""
+
+    key: str
+    kind: str  # "audio" or "video"
+    importance: int  # the tile's area in device pixels: the spotlight is the largest
+    wanted: int  # the layer the tile wants (0 for a single-layer publication)
+    rates: tuple[float, ...]  # bits/s of each layer, lowest first
+
+
+Grant = Mapping[str, "int | None"]  # key -> layer, None: paused for bandwidth
+
+
+def ladder(wants: Sequence[Want]) -> list[dict[str, int | None]]:
+    """Every step down from everything as wanted to every video paused, in order."""
+    videos = sorted((w for w in wants if w.kind == "video"), key=lambda w: (w.importance, w.key))
+    step: dict[str, int | None] = {w.key: w.wanted for w in wants}
+    steps = [dict(step)]
+    spotlight = videos[-1:] if videos else []
+    tiles = videos[:-1]
+    for group in (tiles, spotlight):
+        for want in group:  # least important first, one layer at a time
+            while (layer := step[want.key]) is not None and layer > 0:
+                step[want.key] = layer - 1
+                steps.append(dict(step))
+    for want in videos:
+        step[want.key] = None
+        steps.append(dict(step))
+    return steps
+
+
+def need(step: Mapping[str, int | None], wants: Sequence[Want]) -> float:
+    """Bits/s a step sends."""
+    total = 0.0
+    for want in wants:
+        layer = step.get(want.key)
+        if layer is not None and want.rates:
+            total += want.rates[min(layer, len(want.rates) - 1)]
+    return total
+
+
+class BandwidthAllocator:
+    """One subscriber's estimate and its current rung on the ladder, with hysteresis going up."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.estimate: float | None = None  # bits/s the link carries, from the subscriber's feedback
+        self._estimate_at = 0.0
+        self.sent_rate = 0.0  # bits/s actually sent, beside it
+        self._rung = 0
+        self._above_since: float | None = None
+        self._up_to = 0
+        self.steps_down = 0
+        self.steps_up = 0
+
+    def on_estimate(self, bits_per_second: float) -> None:
+        """The subscriber's latest feedback (REMB)."""
+        self.estimate = float(bits_per_second)
+        self._estimate_at = self._clock()
+
+    def allocate(self, wants: Sequence[Want]) -> dict[str, int | None]:
+        """The layer each subscription gets now (None: paused for bandwidth)."""
+        steps = ladder(wants)
+        now = self._clock()
+        if self.estimate is None or now - self._estimate_at > ESTIMATE_AGE:
+            self._rung, self._above_since = 0, None
+            return steps[0]
+        budget = self.estimate * HEADROOM
+        self._rung = min(self._rung, len(steps) - 1)
+        fits = next((i for i, step in enumerate(steps) if need(step, wants) <= budget), len(steps) - 1)
+        if fits > self._rung:
+            self._rung, self._above_since = fits, None
+            self.steps_down += 1
+        elif fits < self._rung:
+            # Up to the highest rung that fitted all through the hold, not to a passing peak.
+            if self._above_since is None:
+                self._above_since, self._up_to = now, fits
+            self._up_to = max(self._up_to, fits)
+            if now - self._above_since >= UP_HOLD:
+                self._rung = self._up_to
+                self._above_since = None
+                self.steps_up += 1
+        else:
+            self._above_since = None
+        return steps[self._rung]
