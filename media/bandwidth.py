@@ -8,8 +8,10 @@ The order of stepping down (a ladder, one rung per step): tiles to their lowest 
 important first; then the spotlight (the most important video) to its lowest; then videos
 paused, least important first, the spotlight last. Audio is never dropped. Down is at once;
 up only after the estimate has stayed above a higher rung's need for `UP_HOLD` seconds, to the
-highest rung that fitted all that time (trying the layers up is the probe: the receiver's
-estimate follows what arrives).
+highest rung that fitted all that time; and since a receiver's estimate grows only a little
+past what arrives, a rung that has fitted for `PROBE_HOLD` seconds tries the one above (a probe)
+and keeps it if the estimate rises to carry it, or steps back down (waiting longer next time)
+if the estimate falls or stays short.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ from dataclasses import dataclass
 UP_HOLD = 3.0
 # The share of the estimate media may use: the rest for RTCP, retransmissions and estimate noise.
 HEADROOM = 0.9
+# A rung that has fitted this long tries the one above (a probe) for PROBE_TIME; a probe the
+# link could not carry doubles the wait before the next (up to PROBE_HOLD_MAX).
+PROBE_HOLD = 6.0
+PROBE_HOLD_MAX = 48.0
+PROBE_TIME = 3.0
+# An estimate falling below this share of the one a probe started from: the probe congests the link.
+PROBE_CONGESTED = 0.95
 # An estimate older than this is forgotten (the subscriber stopped sending feedback).
 ESTIMATE_AGE = 10.0
 
@@ -78,8 +87,13 @@ class BandwidthAllocator:
         self._rung = 0
         self._above_since: float | None = None
         self._up_to = 0
+        self._fit_since: float | None = None  # the current rung fits, and has since then
+        self._probe_until: float | None = None
+        self._probe_estimate = 0.0
+        self._probe_hold = PROBE_HOLD
         self.steps_down = 0
         self.steps_up = 0
+        self.probes = 0
 
     def on_estimate(self, bits_per_second: float) -> None:
         """The subscriber's latest feedback (REMB)."""
@@ -91,15 +105,18 @@ class BandwidthAllocator:
         steps = ladder(wants)
         now = self._clock()
         if self.estimate is None or now - self._estimate_at > ESTIMATE_AGE:
-            self._rung, self._above_since = 0, None
+            self._rung, self._above_since, self._probe_until = 0, None, None
             return steps[0]
         budget = self.estimate * HEADROOM
         self._rung = min(self._rung, len(steps) - 1)
         fits = next((i for i, step in enumerate(steps) if need(step, wants) <= budget), len(steps) - 1)
+        if self._probe_until is not None and not self._probing(now, fits):
+            return steps[self._rung]
         if fits > self._rung:
-            self._rung, self._above_since = fits, None
+            self._rung, self._above_since, self._fit_since = fits, None, None
             self.steps_down += 1
         elif fits < self._rung:
+            self._fit_since = None
             # Up to the highest rung that fitted all through the hold, not to a passing peak.
             if self._above_since is None:
                 self._above_since, self._up_to = now, fits
@@ -110,4 +127,31 @@ class BandwidthAllocator:
                 self.steps_up += 1
         else:
             self._above_since = None
+            self._probe_when_settled(now)
         return steps[self._rung]
+
+    def _probe_when_settled(self, now: float) -> None:
+        # A receiver's estimate grows only a little past what arrives (libwebrtc's: 1.5 times at
+        # most), so the rung above may never seem to fit: after a settled while, try it.
+        if self._rung == 0:
+            return
+        if self._fit_since is None:
+            self._fit_since = now
+        elif now - self._fit_since >= self._probe_hold:
+            self._rung -= 1
+            self._probe_until, self._probe_estimate, self._fit_since = now + PROBE_TIME, self.estimate or 0.0, None
+            self.probes += 1
+
+    def _probing(self, now: float, fits: int) -> bool:
+        """False while a probe runs undisturbed (keep its rung); True once it is decided."""
+        assert self._probe_until is not None
+        congested = (self.estimate or 0.0) < self._probe_estimate * PROBE_CONGESTED
+        if not congested and fits > self._rung and now < self._probe_until:
+            return False
+        self._probe_until = None
+        if fits > self._rung:  # the link could not carry it: back down, and wait longer next time
+            self._probe_hold = min(self._probe_hold * 2, PROBE_HOLD_MAX)
+        else:
+            self._probe_hold = PROBE_HOLD
+            self.steps_up += 1
+        return True

@@ -3,7 +3,7 @@ audio never) at once, and back up only after the estimate has held for a while."
 
 from __future__ import annotations
 
-from media.bandwidth import UP_HOLD, BandwidthAllocator, Want, ladder
+from media.bandwidth import PROBE_HOLD, PROBE_TIME, UP_HOLD, BandwidthAllocator, Want, ladder
 
 RATES = (150_000.0, 450_000.0, 1_300_000.0)
 TILE = 320 * 180
@@ -86,3 +86,32 @@ def test_an_estimate_that_stops_coming_is_forgotten() -> None:
     assert allocator.allocate(_wall(1))["tile0"] is None
     clock.now += 11
     assert allocator.allocate(_wall(1))["tile0"] == 1
+
+
+def test_a_settled_rung_probes_the_one_above_and_backs_off_when_the_link_cannot_carry_it() -> None:
+    clock = FakeClock()
+    allocator = BandwidthAllocator(clock)
+    wall = _wall(2)
+    allocator.on_estimate(1_000_000)
+    assert allocator.allocate(wall)["spot"] == 1
+    for _ in range(int(PROBE_HOLD / 0.5) + 1):
+        clock.now += 0.5
+        grant = allocator.allocate(wall)
+    assert grant["spot"] == 2 and allocator.probes == 1  # trying the top layer
+    clock.now += 1
+    assert allocator.allocate(wall)["spot"] == 2  # the estimate did not fall: the probe goes on
+    allocator.on_estimate(900_000)  # it congests the link
+    assert allocator.allocate(wall)["spot"] == 1
+    for _ in range(int(PROBE_HOLD / 0.5)):  # the next probe waits twice as long
+        clock.now += 0.5
+        assert allocator.allocate(wall)["spot"] == 1
+    allocator.on_estimate(1_000_000)
+    for _ in range(int(PROBE_HOLD / 0.5) + 1):
+        clock.now += 0.5
+        grant = allocator.allocate(wall)
+    assert grant["spot"] == 2 and allocator.probes == 2
+    allocator.on_estimate(2_000_000)  # the estimate rose to carry it: kept
+    clock.now += PROBE_TIME
+    assert allocator.allocate(wall)["spot"] == 2 and allocator.steps_up == 1
+    clock.now += 10
+    assert allocator.allocate(wall)["spot"] == 2
