@@ -142,7 +142,7 @@ async def _capped(session: aiohttp.ClientSession, url: str, publications: list[s
     spotlight = publications[0]
     # Uncapped first, until its own estimate (and the probes) have the spotlight on the top layer.
     started = time.monotonic()
-    top_at = await _until_top(session, url, spotlight, 60)
+    top_at = await _until_top(session, url, spotlight, 40)
     uncapped_top = None if top_at is None else round(top_at - started, 1)
     await asyncio.sleep(2)
     link = await _link(session, url, "capped")
@@ -167,9 +167,10 @@ async def _capped(session: aiohttp.ClientSession, url: str, publications: list[s
     stream = counter.streams.get(ssrc)
     spotlight_fps = ((stream.frames_complete if stream else 0) - frames0) / (time.monotonic() - t1)
     under_cap = await _link(session, url, "capped")
+    under_cap["spotlight_fps"] = spotlight_fps
     shaped.cap = None
     t2 = time.monotonic()
-    top_at = await _until_top(session, url, spotlight, 90)
+    top_at = await _until_top(session, url, spotlight, 60)
     up_at = None if top_at is None else top_at - t2
     await shaped.close()
     layers = under_cap["layers"]
@@ -194,7 +195,7 @@ async def _until_top(session: aiohttp.ClientSession, url: str, spotlight: str, l
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         link = await _link(session, url, "capped")
-        if link["layers"][spotlight][:2] == [2, 2]:
+        if link["estimate"] is not None and link["layers"][spotlight][:2] == [2, 2]:
             return time.monotonic()
         await asyncio.sleep(0.2)
     return None

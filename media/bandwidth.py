@@ -5,8 +5,10 @@ receiver) and what each subscription wants; `BandwidthAllocator.allocate` answer
 one gets, or None for a video paused for bandwidth.
 
 The order of stepping down (a ladder, one rung per step): tiles to their lowest layer, least
-important first; then the spotlight (the most important video) to its lowest; then videos
-paused, least important first, the spotlight last. Audio is never dropped. Down is at once;
+important first; then the spotlight (the most important video) to its lowest; then tiles
+paused, least important first. The spotlight is never paused: a receiver's estimate follows what
+arrives, and with nothing arriving it could only fall (measured: every video paused, the estimate
+at 31 kbit/s behind a 1 Mbit/s link). Audio is never dropped. Down is at once;
 up only after the estimate has stayed above a higher rung's need for `UP_HOLD` seconds, to the
 highest rung that fitted all that time; and since a receiver's estimate grows only a little
 past what arrives, a rung that has fitted for `PROBE_HOLD` seconds tries the one above (a probe)
@@ -49,7 +51,7 @@ Grant = Mapping[str, "int | None"]  # key -> layer, None: paused for bandwidth
 
 
 def ladder(wants: Sequence[Want]) -> list[dict[str, int | None]]:
-    """Every step down from everything as wanted to every video paused, in order."""
+    """Every step down from everything as wanted to every tile paused, in order."""
     videos = sorted((w for w in wants if w.kind == "video"), key=lambda w: (w.importance, w.key))
     step: dict[str, int | None] = {w.key: w.wanted for w in wants}
     steps = [dict(step)]
@@ -60,7 +62,7 @@ def ladder(wants: Sequence[Want]) -> list[dict[str, int | None]]:
             while (layer := step[want.key]) is not None and layer > 0:
                 step[want.key] = layer - 1
                 steps.append(dict(step))
-    for want in videos:
+    for want in tiles:  # the spotlight stays at its lowest layer whatever the estimate says
         step[want.key] = None
         steps.append(dict(step))
     return steps

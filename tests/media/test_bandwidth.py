@@ -24,7 +24,7 @@ def _wall(tiles: int = 4) -> list[Want]:
     return wants
 
 
-def test_the_ladder_drops_tiles_then_the_spotlight_then_pauses_and_never_audio() -> None:
+def test_the_ladder_drops_tiles_then_the_spotlight_then_pauses_tiles_and_never_audio() -> None:
     steps = ladder(_wall(2))
     assert steps[0] == {"audio": 0, "spot": 2, "tile0": 1, "tile1": 1}
     # the least important tile first, every tile at its lowest before the spotlight moves
@@ -32,7 +32,7 @@ def test_the_ladder_drops_tiles_then_the_spotlight_then_pauses_and_never_audio()
     assert steps[2] == {"audio": 0, "spot": 2, "tile0": 0, "tile1": 0}
     assert steps[3]["spot"] == 1 and steps[4]["spot"] == 0
     assert steps[5] == {"audio": 0, "spot": 0, "tile0": 0, "tile1": None}
-    assert steps[-1] == {"audio": 0, "spot": None, "tile0": None, "tile1": None}
+    assert steps[-1] == {"audio": 0, "spot": 0, "tile0": None, "tile1": None}  # the spotlight is never paused
 
 
 def test_a_one_megabit_link_keeps_the_spotlight_high_and_the_tiles_low() -> None:
