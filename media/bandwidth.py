@@ -4,7 +4,9 @@ Pure and I/O-free: the subscriber connection feeds the estimate (REMB from the s
 receiver) and what each subscription wants; `BandwidthAllocator.allocate` answers the layer each
 one gets, or None for a video paused for bandwidth.
 
-The order of stepping down (a ladder, one rung per step): tiles to their lowest layer, least
+The estimate limits a subscriber from its first fall (a receiver's estimate starts low and rises
+only a little past what arrives: a low estimate that never fell says nothing of the link) until
+everything wanted fits again. The order of stepping down (a ladder, one rung per step): tiles to their lowest layer, least
 important first; then the spotlight (the most important video) to its lowest; then tiles
 paused, least important first. The spotlight is never paused: a receiver's estimate follows what
 arrives, and with nothing arriving it could only fall (measured: every video paused, the estimate
@@ -32,6 +34,8 @@ PROBE_HOLD_MAX = 48.0
 PROBE_TIME = 3.0
 # An estimate falling below this share of the one a probe started from: the probe congests the link.
 PROBE_CONGESTED = 0.95
+# An estimate below this share of the highest since it last fell: the link is congested.
+FALLEN = 0.9
 # An estimate older than this is forgotten (the subscriber stopped sending feedback).
 ESTIMATE_AGE = 10.0
 
@@ -93,6 +97,8 @@ class BandwidthAllocator:
         self._probe_until: float | None = None
         self._probe_estimate = 0.0
         self._probe_hold = PROBE_HOLD
+        self._limited = False
+        self._peak = 0.0
         self.steps_down = 0
         self.steps_up = 0
         self.probes = 0
@@ -107,6 +113,9 @@ class BandwidthAllocator:
         steps = ladder(wants)
         now = self._clock()
         if self.estimate is None or now - self._estimate_at > ESTIMATE_AGE:
+            self._rung, self._above_since, self._probe_until = 0, None, None
+            return steps[0]
+        if not self._congested():
             self._rung, self._above_since, self._probe_until = 0, None, None
             return steps[0]
         budget = self.estimate * HEADROOM
@@ -130,7 +139,22 @@ class BandwidthAllocator:
         else:
             self._above_since = None
             self._probe_when_settled(now)
+        if self._rung == 0:
+            self._limited = False  # everything wanted fits again
         return steps[self._rung]
+
+    def _congested(self) -> bool:
+        """Whether the estimate limits this subscriber: from the first fall of the estimate until
+        everything wanted fits again. A receiver's estimate starts low and rises only a little
+        past what arrives (Chromium's first REMB here: 168 kbit/s for a link that carries far
+        more), so a low estimate that has never fallen is no sign of a thin link."""
+        estimate = self.estimate or 0.0
+        if estimate < self._peak * FALLEN:
+            self._limited = True
+            self._peak = estimate
+        else:
+            self._peak = max(self._peak, estimate)
+        return self._limited
 
     def _probe_when_settled(self, now: float) -> None:
         # A receiver's estimate grows only a little past what arrives (libwebrtc's: 1.5 times at

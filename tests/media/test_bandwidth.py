@@ -18,6 +18,13 @@ class FakeClock:
         return self.now
 
 
+def _fallen_to(allocator: BandwidthAllocator, bits_per_second: float) -> None:
+    """The estimate was high, then fell: the link is congested."""
+    allocator.on_estimate(20_000_000)
+    allocator.allocate(_wall(0))
+    allocator.on_estimate(bits_per_second)
+
+
 def _wall(tiles: int = 4) -> list[Want]:
     wants = [Want("audio", "audio", 0, 0, (40_000.0,)), Want("spot", "video", SPOTLIGHT, 2, RATES)]
     wants += [Want(f"tile{i}", "video", TILE - i, 1, RATES) for i in range(tiles)]
@@ -38,17 +45,19 @@ def test_the_ladder_drops_tiles_then_the_spotlight_then_pauses_tiles_and_never_a
 def test_a_one_megabit_link_keeps_the_spotlight_high_and_the_tiles_low() -> None:
     allocator = BandwidthAllocator(FakeClock())
     assert allocator.allocate(_wall())["spot"] == 2  # no feedback yet: everything as wanted
-    allocator.on_estimate(1_000_000)
+    allocator.on_estimate(300_000)
+    assert allocator.allocate(_wall())["spot"] == 2  # a low estimate that never fell: a receiver starting
+    _fallen_to(allocator, 1_000_000)
     grant = allocator.allocate(_wall(2))
     assert grant == {"audio": 0, "spot": 1, "tile0": 0, "tile1": 0}  # 40k + 2 x 150k + 450k
     allocator = BandwidthAllocator(FakeClock())
-    allocator.on_estimate(2_000_000)  # 40k + 2 x 150k + 1.3M fits in 90 % of 2 Mbit/s
+    _fallen_to(allocator, 2_000_000)  # 40k + 2 x 150k + 1.3M fits in 90 % of 2 Mbit/s
     assert allocator.allocate(_wall(2)) == {"audio": 0, "spot": 2, "tile0": 0, "tile1": 0}
 
 
 def test_below_the_lowest_layers_the_least_important_video_pauses_and_audio_stays() -> None:
     allocator = BandwidthAllocator(FakeClock())
-    allocator.on_estimate(400_000)
+    _fallen_to(allocator, 400_000)
     grant = allocator.allocate(_wall(4))
     assert grant["audio"] == 0 and grant["spot"] == 0
     assert [grant[f"tile{i}"] for i in range(4)] == [0, None, None, None]
@@ -60,7 +69,7 @@ def test_down_is_at_once_and_up_waits_for_the_estimate_to_hold() -> None:
     wall = _wall(2)
     allocator.on_estimate(5_000_000)
     assert allocator.allocate(wall)["tile0"] == 1
-    allocator.on_estimate(1_000_000)
+    allocator.on_estimate(1_000_000)  # fell: congested
     assert allocator.allocate(wall) == {"audio": 0, "spot": 1, "tile0": 0, "tile1": 0}
     assert allocator.steps_down == 1
     allocator.on_estimate(5_000_000)
@@ -82,7 +91,7 @@ def test_down_is_at_once_and_up_waits_for_the_estimate_to_hold() -> None:
 def test_an_estimate_that_stops_coming_is_forgotten() -> None:
     clock = FakeClock()
     allocator = BandwidthAllocator(clock)
-    allocator.on_estimate(100_000)
+    _fallen_to(allocator, 100_000)
     assert allocator.allocate(_wall(1))["tile0"] is None
     clock.now += 11
     assert allocator.allocate(_wall(1))["tile0"] == 1
@@ -92,7 +101,7 @@ def test_a_settled_rung_probes_the_one_above_and_backs_off_when_the_link_cannot_
     clock = FakeClock()
     allocator = BandwidthAllocator(clock)
     wall = _wall(2)
-    allocator.on_estimate(1_000_000)
+    _fallen_to(allocator, 1_000_000)
     assert allocator.allocate(wall)["spot"] == 1
     for _ in range(int(PROBE_HOLD / 0.5) + 1):
         clock.now += 0.5
@@ -110,7 +119,7 @@ def test_a_settled_rung_probes_the_one_above_and_backs_off_when_the_link_cannot_
         clock.now += 0.5
         grant = allocator.allocate(wall)
     assert grant["spot"] == 2 and allocator.probes == 2
-    allocator.on_estimate(2_000_000)  # the estimate rose to carry it: kept
+    allocator.on_estimate(2_000_000)  # the estimate rose to carry it (40k + 2 x 150k + 1.3M): kept
     clock.now += PROBE_TIME
     assert allocator.allocate(wall)["spot"] == 2 and allocator.steps_up == 1
     clock.now += 10

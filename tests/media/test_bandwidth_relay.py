@@ -77,8 +77,12 @@ async def test_a_one_megabit_subscriber_keeps_the_spotlight_above_its_tiles_and_
             _remb(client, bits_per_second)
             await asyncio.sleep(0.2)
 
-    sending = asyncio.ensure_future(feedback(1_000_000))
+    sending = asyncio.ensure_future(feedback(20_000_000))  # the link carries everything ...
     try:
+        await asyncio.sleep(0.6)
+        assert client.peer.link.estimate == 20_000_000 and not paused
+        sending.cancel()
+        sending = asyncio.ensure_future(feedback(1_000_000))  # ... then falls to 1 Mbit/s
         await _until(lambda: _last_size(client, spotlight.id) == (480, 270))
         await _until(lambda: all(_last_size(client, tile.id) == (240, 135) for tile in tiles))
         assert client.peer.link.estimate == 1_000_000
