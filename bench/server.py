@@ -140,6 +140,24 @@ class RelayBackend:
             self.router.add_cascaded(link, publication)
         return {"sdp": answer}
 
+    def show_at(self, name: str, sizes: dict[str, tuple[int, int]]) -> dict[str, Any]:
+        """A subscriber's tile sizes (as a page's `tile_sizes`): simulcast layers follow them."""
+        peer = self.router.subscriber(name)
+        assert peer is not None
+        peer.show_at({pid: (int(w), int(h)) for pid, (w, h) in sizes.items()})
+        return {}
+
+    def link(self, name: str) -> dict[str, Any]:
+        """One subscriber's link: its estimate, what was sent, the layer each subscription gets."""
+        peer = self.router.subscriber(name)
+        assert peer is not None
+        return {
+            "estimate": peer.link.estimate, "sent_rate": peer.link.sent_rate, "paused": sorted(peer.link.paused),
+            "steps_down": peer.link.allocator.steps_down, "steps_up": peer.link.allocator.steps_up,
+            "octets_sent": sum(s.octets_sent for s in peer.subscriptions),
+            "layers": {s.publication.id: [s.allowed_layer, s.sent_layer, s.sender._ssrc] for s in peer.subscriptions},
+        }
+
     def stats(self) -> dict[str, Any]:
         """Relay totals and the forwarding-delay histogram."""
         c = self.counters
@@ -151,6 +169,7 @@ class RelayBackend:
             "subscription_packets": sorted(s.packets_sent for s in subscriptions)[:: max(1, len(subscriptions) // 10)],
             "subscriptions": self.router.subscription_count,
             "packets_forwarded": c.packets_forwarded,
+            "bytes_forwarded": c.bytes_forwarded,
             "packets_received": c.packets_received,
             "retransmissions": c.retransmissions,
             "retransmissions_skipped": c.retransmissions_skipped,
@@ -254,7 +273,18 @@ def make_app(backend: RelayBackend | MediaRelayBackend) -> web.Application:
         assert isinstance(backend, RelayBackend)
         return web.json_response(await backend.offered(body["node"], body["sdp"], body["tracks"]))
 
+    async def tile_sizes(request: web.Request) -> web.Response:
+        body = await request.json()
+        assert isinstance(backend, RelayBackend)
+        return web.json_response(backend.show_at(body["name"], body["sizes"]))
+
+    async def link_state(request: web.Request) -> web.Response:
+        assert isinstance(backend, RelayBackend)
+        return web.json_response(backend.link(request.query["name"]))
+
     app.router.add_post("/publish", publish)
+    app.router.add_post("/tile_sizes", tile_sizes)  # bench.simulcast
+    app.router.add_get("/subscriber_link", link_state)
     app.router.add_post("/subscribe", subscribe)
     app.router.add_post("/answer", answer)
     app.router.add_get("/stats", stats)

@@ -23,6 +23,7 @@ from media.publication import CodecInfo, Publication, PublicationId
 from media.rtp import SequenceRewriter
 from media.sdp import answer_opus
 from media.simulcast import answer_simulcast, simulcast_offers
+from media.subscriber_link import PausedCallback, SubscriberLink, ignore_paused
 from media.subscription import Subscription
 from media.tasks import TaskGroup
 
@@ -183,8 +184,11 @@ class _Slot:
     rewriter: SequenceRewriter
     publication: Publication | None = None
     subscription: Subscription | None = None
+    link: SubscriberLink | None = None
 
     def on_feedback(self, kind: str, seqs: list[int]) -> None:
+        if kind == "remb" and seqs and self.link is not None:
+            self.link.on_remb(seqs[0])
         if self.subscription is not None:
             self.subscription.handle_feedback(kind, seqs)
 
@@ -209,6 +213,7 @@ class SubscriberPeer:
         ice_servers: Sequence[str] = (),
         liveness: LivenessSettings = LivenessSettings(),
         on_health: StateCallback = ignore_health,
+        on_paused: PausedCallback = ignore_paused,
     ) -> None:
         self.identity = identity
         self.pc = make_peer_connection(ice_servers)
@@ -229,6 +234,9 @@ class SubscriberPeer:
         self._settled.set()
         self._tasks.spawn(self._negotiate_loop(), name="negotiate")
         self._tasks.spawn(report_loop(lambda: self.subscriptions), name="sender-reports")
+        # What the subscriber's link carries, from its feedback: layers stepped down and up to fit.
+        self.link = SubscriberLink(lambda: self.subscriptions, lambda: self._tile_sizes, on_paused)
+        self._tasks.spawn(self.link.run(), name="bandwidth")
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -301,7 +309,7 @@ class SubscriberPeer:
                 source = PermanentSource(publication.kind)
                 transceiver = self.pc.addTransceiver(source, direction="sendonly")
                 take_over_sender_reports(transceiver.sender)
-                slot = _Slot(transceiver, source, SequenceRewriter(ts_step=3000 if publication.kind == "video" else 960))
+                slot = _Slot(transceiver, source, SequenceRewriter(ts_step=3000 if publication.kind == "video" else 960), link=self.link)
                 tap_sender(transceiver.sender, slot.on_feedback)
                 self._slots.append(slot)
             slot.publication = publication

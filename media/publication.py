@@ -38,6 +38,11 @@ GOP_REPLAY_PACKETS = 256
 # A simulcast layer without a packet for this long is not being sent (the browser dropped it).
 LAYER_IDLE = 0.5
 LAYER_CHECK_INTERVAL = 0.1
+# Each layer's bitrate is measured over windows this long (a subscriber's bandwidth is shared by it).
+RATE_WINDOW = 1.0
+# Until a layer is measured: what a browser sends for 1/4, 1/2 and full of a 960x540 capture.
+NOMINAL_VIDEO_RATES = (150_000.0, 450_000.0, 1_300_000.0)
+NOMINAL_AUDIO_RATE = 40_000.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,9 @@ class Publication:
         self._layer_seen: dict[int, float] = {}  # layer -> its last packet
         self._sending: tuple[int, ...] = ()  # the layers the publisher sends now, lowest first
         self._sending_at = 0.0
+        self._rate_bytes: dict[int, int] = {}  # layer -> bytes this window
+        self._rate_start = clock()
+        self.layer_rates: dict[int, float] = {}  # layer -> bits/s over the last window
         self.last_packet_at: float | None = None
         self.last_keyframe_at: float | None = None
         self.packets = 0
@@ -192,6 +200,26 @@ class Publication:
             return wanted
         below = [layer for layer in sending if layer <= wanted]
         return below[-1] if below else sending[0]
+
+    def _roll_rates(self, now: float) -> None:
+        elapsed = now - self._rate_start
+        self.layer_rates = {layer: octets * 8 / elapsed for layer, octets in self._rate_bytes.items()}
+        self._rate_bytes = {}
+        self._rate_start = now
+
+    def rates(self) -> tuple[float, ...]:
+        """Bits/s a subscriber receives at each layer it may ask for, lowest first (one entry
+        for a single-layer publication): measured, or nominal until measured."""
+        if self.kind != "video":
+            return (self.layer_rates.get(0, NOMINAL_AUDIO_RATE),)
+        if not self.layers:
+            return (self.layer_rates.get(0, NOMINAL_VIDEO_RATES[-1]),)
+        nominal = NOMINAL_VIDEO_RATES[-len(self.layers):]
+        rates = []
+        for wanted in range(len(self.layers)):
+            layer = self.layer_for(wanted)
+            rates.append(self.layer_rates.get(layer, nominal[min(layer, len(nominal) - 1)]))
+        return tuple(rates)
 
     def _on_stream(self, ssrc: int, rid: str) -> None:
         if rid in self.layers:
@@ -281,6 +309,9 @@ class Publication:
         counters.bytes_received += len(inbound.payload)
         self.packets += 1
         now = self.last_packet_at = self._clock()
+        self._rate_bytes[layer] = self._rate_bytes.get(layer, 0) + len(inbound.payload)
+        if now - self._rate_start >= RATE_WINDOW:
+            self._roll_rates(now)
         if self.layers:
             self._layer_seen[layer] = now
         if self.layers and layer < self.layer_for(len(self.layers) - 1):

@@ -17,6 +17,7 @@ from media.egress import EgressPeer
 from media.liveness import LivenessSettings, StateCallback
 from media.peers import Adopt, PublisherPeer, SendOffer, SubscriberPeer, ignore_health
 from media.publication import Publication, PublicationId
+from media.subscriber_link import PausedCallback, ignore_paused
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +81,15 @@ class RoomRouter:
         if self.publications.get(publication.id) is publication:
             del self.publications[publication.id]
 
-    def new_subscriber(self, identity: str, send_offer: SendOffer, *, on_health: StateCallback = ignore_health) -> SubscriberPeer:
-        """The subscriber connection for `identity`, replacing any earlier one."""
+    def new_subscriber(
+        self, identity: str, send_offer: SendOffer, *, on_health: StateCallback = ignore_health,
+        on_paused: PausedCallback = ignore_paused,
+    ) -> SubscriberPeer:
+        """The subscriber connection for `identity`, replacing any earlier one; `on_paused` hears
+        which of its videos are paused for bandwidth."""
         peer = SubscriberPeer(
             identity, counters=self.counters, send_offer=send_offer, ice_servers=self._ice_servers,
-            liveness=self.liveness, on_health=on_health,
+            liveness=self.liveness, on_health=on_health, on_paused=on_paused,
         )
         self._subscribers[identity] = peer
         return peer

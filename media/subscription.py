@@ -41,6 +41,8 @@ class Subscription:
         self.publication = publication
         self.subscriber = subscriber
         self.paused = False
+        # The subscriber's bandwidth allows at most this layer; None: paused for bandwidth.
+        self.allowed_layer: int | None = len(publication.layers) - 1 if publication.layers else 0
         self.closed = False
         self.repair = True  # answer NACKs (tests turn it off to show what repair is worth)
         # Audio too, for its first packet: sending starts by reading what the sender negotiated
@@ -78,7 +80,7 @@ class Subscription:
 
     def forward(self, inbound: Inbound, layer: int = 0) -> int:
         """Rewrite one publisher packet (of simulcast `layer`) for this subscriber and send it; the bytes sent, or 0."""
-        if self.paused or self.closed:
+        if self.paused or self.closed or self.allowed_layer is None:
             return 0
         if self._selector is not None and not self._select(inbound, layer):
             return 0
@@ -91,7 +93,7 @@ class Subscription:
         assert selector is not None
         # Never wait on a layer the publisher does not send now: Chromium starts its top layer
         # only once the bandwidth estimate allows, and drops layers when its CPU is short.
-        selector.target = self.publication.layer_for(self.wanted_layer)
+        selector.target = self.publication.layer_for(min(self.wanted_layer, self.allowed_layer or 0))
         if selector.current is None and layer == selector.target and not inbound.keyframe and self.waiting_keyframe:
             # Not started: the packets since this layer's latest keyframe may be replayed at once.
             if not self._start(inbound, layer):
@@ -122,6 +124,24 @@ class Subscription:
         sizes = self.publication.layer_sizes
         known = [Layer(layer.rid, *sizes.get(index, (layer.width, layer.height))) for index, layer in enumerate(assumed)]
         self.wanted_layer = layer_for_tile(known, width, height)
+
+    def allow(self, layer: int | None) -> None:
+        """The subscriber's bandwidth allows at most `layer` (None: pause this one until it allows
+        again; resuming starts on a keyframe)."""
+        if layer == self.allowed_layer:
+            return
+        resumed = self.allowed_layer is None
+        self.allowed_layer = layer
+        if resumed and not self.closed:
+            self.waiting_keyframe = True
+            self.rebase()
+            if self._video:
+                self.publication.request_keyframe()
+
+    @property
+    def sent_layer(self) -> int | None:
+        """The simulcast layer being sent now (None before the first, or for a single layer)."""
+        return None if self._selector is None else self._selector.current
 
     def _start(self, inbound: Inbound, layer: int = 0) -> bool:
         if not self._out.connected:

@@ -40,6 +40,7 @@ from signaling.messages import (
     ParticipantUpdated,
     PublicationAdded,
     PublicationMuted,
+    PublicationPaused,
     PublicationRemoved,
     ServerMessage,
     SubscribeOffer,
@@ -236,8 +237,11 @@ class Room:
         async def send_offer(sdp: str, tracks: dict[str, str]) -> None:
             session.send(SubscribeOffer(sdp=sdp, tracks=tracks))
 
+        def paused(publication_id: str, paused: bool) -> None:
+            session.send(PublicationPaused(publication_id=publication_id, paused=paused))
+
         watch = self._watcher(participant, session, "subscriber")
-        participant.subscriber = self.router.new_subscriber(participant.id, send_offer, on_health=watch)
+        participant.subscriber = self.router.new_subscriber(participant.id, send_offer, on_health=watch, on_paused=paused)
         for publication in self.router.publications.values():
             if publication.owner != participant.id:
                 participant.subscriber.subscribe(publication)

@@ -157,6 +157,15 @@ class PublicationMuted(Message, tag="publication_muted", kw_only=True, frozen=Tr
     muted: bool = False
 
 
+class PublicationPaused(Message, tag="publication_paused", kw_only=True, frozen=True):
+    """A video this client receives is paused (or resumed) because its link cannot carry it:
+    the tile says "带宽不足已暂停 Paused: bandwidth" until it resumes."""
+
+    publication_id: str
+    paused: bool
+    reason: Literal["bandwidth"] = "bandwidth"
+
+
 class ParticipantUpdated(Message, tag="participant_updated", kw_only=True, frozen=True):
     """A participant's state changed ("reconnecting" while lost, "connected" when back)."""
 
@@ -212,6 +221,7 @@ ServerMessage = (
     | PublicationAdded
     | PublicationRemoved
     | PublicationMuted
+    | PublicationPaused
     | ParticipantUpdated
     | SessionReplaced
     | Pong

@@ -21,10 +21,11 @@ from media.router import RoomRouter
 class SubscribingClient:
     """A client's subscriber connection: answers the server's offers, collects remote tracks."""
 
-    def __init__(self, *, lean: bool = False) -> None:
+    def __init__(self, *, lean: bool = False, remb: bool = True) -> None:
         self.pc = RTCPeerConnection()
         self.tracks: dict[str, MediaStreamTrack] = {}
         self.lean = lean
+        self.remb = remb  # False: its receivers estimate nothing (the test says what the link carries)
         self.packets: dict[str, list[RtpPacket]] = {}
         self._tapped: set[int] = set()
         self.arrived = asyncio.Event()
@@ -59,6 +60,8 @@ class SubscribingClient:
                 continue
             self._tapped.add(id(receiver))
             received = self.packets.setdefault(tracks[transceiver.mid], [])
+            if not self.remb:
+                receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
 
             def on_packet(packet: RtpPacket, arrival_ms: int, received: list[RtpPacket] = received) -> None:
                 received.append(packet)

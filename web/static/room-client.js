@@ -356,6 +356,13 @@ export class RoomClient extends EventTarget {
         this._emit("participants", {});
         return undefined;
       }
+      case "publication_paused": {
+        // the server paused this video: our link cannot carry it now (it resumes by itself)
+        const pub = this.publications.get(msg.publication_id);
+        if (pub) this.publications.set(msg.publication_id, { ...pub, paused: !!msg.paused });
+        this._emit("participants", {});
+        return undefined;
+      }
       case "pong":
         this._lastPong = Date.now();
         return undefined;

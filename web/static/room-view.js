@@ -441,6 +441,10 @@ export class RoomView {
     } else if (!video) {
       tile.setBadge("idle", "未发布视频", "No video");
       setBilingual(tile.placeholder, "未发布视频", "No video");
+    } else if (video.paused) {
+      tile.setBadge("warn", "带宽不足已暂停", "Paused: bandwidth");
+      setBilingual(tile.placeholder, "带宽不足已暂停", "Paused: bandwidth");
+      tile.placeholder.hidden = tile.isFrozen;
     } else if (video.muted) {
       tile.setBadge("idle", "摄像头已关", "Camera off");
       setBilingual(tile.placeholder, "摄像头已关闭", "Camera off");
@@ -580,7 +584,7 @@ export class RoomView {
         fps,
         lossPct: dRecv + dLost > 0 ? (100 * dLost) / (dRecv + dLost) : 0,
         rttMs,
-        stalled: !!(tile.videoTrack && pub && !pub.muted && fps !== null && fps < 0.5),
+        stalled: !!(tile.videoTrack && pub && !pub.muted && !pub.paused && fps !== null && fps < 0.5),
       };
       this._paintQuality(tile);
       const p = client.participants.get(identity);
