@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
@@ -100,16 +101,22 @@ async def _decoded_share(remote, fps: int = 30) -> float:
     return len(stamps) / ((max(stamps) - min(stamps)) / (90000 / fps) + 1)
 
 
-@pytest.mark.parametrize("direction", ["publisher to server", "server to subscriber"])
-@pytest.mark.parametrize("repair", [True, False], ids=["with NACK/RTX", "without repair"])
-async def test_ten_percent_loss_is_repaired_by_nack_and_rtx(router: RoomRouter, make_subscriber, direction: str, repair: bool) -> None:
-    rng = random.Random(6)
+async def _watched(router: RoomRouter, make_subscriber) -> tuple[KeyframeLoopTrack, RTCPeerConnection, Publication, Any, Any]:
+    """A 1 Mbit/s VP8 loop published and watched by the mayor, its first keyframe decoded."""
     track = KeyframeLoopTrack(encode_video_loop("VP8", width=640, height=360, seconds=2, bitrate=1_000_000))
     client, video = await _publish(router, track)
     subscriber = make_subscriber("mayor")
     subscriber.peer.subscribe(video)
     remote = await subscriber.wait_track(video.id)
     await _first_frame(remote)
+    return track, client, video, subscriber, remote
+
+
+@pytest.mark.parametrize("direction", ["publisher to server", "server to subscriber"])
+@pytest.mark.parametrize("repair", [True, False], ids=["with NACK/RTX", "without repair"])
+async def test_ten_percent_loss_is_repaired_by_nack_and_rtx(router: RoomRouter, make_subscriber, direction: str, repair: bool) -> None:
+    rng = random.Random(6)
+    track, client, video, subscriber, remote = await _watched(router, make_subscriber)
     if direction == "publisher to server":
         inject_send_loss(client, LOSS, rng.random)
         video.set_upstream_repair(repair)
@@ -170,12 +177,7 @@ async def test_a_field_uplink_losing_ten_percent_over_a_300_ms_round_trip_is_rep
         dropped += value < LOSS
         return value
 
-    track = KeyframeLoopTrack(encode_video_loop("VP8", width=640, height=360, seconds=2, bitrate=1_000_000))
-    client, video = await _publish(router, track)
-    subscriber = make_subscriber("mayor")
-    subscriber.peer.subscribe(video)
-    remote = await subscriber.wait_track(video.id)
-    await _first_frame(remote)
+    _, client, video, _, remote = await _watched(router, make_subscriber)
     inject_send_delay(client, 0.3)  # the round trip a retransmission takes: NACK out at once, RTX back 300 ms later
     inject_send_loss(client, LOSS, lossy)
     nacks, keyframes = router.counters.upstream_nacks, router.counters.keyframe_requests

@@ -145,11 +145,8 @@ class CommandPlatform:
         return client
 
 
-@pytest.fixture
-async def command_platform(aiohttp_server: Callable[..., TestServer], demo_config: Config,
-                           tmp_path: object) -> AsyncIterator[CommandPlatform]:
-    """The whole server in-process with a ManualClock and a temporary data directory."""
-    config = msgspec.structs.replace(demo_config, server=msgspec.structs.replace(demo_config.server, data_dir=str(tmp_path)))
+async def serving(aiohttp_server: Callable[..., TestServer], config: Config) -> AsyncIterator[CommandPlatform]:
+    """The whole server in-process on `config` with a ManualClock and a memory store; its clients closed after."""
     clock = ManualClock()
     services = build_services(config, secret=SECRET, store=MemoryStore(node_id="test", clock=clock.now), clock=clock)
     app = create_app(services)
@@ -159,3 +156,12 @@ async def command_platform(aiohttp_server: Callable[..., TestServer], demo_confi
         yield platform
         for client in platform.clients:
             await client.close()
+
+
+@pytest.fixture
+async def command_platform(aiohttp_server: Callable[..., TestServer], demo_config: Config,
+                           tmp_path: object) -> AsyncIterator[CommandPlatform]:
+    """The whole server in-process with a ManualClock and a temporary data directory."""
+    config = msgspec.structs.replace(demo_config, server=msgspec.structs.replace(demo_config.server, data_dir=str(tmp_path)))
+    async for platform in serving(aiohttp_server, config):
+        yield platform

@@ -18,13 +18,13 @@ from server.app import build_services, create_app
 from server.command.keys import COMMAND
 from server.config import Config, Site
 from server.scheduler import ManualClock
-from server.store import MemoryStore, RedisStore
+from server.store import RedisStore
 from signaling.command import Casualties, ReportFile
 
 from tests.e2e.conftest import _free_port
 from tests.server.test_store_contract import _delete_keys
 
-from .conftest import SECRET, CommandPlatform
+from .conftest import SECRET, CommandPlatform, serving
 
 
 def review_config(demo: Config, data_dir: str) -> Config:
@@ -39,16 +39,8 @@ def review_config(demo: Config, data_dir: str) -> Config:
 @pytest.fixture
 async def review_platform(aiohttp_server: Callable[..., TestServer], demo_config: Config,
                           tmp_path: object) -> AsyncIterator[CommandPlatform]:
-    clock = ManualClock()
-    services = build_services(review_config(demo_config, str(tmp_path)), secret=SECRET,
-                              store=MemoryStore(node_id="test", clock=clock.now), clock=clock)
-    app = create_app(services)
-    server = await aiohttp_server(app)
-    async with aiohttp.ClientSession() as session:
-        platform = CommandPlatform(str(server.make_url("")).rstrip("/"), services, clock, app[COMMAND], session)
+    async for platform in serving(aiohttp_server, review_config(demo_config, str(tmp_path))):
         yield platform
-        for client in platform.clients:
-            await client.close()
 
 
 class Browser:
