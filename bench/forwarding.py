@@ -45,6 +45,15 @@ COLUMNS = (
 )
 
 
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """Ask a bench process to end, and kill it if it has not within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def free_port() -> int:
     """An unused TCP port on loopback."""
     with socket.socket() as s:
@@ -109,11 +118,7 @@ def run_scenario(
         result["keyframe_requests_at_publishers"] = ended.get("keyframe_requests")
         return result
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)
 
 
 def print_table(results: list[dict[str, Any]]) -> None:

@@ -33,7 +33,7 @@ import aiohttp
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
-from bench.forwarding import free_port, wait_up
+from bench.forwarding import free_port, stop_process, wait_up
 from bench.load import LeanSubscriber, cpu_seconds, post
 from media.aiortc.client import send_rtcp
 from media.packets import parse_rtp
@@ -246,11 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 publishing.kill()
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)
 
 
 def main() -> None:
